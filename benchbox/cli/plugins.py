@@ -1,0 +1,52 @@
+"""``benchbox plugins``: what is installed, who provides it, and what failed to load."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from benchbox.cli._common import console, console_err, fail
+
+
+def plugins(
+    pattern: str = typer.Argument("*", help="Glob pattern on component names, e.g. 'smp-*'."),
+    kind: str | None = typer.Option(
+        None, "--kind", "-k", help="fusion, segmenter, loss, dataset or metric."
+    ),
+    params: bool = typer.Option(False, "--params", "-p", help="Show each factory's parameters."),
+    strict: bool = typer.Option(False, "--strict", help="Fail if any plugin failed to load."),
+) -> None:
+    """List the registered components, their providers, and plugins that failed to load."""
+    from benchbox.plugins import create_registry, set_registry
+    from benchbox.registry import KINDS, check_kind
+
+    kinds = [check_kind(kind)] if kind else list(KINDS)
+    registry = create_registry(strict=strict)
+    set_registry(registry)
+
+    table = Table(title="benchbox plugins", title_justify="left")
+    for column in ("kind", "name", "provider", "version", "description"):
+        table.add_column(column, overflow="fold")
+    if params:
+        table.add_column("parameters", overflow="fold")
+    rows = 0
+    for k in kinds:
+        for entry in registry.list(k, pattern):
+            dist = entry.provider.distribution or entry.provider.plugin
+            row = [k, entry.name, dist, entry.provider.version or "", entry.description]
+            if params:
+                row.append(", ".join(str(p) for p in entry.parameters))
+            table.add_row(*(escape(str(c)) for c in row))
+            rows += 1
+    if rows:
+        console.print(table)
+
+    for err in registry.load_errors:
+        console_err.print(
+            f"[bold red]failed to load[/] {escape(str(err.provider))}: {escape(err.error)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    if not rows:
+        fail(f"no {kind or 'component'} matches {pattern!r}")

@@ -1,0 +1,137 @@
+"""The hooks a benchbox plugin implements. This file is the plugin API's reference.
+
+A plugin is a module (or any object) with functions decorated by
+:data:`benchbox.hookimpl` whose names are the hooks below. A package makes its plugin
+known by declaring an entry point in the ``benchbox`` group of its ``pyproject.toml``::
+
+    [project.entry-points.benchbox]
+    my_models = "my_package.benchbox_plugin"
+
+Each hook receives one argument, ``register``, a callback with the signature of
+:class:`Register`. The plugin calls it once per component; benchbox owns the tables.
+Registering a name that another provider already registered for the same kind is an
+error naming both providers.
+
+Conventions shared by every contract below (``B`` batch, ``H``/``W`` height/width):
+
+* source images are ``float32`` tensors ``(B, 1, H, W)`` with values in ``[0, 1]``;
+* a fused image is a ``float32`` tensor ``(B, 1, H, W)`` with values in ``[0, 1]``;
+* a segmentation target is an ``int64`` tensor ``(B, H, W)`` of class indices in
+  ``[0, K)``, class 0 being the background;
+* segmentation logits are a floating tensor ``(B, K, H, W)``, unnormalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT = "benchbox"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    """The callback every ``register_*`` hook receives."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        description: str | None = None,
+        **info: Any,
+    ) -> None:
+        """Register ``factory`` under ``name``.
+
+        Args:
+            name: the lowercase id users type (``dual``, ``smp-unet``). Letters, digits,
+                ``-``, ``_`` and ``.`` only.
+            factory: a callable that builds the component from keyword parameters. Its
+                signature is shown to users as the component's parameters and defaults,
+                so give every parameter a default where one makes sense.
+            description: one line shown by ``benchbox plugins``; defaults to the first
+                line of the factory's docstring.
+            **info: kind-specific metadata, documented on each hook (e.g. ``task`` for
+                losses and metrics). Values must be JSON-serialisable.
+        """
+
+
+@hookspec
+def register_fusions(register: Register) -> None:
+    """Register fusion models.
+
+    ``factory(**params)`` returns a ``torch.nn.Module`` whose ``forward(a, b)`` takes two
+    registered source images ``a`` and ``b``, each ``float32 (B, 1, H, W)`` in ``[0, 1]``,
+    and returns one fused image ``float32 (B, 1, H, W)`` in ``[0, 1]`` of the same ``H``
+    and ``W``. Models must accept any ``H`` and ``W`` divisible by 16.
+
+    A model with no trainable parameters (a classic baseline such as averaging) is not
+    trained: ``benchbox run`` skips fusion pre-training for it.
+
+    ``info``: none required.
+    """
+
+
+@hookspec
+def register_segmenters(register: Register) -> None:
+    """Register segmentation networks.
+
+    ``factory(in_channels: int, num_classes: int, **params)`` returns a
+    ``torch.nn.Module`` mapping ``float32 (B, in_channels, H, W)`` to logits
+    ``(B, num_classes, H, W)``. ``num_classes`` counts the background (2 for a binary
+    task). ``in_channels`` is 1 behind a fusion model and the number of modalities with
+    ``--fusion none``. Models must accept any ``H`` and ``W`` divisible by 32.
+
+    ``info``: none required.
+    """
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register loss functions.
+
+    ``factory(**params)`` returns a ``torch.nn.Module`` returning a scalar tensor that
+    is finite for finite inputs and differentiable in its first argument.
+
+    ``info["task"]`` is required and says what the loss compares:
+
+    * ``"segmentation"``: ``forward(logits, target)`` with logits ``(B, K, H, W)`` and an
+      ``int64`` target ``(B, H, W)``. ``K == 1`` means a sigmoid (binary) output,
+      ``K >= 2`` a softmax over classes.
+    * ``"fusion"``: ``forward(fused, a, b)``, three ``(B, 1, H, W)`` images in ``[0, 1]``.
+    """
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets.
+
+    ``factory(root: str | None = None, **params)`` returns an object satisfying
+    :class:`benchbox.data.BenchDataset`: named splits (``train``, ``val``, ``test``) of
+    samples holding two sources ``a`` and ``b`` (``float32 (1, H, W)`` in ``[0, 1]``),
+    optionally a ``mask`` (``int64 (H, W)``), a ``case_id`` and the pixel ``spacing`` in
+    mm. ``root`` receives the path of ``--dataset NAME:PATH``.
+
+    ``info``: none required.
+    """
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register evaluation metrics.
+
+    ``factory`` is the metric function itself; ``info`` must give ``task`` and
+    ``higher_is_better``.
+
+    * ``task="fusion"``: ``factory(fused, a, b) -> float | dict[str, float]`` on 2D
+      ``float64`` NumPy arrays in ``[0, 1]``.
+    * ``task="segmentation"``: ``factory(pred, ref, spacing) -> float | dict[str, float]``
+      on boolean NumPy masks of equal shape (2D or 3D) and the spacing in mm per axis.
+
+    A dict result yields one column per key, named ``<name>_<key>``. Results must be
+    finite numbers: empty-mask rules belong to the metric.
+    """

@@ -1,0 +1,1 @@
+"""Metrics: pure functions on NumPy arrays or tensors, each defined in one place."""

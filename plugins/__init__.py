@@ -1,0 +1,1 @@
+"""benchbox built-in plugins, installed as `benchbox_plugins`; each subpackage is one entry point."""
