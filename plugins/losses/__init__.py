@@ -1,1 +1,28 @@
-"""Built-in losses plugin."""
+"""Built-in losses: Dice, focal and hybrid for segmentation; SSIM and fusion for fusion."""
+
+from __future__ import annotations
+
+from benchbox import hookimpl
+from benchbox.hookspecs import Register
+
+
+@hookimpl
+def register_losses(register: Register) -> None:
+    from benchbox_plugins.losses.fusion import FusionLoss, SSIMLoss
+    from benchbox_plugins.losses.segmentation import DiceLoss, FocalLoss, HybridLoss
+
+    register("dice", DiceLoss, task="segmentation", description="Soft Dice loss")
+    register("focal", FocalLoss, task="segmentation", description="Focal loss (Lin et al., 2017)")
+    register(
+        "hybrid",
+        HybridLoss,
+        task="segmentation",
+        description="alpha * Dice + (1 - alpha) * focal",
+    )
+    register("ssim", SSIMLoss, task="fusion", description="1 - SSIM, averaged over the sources")
+    register(
+        "fusion",
+        FusionLoss,
+        task="fusion",
+        description="0.7 * (2 - SSIM(F,A) - SSIM(F,B)) + 0.3 * max-gradient L1",
+    )

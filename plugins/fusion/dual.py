@@ -1,0 +1,98 @@
+"""The dual-encoder fusion network of the seed article, completed.
+
+The article sketches one convolutional encoder per modality ("CT branch for structure,
+MRI branch for soft-tissue contrast") and a 1x1 convolution fusing the concatenated
+features, and stops there. Completed here:
+
+* each encoder is a pyramid: a full-resolution :class:`ConvBlock`, then ``depth``
+  steps of 2x2 max pooling and a :class:`ConvBlock`, level ``l`` with
+  ``width * 2**l`` channels;
+* the article's 1x1 fusion (conv-norm-ReLU on the concatenated features) is applied at
+  every level, not only at the deepest one, so that the decoder receives fused skip
+  connections and the fused image keeps the sources' fine detail;
+* a U-Net-style decoder (bilinear upsampling, concatenation of the fused skip, a
+  :class:`ConvBlock`) returns to full resolution, and a 1x1 convolution and a sigmoid
+  give one fused image in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from benchbox_plugins.segmenters.attunet import ConvBlock, norm_layer, pad_to_multiple
+from torch import nn
+
+
+class _Encoder(nn.Module):
+    """Feature pyramid of one modality: ``depth + 1`` maps, finest first."""
+
+    def __init__(self, chans: list[int], norm: str) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            [ConvBlock(1, chans[0], norm)]
+            + [ConvBlock(chans[lv - 1], chans[lv], norm) for lv in range(1, len(chans))]
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for level, block in enumerate(self.blocks):
+            x = block(x if level == 0 else F.max_pool2d(x, 2))
+            feats.append(x)
+        return feats
+
+
+class DualEncoderFusion(nn.Module):
+    """Dual-encoder fusion network: one encoder per modality, 1x1 fusion, U-Net decoder.
+
+    Args:
+        width: channels of each encoder's first level; level ``l`` has ``width * 2**l``.
+        depth: number of 2x downsampling steps, 1 to 4 (so any ``H`` and ``W``
+            divisible by 16 is a whole number of steps).
+        norm: ``"batch"``, ``"instance"``, ``"group"`` or ``"none"``.
+
+    Shapes: ``forward(a, b)`` with ``a`` and ``b`` ``float32 (B, 1, H, W)`` in ``[0, 1]``
+    returns the fused image ``float32 (B, 1, H, W)`` in ``[0, 1]`` (a sigmoid output).
+    Sides that are not multiples of ``2**depth`` are replicate-padded and cropped back.
+    """
+
+    def __init__(self, width: int = 16, depth: int = 3, norm: str = "batch") -> None:
+        super().__init__()
+        if not 1 <= depth <= 4:
+            raise ValueError(f"depth must be between 1 and 4, got {depth}")
+        if width < 1:
+            raise ValueError(f"width must be positive, got {width}")
+        norm_layer(norm, 8)  # validate before building anything
+        self.depth = depth
+        chans = [width * 2**level for level in range(depth + 1)]
+        self.encoder_a = _Encoder(chans, norm)
+        self.encoder_b = _Encoder(chans, norm)
+        self.fuse = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(2 * c, c, kernel_size=1, bias=norm == "none"),
+                norm_layer(norm, c),
+                nn.ReLU(inplace=True),
+            )
+            for c in chans
+        )
+        self.decoder = nn.ModuleList(
+            [ConvBlock(chans[lv] + chans[lv + 1], chans[lv], norm) for lv in range(depth)]
+        )
+        self.head = nn.Conv2d(chans[0], 1, kernel_size=1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.shape != b.shape:
+            raise ValueError(
+                f"the sources must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
+        a, (h, w) = pad_to_multiple(a, 2**self.depth)
+        b, _ = pad_to_multiple(b, 2**self.depth)
+        fused = [
+            fuse(torch.cat([fa, fb], dim=1))
+            for fuse, fa, fb in zip(self.fuse, self.encoder_a(a), self.encoder_b(b), strict=True)
+        ]
+        d = fused.pop()
+        for level in reversed(range(self.depth)):
+            skip = fused[level]
+            d = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            d = self.decoder[level](torch.cat([skip, d], dim=1))
+        return torch.sigmoid(self.head(d))[..., :h, :w]
