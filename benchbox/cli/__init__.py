@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from benchbox.cli import plugins
+from benchbox.cli import plugins, run
 from benchbox.cli._common import console_err, fail
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ def _root(
 
 
 app.command("plugins")(plugins.plugins)
+app.command("run")(run.run)
 
 
 def main(argv: list[str] | None = None) -> int:

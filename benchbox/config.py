@@ -1,0 +1,257 @@
+"""Run configuration: defaults, presets (``configs/<preset>.toml``), config files, overrides.
+
+Precedence, lowest first: the defaults below, the preset file, ``--config FILE``, then
+command-line options. The resolved config (every default included) is recorded with
+each run, and its hash identifies the experiment on the leaderboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchbox.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+AMP_MODES = ("off", "auto", "fp16", "bf16")
+NONE = "none"
+
+#: Fields that say where or how fast a run happens, not what it computes: left out of
+#: the config hash so that the same experiment on two machines hashes the same.
+_NOT_HASHED = frozenset({"out", "device", "num_workers", "save_predictions", "config_file"})
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a ``benchbox run``."""
+
+    fusion: str = "dual"
+    seg: str = "attunet"
+    loss: str = "hybrid"
+    fusion_loss: str = "fusion"
+    dataset: str = "synthetic"
+    preset: str = "quick"
+    seed: int = 0
+    data_seed: int = 0
+    image_size: int = 64
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    fusion_epochs: int = 2
+    epochs: int = 8
+    lr: float = 2e-3
+    fusion_lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10
+    fusion_weight: float = 0.1
+    freeze_fusion: bool = False
+    amp: str = "auto"
+    device: str = "auto"
+    deterministic: bool = False
+    num_workers: int = 0
+    nsd_tolerance: float = 2.0
+    examples: int = 4
+    resample: bool = False
+    save_predictions: bool = False
+    fusion_weights: str | None = None
+    seg_weights: str | None = None
+    out: str = "."
+    config_file: str | None = None
+    fusion_opts: dict[str, Any] = field(default_factory=dict)
+    seg_opts: dict[str, Any] = field(default_factory=dict)
+    loss_opts: dict[str, Any] = field(default_factory=dict)
+    fusion_loss_opts: dict[str, Any] = field(default_factory=dict)
+    data_opts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.split(":", 1)[0]
+
+    @property
+    def dataset_root(self) -> str | None:
+        parts = self.dataset.split(":", 1)
+        return parts[1] if len(parts) == 2 and parts[1] else None
+
+    def dataset_params(self) -> dict[str, Any]:
+        """Parameters for the dataset factory: the flat ``data_opts`` entries, plus those
+        of a ``[data_opts.<dataset name>]`` table for the chosen dataset only."""
+        params: dict[str, Any] = {}
+        for key, value in self.data_opts.items():
+            if isinstance(value, Mapping):
+                if key == self.dataset_name:
+                    params.update(value)
+            else:
+                params[key] = value
+        return params
+
+    @property
+    def has_fusion(self) -> bool:
+        return self.fusion != NONE
+
+    @property
+    def has_seg(self) -> bool:
+        return self.seg != NONE
+
+    @property
+    def task(self) -> str:
+        if self.has_fusion and self.has_seg:
+            return "fusion+segmentation"
+        return "segmentation" if self.has_seg else "fusion"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """A short hash of what the run computes (paths and hardware left out)."""
+        data = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def validate(self) -> None:
+        """Check values that need no plugin: one clear error per bad option."""
+        if self.fusion == NONE and self.seg == NONE:
+            raise ConfigError("--fusion none and --seg none leave nothing to run")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, not {self.amp!r}")
+        positive = ("image_size", "batch_size", "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("fusion_epochs", "epochs", "num_workers", "warmup_steps", "examples"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.has_seg and self.epochs < 1:
+            raise ConfigError("epochs must be >= 1 to train a segmenter")
+        if self.image_size % 32:
+            raise ConfigError(f"image_size must be a multiple of 32, got {self.image_size}")
+        for name in ("lr", "fusion_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.weight_decay < 0 or self.fusion_weight < 0 or self.nsd_tolerance < 0:
+            raise ConfigError("weight_decay, fusion_weight and nsd_tolerance must be >= 0")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_OPT_TABLES = ("fusion_opts", "seg_opts", "loss_opts", "fusion_loss_opts", "data_opts")
+
+
+def preset_path(name: str) -> Path:
+    """The TOML file of a preset.
+
+    Presets live in the repository's ``configs/`` folder, which the wheel installs as
+    ``benchbox/configs``; an editable install reads them from the source tree.
+    """
+    here = Path(__file__).resolve().parent
+    for folder in (here / "configs", here.parent / "configs"):
+        path = folder / f"{name}.toml"
+        if path.is_file():
+            return path
+    available = sorted(
+        {p.stem for folder in (here / "configs", here.parent / "configs") if folder.is_dir()
+         for p in folder.glob("*.toml") if _is_preset(p)}
+    )
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown preset {name!r}{hint} (presets: {', '.join(available)})")
+
+
+def _is_preset(path: Path) -> bool:
+    try:
+        return bool(tomllib.loads(path.read_text()).get("preset"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file; a missing or malformed file is a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
+
+
+def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfig:
+    """Overlay ``values`` (from a file or the command line) on ``config``, checking names
+    and types. Tables of plugin parameters are merged key by key."""
+    for key, value in values.items():
+        if key not in _FIELDS:
+            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
+        if key in _OPT_TABLES:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key} must be a table of parameters")
+            getattr(config, key).update(value)
+            continue
+        setattr(config, key, _coerce(key, value, source))
+    return config
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    default = _FIELDS[key].default
+    if value is None or default is None:
+        return value
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{source}: {key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A ``key=value`` option value: TOML literal if it parses (``3``, ``0.5``, ``true``,
+    ``[1, 2]``, ``"x"``), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """Parse repeatable ``--xxx-opt key=value`` options."""
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects key=value, got {item!r}")
+        result[key.strip()] = parse_value(value.strip())
+    return result
+
+
+def resolve(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Build the run config: defaults < preset < config file < overrides."""
+    overrides = dict(overrides or {})
+    file_values = read_toml(config_file) if config_file else {}
+    name = preset or overrides.get("preset") or file_values.get("preset") or RunConfig.preset
+    config = RunConfig()
+    path = preset_path(name)
+    apply(config, read_toml(path), str(path))
+    config.preset = name
+    if config_file:
+        apply(config, file_values, str(config_file))
+        config.config_file = str(config_file)
+    apply(config, overrides, "command line")
+    config.validate()
+    return config

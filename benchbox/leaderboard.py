@@ -1,0 +1,99 @@
+"""The only code that reads and writes leaderboard CSVs.
+
+A leaderboard row is a projection of a run record. Columns come in a fixed order:
+
+1. identity: ``run_id, time, dataset, task, fusion, segmenter, loss, fusion_loss,
+   seed, preset, fusion_epochs, epochs, image_size, amp, device``;
+2. metrics: the summary columns of the run, in the order the metric suite gives them
+   (fusion metrics, then segmentation metrics per region with their empty-case counts);
+3. cost and provenance: ``train_img_s, infer_img_s, fusion_params, seg_params,
+   fusion_gflops, seg_gflops, wall_s, config_hash, benchbox_version, torch_version,
+   python_version, plugin_versions``.
+
+A file keeps the columns of its first row; a later row with new metric columns adds
+them before the trailing block, and older rows hold empty cells there.
+
+Appends take a file lock and replace the file atomically (temporary file + rename):
+concurrent runs lose no row and an interrupted write leaves no half row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+LEADING: tuple[str, ...] = (
+    "run_id", "time", "dataset", "task", "fusion", "segmenter", "loss", "fusion_loss",
+    "seed", "preset", "fusion_epochs", "epochs", "image_size", "amp", "device",
+)
+TRAILING: tuple[str, ...] = (
+    "train_img_s", "infer_img_s", "fusion_params", "seg_params", "fusion_gflops",
+    "seg_gflops", "wall_s", "config_hash", "benchbox_version", "torch_version",
+    "python_version", "plugin_versions",
+)
+
+
+def leaderboard_path(out: str | Path, dataset: str) -> Path:
+    return Path(out) / "leaderboards" / f"{dataset}.csv"
+
+
+def order_columns(existing: Sequence[str], row: Mapping[str, Any]) -> list[str]:
+    """The header after adding ``row``: fixed blocks, metric columns in first-seen order."""
+    fixed = set(LEADING) | set(TRAILING)
+    metrics = [c for c in existing if c not in fixed]
+    metrics += [c for c in row if c not in fixed and c not in metrics]
+    return [*LEADING, *metrics, *TRAILING]
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return str(value)
+
+
+def append_row(path: str | Path, row: Mapping[str, Any], timeout: float = 60.0) -> Path:
+    """Append one row, atomically and safely against concurrent writers."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=timeout):
+        header: list[str] = []
+        records: list[dict[str, str]] = []
+        if path.exists() and path.stat().st_size:
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                header = list(reader.fieldnames or [])
+                records = list(reader)
+        columns = order_columns(header, row)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: record.get(k, "") or "" for k in columns})
+        writer.writerow({k: _format(row.get(k)) for k in columns})
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                f.write(buffer.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return path
+
+
+def read(path: str | Path) -> Any:
+    """The leaderboard as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(path)

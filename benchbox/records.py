@@ -1,0 +1,176 @@
+"""The run directory ``runs/<run_id>/``: config, environment, metrics, per-case results,
+checkpoint, example figure, and a status file that says how the run ended."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchbox.errors import ConfigError
+
+STATUS_FILE = "status.json"
+
+
+def new_run_id(fusion: str, seg: str, seed: int) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{fusion}-{seg}-s{seed}-{secrets.token_hex(2)}"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe values: NaN and infinities become null (JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write JSON atomically (temporary file + rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(_clean(data), f, indent=2, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+class RunDir:
+    """One run's folder; the status file is written first and updated last."""
+
+    def __init__(self, out: str | Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.path = Path(out) / "runs" / run_id
+        self.started = time.time()
+
+    def create(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=False)
+        self.set_status("running")
+        return self
+
+    def set_status(self, status: str, error: str | None = None, **extra: Any) -> None:
+        data = {"run_id": self.run_id, "status": status, "error": error,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+                "elapsed_s": round(time.time() - self.started, 2), **extra}
+        write_json(self.path / STATUS_FILE, data)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return write_json(self.path / name, data)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def check_writable(out: str | Path) -> Path:
+    """Fail early, with one clear message, if the output folder cannot take a run."""
+    out = Path(out)
+    for sub in ("runs", "leaderboards"):
+        folder = out / sub
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"output folder {folder} is not writable ({reason})") from None
+    return out
+
+
+def environment(device: Any, device_label: str, amp: Mapping[str, Any], registry: Any) -> dict[str, Any]:
+    """Versions and hardware of a run: what someone needs to reproduce it."""
+    import importlib.metadata as md
+
+    import torch
+
+    def version(dist: str) -> str | None:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return None
+
+    plugins: dict[str, str | None] = {}
+    for entry in registry:
+        if entry.provider.distribution:
+            plugins[entry.provider.distribution] = entry.provider.version
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "benchbox": version("benchbox"),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "numpy": np.__version__,
+        "libraries": {d: version(d) for d in (
+            "timm", "segmentation-models-pytorch", "SimpleITK", "scipy", "pandas", "pluggy")},
+        "plugin_distributions": dict(sorted(plugins.items())),
+        "device": str(device),
+        "device_name": device_label,
+        "torch_threads": torch.get_num_threads(),
+        "amp": dict(amp),
+    }
+
+
+def save_checkpoint(path: Path, modules: Mapping[str, Any]) -> Path:
+    """Save ``{name: state_dict}`` of the trained modules (tensors only, no pickled code)."""
+    import torch
+
+    state = {name: module.state_dict() for name, module in modules.items() if module is not None}
+    torch.save(state, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_checkpoint`, never unpickling code."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _to_uint8(img: np.ndarray, labels: bool) -> np.ndarray:
+    if labels:
+        top = max(int(img.max()), 1)
+        return (img.astype(np.float64) / top * 255).round().astype(np.uint8)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def save_examples(path: Path, examples: Sequence[Mapping[str, np.ndarray]]) -> Path | None:
+    """A PNG grid, one row per case: A | B | fused | ground truth | prediction.
+
+    Panels a run does not have (no fusion, no segmenter) are left out; label panels
+    show class indices scaled to the grey range.
+    """
+    from benchbox.data.io import write_image
+
+    if not examples:
+        return None
+    keys = [k for k in ("a", "b", "fused", "mask", "pred") if k in examples[0]]
+    gap = 2
+    rows = []
+    for ex in examples:
+        panels = [_to_uint8(ex[k], labels=k in ("mask", "pred")) for k in keys]
+        h = panels[0].shape[0]
+        sep = np.full((h, gap), 255, np.uint8)
+        row = panels[0]
+        for p in panels[1:]:
+            row = np.concatenate([row, sep, p], axis=1)
+        rows.append(row)
+    width = rows[0].shape[1]
+    grid = rows[0]
+    for r in rows[1:]:
+        grid = np.concatenate([grid, np.full((gap, width), 255, np.uint8), r], axis=0)
+    write_image(grid, path)
+    return path

@@ -1,0 +1,343 @@
+"""``benchbox run`` as a library call: check everything, train, evaluate, record.
+
+Everything a user can get wrong (plugin names, parameters, dataset, device, output
+folder) is checked before training starts. A leaderboard row is appended only when the
+run has finished and its records are written; a failed or interrupted run leaves its
+run folder marked as such and no row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchbox import errors
+from benchbox.config import RunConfig
+from benchbox.registry import Entry, Registry
+from benchbox.train import ProgressReporter
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run_id: str
+    run_dir: Path
+    leaderboard: Path
+    summary: dict[str, float]
+    record: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """A run whose inputs have all been checked; nothing is trained or written yet."""
+
+    config: RunConfig
+    registry: Registry
+    dataset: Any
+    fusion: Any
+    segmenter: Any
+    seg_loss: Any
+    fusion_loss: Any
+    device: Any
+    amp: Any
+    amp_observed: str
+    entries: dict[str, Entry]
+
+    @property
+    def fusion_trainable(self) -> bool:
+        return self.fusion is not None and any(p.requires_grad for p in self.fusion.parameters())
+
+
+def _loss(registry: Registry, name: str, task: str, opts: dict[str, Any], flag: str) -> tuple[Entry, Any]:
+    entry = registry.get("loss", name)
+    if entry.info.get("task") != task:
+        raise errors.ConfigError(
+            f"{flag} {name!r} is a {entry.info.get('task')} loss; {flag} needs a {task} loss "
+            f"({', '.join(e.name for e in registry.list('loss') if e.info.get('task') == task)})"
+        )
+    return entry, entry.build(**opts)
+
+
+def _dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
+    """The dataset factory's arguments; run-wide ones only if the factory takes them."""
+    accepted = {p.name for p in entry.parameters}
+    takes_any = _takes_kwargs(entry)
+    kwargs: dict[str, Any] = {}
+    for key, value in (("image_size", config.image_size), ("seed", config.data_seed)):
+        if key in accepted or takes_any:
+            kwargs[key] = value
+    if config.resample:
+        if "resample" not in accepted and not takes_any:
+            raise errors.ConfigError(f"dataset {entry.name!r} does not support --resample")
+        kwargs["resample"] = True
+    kwargs.update(config.dataset_params())
+    if config.dataset_root is not None:
+        kwargs["root"] = config.dataset_root
+    return kwargs
+
+
+def _takes_kwargs(entry: Entry) -> bool:
+    import inspect
+
+    try:
+        sig = inspect.signature(entry.factory)
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def prepare(config: RunConfig, registry: Registry | None = None, log: Log | None = None) -> Prepared:
+    """Resolve plugins, build the dataset and models, and check the output folder."""
+    import torch
+
+    from benchbox.plugins import get_registry
+    from benchbox.records import check_writable
+    from benchbox.train import observed_dtype, resolve_amp, resolve_device, seed_everything
+
+    log = log or (lambda _msg: None)
+    registry = registry or get_registry()
+    config.validate()
+    entries: dict[str, Entry] = {}
+    if config.has_fusion:
+        entries["fusion"] = registry.get("fusion", config.fusion)
+    if config.has_seg:
+        entries["segmenter"] = registry.get("segmenter", config.seg)
+    entries["dataset"] = registry.get("dataset", config.dataset_name)
+    device = resolve_device(config.device)
+    amp = resolve_amp(config.amp, device)
+    check_writable(config.out)
+    for path, flag in ((config.fusion_weights, "--fusion-weights"), (config.seg_weights, "--seg-weights")):
+        if path and not Path(path).is_file():
+            raise errors.ConfigError(f"{flag} {path}: no such file")
+    if config.fusion_weights and not config.has_fusion:
+        raise errors.ConfigError("--fusion-weights given but --fusion is none")
+    if config.seg_weights and not config.has_seg:
+        raise errors.ConfigError("--seg-weights given but --seg is none")
+
+    seed_everything(config.seed, config.deterministic)
+    dataset = entries["dataset"].build(**_dataset_kwargs(entries["dataset"], config))
+    if config.has_seg and not dataset.has_labels:
+        raise errors.ConfigError(
+            f"dataset {config.dataset!r} has no labels, so it cannot train segmenter "
+            f"{config.seg!r}; run it fusion-only with --seg none"
+        )
+    sizes = {}
+    for split in ("train", "test"):
+        sizes[split] = len(dataset.split(split))
+        if sizes[split] == 0:
+            raise errors.DataError(f"dataset {config.dataset!r}: the {split} split is empty")
+    log(f"dataset {dataset.name}: {sizes['train']} training and {sizes['test']} test samples, "
+        f"modalities {' + '.join(dataset.modalities)}")
+
+    fusion = segmenter = seg_loss = fusion_loss = None
+    if config.has_fusion:
+        fusion = entries["fusion"].build(**config.fusion_opts)
+        if config.fusion_weights:
+            from benchbox.weights import load_weights
+
+            load_weights(fusion, config.fusion_weights)
+        if any(p.requires_grad for p in fusion.parameters()):
+            entries["fusion_loss"], fusion_loss = _loss(
+                registry, config.fusion_loss, "fusion", config.fusion_loss_opts, "--fusion-loss")
+    if config.has_seg:
+        in_channels = 1 if config.has_fusion else 2
+        segmenter = entries["segmenter"].build(
+            in_channels=in_channels, num_classes=dataset.num_classes, **config.seg_opts)
+        if config.seg_weights:
+            from benchbox.weights import load_weights
+
+            load_weights(segmenter, config.seg_weights)
+        entries["loss"], seg_loss = _loss(registry, config.loss, "segmentation", config.loss_opts, "--loss")
+
+    for module in (fusion, segmenter, seg_loss, fusion_loss):
+        if module is not None and isinstance(module, torch.nn.Module):
+            module.to(device)
+    probe_size = min(config.image_size, 64)
+    probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
+    if segmenter is not None:
+        channels = 1 if fusion is not None else 2
+        amp_observed = observed_dtype(amp, segmenter, probe.expand(1, channels, -1, -1).contiguous())
+    else:
+        amp_observed = observed_dtype(amp, fusion, probe, probe)
+    return Prepared(config, registry, dataset, fusion, segmenter, seg_loss, fusion_loss,
+                    device, amp, amp_observed, entries)
+
+
+def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
+    """Fusion pre-training (or fusion-only training), then joint training."""
+    import torch
+
+    from benchbox.train import make_loader, train_stage
+
+    c = p.config
+    loader = make_loader(p.dataset.split("train"), c.batch_size, shuffle=True, seed=c.seed,
+                         num_workers=c.num_workers, drop_last=True)
+    dev = p.device
+    stats = []
+    fusion_epochs = c.epochs if not c.has_seg else c.fusion_epochs
+    if p.fusion_trainable and fusion_epochs > 0:
+        assert p.fusion_loss is not None
+
+        def fusion_step(batch: dict[str, Any]) -> torch.Tensor:
+            a, b = batch["a"].to(dev), batch["b"].to(dev)
+            return p.fusion_loss(p.fusion(a, b), a, b)
+
+        p.fusion.train()
+        stats.append(train_stage("fusion", p.fusion.parameters(), fusion_step, loader,
+                                 epochs=fusion_epochs, lr=c.fusion_lr, weight_decay=c.weight_decay,
+                                 warmup_steps=c.warmup_steps, amp=p.amp, progress=progress))
+    if p.segmenter is None:
+        return stats
+
+    joint_fusion = p.fusion_trainable and not c.freeze_fusion
+    params = list(p.segmenter.parameters())
+    if p.fusion is not None:
+        if joint_fusion:
+            params += list(p.fusion.parameters())
+            p.fusion.train()
+        else:
+            p.fusion.eval()
+    use_fusion_loss = joint_fusion and c.fusion_weight > 0
+
+    def joint_step(batch: dict[str, Any]) -> torch.Tensor:
+        a, b, mask = batch["a"].to(dev), batch["b"].to(dev), batch["mask"].to(dev)
+        if p.fusion is None:
+            x = torch.cat([a, b], dim=1)
+        elif joint_fusion:
+            x = p.fusion(a, b)
+        else:
+            with torch.no_grad():
+                x = p.fusion(a, b)
+        loss = p.seg_loss(p.segmenter(x), mask)
+        if use_fusion_loss:
+            loss = loss + c.fusion_weight * p.fusion_loss(x, a, b)
+        return loss
+
+    p.segmenter.train()
+    name = "joint" if p.fusion is not None else "segmentation"
+    stats.append(train_stage(name, params, joint_step, loader, epochs=c.epochs, lr=c.lr,
+                             weight_decay=c.weight_decay, warmup_steps=c.warmup_steps,
+                             amp=p.amp, progress=progress))
+    return stats
+
+
+def _profile(p: Prepared) -> dict[str, Any]:
+    """Parameter counts and FLOPs for one sample at the training size."""
+    import torch
+
+    from benchbox.metrics.flops import count_flops, count_parameters
+
+    size = p.config.image_size
+    x = torch.rand(1, 1, size, size, device=p.device)
+    prof: dict[str, Any] = {}
+    if p.fusion is not None:
+        prof["fusion_params"] = count_parameters(p.fusion)
+        prof["fusion_gflops"] = count_flops(p.fusion.eval(), x, x) / 1e9
+    if p.segmenter is not None:
+        channels = 1 if p.fusion is not None else 2
+        prof["seg_params"] = count_parameters(p.segmenter)
+        prof["seg_gflops"] = count_flops(p.segmenter.eval(), x.expand(1, channels, -1, -1)) / 1e9
+    return prof
+
+
+def execute(
+    p: Prepared,
+    progress: ProgressReporter | None = None,
+    log: Log | None = None,
+) -> RunResult:
+    """Train and evaluate a prepared run, write its records, append its leaderboard row."""
+    from benchbox import __version__, leaderboard, records
+    from benchbox.evaluate import Predictor, evaluate
+    from benchbox.train import device_name
+
+    log = log or (lambda _msg: None)
+    c = p.config
+    t_start = time.perf_counter()
+    run_id = records.new_run_id(c.fusion, c.seg, c.seed)
+    run = records.RunDir(c.out, run_id).create()
+    amp_record = {"requested": p.amp.requested, "mode": p.amp.mode, "observed_dtype": p.amp_observed,
+                  "reason": p.amp.reason}
+    env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
+    run.write_json("config.json", {**c.to_dict(), "config_hash": c.hash(),
+                                   "dataset_config": p.dataset.config()})
+    run.write_json("environment.json", env)
+    log(f"run {run_id}: device {env['device_name']}, amp {p.amp.mode} ({p.amp.reason})")
+    try:
+        stages = _stages(p, progress)
+        for module in (p.fusion, p.segmenter):
+            if module is not None:
+                module.eval()
+        predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
+        save_dir = run.file("predictions") if c.save_predictions else None
+        result = evaluate(p.dataset, predictor, split="test", batch_size=c.eval_batch_size,
+                          nsd_tolerance=c.nsd_tolerance, examples=c.examples,
+                          save_predictions=save_dir)
+        profile = _profile(p)
+        train_images = sum(s.images for s in stages)
+        train_seconds = sum(s.seconds for s in stages)
+        wall = time.perf_counter() - t_start
+        throughput = {
+            "train_img_s": train_images / train_seconds if train_seconds else None,
+            "infer_img_s": result.infer_images_per_s,
+            "train_images": train_images, "train_seconds": train_seconds,
+            "infer_images": result.infer_images, "infer_seconds": result.infer_seconds,
+        }
+        metrics = {"summary": result.summary, "stages": [s.to_dict() for s in stages],
+                   "throughput": throughput, "profile": profile, "amp": amp_record,
+                   "wall_s": wall}
+        files = {
+            "config": run.file("config.json"),
+            "environment": run.file("environment.json"),
+            "metrics": run.write_json("metrics.json", metrics),
+            "per_case": run.file("per_case.csv"),
+            "checkpoint": records.save_checkpoint(
+                run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}),
+        }
+        result.per_case.to_csv(files["per_case"], index=False)
+        examples = records.save_examples(run.file("examples.png"), result.examples)
+        if examples:
+            files["examples"] = examples
+        if result.saved_predictions:
+            files["predictions"] = run.file("predictions")
+
+        row = {
+            "run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "dataset": p.dataset.name, "task": c.task, "fusion": c.fusion, "segmenter": c.seg,
+            "loss": c.loss if c.has_seg else "", "fusion_loss": c.fusion_loss if p.fusion_loss else "",
+            "seed": c.seed, "preset": c.preset, "fusion_epochs": c.fusion_epochs if c.has_seg else 0,
+            "epochs": c.epochs, "image_size": c.image_size, "amp": p.amp.mode,
+            "device": env["device"], **result.summary,
+            "train_img_s": throughput["train_img_s"], "infer_img_s": throughput["infer_img_s"],
+            **profile, "wall_s": wall, "config_hash": c.hash(), "benchbox_version": __version__,
+            "torch_version": env["torch"], "python_version": env["python"],
+            "plugin_versions": ";".join(f"{k}={v}" for k, v in env["plugin_distributions"].items()),
+        }
+        board = leaderboard.append_row(leaderboard.leaderboard_path(c.out, p.dataset.name), row)
+        run.set_status("completed", wall_s=round(wall, 2), leaderboard=str(board))
+    except KeyboardInterrupt:
+        run.set_status("interrupted", "interrupted by the user (Ctrl-C); no leaderboard row")
+        raise
+    except errors.TrainingDivergedError as exc:
+        run.set_status("failed", str(exc))
+        raise
+    except BaseException as exc:
+        run.set_status("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    return RunResult(run_id, run.path, board, result.summary, metrics, files)
+
+
+def run(
+    config: RunConfig,
+    progress: ProgressReporter | None = None,
+    log: Log | None = None,
+    registry: Registry | None = None,
+) -> RunResult:
+    """Check, train, evaluate and record one run."""
+    return execute(prepare(config, registry, log), progress, log)
