@@ -124,14 +124,38 @@ def register_datasets(register: Register) -> None:
 def register_metrics(register: Register) -> None:
     """Register evaluation metrics.
 
-    ``factory`` is the metric function itself; ``info`` must give ``task`` and
-    ``higher_is_better``.
+    ``factory`` is the metric function itself, called once per case (per region for
+    segmentation) by :mod:`benchbox.metrics.suite`, which ``benchbox run`` and
+    ``benchbox evaluate`` both use. The runner computes every metric whose ``task``
+    matches the run (fusion, segmentation, or both for a joint run).
 
-    * ``task="fusion"``: ``factory(fused, a, b) -> float | dict[str, float]`` on 2D
-      ``float64`` NumPy arrays in ``[0, 1]``.
-    * ``task="segmentation"``: ``factory(pred, ref, spacing) -> float | dict[str, float]``
-      on boolean NumPy masks of equal shape (2D or 3D) and the spacing in mm per axis.
+    * ``task="fusion"``: ``factory(fused, a, b) -> float | dict[str, float]`` on three
+      2D ``float64`` NumPy arrays ``(H, W)`` of one shape with values in ``[0, 1]``: the
+      fused image and its two sources.
+    * ``task="segmentation"``: ``factory(pred, ref, spacing, **options) -> float |
+      dict[str, float]`` on two boolean NumPy masks of one shape, 2D ``(H, W)`` or 3D
+      ``(D, H, W)``, and ``spacing``, a tuple of floats: the voxel size in mm per array
+      axis, in the arrays' axis order. A label map is scored per region: ``pred`` and
+      ``ref`` are the masks of one region (the union of its labels). ``options`` are
+      passed only to a factory whose signature declares them; today ``tolerance``
+      (the NSD tolerance in mm, ``--nsd-tolerance``).
 
-    A dict result yields one column per key, named ``<name>_<key>``. Results must be
-    finite numbers: empty-mask rules belong to the metric.
+    Columns: a ``float`` result of metric ``name`` is column ``name``; a ``dict`` result
+    gives one column ``name_<key>`` per key (``ssim`` returns ``a``, ``b``, ``mean``,
+    ``sum``: columns ``ssim_a`` ... ``ssim_sum``). Segmentation columns then get the
+    region suffix: ``name_<region>`` or ``name_<key>_<region>`` (``hd95_lesion``).
+
+    Results must be finite numbers for every input, empty masks included: the metric
+    owns its empty-mask rule (benchbox's: both empty is a perfect score, one empty the
+    worst; see ``docs/metrics.md``). A NaN or infinite result is reported as a plugin
+    error naming the metric. Invalid input raises
+    :class:`benchbox.errors.MetricInputError` naming the argument.
+
+    ``info``:
+
+    * ``task`` (required): ``"fusion"`` or ``"segmentation"``;
+    * ``higher_is_better`` (required): ``True`` or ``False``, for tables and ranking;
+    * ``unit`` (optional): e.g. ``"mm"``, ``"dB"``, ``"bits"``;
+    * ``min_size`` (optional, fusion): the smallest image side the metric accepts; by
+      default the runner leaves the metric out, with a warning, on smaller images.
     """

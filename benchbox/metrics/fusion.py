@@ -1,0 +1,462 @@
+"""Image-fusion metrics on 2D float images in ``[0, 1]``.
+
+Each function takes the fused image ``fused`` (``F``) and, where the definition needs
+them, the two sources ``a`` (``A``) and ``b`` (``B``): 2D arrays of one shape, finite,
+with values in ``[0, 1]`` (8-bit images divided by 255). They compute in ``float64`` and
+return plain finite floats (SSIM a dict). ``docs/metrics.md`` gives every formula, the
+reference each one follows and where benchbox deliberately departs from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from benchbox.metrics._checks import check_image, check_images, check_min_size
+
+#: Histogram bins of EN and MI: ``[0, 1]`` in 256 bins, so an 8-bit value ``v / 255``
+#: falls in bin ``v`` exactly as in the 0-255 integer histograms of VIFB and CDDFuse.
+BINS = 256
+#: MS-SSIM weights of Wang, Simoncelli & Bovik (2003), finest scale first.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: Smallest image side MS-SSIM accepts: an 11-pixel window at the fifth (1/16) scale.
+MS_SSIM_MIN_SIZE = 11 * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
+#: Smallest image side SSIM accepts: its 11x11 window (``benchbox.metrics.ssim.WINDOW``).
+SSIM_MIN_SIZE = 11
+#: Smallest image side VIF accepts: its 17x17 window at the finest scale.
+VIF_MIN_SIZE = 17
+#: Qabf constants of Xydeas & Petrovic (2000) as VIFB's ``metricsQabf.m`` sets them.
+QABF_CONSTANTS = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 0.8}
+#: PSNR's MSE floor: identical images give 100 dB instead of infinity.
+PSNR_MSE_FLOOR = 1e-10
+
+
+# -- information -----------------------------------------------------------------------
+def _bin_index(x: np.ndarray) -> np.ndarray:
+    return np.minimum((x * BINS).astype(np.intp), BINS - 1).ravel()
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def compute_en(image: Any) -> float:
+    """Entropy (EN) of an image, in bits.
+
+    ``EN = -sum_k p_k log2 p_k`` over the 256-bin histogram of ``[0, 1]`` (bin
+    ``k = min(floor(256 x), 255)``).
+
+    Range ``[0, 8]``, higher is better (more information). A constant image gives 0.
+
+    Args:
+        image: the fused image, 2D in ``[0, 1]``.
+    """
+    x = check_image("fused", image)
+    return _entropy_bits(np.bincount(_bin_index(x), minlength=BINS))
+
+
+def _mutual_information(x: np.ndarray, y: np.ndarray) -> float:
+    ix, iy = _bin_index(x), _bin_index(y)
+    joint = np.bincount(ix * BINS + iy, minlength=BINS * BINS).reshape(BINS, BINS)
+    mi = (
+        _entropy_bits(joint.sum(axis=1))
+        + _entropy_bits(joint.sum(axis=0))
+        - _entropy_bits(joint.ravel())
+    )
+    return max(mi, 0.0)
+
+
+def compute_mi(fused: Any, a: Any, b: Any) -> float:
+    """Mutual information of the fused image with both sources, in bits (log base 2).
+
+    ``MI = MI(A, F) + MI(B, F)`` with ``MI(X, F) = H(X) + H(F) - H(X, F)`` over the
+    256-bin (joint) histograms of ``[0, 1]``.
+
+    Range ``[0, 16]``, higher is better.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``.
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    f, a_, b_ = check_images(fused, a, b)
+    return _mutual_information(a_, f) + _mutual_information(b_, f)
+
+
+# -- intensity and gradients -----------------------------------------------------------
+def compute_sd(image: Any) -> float:
+    """Standard deviation (SD) of the fused image: its contrast.
+
+    ``SD = sqrt(mean((F - mean F)^2))`` (population form).
+
+    Range ``[0, 0.5]`` on ``[0, 1]`` images, higher is better.
+
+    Args:
+        image: the fused image, 2D in ``[0, 1]``.
+    """
+    return float(np.std(check_image("fused", image)))
+
+
+def compute_sf(image: Any) -> float:
+    """Spatial frequency (SF, Eskicioglu & Fisher 1995): overall activity.
+
+    ``SF = sqrt(RF^2 + CF^2)``, ``RF^2 = mean((F[i, j] - F[i, j-1])^2)`` over the
+    ``H x (W - 1)`` horizontal neighbours and ``CF^2`` likewise over the ``(H - 1) x W``
+    vertical ones.
+
+    Range ``[0, sqrt(2)]`` on ``[0, 1]`` images, higher is better. A constant image
+    gives 0.
+
+    Args:
+        image: the fused image, 2D in ``[0, 1]``.
+    """
+    f = check_image("fused", image)
+    check_min_size("fused", f.shape, 2, "SF")
+    rf2 = np.mean(np.diff(f, axis=1) ** 2)
+    cf2 = np.mean(np.diff(f, axis=0) ** 2)
+    return float(np.sqrt(rf2 + cf2))
+
+
+def compute_ag(image: Any) -> float:
+    """Average gradient (AG): mean local gradient magnitude, a sharpness measure.
+
+    ``AG = mean(sqrt((Gx^2 + Gy^2) / 2))`` with ``Gx, Gy = numpy.gradient(F)`` (central
+    differences inside, one-sided at the borders, as MATLAB's ``gradient``).
+
+    Range ``[0, 1]`` on ``[0, 1]`` images, higher is better. A constant image gives 0.
+
+    Args:
+        image: the fused image, 2D in ``[0, 1]``.
+    """
+    f = check_image("fused", image)
+    check_min_size("fused", f.shape, 2, "AG")
+    gy, gx = np.gradient(f)
+    return float(np.mean(np.sqrt((gx**2 + gy**2) / 2)))
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    xc, yc = x - x.mean(), y - y.mean()
+    den = math.sqrt(float((xc**2).sum()) * float((yc**2).sum()))
+    return float((xc * yc).sum()) / den if den > 0 else 0.0
+
+
+def compute_scd(fused: Any, a: Any, b: Any) -> float:
+    """Sum of the correlations of differences (SCD, Aslantas & Bendes 2015).
+
+    ``SCD = r(F - B, A) + r(F - A, B)`` with ``r`` Pearson's correlation; ``r`` is taken
+    as 0 when either image is constant (for instance ``F - A`` when ``F = A``).
+
+    Range ``[-2, 2]``, higher is better. Symmetric in ``A`` and ``B``.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``.
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    f, a_, b_ = check_images(fused, a, b)
+    return _correlation(f - b_, a_) + _correlation(f - a_, b_)
+
+
+# -- VIF -------------------------------------------------------------------------------
+def _valid_filter(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation of the last two axes of ``x`` with ``outer(g, g)``.
+
+    MATLAB's ``filter2(win, x, 'valid')`` for a separable window, by sliding windows and
+    a matrix product (faster here than scipy.ndimage or a float64 torch convolution).
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n = g.size
+    h, w = x.shape[-2:]
+    if h < n or w < n:
+        return np.zeros((*x.shape[:-2], max(h - n + 1, 0), max(w - n + 1, 0)))
+    x = sliding_window_view(x, n, axis=-2) @ g
+    return sliding_window_view(x, n, axis=-1) @ g
+
+
+def _gaussian(n: int, sigma: float) -> np.ndarray:
+    # fspecial('gaussian', n, sigma) is outer(g, g) of this g (its eps cut-off never
+    # bites for the VIF windows).
+    x = np.arange(n) - (n - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _vif_pixel(refs: np.ndarray, dist: np.ndarray, sigma_nsq: float = 2.0) -> np.ndarray:
+    """Sheikh & Bovik's multi-scale pixel-domain VIF (``vifp_mscale.m``) on 0-255 images.
+
+    ``refs`` is a stack ``(k, H, W)`` of references scored against one ``dist`` image;
+    returns the ``k`` VIF values. Follows the reference code line by line.
+    """
+    eps = 1e-10
+    k = refs.shape[0]
+    num, den = np.zeros(k), np.zeros(k)
+    dist = dist[None]
+    for scale in range(1, 5):
+        n = 2 ** (4 - scale + 1) + 1
+        g = _gaussian(n, n / 5.0)
+        if scale > 1:
+            refs = _valid_filter(refs, g)[:, ::2, ::2]
+            dist = _valid_filter(dist, g)[:, ::2, ::2]
+        stats = _valid_filter(
+            np.concatenate([refs, dist, refs * refs, dist * dist, refs * dist]), g
+        )
+        mu1, mu2 = stats[:k], stats[k : k + 1]
+        s1 = np.maximum(stats[k + 1 : 2 * k + 1] - mu1 * mu1, 0)
+        s2 = np.broadcast_to(np.maximum(stats[2 * k + 1 : 2 * k + 2] - mu2 * mu2, 0), s1.shape)
+        s12 = stats[2 * k + 2 :] - mu1 * mu2
+        gain = s12 / (s1 + eps)
+        sv = s2 - gain * s12
+        flat1 = s1 < eps
+        gain[flat1] = 0
+        sv[flat1] = s2[flat1]
+        s1[flat1] = 0
+        flat2 = s2 < eps
+        gain[flat2] = 0
+        sv[flat2] = 0
+        negative = gain < 0
+        sv[negative] = s2[negative]
+        gain[negative] = 0
+        sv = np.maximum(sv, eps)
+        num += np.log10(1 + gain**2 * s1 / (sv + sigma_nsq)).sum(axis=(1, 2))
+        den += np.log10(1 + s1 / sigma_nsq).sum(axis=(1, 2))
+    # A reference without any variance carries no information to lose.
+    safe = np.where(den > 0, den, 1.0)
+    return np.where(den > 0, num / safe, 1.0)
+
+
+def compute_vif(fused: Any, a: Any, b: Any) -> float:
+    """Visual information fidelity (Sheikh & Bovik 2006), multi-scale pixel domain.
+
+    ``VIF = VIF(A, F) + VIF(B, F)``; ``VIF(X, F)`` is the ratio of the information ``F``
+    keeps about ``X`` to the information in ``X``, summed over four scales (Gaussian
+    windows of 17, 9, 5 and 3 pixels, sigma ``N / 5``) with the noise variance
+    ``sigma_n^2 = 2`` of the reference code, which assumes 0-255 images: the images are
+    multiplied by 255 first. ``VIF(X, X) = 1``; a constant ``X`` gives 1.
+
+    Range ``[0, 2]`` for usual images (contrast enhancement can exceed 1 per source),
+    higher is better. Symmetric in ``A`` and ``B``.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``, at least 17x17.
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    f, a_, b_ = check_images(fused, a, b)
+    check_min_size("fused", f.shape, VIF_MIN_SIZE, "VIF")
+    return float(_vif_pixel(np.stack([a_, b_]) * 255.0, f * 255.0).sum())
+
+
+# -- Qabf, Nabf ------------------------------------------------------------------------
+def _sobel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge strength and orientation from 3x3 Sobel responses, zero padding ('same')."""
+    p = np.pad(x, 1)
+    # Correlation, not convolution: both responses change sign together, which leaves
+    # the strength and the orientation arctan(sy / sx) unchanged.
+    rows = p[:-2] + 2 * p[1:-1] + p[2:]  # vertical [1, 2, 1] smoothing
+    sx = rows[:, 2:] - rows[:, :-2]
+    cols = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
+    sy = cols[:-2] - cols[2:]
+    strength = np.sqrt(sx * sx + sy * sy)
+    angle = np.full(x.shape, np.pi / 2)
+    nz = sx != 0
+    angle[nz] = np.arctan(sy[nz] / sx[nz])
+    return strength, angle
+
+
+def _edge_preservation(
+    g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray
+) -> np.ndarray:
+    c = QABF_CONSTANTS
+    ratio = np.ones_like(g_src)  # equal strengths (including both 0) preserve fully
+    weaker_f = g_src > g_f
+    ratio[weaker_f] = g_f[weaker_f] / g_src[weaker_f]
+    stronger_f = g_src < g_f
+    ratio[stronger_f] = g_src[stronger_f] / g_f[stronger_f]
+    orientation = 1 - np.abs(a_src - a_f) / (np.pi / 2)
+    q_g = c["Tg"] / (1 + np.exp(c["kg"] * (ratio - c["Dg"])))
+    q_a = c["Ta"] / (1 + np.exp(c["ka"] * (orientation - c["Da"])))
+    return q_g * q_a
+
+
+def _qabf_terms(fused: Any, a: Any, b: Any) -> tuple[np.ndarray, ...]:
+    f, a_, b_ = check_images(fused, a, b)
+    (ga, aa), (gb, ab), (gf, af) = _sobel(a_), _sobel(b_), _sobel(f)
+    return _edge_preservation(ga, aa, gf, af), _edge_preservation(gb, ab, gf, af), ga, gb, gf
+
+
+def compute_qabf(fused: Any, a: Any, b: Any) -> float:
+    """Gradient-based fusion quality Qabf (Xydeas & Petrovic 2000).
+
+    Sobel edge strength ``g`` and orientation ``α = arctan(sy / sx)`` (``π/2`` where
+    ``sx = 0``) of each image; per pixel the strength ratio ``G = min(gX, gF) / max(gX,
+    gF)`` (1 when equal, including both 0 — VIFB's code gives ``gF`` there), the
+    orientation agreement ``Aα = 1 - |αX - αF| / (π/2)``, and the preservation
+    ``Q^XF = Tg / (1 + e^(kg (G - Dg))) · Ta / (1 + e^(ka (Aα - Da)))`` with Tg = 0.9994,
+    kg = -15, Dg = 0.5, Ta = 0.9879, ka = -22, Da = 0.8. Then
+    ``Qabf = sum(Q^AF gA + Q^BF gB) / sum(gA + gB)`` (weights ``g^L``, ``L = 1``).
+
+    Range ``[0, 0.9748]``: with these usual constants a perfect transfer gives
+    ``Tg / (1 + e^(kg/2)) · Ta / (1 + e^(ka/5)) ≈ 0.9748``, not 1. Higher is better.
+    Symmetric in ``A`` and ``B``. Two constant sources (no edges to keep) give 1.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``.
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    q_af, q_bf, ga, gb, _ = _qabf_terms(fused, a, b)
+    den = float((ga + gb).sum())
+    return float((q_af * ga + q_bf * gb).sum()) / den if den > 0 else 1.0
+
+
+def compute_nabf(fused: Any, a: Any, b: Any) -> float:
+    """Fusion artefacts Nabf (Petrovic & Xydeas, as modified by Kumar 2013).
+
+    The share of edge strength that ``F`` shows where it is stronger than both sources:
+    ``Nabf = sum(M · ((1 - Q^AF) gA + (1 - Q^BF) gB)) / sum(gA + gB)`` with ``M = 1``
+    where ``gF > gA`` and ``gF > gB`` and 0 elsewhere, and ``Q``, ``g`` as in
+    :func:`compute_qabf`.
+
+    Range ``[0, 1]``, lower is better. Symmetric in ``A`` and ``B``. Fusing an image
+    with itself gives 0; two constant sources give 0.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``.
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    q_af, q_bf, ga, gb, gf = _qabf_terms(fused, a, b)
+    den = float((ga + gb).sum())
+    if den == 0:
+        return 0.0
+    artefact = (gf > ga) & (gf > gb)
+    return float(((1 - q_af) * ga + (1 - q_bf) * gb)[artefact].sum()) / den
+
+
+# -- SSIM, MS-SSIM, PSNR ---------------------------------------------------------------
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread: on a 256x256 image, splitting the convolutions costs more
+    than it saves, and under CPU contention it collapses (SSIM of one pair took 530 ms
+    on two busy cores against 12 ms on one)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if previous != 1:
+            torch.set_num_threads(previous)
+
+
+def _pairs(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
+    import torch
+
+    f = torch.from_numpy(fused)
+    x = torch.stack([f, f])[:, None]
+    y = torch.from_numpy(np.stack([a, b]))[:, None]
+    return x, y
+
+
+def compute_ssim(fused: Any, a: Any, b: Any) -> dict[str, float]:
+    """Structural similarity (Wang et al. 2004) of the fused image with each source.
+
+    ``SSIM(X, Y)`` is the mean over the valid window positions of
+    ``(2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2))`` with an 11x11
+    Gaussian window (σ = 1.5), ``C1 = (0.01 L)²``, ``C2 = (0.03 L)²``, ``L = 1`` and
+    population (co)variances: :mod:`benchbox.metrics.ssim`, equal to
+    ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1)``.
+
+    Returns ``{"a": SSIM(F, A), "b": SSIM(F, B), "mean": (a + b) / 2, "sum": a + b}``;
+    papers report either the sum (range ``[-2, 2]``) or the mean (``[-1, 1]``). Higher
+    is better. Symmetric in ``A`` and ``B``.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``, at least 11x11.
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    from benchbox.metrics.ssim import ssim
+
+    f, a_, b_ = check_images(fused, a, b)
+    check_min_size("fused", f.shape, SSIM_MIN_SIZE, "SSIM")
+    x, y = _pairs(f, a_, b_)
+    with _one_thread():
+        s_a, s_b = (float(v) for v in ssim(x, y, data_range=1.0))
+    return {"a": s_a, "b": s_b, "mean": (s_a + s_b) / 2, "sum": s_a + s_b}
+
+
+def ms_ssim(x: Any, y: Any, weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> Any:
+    """Multi-scale SSIM of ``(B, C, H, W)`` tensor pairs in ``[0, 1]`` -> ``(B,)``.
+
+    ``MS-SSIM = relu(l_M cs_M)^w_M · prod_{j<M} relu(cs_j)^w_j``: the contrast-structure
+    mean ``cs_j`` at each scale, the full SSIM at the coarsest scale ``M``, halving the
+    image between scales by 2x2 average pooling (odd sizes drop the last row or column,
+    as ``torch.nn.functional.avg_pool2d``). The negative-value guard ``relu`` is the
+    one of MONAI, TensorFlow and pytorch-msssim.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from benchbox.metrics.ssim import ssim_map
+
+    w = torch.tensor(weights, dtype=x.dtype)
+    factors = []
+    for scale in range(len(weights)):
+        s, cs = ssim_map(x, y, return_cs=True)
+        if scale == len(weights) - 1:
+            factors.append(torch.relu(s.flatten(1).mean(1)))
+        else:
+            factors.append(torch.relu(cs.flatten(1).mean(1)))
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return torch.prod(torch.stack(factors) ** w[:, None], dim=0)
+
+
+def compute_ms_ssim(fused: Any, a: Any, b: Any) -> float:
+    """Multi-scale SSIM (Wang, Simoncelli & Bovik 2003), mean over the two sources.
+
+    ``(MS-SSIM(F, A) + MS-SSIM(F, B)) / 2`` with 5 scales and the standard weights
+    ``(0.0448, 0.2856, 0.3001, 0.2363, 0.1333)``, each scale's SSIM as in
+    :func:`compute_ssim` (see :func:`ms_ssim`).
+
+    Range ``[0, 1]``, higher is better. Symmetric in ``A`` and ``B``.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``, at least 176x176 (an 11x11
+            window at 1/16 scale).
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    f, a_, b_ = check_images(fused, a, b)
+    check_min_size("fused", f.shape, MS_SSIM_MIN_SIZE, "MS-SSIM")
+    x, y = _pairs(f, a_, b_)
+    with _one_thread():
+        return float(ms_ssim(x, y).mean())
+
+
+def compute_psnr(fused: Any, a: Any, b: Any) -> float:
+    """Peak signal-to-noise ratio of the fused image against both sources, in dB.
+
+    ``PSNR = 10 log10(L² / MSE)`` with ``L = 1`` (the range of ``[0, 1]`` images) and
+    ``MSE = (mean((F - A)²) + mean((F - B)²)) / 2``. The MSE is floored at ``1e-10``, so
+    ``F = A = B`` gives 100 dB rather than infinity.
+
+    Range ``[0, 100]`` dB, higher is better. Symmetric in ``A`` and ``B``.
+
+    Args:
+        fused: the fused image ``F``, 2D in ``[0, 1]``.
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+    """
+    f, a_, b_ = check_images(fused, a, b)
+    mse = (np.mean((f - a_) ** 2) + np.mean((f - b_) ** 2)) / 2
+    return float(10 * np.log10(1.0 / max(float(mse), PSNR_MSE_FLOOR)))

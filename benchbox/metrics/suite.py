@@ -1,0 +1,276 @@
+"""Score one case with every registered metric of a task, and summarise a table of cases.
+
+The runner and ``benchbox evaluate`` both score through these three functions, so a
+metric a plugin registers lands in every table with the same column name:
+
+* :func:`score_fusion_case` -> ``{"en": ..., "ssim_a": ..., "ssim_mean": ...}``
+* :func:`score_segmentation_case` -> ``{"dice_lesion": ..., "hd95_lesion": ...,
+  "ref_empty_lesion": 0.0, "pred_empty_lesion": 0.0}``
+* :func:`summarize` -> the mean and standard deviation of every metric column and the
+  number of empty-mask cases per region.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from benchbox.errors import MetricInputError, PluginError
+from benchbox.metrics._checks import check_images, check_spacing, check_tolerance, to_numpy
+from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE, share_computations
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from benchbox.registry import Entry, Registry
+
+#: BraTS tumour regions over the labels 1 necrosis / non-enhancing core, 2 oedema,
+#: 3 non-enhancing tumour (BraTS 2013-2015 only) and 4 enhancing tumour.
+BRATS_REGIONS: dict[str, tuple[int, ...]] = {
+    "whole-tumour": (1, 2, 3, 4),
+    "tumour-core": (1, 3, 4),
+    "enhancing-tumour": (4,),
+}
+#: Per-case flags (0 or 1) that :func:`summarize` counts instead of averaging.
+EMPTY_FLAGS = ("ref_empty", "pred_empty")
+_REGION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def metrics_for(task: str, registry: Registry | None = None) -> list[Entry]:
+    """Every registered metric whose ``info["task"]`` is ``task``, sorted by name."""
+    if registry is None:
+        from benchbox.plugins import get_registry
+
+        registry = get_registry()
+    return [e for e in registry.list("metric") if e.info.get("task") == task]
+
+
+def _columns(entry: Entry, value: Any, suffix: str = "") -> dict[str, float]:
+    """The named, checked columns of one metric result (a number or a dict of them)."""
+    items = value.items() if isinstance(value, Mapping) else [(None, value)]
+    out: dict[str, float] = {}
+    for key, v in items:
+        column = entry.name if key is None else f"{entry.name}_{key}"
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise PluginError(
+                f"metric {entry.name!r} ({entry.provider}) returned {v!r} for {column!r}; "
+                "a metric must return finite numbers"
+            )
+        out[column + suffix] = number
+    return out
+
+
+def _call(entry: Entry, *args: Any, **options: Any) -> Any:
+    """Call a metric with the options its signature declares (e.g. ``tolerance``)."""
+    if options:
+        try:
+            params = inspect.signature(entry.factory).parameters
+        except (TypeError, ValueError):
+            params = {}
+        takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        options = {k: v for k, v in options.items() if takes_all or k in params}
+    return entry.factory(*args, **options)
+
+
+def score_fusion_case(
+    fused: Any, a: Any, b: Any, metrics: Sequence[Entry] | None = None
+) -> dict[str, float]:
+    """Every fusion metric of one fused image and its two sources, as flat columns.
+
+    Args:
+        fused: the fused image, 2D float in ``[0, 1]`` (NumPy array or CPU tensor).
+        a: source ``A``, same shape.
+        b: source ``B``, same shape.
+        metrics: the registry entries to compute; by default every registered metric
+            with ``task="fusion"``, skipping (with a warning) those whose ``min_size``
+            exceeds the image, such as MS-SSIM below 176x176. A metric named here
+            explicitly is always computed and raises on a small image.
+
+    Returns:
+        ``{column: value}``: a metric named ``m`` gives column ``m``, or ``m_<key>`` for
+        each key of a dict result (SSIM gives ``ssim_a``, ``ssim_b``, ``ssim_mean``,
+        ``ssim_sum``).
+
+    Raises:
+        MetricInputError: the images are not 2D, differ in shape, hold NaN or leave
+            ``[0, 1]``.
+        PluginError: a metric returned a value that is not a finite number.
+    """
+    f, a_, b_ = check_images(fused, a, b)
+    if metrics is None:
+        entries = metrics_for("fusion")
+        too_small = [e for e in entries if int(e.info.get("min_size", 0)) > min(f.shape)]
+        if too_small:
+            warnings.warn(
+                f"images of {f.shape[0]}x{f.shape[1]} are too small for "
+                + ", ".join(f"{e.name} (needs {e.info['min_size']})" for e in too_small)
+                + "; those columns are left out",
+                stacklevel=2,
+            )
+        entries = [e for e in entries if e not in too_small]
+    else:
+        entries = list(metrics)
+    out: dict[str, float] = {}
+    for entry in entries:
+        out.update(_columns(entry, entry.factory(f, a_, b_)))
+    return out
+
+
+def check_regions(regions: Mapping[str, Iterable[int]]) -> dict[str, tuple[int, ...]]:
+    """Validate ``{region name: labels}``: names usable as column suffixes, int labels."""
+    if not isinstance(regions, Mapping) or not regions:
+        raise MetricInputError(
+            "regions must be a non-empty mapping of region name to labels, e.g. {'lesion': (1,)}"
+        )
+    out: dict[str, tuple[int, ...]] = {}
+    for name, labels in regions.items():
+        if not isinstance(name, str) or not _REGION_NAME.match(name):
+            raise MetricInputError(
+                f"region name {name!r} must be letters, digits, '.', '_' or '-' (it "
+                "becomes part of the column names)"
+            )
+        items = (labels,) if isinstance(labels, int | np.integer) else labels
+        try:
+            values = tuple(items)
+        except TypeError:
+            values = ()
+        if not values or not all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values
+        ):
+            raise MetricInputError(
+                f"region {name!r}: labels must be a non-empty tuple of integers, got {labels!r}"
+            )
+        out[name] = tuple(int(v) for v in values)
+    return out
+
+
+def _check_labels(name: str, x: Any) -> np.ndarray:
+    arr = to_numpy(x)
+    if arr.ndim not in (2, 3):
+        raise MetricInputError(f"{name} must be a 2D or 3D label array, got shape {arr.shape}")
+    if not (arr.dtype == bool or np.issubdtype(arr.dtype, np.integer)):
+        raise MetricInputError(
+            f"{name} must hold integer labels, got dtype {arr.dtype} (round or cast it first)"
+        )
+    return arr
+
+
+def _region_mask(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
+    if len(values) == 1:
+        return labels == values[0]
+    return np.isin(labels, values)
+
+
+def score_segmentation_case(
+    pred: Any,
+    ref: Any,
+    spacing: Sequence[float],
+    regions: Mapping[str, Iterable[int]],
+    metrics: Sequence[Entry] | None = None,
+    nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
+) -> dict[str, float]:
+    """Every segmentation metric of one case, per region, as flat columns.
+
+    Args:
+        pred: predicted label array, 2D or 3D, integer (or bool).
+        ref: reference label array of the same shape.
+        spacing: voxel size in mm per array axis, in the arrays' axis order.
+        regions: ``{name: labels}``; each region is the union of its labels, e.g.
+            ``{"lesion": (1,)}`` or :data:`BRATS_REGIONS`.
+        metrics: the registry entries to compute; by default every registered metric
+            with ``task="segmentation"``.
+        nsd_tolerance: the NSD tolerance in mm, passed as ``tolerance=`` to every metric
+            whose signature takes a ``tolerance`` parameter.
+
+    Returns:
+        ``{column: value}`` with, per region ``r``, ``<metric>_<r>`` for each metric (or
+        ``<metric>_<key>_<r>`` for each key of a dict result) and the flags
+        ``ref_empty_<r>`` and ``pred_empty_<r>`` (1.0 if that mask is empty, else 0.0).
+
+    Raises:
+        MetricInputError: shapes differ, labels are not integers, the spacing has the
+            wrong length, or a region is invalid.
+        PluginError: a metric returned a value that is not a finite number.
+    """
+    p, r = _check_labels("pred", pred), _check_labels("ref", ref)
+    if p.shape != r.shape:
+        raise MetricInputError(f"pred has shape {p.shape} but ref has shape {r.shape}")
+    sp = check_spacing(spacing, p.ndim)
+    tolerance = check_tolerance(nsd_tolerance)
+    region_labels = check_regions(regions)
+    entries = metrics_for("segmentation") if metrics is None else list(metrics)
+
+    out: dict[str, float] = {}
+    for name, values in region_labels.items():
+        pm, rm = _region_mask(p, values), _region_mask(r, values)
+        suffix = f"_{name}"
+        with share_computations():
+            for entry in entries:
+                value = _call(entry, pm, rm, sp, tolerance=tolerance)
+                out.update(_columns(entry, value, suffix))
+        out[f"ref_empty{suffix}"] = float(not rm.any())
+        out[f"pred_empty{suffix}"] = float(not pm.any())
+    return out
+
+
+def _flag_region(column: str) -> tuple[str, str] | None:
+    for flag in EMPTY_FLAGS:
+        if column.startswith(flag + "_"):
+            return flag, column[len(flag) + 1 :]
+    return None
+
+
+def summarize(per_case: pd.DataFrame) -> dict[str, float]:
+    """The mean and standard deviation of every metric column, and the empty-mask counts.
+
+    Args:
+        per_case: one row per case, as built from :func:`score_fusion_case` or
+            :func:`score_segmentation_case` results; non-numeric columns (a case id)
+            are ignored.
+
+    Returns:
+        ``{"n_cases": n, "<column>": mean, "<column>_std": sample std (ddof 1; 0 for a
+        single case), ...}`` and, for each region ``r`` with empty flags,
+        ``n_ref_empty_<r>``, ``n_pred_empty_<r>`` and ``n_both_empty_<r>`` (cases where
+        the reference, the prediction, or both were empty). Missing values (a column
+        some cases lack) are skipped; a column with no value at all is left out, so no
+        entry is NaN.
+    """
+    import pandas as pd
+
+    numeric = per_case.select_dtypes(include="number")
+    out: dict[str, float] = {"n_cases": float(len(per_case))}
+    regions: list[str] = []
+    for column in numeric.columns:
+        flag = _flag_region(str(column))
+        if flag is not None:
+            if flag[1] not in regions:
+                regions.append(flag[1])
+            continue
+        values = pd.to_numeric(numeric[column], errors="coerce").dropna()
+        values = values[np.isfinite(values)]
+        if values.empty:
+            continue
+        out[str(column)] = float(values.mean())
+        out[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    for region in regions:
+        ref_col, pred_col = f"ref_empty_{region}", f"pred_empty_{region}"
+        ref_empty = numeric[ref_col].fillna(0).astype(bool) if ref_col in numeric else None
+        pred_empty = numeric[pred_col].fillna(0).astype(bool) if pred_col in numeric else None
+        if ref_empty is not None:
+            out[f"n_ref_empty_{region}"] = float(ref_empty.sum())
+        if pred_empty is not None:
+            out[f"n_pred_empty_{region}"] = float(pred_empty.sum())
+        if ref_empty is not None and pred_empty is not None:
+            out[f"n_both_empty_{region}"] = float((ref_empty & pred_empty).sum())
+    return out
