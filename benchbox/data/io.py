@@ -1,24 +1,84 @@
 """Reading and writing images with SimpleITK: NIfTI, DICOM series, PNG, TIFF, ...
 
 Arrays come back in SimpleITK's NumPy order, ``(z, y, x)`` for volumes and ``(y, x)``
-for 2D images, with the spacing in the same axis order, in mm.
+for 2D images, with the spacing in the same axis order, in mm. A folder is read as a
+DICOM series (SimpleITK's ``ImageSeriesReader``) wherever a file is accepted.
+
+:class:`Geometry` is an image's voxel grid in physical space; :func:`compare_geometry`
+lists how two grids differ and :func:`save_prediction` writes a label volume on the grid
+of the scan it was predicted from, so that it overlays the scan in ITK-SNAP or Slicer.
 """
 
 from __future__ import annotations
 
+import gzip
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchbox.errors import DataError
 
+if TYPE_CHECKING:
+    from benchbox.data.base import Volume
+
 #: File endings read as one image each (a folder is read as a DICOM series).
 IMAGE_SUFFIXES = (
-    ".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".png", ".tif", ".tiff", ".jpg", ".jpeg",
-    ".bmp", ".dcm",
+    ".nii.gz",
+    ".nii",
+    ".nrrd",
+    ".mha",
+    ".mhd",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".dcm",
 )
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A voxel grid in physical space, axis order ``(z, y, x)`` or ``(y, x)`` like arrays.
+
+    Attributes:
+        shape: the array shape (spatial axes only).
+        spacing: voxel size in mm per axis.
+        origin: physical position (mm) of the first voxel's centre, per axis.
+        direction: row-major ``ndim x ndim`` direction cosines; column ``j`` is the
+            physical direction of array axis ``j``.
+    """
+
+    shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spacing)
+
+    def to_dict(self) -> dict[str, list[float] | list[int]]:
+        return {
+            "shape": list(self.shape),
+            "spacing": list(self.spacing),
+            "origin": list(self.origin),
+            "direction": list(self.direction),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Geometry:
+        return cls(
+            tuple(int(v) for v in data["shape"]),
+            tuple(float(v) for v in data["spacing"]),
+            tuple(float(v) for v in data["origin"]),
+            tuple(float(v) for v in data["direction"]),
+        )
 
 
 @dataclass
@@ -35,6 +95,20 @@ class Image:
     def ndim(self) -> int:
         return len(self.spacing)
 
+    @property
+    def components(self) -> int:
+        """Values per pixel: 1 for greyscale, 3 for RGB (a trailing array axis)."""
+        return 1 if self.array.ndim == self.ndim else int(self.array.shape[-1])
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(
+            tuple(int(n) for n in self.array.shape[: self.ndim]),
+            self.spacing,
+            self.origin,
+            self.direction,
+        )
+
 
 def strip_suffix(path: Path) -> str:
     """The file name without its image ending (``case.nii.gz`` -> ``case``)."""
@@ -49,60 +123,254 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _read_sitk(path: Path) -> Any:
+def is_image_path(path: Path) -> bool:
+    """An image file, or a folder that may hold a DICOM series."""
+    return is_image_file(path) or (path.is_dir() and any(p.is_file() for p in path.iterdir()))
+
+
+def dicom_files(folder: Path) -> list[str]:
+    """The files of the one DICOM series in ``folder``, in slice order.
+
+    Raises:
+        DataError: the folder holds no series, or several (which one would be ambiguous).
+    """
     import SimpleITK as sitk
 
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not ids:
+        raise DataError(f"{folder}: folder holds no DICOM series")
+    if len(ids) > 1:
+        raise DataError(
+            f"{folder}: folder holds {len(ids)} DICOM series ({', '.join(ids[:3])}"
+            f"{', ...' if len(ids) > 3 else ''}); put each series in its own folder"
+        )
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0])
+    if not files:
+        raise DataError(f"{folder}: folder holds no DICOM series")
+    return list(files)
+
+
+def _nifti_layout(header: bytes) -> tuple[int, int] | None:
+    """``(vox_offset, data bytes)`` from a NIfTI-1/2 header, or ``None`` if not NIfTI."""
+    for endian in "<>":
+        size = struct.unpack(endian + "i", header[:4])[0] if len(header) >= 4 else 0
+        if size == 348 and len(header) >= 348:
+            dims = struct.unpack(endian + "8h", header[40:56])
+            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+        elif size == 540 and len(header) >= 540:
+            bitpix = struct.unpack(endian + "h", header[14:16])[0]
+            dims = struct.unpack(endian + "8q", header[16:80])
+            offset = struct.unpack(endian + "q", header[168:176])[0]
+        else:
+            continue
+        ndim = dims[0]
+        if not 1 <= ndim <= 7 or bitpix <= 0:
+            return None
+        count = 1
+        for n in dims[1 : ndim + 1]:
+            count *= max(int(n), 1)
+        return max(offset, size), count * bitpix // 8
+    return None
+
+
+def _gzip_isize(path: Path) -> int:
+    """The gzip trailer's uncompressed size (modulo 2**32) of a single-member file."""
+    with path.open("rb") as fh:
+        fh.seek(-4, 2)
+        return struct.unpack("<I", fh.read(4))[0]
+
+
+def check_nifti_complete(path: Path) -> None:
+    """Raise if a NIfTI file holds fewer bytes than its header announces.
+
+    ITK reads a truncated ``.nii``/``.nii.gz`` without complaint and fills the missing
+    voxels with zeros, so the check is done here: the size of a ``.nii``; for a
+    ``.nii.gz``, the uncompressed size in the gzip trailer, and when that differs from
+    the header's (a truncated file ends in random bytes), the length of the whole
+    decompressed stream (about 50 ms for a BraTS volume).
+
+    Raises:
+        DataError: the file is truncated or its gzip stream is corrupt.
+    """
+    name = path.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    try:
+        if name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                header = fh.read(540)
+                layout = _nifti_layout(header)
+                if layout is None:
+                    return  # not a NIfTI header: ITK's reader reports it
+                if _gzip_isize(path) == sum(layout) % (1 << 32):
+                    return
+                total = len(header)
+                while chunk := fh.read(1 << 22):
+                    total += len(chunk)
+        else:
+            with path.open("rb") as fh:
+                header = fh.read(540)
+            layout = _nifti_layout(header)
+            if layout is None:
+                return
+            total = path.stat().st_size
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: corrupt or truncated NIfTI ({exc})") from exc
+    offset, nbytes = layout
+    if total < offset + nbytes:
+        raise DataError(
+            f"{path}: truncated NIfTI: {total} bytes of data, the header needs {offset + nbytes}"
+        )
+
+
+def read_sitk(path: str | Path) -> Any:
+    """Read a file, or a folder as a DICOM series, as a ``SimpleITK.Image``.
+
+    Raises:
+        DataError: the path is missing, truncated, corrupt, or not an image.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
-            files = reader.GetGDCMSeriesFileNames(str(path))
-            if not files:
-                raise DataError(f"{path}: folder holds no DICOM series")
-            reader.SetFileNames(files)
+            reader.SetFileNames(dicom_files(path))
             return reader.Execute()
+        check_nifti_complete(path)
         return sitk.ReadImage(str(path))
     except DataError:
         raise
     except RuntimeError as exc:
-        first = next((ln for ln in str(exc).splitlines() if ln.strip().startswith("Description")), "")
-        detail = first.split(":", 1)[-1].strip() or "unreadable image"
-        raise DataError(f"{path}: cannot read image ({detail})") from exc
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if ln.startswith("Description")), "")
+        detail = first.split(":", 1)[-1].strip()
+        if not detail:
+            detail = next((ln.split("ERROR:", 1)[-1].strip() for ln in lines if "ERROR:" in ln), "")
+        raise DataError(f"{path}: cannot read image ({detail or 'unreadable image'})") from exc
 
 
-def _flip(values: tuple[float, ...]) -> tuple[float, ...]:
+_read_sitk = read_sitk
+
+
+def _flip(values: Sequence[float]) -> tuple[float, ...]:
     # SimpleITK gives geometry in (x, y, z) order; arrays are (z, y, x).
     return tuple(float(v) for v in reversed(values))
+
+
+def sitk_geometry(img: Any) -> Geometry:
+    """The :class:`Geometry` of a ``SimpleITK.Image``, in array axis order."""
+    dim = img.GetDimension()
+    direction = np.asarray(img.GetDirection(), dtype=float).reshape(dim, dim)[::-1, ::-1]
+    return Geometry(
+        shape=tuple(int(n) for n in reversed(img.GetSize())),
+        spacing=_flip(img.GetSpacing()),
+        origin=_flip(img.GetOrigin()),
+        direction=tuple(float(v) for v in direction.ravel()),
+    )
+
+
+def apply_geometry(img: Any, geometry: Geometry | Image) -> None:
+    """Set a ``SimpleITK.Image``'s spacing, origin and direction from ``geometry``."""
+    dim = img.GetDimension()
+    img.SetSpacing(_flip(geometry.spacing))
+    img.SetOrigin(_flip(geometry.origin))
+    direction = np.asarray(geometry.direction, dtype=float).reshape(dim, dim)[::-1, ::-1]
+    img.SetDirection(tuple(float(v) for v in direction.ravel()))
+
+
+def image_from_sitk(img: Any, path: Path | None = None) -> Image:
+    """Convert a ``SimpleITK.Image`` to an :class:`Image` (array in ``(z, y, x)`` order)."""
+    import SimpleITK as sitk
+
+    geom = sitk_geometry(img)
+    return Image(
+        array=sitk.GetArrayFromImage(img),
+        spacing=geom.spacing,
+        origin=geom.origin,
+        direction=geom.direction,
+        path=path,
+    )
 
 
 def read_image(path: str | Path) -> Image:
     """Read one image file, or a folder as a DICOM series.
 
     Raises:
-        DataError: the path is missing, corrupt, or not an image.
+        DataError: the path is missing, truncated, corrupt, or not an image.
+    """
+    path = Path(path)
+    return image_from_sitk(read_sitk(path), path)
+
+
+def read_geometry(path: str | Path) -> tuple[Geometry, int]:
+    """The geometry and the number of components of an image, reading only its header.
+
+    Raises:
+        DataError: the path is missing or not a readable image.
     """
     import SimpleITK as sitk
 
     path = Path(path)
-    img = _read_sitk(path)
-    array = sitk.GetArrayFromImage(img)
-    dim = img.GetDimension()
-    direction = np.asarray(img.GetDirection(), dtype=float).reshape(dim, dim)
-    direction = direction[::-1, ::-1]  # to (z, y, x) order like the array
-    return Image(
-        array=array,
-        spacing=_flip(img.GetSpacing()),
-        origin=_flip(img.GetOrigin()),
+    if path.is_dir():
+        img = read_sitk(path)
+        return sitk_geometry(img), img.GetNumberOfComponentsPerPixel()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise DataError(f"{path}: cannot read image header") from exc
+    dim = reader.GetDimension()
+    direction = np.asarray(reader.GetDirection(), dtype=float).reshape(dim, dim)[::-1, ::-1]
+    geom = Geometry(
+        shape=tuple(int(n) for n in reversed(reader.GetSize())),
+        spacing=_flip(reader.GetSpacing()),
+        origin=_flip(reader.GetOrigin()),
         direction=tuple(float(v) for v in direction.ravel()),
-        path=path,
     )
+    return geom, reader.GetNumberOfComponents()
+
+
+def compare_geometry(reference: Geometry, other: Geometry, tolerance: float = 1e-3) -> list[str]:
+    """How ``other``'s voxel grid differs from ``reference``'s; empty when they match.
+
+    Sizes must be equal. Spacings may differ by a relative ``tolerance``, origins by
+    ``tolerance`` times the largest voxel size (mm), direction cosines by ``tolerance``:
+    the rounding of headers written as float32 passes, a real shift does not.
+
+    Returns:
+        One phrase per difference, e.g. ``"spacing (1, 1, 1) vs (1, 1, 2) mm"``.
+    """
+
+    def fmt(values: Sequence[float]) -> str:
+        return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+    if reference.ndim != other.ndim:
+        return [f"dimension {reference.ndim}D vs {other.ndim}D"]
+    diffs = []
+    if tuple(reference.shape) != tuple(other.shape):
+        diffs.append(f"size {fmt(reference.shape)} vs {fmt(other.shape)}")
+    ref_sp, oth_sp = np.asarray(reference.spacing), np.asarray(other.spacing)
+    if not np.allclose(oth_sp, ref_sp, rtol=tolerance, atol=0):
+        diffs.append(f"spacing {fmt(ref_sp)} vs {fmt(oth_sp)} mm")
+    atol = tolerance * float(max(ref_sp.max(), oth_sp.max()))
+    if not np.allclose(other.origin, reference.origin, rtol=0, atol=atol):
+        diffs.append(f"origin {fmt(reference.origin)} vs {fmt(other.origin)} mm")
+    if not np.allclose(other.direction, reference.direction, rtol=0, atol=tolerance):
+        diffs.append(f"direction {fmt(reference.direction)} vs {fmt(other.direction)}")
+    return diffs
 
 
 def write_image(
     array: np.ndarray,
     path: str | Path,
-    reference: Image | None = None,
+    reference: Image | Geometry | None = None,
     spacing: tuple[float, ...] | None = None,
 ) -> Path:
     """Write ``array`` to ``path`` (format from the ending) with a reference's geometry."""
@@ -110,18 +378,58 @@ def write_image(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    is_vector = array.ndim == 3 and array.shape[-1] in (3, 4) and path.suffix.lower() in (
-        ".png", ".tif", ".tiff", ".jpg", ".jpeg")
+    is_vector = (
+        array.ndim == 3
+        and array.shape[-1] in (3, 4)
+        and path.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+    )
     img = sitk.GetImageFromArray(array, isVector=is_vector)
     if reference is not None:
         dim = img.GetDimension()
         if reference.ndim != dim:
             raise DataError(f"{path}: a {dim}D image cannot take a {reference.ndim}D geometry")
-        img.SetSpacing(_flip(reference.spacing))
-        img.SetOrigin(_flip(reference.origin))
-        direction = np.asarray(reference.direction).reshape(dim, dim)[::-1, ::-1]
-        img.SetDirection(tuple(float(v) for v in direction.ravel()))
+        apply_geometry(img, reference)
     elif spacing is not None:
         img.SetSpacing(_flip(tuple(spacing)))
     sitk.WriteImage(img, str(path), useCompression=path.name.endswith(".gz"))
     return path
+
+
+def save_prediction(volume: Volume, prediction: np.ndarray, path: str | Path) -> Path:
+    """Write a label prediction on the source grid with the scan's geometry.
+
+    Args:
+        volume: the evaluated case; its ``reference`` gives the geometry and
+            ``extra["label_values"]`` (if present) the label value of each class index,
+            so the file holds the dataset's own label values (e.g. BraTS 0, 1, 2, 4).
+        prediction: class indices on the source grid, as returned by ``volume.restore``.
+        path: the output file, e.g. ``<case>.nii.gz``.
+
+    Raises:
+        DataError: the volume has no source geometry or the prediction's shape differs.
+    """
+    reference = volume.reference
+    if reference is None:
+        raise DataError(f"case {volume.case_id!r}: no source geometry to save a prediction with")
+    if isinstance(reference, Image):
+        reference = reference.geometry
+    pred = np.asarray(prediction)
+    if reference.ndim == 2 and pred.ndim == 3 and pred.shape[0] == 1:
+        pred = pred[0]
+    if tuple(pred.shape) != tuple(reference.shape):
+        raise DataError(
+            f"case {volume.case_id!r}: prediction of shape {pred.shape} does not match "
+            f"the scan's {tuple(reference.shape)}; pass it through volume.restore first"
+        )
+    pred = pred.astype(np.int64, copy=False)
+    values = volume.extra.get("label_values") if volume.extra else None
+    if values is not None:
+        lut = np.asarray(values, dtype=np.int64)
+        if pred.size and (pred.min() < 0 or pred.max() >= len(lut)):
+            raise DataError(
+                f"case {volume.case_id!r}: prediction holds a class outside 0..{len(lut) - 1}"
+            )
+        pred = lut[pred]
+    top = int(pred.max()) if pred.size else 0
+    dtype = np.uint8 if pred.min(initial=0) >= 0 and top < 256 else np.int16
+    return write_image(pred.astype(dtype), path, reference=reference)
