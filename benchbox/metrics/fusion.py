@@ -278,7 +278,9 @@ def _edge_preservation(
     ratio[weaker_f] = g_f[weaker_f] / g_src[weaker_f]
     stronger_f = g_src < g_f
     ratio[stronger_f] = g_src[stronger_f] / g_f[stronger_f]
-    orientation = 1 - np.abs(a_src - a_f) / (np.pi / 2)
+    # Orientations are lines (arctan gives them modulo π), so a difference of π is
+    # agreement: Petrovic's and Kumar's code form, continuous where VIFB's is not.
+    orientation = np.abs(np.abs(a_src - a_f) - np.pi / 2) / (np.pi / 2)
     q_g = c["Tg"] / (1 + np.exp(c["kg"] * (ratio - c["Dg"])))
     q_a = c["Ta"] / (1 + np.exp(c["ka"] * (orientation - c["Da"])))
     return q_g * q_a
@@ -294,16 +296,22 @@ def compute_qabf(fused: Any, a: Any, b: Any) -> float:
     """Gradient-based fusion quality Qabf (Xydeas & Petrovic 2000).
 
     Sobel edge strength ``g`` and orientation ``α = arctan(sy / sx)`` (``π/2`` where
-    ``sx = 0``) of each image; per pixel the strength ratio ``G = min(gX, gF) / max(gX,
-    gF)`` (1 when equal, including both 0 — VIFB's code gives ``gF`` there), the
-    orientation agreement ``Aα = 1 - |αX - αF| / (π/2)``, and the preservation
-    ``Q^XF = Tg / (1 + e^(kg (G - Dg))) · Ta / (1 + e^(ka (Aα - Da)))`` with Tg = 0.9994,
-    kg = -15, Dg = 0.5, Ta = 0.9879, ka = -22, Da = 0.8. Then
-    ``Qabf = sum(Q^AF gA + Q^BF gB) / sum(gA + gB)`` (weights ``g^L``, ``L = 1``).
+    ``sx = 0``) of each image, from 3x3 Sobel responses with zero padding (MATLAB's
+    ``conv2(..., 'same')``). Per pixel, for a source ``X``:
+
+    * strength ratio ``G = min(gX, gF) / max(gX, gF)``, and 1 where ``gX = gF``
+      (including both 0; VIFB's code gives ``gF`` there);
+    * orientation agreement ``Aα = | |αX - αF| - π/2 | / (π/2)``, Petrovic's form:
+      orientations are lines, so ``π/2`` and ``-π/2`` agree (VIFB's
+      ``1 - |αX - αF| / (π/2)`` calls them opposite);
+    * preservation ``Q^XF = Tg / (1 + e^(kg (G - Dg))) · Ta / (1 + e^(ka (Aα - Da)))``
+      with Tg = 0.9994, kg = -15, Dg = 0.5, Ta = 0.9879, ka = -22, Da = 0.8.
+
+    Then ``Qabf = sum(Q^AF gA + Q^BF gB) / sum(gA + gB)`` (weights ``g^L``, ``L = 1``).
 
     Range ``[0, 0.9748]``: with these usual constants a perfect transfer gives
     ``Tg / (1 + e^(kg/2)) · Ta / (1 + e^(ka/5)) ≈ 0.9748``, not 1. Higher is better.
-    Symmetric in ``A`` and ``B``. Two constant sources (no edges to keep) give 1.
+    Symmetric in ``A`` and ``B``. Sources without any edge give 1.
 
     Args:
         fused: the fused image ``F``, 2D in ``[0, 1]``.
