@@ -766,7 +766,7 @@ def open_volume_dataset(
         test_fraction=options["test_fraction"],
         split_seed=options["split_seed"],
         fixed_splits=fixed_splits,
-        seed=opt.as_int(seed, "seed"),
+        seed=opt.as_int(seed or 0, "seed"),
         slices_per_case=options["slices_per_case"],
         lesion_fraction=options["lesion_fraction"],
         target=options["target"],

@@ -1,0 +1,36 @@
+"""Fixtures shared across the test tree (keep this file small)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def shared_data() -> Callable[..., Path]:
+    """``shared_data("aanlib", "CT-MRI")``: a folder of the real images, or a skip.
+
+    The images live in ``$BENCHBOX_DATA`` (default ``../shared/data`` from the repo root,
+    see :func:`benchbox.data.paths.data_root`); they are never copied into the repo.
+    """
+    from benchbox.data.paths import DATA_ENV, data_root
+
+    def need(*parts: str) -> Path:
+        path = data_root().joinpath(*parts)
+        if not path.exists():
+            pytest.skip(f"real images not found: {path} (set {DATA_ENV} to the data folder)")
+        return path
+
+    return need
+
+
+@pytest.fixture
+def isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Point the preprocessing cache (``BENCHBOX_CACHE``) at a fresh temporary folder."""
+    root = tmp_path_factory.mktemp("bbcache")
+    monkeypatch.setenv("BENCHBOX_CACHE", str(root))
+    return root

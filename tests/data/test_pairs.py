@@ -1,0 +1,173 @@
+"""Registered 2D pairs in modality folders (benchbox.data.pairs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchbox.data.color import merge_chroma, rgb_to_ycbcr
+from benchbox.data.io import read_image, write_image
+from benchbox.data.pairs import open_pairs
+from benchbox.errors import DataError
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
+
+def write_pairs(
+    root: Path,
+    mods: tuple[str, str] = ("CT", "MRI"),
+    n: dict[str, int] | None = None,
+    colour: str | None = None,
+    mask: bool = False,
+    size: int = 40,
+) -> Path:
+    rng = np.random.default_rng(0)
+    for split, count in (n or {"train": 10, "test": 3}).items():
+        for i in range(count):
+            name = f"{split[:2]}{i:03d}.png"
+            for mod in mods:
+                shape = (size, size, 3) if mod == colour else (size, size)
+                write_image(
+                    rng.integers(0, 256, size=shape, dtype=np.uint8), root / split / mod / name
+                )
+            if mask:
+                m = np.zeros((size, size), np.uint8)
+                m[5:15, 8:20] = 255
+                write_image(m, root / split / "mask" / name)
+    return root
+
+
+def test_greyscale_pairs(tmp_path):
+    root = write_pairs(tmp_path / "atlas" / "CT-MRI")
+    ds = open_pairs(str(root), image_size=32)
+    assert ds.name == "atlas-ct-mri" and ds.modalities == ("CT", "MRI")
+    assert ds.labels is None and ds.color_source is None
+    counts = ds.config()["counts"]
+    assert counts == {"train": 9, "val": 1, "test": 3}
+    s = ds.split("test")[0]
+    assert s["a"].shape == (1, 32, 32) and str(s["a"].dtype) == "torch.float32"
+    assert s["case_id"] == "te000" and "a_chroma" not in s
+    assert s["spacing"].tolist() == pytest.approx([40 / 32, 40 / 32])
+    native = open_pairs(str(root))  # image_size None: the images' own size
+    src = read_image(root / "test" / "MRI" / "te000.png").array / 255.0
+    np.testing.assert_allclose(native.split("test")[0]["b"][0].numpy(), src, atol=1e-6)
+
+
+def test_val_is_a_fixed_share_of_train(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI", n={"train": 20, "test": 2})
+    ds = open_pairs(str(root), image_size=32, val_fraction=0.25, seed=0)
+    val = {s["case_id"] for s in ds.split("val")}
+    train = {s["case_id"] for s in ds.split("train")}
+    assert len(val) == 5 and len(train) == 15 and not val & train
+    other_seed = open_pairs(str(root), image_size=32, val_fraction=0.25, seed=7)
+    assert {s["case_id"] for s in other_seed.split("val")} == val  # run seed: same split
+    assert ds.config()["val_cases"] == sorted(val)
+    with pytest.raises(DataError, match="holds no pair"):
+        open_pairs(str(root), image_size=32, val_fraction=0).split("val")
+
+
+def test_colour_source_is_split_into_luma_and_chroma(tmp_path):
+    root = write_pairs(tmp_path / "PET-MRI", mods=("PET", "MRI"), colour="PET")
+    ds = open_pairs(str(root))
+    assert ds.modalities == ("PET", "MRI") and ds.color_source == "a"
+    s = ds.split("test")[0]
+    rgb = read_image(root / "test" / "PET" / f"{s['case_id']}.png").array / 255.0
+    ycc = rgb_to_ycbcr(rgb)
+    np.testing.assert_allclose(s["a"][0].numpy(), ycc[..., 0], atol=1e-6)
+    assert s["a_chroma"].shape == (2, 40, 40)
+    # Fusing Y with itself and putting the chroma back gives the colour image.
+    back = merge_chroma(s["a"][0].numpy(), s["a_chroma"].numpy())
+    np.testing.assert_allclose(back, rgb, atol=1e-5)
+
+
+def test_masks(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI", mask=True)
+    ds = open_pairs(str(root), image_size=20)
+    assert ds.labels == {0: "background", 1: "foreground"}
+    m = ds.split("test")[0]["mask"]
+    assert str(m.dtype) == "torch.int64" and set(m.unique().tolist()) == {0, 1}
+    assert int(m.sum()) == 5 * 6  # 10 x 12 pixels at half size
+
+
+def test_modality_choice(tmp_path):
+    root = write_pairs(tmp_path / "three", mods=("CT", "MRI", "PET"))
+    with pytest.raises(DataError, match=r"3 modality folders.*modalities=A,B"):
+        open_pairs(str(root))
+    ds = open_pairs(str(root), modalities="MRI,PET", image_size=32)
+    assert ds.modalities == ("MRI", "PET") and ds.name.endswith("-three")
+
+
+# -- bad input ----------------------------------------------------------------------------
+def test_missing_partner_file(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI")
+    (root / "train" / "MRI" / "tr004.png").unlink()
+    with pytest.raises(DataError, match=r"train/CT/tr004\.png: missing modality file .*MRI/tr004"):
+        open_pairs(str(root))
+
+
+def test_size_mismatch_and_resample(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI")
+    write_image(np.zeros((30, 30), np.uint8), root / "test" / "MRI" / "te001.png")
+    with pytest.raises(DataError, match=r"MRI/te001\.png: size \(30, 30\) does not match"):
+        open_pairs(str(root), image_size=32)
+    ds = open_pairs(str(root), image_size=32, resample=True)
+    assert ds.split("test")[1]["b"].shape == (1, 32, 32)
+
+
+def test_bad_mask_values(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI", mask=True)
+    m = np.zeros((40, 40), np.uint8)
+    m[0, :3] = [1, 2, 255]
+    write_image(m, root / "train" / "mask" / "tr002.png")
+    with pytest.raises(DataError, match=r"mask/tr002\.png: unexpected label values \[2\]"):
+        open_pairs(str(root))
+
+
+def test_3d_file_among_pairs(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI")
+    (root / "train" / "CT" / "tr001.png").unlink()
+    write_image(np.zeros((3, 40, 40), np.float32), root / "train" / "CT" / "tr001.nii.gz")
+    with pytest.raises(DataError, match=r"CT/tr001\.nii\.gz: a 3D image .*2D and 3D files mixed"):
+        open_pairs(str(root))
+
+
+def test_empty_and_missing_folders(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI")
+    for f in (root / "test" / "CT").iterdir():
+        f.unlink()
+    for f in (root / "test" / "MRI").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"test: empty dataset"):
+        open_pairs(str(root))
+    with pytest.raises(DataError, match="no such folder"):
+        open_pairs(str(tmp_path / "nowhere"))
+    only_train = write_pairs(tmp_path / "x" / "CT-MRI", n={"train": 3})
+    with pytest.raises(DataError, match=r"CT-MRI/test: no such folder"):
+        open_pairs(str(only_train))
+
+
+# -- real fixtures ------------------------------------------------------------------------
+@pytest.mark.data
+def test_ifcnn_fixtures_as_pairs(shared_data, tmp_path):
+    src = shared_data("fixtures", "ifcnn")
+    root = tmp_path / "ifcnn" / "SPECT-MRI"
+    for split in ("train", "test"):
+        for mod, name in (("SPECT", "010_SPECT-Tc.tif"), ("MRI", "010_MR-T2.tif")):
+            (root / split / mod).mkdir(parents=True)
+            (root / split / mod / "010.tif").symlink_to(src / name)
+    ds = open_pairs(str(root), val_fraction=0, image_size=128)
+    assert ds.color_source == "a" and ds.modalities == ("SPECT", "MRI")
+    s = ds.split("test")[0]
+    assert s["a"].shape == (1, 128, 128) and s["a_chroma"].shape == (2, 128, 128)
+    assert float(s["a"].min()) >= 0 and float(s["a"].max()) <= 1
+    grey = tmp_path / "ifcnn" / "multi"
+    for i in range(1, 9):
+        split = "test" if i > 6 else "train"
+        for k in (1, 2):
+            (grey / split / f"S{k}").mkdir(parents=True, exist_ok=True)
+            (grey / split / f"S{k}" / f"c{i:02d}.tif").symlink_to(src / f"c{i:02d}_{k}.tif")
+    ds = open_pairs(str(grey), image_size=64)
+    assert ds.config()["counts"] == {"train": 5, "val": 1, "test": 2}
+    assert ds.name == "ifcnn-multi" and ds.modalities == ("S1", "S2")
