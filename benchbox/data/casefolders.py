@@ -249,15 +249,13 @@ def open_cases(
     given = Path(str(root)).expanduser()
     if given.is_dir():
         data_root = given
-        if config is not None:
-            cfg_path = find_config(config)
-        else:
-            cfg_path = next((given / n for n in CONFIG_NAMES if (given / n).is_file()), None)
-            if cfg_path is None:
-                raise DataError(
-                    f"{given}: no case-folder config; pass --data-opt config=<file.toml> "
-                    f"or put a {CONFIG_NAMES[0]} in the folder"
-                )
+        inside = [given / n for n in CONFIG_NAMES if (given / n).is_file()]
+        if config is None and not inside:
+            raise DataError(
+                f"{given}: no case-folder config; pass --data-opt config=<file.toml> "
+                f"or put a {CONFIG_NAMES[0]} in the folder"
+            )
+        cfg_path = find_config(config) if config is not None else inside[0]
         cfg = load_config(cfg_path)
     else:
         cfg_path = find_config(str(root))

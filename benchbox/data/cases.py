@@ -261,7 +261,8 @@ def preprocess_case(
 
     arr_a, arr_b = normalise(arr_a, norm_a), normalise(arr_b, norm_b)
 
-    mask = source_mask = None
+    mask: np.ndarray | None = None
+    source_mask: np.ndarray | None = None
     present: list[int] = []
     if case.label is not None and labels is not None:
         lab_img = aligned(case.label, "label", label=True)
@@ -279,7 +280,7 @@ def preprocess_case(
         "a": fit.apply(np.ascontiguousarray(arr_a[crop])),
         "b": fit.apply(np.ascontiguousarray(arr_b[crop])),
     }
-    if mask is not None:
+    if mask is not None and source_mask is not None:
         arrays["mask"] = fit.apply(np.ascontiguousarray(mask[crop]), label=True)
         arrays["source_mask"] = source_mask
     sy, sx = fit.scale
@@ -370,7 +371,7 @@ class _Case:
         return self.entry.meta
 
 
-class VolumeSamples:
+class VolumeSamples(Sequence[Sample]):
     """A map-style dataset over chosen slices of cached cases; tensors made on access."""
 
     def __init__(
@@ -380,15 +381,15 @@ class VolumeSamples:
         lut: np.ndarray | None,
         is_2d: bool,
     ) -> None:
-        self.cases, self.index, self.lut, self.is_2d = list(cases), list(index), lut, is_2d
+        self.cases, self.slices, self.lut, self.is_2d = list(cases), list(index), lut, is_2d
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.slices)
 
-    def __getitem__(self, i: int) -> Sample:
+    def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
         import torch
 
-        ci, z = self.index[i]
+        ci, z = self.slices[i]
         case = self.cases[ci]
         meta = case.meta
         spacing = meta["spacing"]

@@ -358,7 +358,7 @@ def compare_geometry(reference: Geometry, other: Geometry, tolerance: float = 1e
         diffs.append(f"size {fmt(reference.shape)} vs {fmt(other.shape)}")
     ref_sp, oth_sp = np.asarray(reference.spacing), np.asarray(other.spacing)
     if not np.allclose(oth_sp, ref_sp, rtol=tolerance, atol=0):
-        diffs.append(f"spacing {fmt(ref_sp)} vs {fmt(oth_sp)} mm")
+        diffs.append(f"spacing {fmt(reference.spacing)} vs {fmt(other.spacing)} mm")
     atol = tolerance * float(max(ref_sp.max(), oth_sp.max()))
     if not np.allclose(other.origin, reference.origin, rtol=0, atol=atol):
         diffs.append(f"origin {fmt(reference.origin)} vs {fmt(other.origin)} mm")

@@ -120,7 +120,7 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return (img.array > 0).astype(np.uint8)
 
 
-class PairSplit:
+class PairSplit(Sequence[Sample]):
     """A map-style dataset over one split's cached pairs; tensors made on access."""
 
     def __init__(self, entry: CacheEntry, rows: Sequence[int], colour: Mapping[str, bool]) -> None:
@@ -131,7 +131,7 @@ class PairSplit:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> Sample:
+    def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
         import torch
 
         row = self.rows[i]
