@@ -1,0 +1,253 @@
+"""benchbox.scoring: folders of label files and fused images, as benchbox evaluate reads them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import benchbox_plugins.metrics as builtin_metrics
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchbox.data.io import write_image
+from benchbox.errors import ConfigError, DataError
+from benchbox.metrics import segmentation as sm
+from benchbox.metrics.suite import BRATS_REGIONS, score_fusion_case, score_segmentation_case
+from benchbox.plugins import create_registry, use_registry
+from benchbox.scoring import (
+    parse_regions,
+    read_fusion_image,
+    score_fusion_folders,
+    score_segmentation_folders,
+    write_scores,
+)
+
+SPACING = (2.5, 0.8, 1.0)  # array order (z, y, x)
+
+
+@pytest.fixture(autouse=True)
+def _builtin_metrics():
+    with use_registry(create_registry([builtin_metrics], entry_points=False, strict=True)):
+        yield
+
+
+def _labels(shift: int, drop_two: bool = False) -> np.ndarray:
+    zz, yy, xx = np.mgrid[0:8, 0:16, 0:14]
+    r = np.sqrt(((zz - 4) * 2.5) ** 2 + ((yy - 8 - shift) * 0.8) ** 2 + (xx - 7) ** 2)
+    lab = np.zeros((8, 16, 14), np.uint8)
+    lab[r < 6] = 1
+    if not drop_two:
+        lab[r < 3] = 2
+    return lab
+
+
+@pytest.fixture
+def seg_folders(tmp_path: Path) -> tuple[Path, Path, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    cases = {"case1": (_labels(1), _labels(0)), "case2": (_labels(2, drop_two=True), _labels(0))}
+    for name, (pred, ref) in cases.items():
+        write_image(ref, tmp_path / "ref" / f"{name}.nii.gz", spacing=SPACING)
+        write_image(pred, tmp_path / "pred" / f"{name}.nii.gz", spacing=SPACING)
+    return tmp_path / "pred", tmp_path / "ref", cases
+
+
+# -- segmentation ----------------------------------------------------------------------
+def test_scores_equal_the_suite_on_the_arrays_with_the_files_spacing(seg_folders) -> None:
+    pred_dir, ref_dir, cases = seg_folders
+    regions = {"lesion": (1, 2), "core": (2,)}
+    scores = score_segmentation_folders(pred_dir, ref_dir, regions, nsd_tolerance=2.0)
+    assert list(scores.per_case["case_id"]) == ["case1", "case2"]
+    for _, row in scores.per_case.iterrows():
+        pred, ref = cases[row["case_id"]]
+        expected = score_segmentation_case(pred, ref, SPACING, regions, nsd_tolerance=2.0)
+        assert {k: row[k] for k in expected} == pytest.approx(expected)
+    case1 = scores.per_case.iloc[0]
+    lesion = (cases["case1"][0] > 0, cases["case1"][1] > 0)
+    assert case1["hd95_lesion"] == pytest.approx(sm.compute_hd95(*lesion, SPACING))
+    assert case1["hd95_lesion"] != pytest.approx(sm.compute_hd95(*lesion, (1.0, 1.0, 1.0)))
+    assert scores.summary["n_pred_empty_core"] == 1 and scores.summary["n_ref_empty_core"] == 0
+    assert scores.settings["nsd_tolerance_mm"] == 2.0
+    assert scores.settings["regions"] == {"lesion": [1, 2], "core": [2]}
+
+
+def test_default_regions_are_the_labels_found(seg_folders) -> None:
+    pred_dir, ref_dir, _ = seg_folders
+    scores = score_segmentation_folders(pred_dir, ref_dir)
+    assert scores.regions == {"label1": (1,), "label2": (2,)}
+    assert "dice_label2" in scores.per_case.columns
+
+
+def test_png_masks_and_float_labels(tmp_path: Path) -> None:
+    ref = np.zeros((20, 24), np.uint8)
+    ref[5:12, 6:15] = 1
+    pred = np.roll(ref, 2, axis=1)
+    write_image(ref, tmp_path / "ref" / "a.png")
+    write_image(pred.astype(np.float32), tmp_path / "pred" / "a.nii.gz")
+    scores = score_segmentation_folders(tmp_path / "pred", tmp_path / "ref", {"fg": (1,)})
+    row = scores.per_case.iloc[0]
+    assert row["dice_fg"] == pytest.approx(sm.compute_dice(pred, ref))
+    assert row["hd_fg"] == pytest.approx(2.0)  # PNG spacing is 1 mm
+
+
+def test_fractional_labels_are_refused(tmp_path: Path) -> None:
+    ref = np.zeros((8, 8), np.float32)
+    write_image(ref, tmp_path / "ref" / "a.nii.gz")
+    write_image(ref + 0.5, tmp_path / "pred" / "a.nii.gz")
+    with pytest.raises(DataError, match=r"pred/a\.nii\.gz: labels must be integers"):
+        score_segmentation_folders(tmp_path / "pred", tmp_path / "ref", {"x": (1,)})
+
+
+def test_a_missing_prediction_is_named(seg_folders) -> None:
+    pred_dir, ref_dir, _ = seg_folders
+    (pred_dir / "case2.nii.gz").unlink()
+    with pytest.raises(
+        DataError, match=r"--pred folder .* has no file for 1 reference case\(s\): case2$"
+    ):
+        score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)})
+
+
+def test_extra_predictions_are_noted_and_ignored(seg_folders) -> None:
+    pred_dir, ref_dir, _ = seg_folders
+    write_image(_labels(0), pred_dir / "case9.nii.gz", spacing=SPACING)
+    (pred_dir / "notes.txt").write_text("not an image")
+    scores = score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)})
+    assert len(scores.per_case) == 2
+    assert any("case9" in note for note in scores.warnings)
+
+
+def test_size_mismatch_names_the_file(seg_folders) -> None:
+    pred_dir, ref_dir, _ = seg_folders
+    write_image(_labels(0)[:, :-1], pred_dir / "case1.nii.gz", spacing=SPACING)
+    with pytest.raises(DataError, match=r"case1\.nii\.gz: size \(8, 15, 14\) differs"):
+        score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)})
+
+
+def test_spacing_mismatch_is_noted_and_the_reference_spacing_used(seg_folders) -> None:
+    pred_dir, ref_dir, cases = seg_folders
+    write_image(cases["case1"][0], pred_dir / "case1.nii.gz", spacing=(1.0, 1.0, 1.0))
+    scores = score_segmentation_folders(pred_dir, ref_dir, {"x": (1, 2)})
+    assert any("case1: prediction geometry differs" in n for n in scores.warnings)
+    pred, ref = cases["case1"]
+    assert scores.per_case.iloc[0]["hd95_x"] == pytest.approx(
+        sm.compute_hd95(pred > 0, ref > 0, SPACING)
+    )
+
+
+def test_missing_or_empty_folders(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"--ref folder .*nowhere does not exist"):
+        score_segmentation_folders(tmp_path, tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"--ref folder .*empty holds no image file"):
+        score_segmentation_folders(tmp_path / "empty", tmp_path / "empty")
+
+
+def test_duplicate_case_names_are_refused(seg_folders) -> None:
+    pred_dir, ref_dir, cases = seg_folders
+    write_image(cases["case1"][0], pred_dir / "case1.nii", spacing=SPACING)
+    with pytest.raises(DataError, match=r"case1\.nii and case1\.nii\.gz are both case 'case1'"):
+        score_segmentation_folders(pred_dir, ref_dir)
+
+
+def test_parse_regions() -> None:
+    assert parse_regions() is None
+    assert parse_regions("1, 2") == {"label1": (1,), "label2": (2,)}
+    assert parse_regions(None, ["brats"]) == BRATS_REGIONS
+    assert parse_regions("4", ["core=1,3,4"]) == {"label4": (4,), "core": (1, 3, 4)}
+    for bad, message in [
+        ((None, ["core"]), "expected NAME=LABEL"),
+        ((None, ["core=a"]), "comma-separated integers"),
+        (("1", ["label1=1"]), "given twice"),
+        ((None, ["a b=1"]), "region name 'a b'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            parse_regions(*bad)
+
+
+# -- fusion ----------------------------------------------------------------------------
+def _gray(seed: int, shape=(64, 64)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage
+
+    x = ndimage.gaussian_filter(rng.random(shape), 2)
+    return np.round(255 * (x - x.min()) / (x.max() - x.min())).astype(np.uint8)
+
+
+@pytest.fixture
+def fusion_folders(tmp_path: Path):
+    a, b = _gray(0), _gray(1)
+    fused = ((a.astype(int) + b) // 2).astype(np.uint8)
+    write_image(a, tmp_path / "a" / "x.tif")
+    write_image(b, tmp_path / "b" / "x.png")
+    write_image(fused, tmp_path / "fused" / "x.png")
+    return tmp_path, (fused, a, b)
+
+
+def test_fusion_scores_equal_the_suite_on_images_over_255(fusion_folders) -> None:
+    root, (fused, a, b) = fusion_folders
+    scores = score_fusion_folders(root / "fused", root / "a", root / "b")
+    expected = score_fusion_case(fused / 255.0, a / 255.0, b / 255.0, metrics=[
+        e for e in scores.metrics if e.name != "ms-ssim"])  # fmt: skip
+    row = scores.per_case.iloc[0]
+    assert row["case_id"] == "x"
+    assert {k: row[k] for k in expected} == pytest.approx(expected)
+    assert "ms-ssim" not in scores.per_case.columns
+    assert any("too small for ms-ssim" in n for n in scores.warnings)
+
+
+def test_colour_becomes_bt601_luminance_and_16_bit_is_scaled(tmp_path: Path) -> None:
+    rgb = np.stack([_gray(2), _gray(3), _gray(4)], axis=-1)
+    write_image(rgb, tmp_path / "rgb.png")
+    expected = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
+    np.testing.assert_allclose(read_fusion_image(tmp_path / "rgb.png"), expected, atol=1e-12)
+    wide = _gray(5).astype(np.uint16) * 257
+    write_image(wide, tmp_path / "wide.png")
+    np.testing.assert_allclose(read_fusion_image(tmp_path / "wide.png"), _gray(5) / 255.0)
+
+
+def test_bad_fusion_images_are_named(tmp_path: Path) -> None:
+    write_image(np.full((16, 16), 2.0, np.float32), tmp_path / "hot.nii.gz")
+    with pytest.raises(DataError, match=r"hot\.nii\.gz: a float image must lie in \[0, 1\]"):
+        read_fusion_image(tmp_path / "hot.nii.gz")
+    write_image(np.zeros((4, 16, 16), np.uint8), tmp_path / "vol.nii.gz")
+    with pytest.raises(DataError, match=r"vol\.nii\.gz: fusion images must be 2D"):
+        read_fusion_image(tmp_path / "vol.nii.gz")
+
+
+def test_fusion_size_mismatch_and_missing_source(fusion_folders) -> None:
+    root, _ = fusion_folders
+    write_image(_gray(6, (64, 60)), root / "b" / "x.png")
+    with pytest.raises(DataError, match=r"b/x\.png: size \(64, 60\) differs from the fused"):
+        score_fusion_folders(root / "fused", root / "a", root / "b")
+    (root / "b" / "x.png").unlink()
+    write_image(_gray(6), root / "b" / "y.png")
+    with pytest.raises(DataError, match=r"--b folder .* has no file for 1 fused case\(s\): x"):
+        score_fusion_folders(root / "fused", root / "a", root / "b")
+
+
+# -- output ----------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_write_scores_round_trips(seg_folders, tmp_path: Path, fmt: str) -> None:
+    pred_dir, ref_dir, _ = seg_folders
+    scores = score_segmentation_folders(pred_dir, ref_dir, {"lesion": (1, 2)})
+    per_case_path, summary_path = write_scores(scores, tmp_path / "out", fmt)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"per_case.{fmt}", f"summary.{fmt}"]  # fmt: skip
+    if fmt == "csv":
+        table = pd.read_csv(per_case_path)
+        summary = dict(pd.read_csv(summary_path).itertuples(index=False))
+    else:
+        table = pd.DataFrame(json.loads(per_case_path.read_text()))
+        document = json.loads(summary_path.read_text())
+        summary = document["summary"]
+        assert document["settings"]["regions"] == {"lesion": [1, 2]}
+    pd.testing.assert_frame_equal(table, scores.per_case, rtol=1e-9, check_dtype=False)
+    assert summary == pytest.approx(scores.summary, rel=1e-9)
+    assert all(math.isfinite(v) for v in summary.values())
+
+
+def test_write_scores_refuses_an_unknown_format(seg_folders, tmp_path: Path) -> None:
+    pred_dir, ref_dir, _ = seg_folders
+    scores = score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)})
+    with pytest.raises(ConfigError, match="unknown output format 'xlsx'"):
+        write_scores(scores, tmp_path, "xlsx")
