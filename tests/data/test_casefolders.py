@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from benchbox.data.casefolders import find_config, label_spec, load_config, open_cases
@@ -138,3 +139,73 @@ def test_dicom_series_folders_as_modalities(tmp_path):
     ds = open_cases(str(root), config=str(cfg), image_size=32, resample=True)
     assert ds.labels is None and ds.split("test")[0]["a"].shape == (1, 32, 32)
     assert ds.config()["dimension"] == "3d"
+
+
+# -- real fixtures ------------------------------------------------------------------------
+SCT_MT = """
+cases = "mt"
+fuse = ["MT0", "MT1"]
+label = "mt1_seg.nii.gz"
+[modalities]
+MT0 = "mt0.nii.gz"
+MT1 = "mt1.nii.gz"
+[labels]
+0 = "background"
+1 = "spinal cord"
+[split]
+val_fraction = 0
+test_fraction = 0
+"""
+
+
+@pytest.mark.data
+def test_sct_oblique_anisotropic_case_roundtrip(shared_data, tmp_path):
+    """A real oblique scan with 17 mm slices goes through the pipeline and back exactly."""
+    root = shared_data("fixtures", "sct")
+    cfg = tmp_path / "sct.toml"
+    cfg.write_text(SCT_MT)
+    ds = open_cases(str(root), config=str(cfg), image_size=64, fit="pad")
+    (vol,) = ds.volumes("train")
+    from benchbox.data.io import read_image
+
+    seg = read_image(root / "mt" / "mt1_seg.nii.gz")
+    assert vol.reference == read_image(root / "mt" / "mt0.nii.gz").geometry
+    assert max(vol.spacing) == pytest.approx(17.0, rel=1e-4)  # slices stay 17 mm apart
+    np.testing.assert_array_equal(vol.restore(vol.mask), seg.array)
+
+
+BRATS_4 = """
+cases = "brats-4modal-predicted"
+fuse = ["T2-FLAIR", "T1c"]
+label = "segmentation_model_output.nii.gz"
+[modalities]
+T1 = "t1n.nii.gz"
+T1c = "t1c.nii.gz"
+T2 = "t2w.nii.gz"
+T2-FLAIR = "t2f.nii.gz"
+[labels]
+0 = "background"
+1 = "necrosis"
+2 = "oedema"
+3 = "enhancing"
+[split]
+val_fraction = 0
+test_fraction = 0
+"""
+
+
+@pytest.mark.data
+def test_two_of_four_modalities(shared_data, tmp_path, monkeypatch):
+    from benchbox.data import io
+
+    root = shared_data("fixtures")
+    cfg = tmp_path / "b4.toml"
+    cfg.write_text(BRATS_4)
+    read = []
+    original = io.read_sitk
+    monkeypatch.setattr(io, "read_sitk", lambda p: read.append(p.name) or original(p))
+    ds = open_cases(str(root), config=str(cfg), image_size=64, modalities="T1,T2")
+    assert ds.modalities == ("T1", "T2")
+    assert sorted(read) == ["segmentation_model_output.nii.gz", "t1n.nii.gz", "t2w.nii.gz"]
+    assert ds.config()["declared_modalities"] == ["T1", "T1c", "T2", "T2-FLAIR"]
+    assert ds.config()["label_values_present"] == [0, 1, 2, 3]
