@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from benchbox.cli import evaluate, plugins, run
@@ -58,18 +57,27 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="benchbox", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.UsageError as exc:
-        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-        fail(f"{where}{exc.format_message()}", code=exc.exit_code)
-    except click.ClickException as exc:
-        fail(exc.format_message(), code=exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        console_err.print("[yellow]interrupted[/]")
-        return 130
     except BenchboxError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        console_err.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:
+        # Usage errors of click, or of the copy of click that newer Typer releases
+        # vendor: matched by shape, not class, so both work.
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            message = exc.format_message().replace("Value error, ", "")  # pydantic prefix
+            fail(f"{where}{message}", code=exc.exit_code)
+        if type(exc).__name__ == "Exit":
+            return int(getattr(exc, "exit_code", 0))
+        if type(exc).__name__ == "Abort":
+            console_err.print("[yellow]interrupted[/]")
+            return 130
+        raise
+    if result == 130:
+        console_err.print("[yellow]interrupted[/]")
     return result if isinstance(result, int) else 0
 
 

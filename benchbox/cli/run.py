@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
-import click
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err
 
-AMP_CHOICES = ["off", "auto", "fp16", "bf16"]
+
+
+class Amp(str, Enum):
+    off = "off"
+    auto = "auto"
+    fp16 = "fp16"
+    bf16 = "bf16"
 
 
 class RichProgress:
@@ -69,7 +75,7 @@ def run(
     lr: float | None = typer.Option(None, "--lr", help="Learning rate of the main stage."),
     fusion_weight: float | None = typer.Option(None, "--fusion-weight", help="Lambda: weight of the fusion loss in joint training."),
     freeze_fusion: bool | None = typer.Option(None, "--freeze-fusion/--no-freeze-fusion", help="Keep the fusion model fixed during joint training."),
-    amp: str | None = typer.Option(None, "--amp", click_type=click.Choice(AMP_CHOICES), help="Mixed precision: off, auto, fp16 (CUDA) or bf16."),
+    amp: Amp | None = typer.Option(None, "--amp", case_sensitive=False, help="Mixed precision: off, auto, fp16 (CUDA) or bf16."),
     device: str | None = typer.Option(None, "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
     deterministic: bool | None = typer.Option(None, "--deterministic/--no-deterministic", help="Use torch's deterministic algorithms."),
     num_workers: int | None = typer.Option(None, "--num-workers", help="DataLoader worker processes."),
@@ -92,7 +98,7 @@ def run(
         "fusion": fusion, "seg": seg, "loss": loss, "fusion_loss": fusion_loss, "dataset": dataset,
         "seed": seed, "data_seed": data_seed, "epochs": epochs, "fusion_epochs": fusion_epochs,
         "batch_size": batch_size, "image_size": image_size, "lr": lr, "fusion_weight": fusion_weight,
-        "freeze_fusion": freeze_fusion, "amp": amp, "device": device, "deterministic": deterministic,
+        "freeze_fusion": freeze_fusion, "amp": amp.value if amp else None, "device": device, "deterministic": deterministic,
         "num_workers": num_workers, "fusion_weights": fusion_weights, "seg_weights": seg_weights,
         "resample": resample, "save_predictions": save_predictions, "out": out,
         "fusion_opts": cfg.parse_options(fusion_opt, "--fusion-opt"),

@@ -1,0 +1,98 @@
+"""`benchbox plugins`, `--version`, `--help` as a user runs them: in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
+
+
+def benchbox(*args: str, extra_path: list[Path] = (), env: dict[str, str] | None = None):
+    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
+    if extra_path:
+        environ["PYTHONPATH"] = os.pathsep.join([*map(str, extra_path), environ.get("PYTHONPATH", "")])
+    code = "import sys; from benchbox.cli import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=environ, timeout=120)
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from benchbox.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'benchbox --help imported torch'\n"
+            "assert 'pandas' not in sys.modules and 'SimpleITK' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for command in ("run", "plugins", "evaluate"):
+        assert command in result.stdout
+
+
+def test_version():
+    from benchbox import __version__
+
+    result = benchbox("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"benchbox {__version__}"
+
+
+def test_lists_builtins_and_third_party_with_provider():
+    result = benchbox("plugins", extra_path=[FIXTURES / "good"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    row = next(line for line in lines if "demo-average" in line)
+    assert "fusion" in row and "benchbox-demo-plugin" in row and "0.3.1" in row
+    assert any("attunet" in line and "benchbox" in line for line in lines)
+    assert result.stderr == ""
+
+
+def test_kind_and_pattern_filter():
+    result = benchbox("plugins", "--kind", "loss", "f*")
+    assert result.returncode == 0
+    names = {line.split("│")[2].strip() for line in result.stdout.splitlines() if line.startswith("│")}
+    assert names == {"focal", "fusion"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plugins", "--kind", "fusions"], "unknown plugin kind 'fusions'; did you mean 'fusion'?"),
+        (["plugins", "--kind", "fusion", "zzz*"], "no fusion matches 'zzz*'"),
+        (["run", "--fusion", "duall"], "unknown fusion 'duall'; did you mean 'dual'"),
+        (["run", "--seg", "atunet"], "unknown segmenter 'atunet'; did you mean 'attunet'"),
+        (["run", "--loss", "dicee"], "unknown loss 'dicee'; did you mean 'dice'"),
+        (["run", "--dataset", "synthetc"], "unknown dataset 'synthetc'; did you mean 'synthetic'"),
+    ],
+)
+def test_user_errors_are_one_line_and_non_zero(args, message):
+    result = benchbox(*args)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_plugin_is_reported_and_strict_fails():
+    result = benchbox("plugins", extra_path=[FIXTURES / "broken"])
+    assert result.returncode == 0
+    assert "dual" in result.stdout
+    [line] = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert line.startswith("failed to load benchbox-broken-plugin 0.0.1")
+    assert "ModuleNotFoundError" in line
+
+    strict = benchbox("plugins", "--strict", extra_path=[FIXTURES / "broken"])
+    assert strict.returncode == 1
+    assert strict.stderr.strip().startswith("error: plugin benchbox-broken-plugin 0.0.1")
+    assert len(strict.stderr.strip().splitlines()) == 1
+
+
+def test_duplicate_plugin_is_one_line_naming_both():
+    result = benchbox("plugins", extra_path=[FIXTURES / "dup"])
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "fusion 'dual' is registered twice" in line
+    assert "benchbox-dup-plugin 1.0" in line and "benchbox 0.1.0" in line
