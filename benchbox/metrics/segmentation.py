@@ -229,11 +229,12 @@ def surface_distances(pred: Any, ref: Any, spacing: Any) -> SurfaceDistances:
     """The directed boundary distances between two masks (see the module docstring).
 
     The masks are cropped to the bounding box of their union (grown by one voxel, so the
-    boundaries are unchanged) and each directed distance is a nearest-neighbour query
-    in a k-d tree of the other boundary's voxel centres in mm. Voxels on both boundaries
-    have distance 0 and are not queried. This is exact, like a Euclidean distance
-    transform with ``sampling=spacing``, and on tumour-sized 3D masks several times
-    faster (``benchmarks/metrics_speed.py`` measures both).
+    boundaries are unchanged). Each boundary voxel then looks for the other boundary at
+    the voxel offsets within ``NEAR_RADIUS`` smallest voxel sides, nearest offset first;
+    the few voxels farther away than that get a nearest-neighbour query in a k-d tree
+    of the other boundary's voxel centres in mm. Both steps are exact, like a Euclidean
+    distance transform with ``sampling=spacing``, and on tumour-sized 3D masks several
+    times faster (``benchmarks/metrics_speed.py`` measures the alternatives).
 
     Args:
         pred: predicted binary mask, 2D or 3D.
@@ -254,30 +255,79 @@ def surface_distances(pred: Any, ref: Any, spacing: Any) -> SurfaceDistances:
     )
 
 
-def _surface_distances(pred: Any, ref: Any, spacing: Any) -> SurfaceDistances:
+#: The neighbourhood searched voxel by voxel before the k-d tree, in multiples of the
+#: smallest voxel side: most boundary voxels of a fair prediction lie this close.
+NEAR_RADIUS = 3.0
+
+
+def _near_offsets(spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every voxel offset within ``NEAR_RADIUS * min(spacing)`` mm, nearest first."""
+    radius = NEAR_RADIUS * min(spacing)
+    reach = [int(radius // s) for s in spacing]
+    grids = np.meshgrid(*[np.arange(-n, n + 1) for n in reach], indexing="ij")
+    offsets = np.stack([g.ravel() for g in grids], axis=1)
+    dist = np.sqrt(((offsets * np.asarray(spacing)) ** 2).sum(axis=1))
+    keep = dist <= radius
+    order = np.argsort(dist[keep], kind="stable")
+    return offsets[keep][order], dist[keep][order]
+
+
+def _nearest(
+    sources: np.ndarray,
+    targets: np.ndarray,
+    target_mask: np.ndarray,
+    offsets: np.ndarray,
+    dist: np.ndarray,
+    spacing: tuple[float, ...],
+) -> np.ndarray:
+    """Distance in mm from each source voxel to the nearest target voxel, exactly.
+
+    ``sources`` and ``targets`` are flat indices into ``target_mask``, which is padded
+    so that every offset stays inside it. The offsets, nearest first, settle each source
+    whose nearest target lies within their radius: the first offset that meets a target
+    is the nearest one. The rest (far from every target) go to a k-d tree.
+    """
     from scipy.spatial import KDTree
 
+    flat_mask = target_mask.ravel()
+    strides = np.asarray([s // target_mask.itemsize for s in target_mask.strides])
+    out = np.empty(len(sources))
+    todo = np.arange(len(sources))
+    for step, d in zip(offsets @ strides, dist, strict=True):
+        hit = flat_mask[sources[todo] + step]
+        if hit.any():
+            out[todo[hit]] = d
+            todo = todo[~hit]
+            if not todo.size:
+                return out
+    scale = np.asarray(spacing)
+    far = np.stack(np.unravel_index(sources[todo], target_mask.shape), axis=1) * scale
+    points = np.stack(np.unravel_index(targets, target_mask.shape), axis=1) * scale
+    tree = KDTree(points, leafsize=32, balanced_tree=False, compact_nodes=False)
+    out[todo] = tree.query(far)[0]
+    return out
+
+
+def _surface_distances(pred: Any, ref: Any, spacing: Any) -> SurfaceDistances:
     p, r = check_masks(pred, ref)
     sp = check_spacing(spacing, p.ndim)
     diagonal = image_diagonal(p.shape, sp)
     p_empty, r_empty = not p.any(), not r.any()
-    none = np.zeros(0)
     if p_empty or r_empty:
-        return SurfaceDistances(none, none, p_empty, r_empty, diagonal)
+        return SurfaceDistances(np.zeros(0), np.zeros(0), p_empty, r_empty, diagonal)
 
+    offsets, dist = _near_offsets(sp)
+    pad = [(int(n), int(n)) for n in np.abs(offsets).max(axis=0)]
     box = _bounding_box(p | r)
-    bp, br = boundary(p[box]), boundary(r[box])
-    shared = int(np.count_nonzero(bp & br))
-    scale = np.asarray(sp)
-    pts_p = np.argwhere(bp) * scale
-    pts_r = np.argwhere(br) * scale
-    only_p = np.argwhere(bp & ~br) * scale
-    only_r = np.argwhere(br & ~bp) * scale
-    d_pr = KDTree(pts_r).query(only_p)[0] if len(only_p) else none
-    d_rp = KDTree(pts_p).query(only_r)[0] if len(only_r) else none
-    zeros = np.zeros(shared)
+    bp = np.pad(boundary(p[box]), pad)
+    br = np.pad(boundary(r[box]), pad)
+    idx_p, idx_r = np.flatnonzero(bp), np.flatnonzero(br)
     return SurfaceDistances(
-        np.concatenate([zeros, d_pr]), np.concatenate([zeros, d_rp]), False, False, diagonal
+        _nearest(idx_p, idx_r, br, offsets, dist, sp),
+        _nearest(idx_r, idx_p, bp, offsets, dist, sp),
+        False,
+        False,
+        diagonal,
     )
 
 
