@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchbox.metrics._checks import check_image, check_images, check_min_size
+from benchbox.metrics._share import memo
 
 #: Histogram bins of EN and MI: ``[0, 1]`` in 256 bins, so an 8-bit value ``v / 255``
 #: falls in bin ``v`` exactly as in the 0-255 integer histograms of VIFB and CDDFuse.
@@ -33,6 +34,11 @@ VIF_MIN_SIZE = 17
 QABF_CONSTANTS = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 0.8}
 #: PSNR's MSE floor: identical images give 100 dB instead of infinity.
 PSNR_MSE_FLOOR = 1e-10
+
+
+def _images(fused: Any, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checked images; checked once per case while the metrics share their work."""
+    return memo("images", (fused, a, b), lambda: check_images(fused, a, b))
 
 
 # -- information -----------------------------------------------------------------------
@@ -84,7 +90,7 @@ def compute_mi(fused: Any, a: Any, b: Any) -> float:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    f, a_, b_ = check_images(fused, a, b)
+    f, a_, b_ = _images(fused, a, b)
     return _mutual_information(a_, f) + _mutual_information(b_, f)
 
 
@@ -158,7 +164,7 @@ def compute_scd(fused: Any, a: Any, b: Any) -> float:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    f, a_, b_ = check_images(fused, a, b)
+    f, a_, b_ = _images(fused, a, b)
     return _correlation(f - b_, a_) + _correlation(f - a_, b_)
 
 
@@ -247,7 +253,7 @@ def compute_vif(fused: Any, a: Any, b: Any) -> float:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    f, a_, b_ = check_images(fused, a, b)
+    f, a_, b_ = _images(fused, a, b)
     check_min_size("fused", f.shape, VIF_MIN_SIZE, "VIF")
     return float(_vif_pixel(np.stack([a_, b_]) * 255.0, f * 255.0).sum())
 
@@ -287,9 +293,14 @@ def _edge_preservation(
 
 
 def _qabf_terms(fused: Any, a: Any, b: Any) -> tuple[np.ndarray, ...]:
-    f, a_, b_ = check_images(fused, a, b)
-    (ga, aa), (gb, ab), (gf, af) = _sobel(a_), _sobel(b_), _sobel(f)
-    return _edge_preservation(ga, aa, gf, af), _edge_preservation(gb, ab, gf, af), ga, gb, gf
+    """``(Q^AF, Q^BF, gA, gB, gF)``, shared by Qabf and Nabf."""
+    f, a_, b_ = _images(fused, a, b)
+
+    def compute() -> tuple[np.ndarray, ...]:
+        (ga, aa), (gb, ab), (gf, af) = _sobel(a_), _sobel(b_), _sobel(f)
+        return _edge_preservation(ga, aa, gf, af), _edge_preservation(gb, ab, gf, af), ga, gb, gf
+
+    return memo("qabf", (f, a_, b_), compute)
 
 
 def compute_qabf(fused: Any, a: Any, b: Any) -> float:
@@ -351,8 +362,10 @@ def compute_nabf(fused: Any, a: Any, b: Any) -> float:
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """Run torch on one thread: on a 256x256 image, splitting the convolutions costs more
-    than it saves, and under CPU contention it collapses (SSIM of one pair took 530 ms
-    on two busy cores against 12 ms on one)."""
+    than it saves, and under CPU contention it collapses (a 2-thread SSIM pyramid took
+    150 ms on two busy cores against 14 ms on one). Every torch op of the block must be
+    inside it: one 2-thread op wakes a worker that then competes with the block.
+    """
     import torch
 
     previous = torch.get_num_threads()
@@ -365,13 +378,66 @@ def _one_thread() -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-def _pairs(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
+def _pyramid(x: Any, y: Any, scales: int) -> tuple[Any, Any]:
+    """Mean SSIM and mean contrast-structure of ``(B, C, H, W)`` pairs at each scale.
+
+    Returns two ``(scales, B)`` tensors; the image is halved between scales by 2x2
+    average pooling (odd sizes drop the last row or column).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from benchbox.metrics.ssim import ssim_map
+
+    ssims, css = [], []
+    for scale in range(scales):
+        if scale:
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+        s, cs = ssim_map(x, y, return_cs=True)
+        ssims.append(s.flatten(1).mean(1))
+        css.append(cs.flatten(1).mean(1))
+    return torch.stack(ssims), torch.stack(css)
+
+
+def _combine(ssims: Any, css: Any, weights: tuple[float, ...]) -> Any:
     import torch
 
-    f = torch.from_numpy(fused)
-    x = torch.stack([f, f])[:, None]
-    y = torch.from_numpy(np.stack([a, b]))[:, None]
-    return x, y
+    w = torch.as_tensor(weights, dtype=ssims.dtype)
+    factors = torch.cat([torch.relu(css[: len(weights) - 1]), torch.relu(ssims[-1:])])
+    return torch.prod(factors ** w[:, None], dim=0)
+
+
+def ms_ssim(x: Any, y: Any, weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> Any:
+    """Multi-scale SSIM of ``(B, C, H, W)`` tensor pairs in ``[0, 1]`` -> ``(B,)``.
+
+    ``MS-SSIM = relu(l_M cs_M)^w_M · prod_{j<M} relu(cs_j)^w_j``: the contrast-structure
+    mean ``cs_j`` at each scale, the full SSIM at the coarsest scale ``M``, halving the
+    image between scales by 2x2 average pooling (odd sizes drop the last row or column,
+    as ``torch.nn.functional.avg_pool2d`` and MONAI). The negative-value guard ``relu``
+    is the one of MONAI, TensorFlow and pytorch-msssim.
+    """
+    ssims, css = _pyramid(x, y, len(weights))
+    return _combine(ssims, css, weights)
+
+
+def _source_pyramid(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
+    """SSIM(F, X) and CS(F, X) means, X = A and B, at every scale the image allows.
+
+    Shared by SSIM (first scale) and MS-SSIM (all five). Computed in float32 on one
+    torch thread: float32 agrees with float64 to about 1e-7 at a third of the time (CPU
+    float64 convolutions are slow in torch), and see :func:`_one_thread`.
+    """
+    import torch
+
+    from benchbox.metrics.ssim import WINDOW
+
+    scales = 1
+    while scales < len(MS_SSIM_WEIGHTS) and min(f.shape) >> scales >= WINDOW:
+        scales += 1
+    x = np.stack([f, f])[:, None].astype(np.float32)
+    y = np.stack([a, b])[:, None].astype(np.float32)
+    with _one_thread():
+        return _pyramid(torch.from_numpy(x), torch.from_numpy(y), scales)
 
 
 def compute_ssim(fused: Any, a: Any, b: Any) -> dict[str, float]:
@@ -393,40 +459,11 @@ def compute_ssim(fused: Any, a: Any, b: Any) -> dict[str, float]:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    from benchbox.metrics.ssim import ssim
-
-    f, a_, b_ = check_images(fused, a, b)
+    f, a_, b_ = _images(fused, a, b)
     check_min_size("fused", f.shape, SSIM_MIN_SIZE, "SSIM")
-    x, y = _pairs(f, a_, b_)
-    with _one_thread():
-        s_a, s_b = (float(v) for v in ssim(x, y, data_range=1.0))
+    ssims, _ = memo("ssim-pyramid", (f, a_, b_), lambda: _source_pyramid(f, a_, b_))
+    s_a, s_b = (float(v) for v in ssims[0])
     return {"a": s_a, "b": s_b, "mean": (s_a + s_b) / 2, "sum": s_a + s_b}
-
-
-def ms_ssim(x: Any, y: Any, weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> Any:
-    """Multi-scale SSIM of ``(B, C, H, W)`` tensor pairs in ``[0, 1]`` -> ``(B,)``.
-
-    ``MS-SSIM = relu(l_M cs_M)^w_M · prod_{j<M} relu(cs_j)^w_j``: the contrast-structure
-    mean ``cs_j`` at each scale, the full SSIM at the coarsest scale ``M``, halving the
-    image between scales by 2x2 average pooling (odd sizes drop the last row or column,
-    as ``torch.nn.functional.avg_pool2d``). The negative-value guard ``relu`` is the
-    one of MONAI, TensorFlow and pytorch-msssim.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from benchbox.metrics.ssim import ssim_map
-
-    w = torch.tensor(weights, dtype=x.dtype)
-    factors = []
-    for scale in range(len(weights)):
-        s, cs = ssim_map(x, y, return_cs=True)
-        if scale == len(weights) - 1:
-            factors.append(torch.relu(s.flatten(1).mean(1)))
-        else:
-            factors.append(torch.relu(cs.flatten(1).mean(1)))
-            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    return torch.prod(torch.stack(factors) ** w[:, None], dim=0)
 
 
 def compute_ms_ssim(fused: Any, a: Any, b: Any) -> float:
@@ -444,11 +481,10 @@ def compute_ms_ssim(fused: Any, a: Any, b: Any) -> float:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    f, a_, b_ = check_images(fused, a, b)
+    f, a_, b_ = _images(fused, a, b)
     check_min_size("fused", f.shape, MS_SSIM_MIN_SIZE, "MS-SSIM")
-    x, y = _pairs(f, a_, b_)
-    with _one_thread():
-        return float(ms_ssim(x, y).mean())
+    ssims, css = memo("ssim-pyramid", (f, a_, b_), lambda: _source_pyramid(f, a_, b_))
+    return float(_combine(ssims.double(), css.double(), MS_SSIM_WEIGHTS).mean())
 
 
 def compute_psnr(fused: Any, a: Any, b: Any) -> float:
@@ -465,6 +501,6 @@ def compute_psnr(fused: Any, a: Any, b: Any) -> float:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    f, a_, b_ = check_images(fused, a, b)
+    f, a_, b_ = _images(fused, a, b)
     mse = (np.mean((f - a_) ** 2) + np.mean((f - b_) ** 2)) / 2
     return float(10 * np.log10(1.0 / max(float(mse), PSNR_MSE_FLOOR)))

@@ -26,15 +26,31 @@ Empty masks follow one rule, so that no table ever holds NaN:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from benchbox.metrics._checks import check_masks, check_spacing, check_tolerance
+from benchbox.metrics._share import memo, share_computations
+
+__all__ = [
+    "DEFAULT_NSD_TOLERANCE",
+    "SurfaceDistances",
+    "boundary",
+    "compute_assd",
+    "compute_dice",
+    "compute_hd",
+    "compute_hd95",
+    "compute_iou",
+    "compute_nsd",
+    "compute_precision",
+    "compute_recall",
+    "image_diagonal",
+    "overlap_counts",
+    "share_computations",
+    "surface_distances",
+]
 
 #: The default NSD tolerance in mm (``--nsd-tolerance``).
 DEFAULT_NSD_TOLERANCE = 1.0
@@ -52,7 +68,7 @@ def overlap_counts(pred: Any, ref: Any) -> tuple[int, int, int]:
         tp = int(np.count_nonzero(p & r))
         return tp, int(np.count_nonzero(p)) - tp, int(np.count_nonzero(r)) - tp
 
-    return _memo("overlap", pred, ref, None, compute)  # type: ignore[no-any-return]
+    return memo("overlap", (pred, ref), compute)
 
 
 def _ratio(numerator: int, denominator: int, pred_empty: bool, ref_empty: bool) -> float:
@@ -190,41 +206,6 @@ class SurfaceDistances:
         return None
 
 
-_shared: ContextVar[list[tuple[str, Any, Any, Any, Any]] | None] = ContextVar(
-    "benchbox_shared_pair_results", default=None
-)
-
-
-@contextmanager
-def share_computations() -> Iterator[None]:
-    """Within this block, the metrics of one mask pair share their common work.
-
-    The overlap counts (Dice, IoU, precision, recall) and the surface distances (HD,
-    HD95, ASSD, NSD) of a pair are computed once. Calls are matched by the identity of
-    the ``pred`` and ``ref`` objects (and the spacing); the cache holds references to
-    them, so an id cannot be reused meanwhile. Plugins' metrics that call
-    :func:`overlap_counts` or :func:`surface_distances` share it too.
-    :func:`benchbox.metrics.suite.score_segmentation_case` scores inside this block.
-    """
-    token = _shared.set([])
-    try:
-        yield
-    finally:
-        _shared.reset(token)
-
-
-def _memo(kind: str, pred: Any, ref: Any, key: Any, compute: Any) -> Any:
-    cache = _shared.get()
-    if cache is None:
-        return compute()
-    for k, p_obj, r_obj, key_, result in cache:
-        if k == kind and p_obj is pred and r_obj is ref and key_ == key:
-            return result
-    result = compute()
-    cache.append((kind, pred, ref, key, result))
-    return result
-
-
 def surface_distances(pred: Any, ref: Any, spacing: Any) -> SurfaceDistances:
     """The directed boundary distances between two masks (see the module docstring).
 
@@ -250,9 +231,7 @@ def surface_distances(pred: Any, ref: Any, spacing: Any) -> SurfaceDistances:
         key = None  # invalid: the checks report it
     if key is None:
         return _surface_distances(pred, ref, spacing)
-    return _memo(  # type: ignore[no-any-return]
-        "surface", pred, ref, key, lambda: _surface_distances(pred, ref, spacing)
-    )
+    return memo("surface", (pred, ref), lambda: _surface_distances(pred, ref, spacing), key)
 
 
 #: The neighbourhood searched voxel by voxel before the k-d tree, in multiples of the

@@ -23,7 +23,8 @@ import numpy as np
 
 from benchbox.errors import MetricInputError, PluginError
 from benchbox.metrics._checks import check_images, check_spacing, check_tolerance, to_numpy
-from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE, share_computations
+from benchbox.metrics._share import share_computations
+from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,8 +122,9 @@ def score_fusion_case(
     else:
         entries = list(metrics)
     out: dict[str, float] = {}
-    for entry in entries:
-        out.update(_columns(entry, entry.factory(f, a_, b_)))
+    with share_computations():
+        for entry in entries:
+            out.update(_columns(entry, entry.factory(f, a_, b_)))
     return out
 
 

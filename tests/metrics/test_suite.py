@@ -241,3 +241,23 @@ def test_no_warning_on_large_images(registry, images) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         suite.score_fusion_case(*images)
+
+
+def test_fusion_metrics_share_the_ssim_pyramid_and_sobel_terms(registry, images, monkeypatch):
+    calls = {"pyramid": 0, "sobel": 0}
+    pyramid, sobel = fm._source_pyramid, fm._sobel
+
+    def count_pyramid(*args):
+        calls["pyramid"] += 1
+        return pyramid(*args)
+
+    def count_sobel(*args):
+        calls["sobel"] += 1
+        return sobel(*args)
+
+    monkeypatch.setattr(fm, "_source_pyramid", count_pyramid)
+    monkeypatch.setattr(fm, "_sobel", count_sobel)
+    row = suite.score_fusion_case(*images)
+    assert calls == {"pyramid": 1, "sobel": 3}  # F, A and B once each
+    alone = fm.compute_ssim(*images)["mean"], fm.compute_ms_ssim(*images)
+    assert (row["ssim_mean"], row["ms-ssim"]) == alone
