@@ -157,8 +157,13 @@ def preset_path(name: str) -> Path:
         if path.is_file():
             return path
     available = sorted(
-        {p.stem for folder in (here / "configs", here.parent / "configs") if folder.is_dir()
-         for p in folder.glob("*.toml") if _is_preset(p)}
+        {
+            p.stem
+            for folder in (here / "configs", here.parent / "configs")
+            if folder.is_dir()
+            for p in folder.glob("*.toml")
+            if _is_preset(p)
+        }
     )
     close = difflib.get_close_matches(name, available, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -196,10 +201,19 @@ def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfi
         if key in _OPT_TABLES:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: {key} must be a table of parameters")
-            getattr(config, key).update(value)
+            _merge(getattr(config, key), value)
             continue
         setattr(config, key, _coerce(key, value, source))
     return config
+
+
+def _merge(target: dict[str, Any], values: Mapping[str, Any]) -> None:
+    """Merge parameter tables key by key, nested tables included."""
+    for key, value in values.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = dict(value) if isinstance(value, Mapping) else value
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:

@@ -51,7 +51,9 @@ class Predictor:
         self.seconds = 0.0
         self._warm = False
 
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def __call__(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Sources ``(B, 1, H, W)`` -> fused ``(B, 1, H, W)`` float32 and labels ``(B, H, W)``."""
         a, b = a.to(self.device), b.to(self.device)
         if not self._warm:  # one untimed pass: first calls pay for allocation and dispatch
@@ -67,17 +69,17 @@ class Predictor:
         self.images += int(a.shape[0])
         return fused, labels
 
-    def _forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _forward(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         with torch.inference_mode(), self.amp.autocast():
             fused = self.fusion(a, b).float() if self.fusion is not None else None
             labels = None
             if self.segmenter is not None:
                 x = fused if fused is not None else torch.cat([a, b], dim=1)
                 logits = self.segmenter(x).float()
-                if logits.shape[1] == 1:
-                    labels = (logits[:, 0] > 0).long()
-                else:
-                    labels = logits.argmax(dim=1)
+                binary = logits.shape[1] == 1  # one sigmoid channel, else softmax classes
+                labels = (logits[:, 0] > 0).long() if binary else logits.argmax(dim=1)
         return fused, labels
 
 
@@ -108,7 +110,9 @@ def evaluate(
             dataset, volumes, predictor, batch_size, nsd_tolerance, examples, save_predictions
         )
     else:
-        rows, shown = _evaluate_slices(dataset, split, predictor, batch_size, nsd_tolerance, examples)
+        rows, shown = _evaluate_slices(
+            dataset, split, predictor, batch_size, nsd_tolerance, examples
+        )
         saved = []
     per_case = pd.DataFrame(rows)
     return EvalResult(
@@ -148,20 +152,33 @@ def _evaluate_slices(
                 row.update(_fusion_scores(f[i], a[i], b[i]))
             if p is not None and m is not None:
                 spacing = tuple(float(s) for s in batch["spacing"][i])
-                row.update(score_segmentation_case(p[i], m[i], spacing, regions,
-                                                   nsd_tolerance=nsd_tolerance))
+                row.update(
+                    score_segmentation_case(
+                        p[i], m[i], spacing, regions, nsd_tolerance=nsd_tolerance
+                    )
+                )
             rows.append(row)
-            picker.offer(a[i], b[i], None if f is None else f[i],
-                         None if m is None else m[i], None if p is None else p[i])
+            picker.offer(
+                a[i],
+                b[i],
+                None if f is None else f[i],
+                None if m is None else m[i],
+                None if p is None else p[i],
+            )
     return rows, picker.chosen()
 
 
-def _iter_batches(volume: Volume, batch_size: int) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+def _iter_batches(
+    volume: Volume, batch_size: int
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
     depth = volume.a.shape[0]
     for start in range(0, depth, batch_size):
         sl = slice(start, min(start + batch_size, depth))
-        yield sl, torch.from_numpy(np.ascontiguousarray(volume.a[sl]))[:, None], \
-            torch.from_numpy(np.ascontiguousarray(volume.b[sl]))[:, None]
+        yield (
+            sl,
+            torch.from_numpy(np.ascontiguousarray(volume.a[sl]))[:, None],
+            torch.from_numpy(np.ascontiguousarray(volume.b[sl]))[:, None],
+        )
 
 
 def _evaluate_volumes(
@@ -207,8 +224,11 @@ def _evaluate_volumes(
             keys = fusion_rows[0].keys()
             row.update({k: float(np.mean([r[k] for r in fusion_rows])) for k in keys})
         if ref is not None:
-            row.update(score_segmentation_case(restored, ref, spacing, regions,
-                                               nsd_tolerance=nsd_tolerance))
+            row.update(
+                score_segmentation_case(
+                    restored, ref, spacing, regions, nsd_tolerance=nsd_tolerance
+                )
+            )
         rows.append(row)
         if save_predictions is not None:
             from benchbox.data.io import save_prediction
@@ -227,8 +247,14 @@ class _ExamplePicker:
         self.with_mask: list[dict[str, np.ndarray]] = []
         self.others: list[dict[str, np.ndarray]] = []
 
-    def offer(self, a: np.ndarray, b: np.ndarray, fused: np.ndarray | None,
-              mask: np.ndarray | None, pred: np.ndarray | None) -> None:
+    def offer(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        fused: np.ndarray | None,
+        mask: np.ndarray | None,
+        pred: np.ndarray | None,
+    ) -> None:
         bucket = self.with_mask if mask is not None and mask.any() else self.others
         if len(bucket) < self.n:
             item = {"a": a, "b": b}

@@ -28,13 +28,35 @@ from pathlib import Path
 from typing import Any
 
 LEADING: tuple[str, ...] = (
-    "run_id", "time", "dataset", "task", "fusion", "segmenter", "loss", "fusion_loss",
-    "seed", "preset", "fusion_epochs", "epochs", "image_size", "amp", "device",
+    "run_id",
+    "time",
+    "dataset",
+    "task",
+    "fusion",
+    "segmenter",
+    "loss",
+    "fusion_loss",
+    "seed",
+    "preset",
+    "fusion_epochs",
+    "epochs",
+    "image_size",
+    "amp",
+    "device",
 )
 TRAILING: tuple[str, ...] = (
-    "train_img_s", "infer_img_s", "fusion_params", "seg_params", "fusion_gflops",
-    "seg_gflops", "wall_s", "config_hash", "benchbox_version", "torch_version",
-    "python_version", "plugin_versions",
+    "train_img_s",
+    "infer_img_s",
+    "fusion_params",
+    "seg_params",
+    "fusion_gflops",
+    "seg_gflops",
+    "wall_s",
+    "config_hash",
+    "benchbox_version",
+    "torch_version",
+    "python_version",
+    "plugin_versions",
 )
 
 
@@ -74,7 +96,9 @@ def append_row(path: str | Path, row: Mapping[str, Any], timeout: float = 60.0) 
                 records = list(reader)
         columns = order_columns(header, row)
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n")
+        writer = csv.DictWriter(
+            buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n"
+        )
         writer.writeheader()
         for record in records:
             writer.writerow({k: record.get(k, "") or "" for k in columns})

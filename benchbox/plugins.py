@@ -150,7 +150,7 @@ def create_registry(
     *,
     entry_points: bool = True,
     strict: bool = False,
-    env: str | None | object = ...,
+    env: str | object | None = ...,
 ) -> Registry:
     """Load plugins and return a filled registry.
 

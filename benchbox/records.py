@@ -64,9 +64,14 @@ class RunDir:
         return self
 
     def set_status(self, status: str, error: str | None = None, **extra: Any) -> None:
-        data = {"run_id": self.run_id, "status": status, "error": error,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
-                "elapsed_s": round(time.time() - self.started, 2), **extra}
+        data = {
+            "run_id": self.run_id,
+            "status": status,
+            "error": error,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            "elapsed_s": round(time.time() - self.started, 2),
+            **extra,
+        }
         write_json(self.path / STATUS_FILE, data)
 
     def write_json(self, name: str, data: Any) -> Path:
@@ -91,7 +96,9 @@ def check_writable(out: str | Path) -> Path:
     return out
 
 
-def environment(device: Any, device_label: str, amp: Mapping[str, Any], registry: Any) -> dict[str, Any]:
+def environment(
+    device: Any, device_label: str, amp: Mapping[str, Any], registry: Any
+) -> dict[str, Any]:
     """Versions and hardware of a run: what someone needs to reproduce it."""
     import importlib.metadata as md
 
@@ -114,8 +121,17 @@ def environment(device: Any, device_label: str, amp: Mapping[str, Any], registry
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "numpy": np.__version__,
-        "libraries": {d: version(d) for d in (
-            "timm", "segmentation-models-pytorch", "SimpleITK", "scipy", "pandas", "pluggy")},
+        "libraries": {
+            d: version(d)
+            for d in (
+                "timm",
+                "segmentation-models-pytorch",
+                "SimpleITK",
+                "scipy",
+                "pandas",
+                "pluggy",
+            )
+        },
         "plugin_distributions": dict(sorted(plugins.items())),
         "device": str(device),
         "device_name": device_label,

@@ -238,6 +238,4 @@ def check_kind(kind: str) -> str:
         return kind
     close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise errors.UnknownKindError(
-        f"unknown plugin kind {kind!r}{hint} (kinds: {', '.join(KINDS)})"
-    )
+    raise errors.UnknownKindError(f"unknown plugin kind {kind!r}{hint} (kinds: {', '.join(KINDS)})")

@@ -55,7 +55,9 @@ class Prepared:
         return self.fusion is not None and any(p.requires_grad for p in self.fusion.parameters())
 
 
-def _loss(registry: Registry, name: str, task: str, opts: dict[str, Any], flag: str) -> tuple[Entry, Any]:
+def _loss(
+    registry: Registry, name: str, task: str, opts: dict[str, Any], flag: str
+) -> tuple[Entry, Any]:
     entry = registry.get("loss", name)
     if entry.info.get("task") != task:
         raise errors.ConfigError(
@@ -93,7 +95,9 @@ def _takes_kwargs(entry: Entry) -> bool:
     return any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
 
 
-def prepare(config: RunConfig, registry: Registry | None = None, log: Log | None = None) -> Prepared:
+def prepare(
+    config: RunConfig, registry: Registry | None = None, log: Log | None = None
+) -> Prepared:
     """Resolve plugins, build the dataset and models, and check the output folder."""
     import torch
 
@@ -113,7 +117,10 @@ def prepare(config: RunConfig, registry: Registry | None = None, log: Log | None
     device = resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
     check_writable(config.out)
-    for path, flag in ((config.fusion_weights, "--fusion-weights"), (config.seg_weights, "--seg-weights")):
+    for path, flag in (
+        (config.fusion_weights, "--fusion-weights"),
+        (config.seg_weights, "--seg-weights"),
+    ):
         if path and not Path(path).is_file():
             raise errors.ConfigError(f"{flag} {path}: no such file")
     if config.fusion_weights and not config.has_fusion:
@@ -133,8 +140,10 @@ def prepare(config: RunConfig, registry: Registry | None = None, log: Log | None
         sizes[split] = len(dataset.split(split))
         if sizes[split] == 0:
             raise errors.DataError(f"dataset {config.dataset!r}: the {split} split is empty")
-    log(f"dataset {dataset.name}: {sizes['train']} training and {sizes['test']} test samples, "
-        f"modalities {' + '.join(dataset.modalities)}")
+    log(
+        f"dataset {dataset.name}: {sizes['train']} training and {sizes['test']} test samples, "
+        f"modalities {' + '.join(dataset.modalities)}"
+    )
 
     fusion = segmenter = seg_loss = fusion_loss = None
     if config.has_fusion:
@@ -145,16 +154,20 @@ def prepare(config: RunConfig, registry: Registry | None = None, log: Log | None
             load_weights(fusion, config.fusion_weights)
         if any(p.requires_grad for p in fusion.parameters()):
             entries["fusion_loss"], fusion_loss = _loss(
-                registry, config.fusion_loss, "fusion", config.fusion_loss_opts, "--fusion-loss")
+                registry, config.fusion_loss, "fusion", config.fusion_loss_opts, "--fusion-loss"
+            )
     if config.has_seg:
         in_channels = 1 if config.has_fusion else 2
         segmenter = entries["segmenter"].build(
-            in_channels=in_channels, num_classes=dataset.num_classes, **config.seg_opts)
+            in_channels=in_channels, num_classes=dataset.num_classes, **config.seg_opts
+        )
         if config.seg_weights:
             from benchbox.weights import load_weights
 
             load_weights(segmenter, config.seg_weights)
-        entries["loss"], seg_loss = _loss(registry, config.loss, "segmentation", config.loss_opts, "--loss")
+        entries["loss"], seg_loss = _loss(
+            registry, config.loss, "segmentation", config.loss_opts, "--loss"
+        )
 
     for module in (fusion, segmenter, seg_loss, fusion_loss):
         if module is not None and isinstance(module, torch.nn.Module):
@@ -163,11 +176,24 @@ def prepare(config: RunConfig, registry: Registry | None = None, log: Log | None
     probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
     if segmenter is not None:
         channels = 1 if fusion is not None else 2
-        amp_observed = observed_dtype(amp, segmenter, probe.expand(1, channels, -1, -1).contiguous())
+        amp_observed = observed_dtype(
+            amp, segmenter, probe.expand(1, channels, -1, -1).contiguous()
+        )
     else:
         amp_observed = observed_dtype(amp, fusion, probe, probe)
-    return Prepared(config, registry, dataset, fusion, segmenter, seg_loss, fusion_loss,
-                    device, amp, amp_observed, entries)
+    return Prepared(
+        config,
+        registry,
+        dataset,
+        fusion,
+        segmenter,
+        seg_loss,
+        fusion_loss,
+        device,
+        amp,
+        amp_observed,
+        entries,
+    )
 
 
 def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
@@ -177,8 +203,14 @@ def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
     from benchbox.train import make_loader, train_stage
 
     c = p.config
-    loader = make_loader(p.dataset.split("train"), c.batch_size, shuffle=True, seed=c.seed,
-                         num_workers=c.num_workers, drop_last=True)
+    loader = make_loader(
+        p.dataset.split("train"),
+        c.batch_size,
+        shuffle=True,
+        seed=c.seed,
+        num_workers=c.num_workers,
+        drop_last=True,
+    )
     dev = p.device
     stats = []
     fusion_epochs = c.epochs if not c.has_seg else c.fusion_epochs
@@ -190,9 +222,20 @@ def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
             return p.fusion_loss(p.fusion(a, b), a, b)
 
         p.fusion.train()
-        stats.append(train_stage("fusion", p.fusion.parameters(), fusion_step, loader,
-                                 epochs=fusion_epochs, lr=c.fusion_lr, weight_decay=c.weight_decay,
-                                 warmup_steps=c.warmup_steps, amp=p.amp, progress=progress))
+        stats.append(
+            train_stage(
+                "fusion",
+                p.fusion.parameters(),
+                fusion_step,
+                loader,
+                epochs=fusion_epochs,
+                lr=c.fusion_lr,
+                weight_decay=c.weight_decay,
+                warmup_steps=c.warmup_steps,
+                amp=p.amp,
+                progress=progress,
+            )
+        )
     if p.segmenter is None:
         return stats
 
@@ -222,9 +265,20 @@ def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
 
     p.segmenter.train()
     name = "joint" if p.fusion is not None else "segmentation"
-    stats.append(train_stage(name, params, joint_step, loader, epochs=c.epochs, lr=c.lr,
-                             weight_decay=c.weight_decay, warmup_steps=c.warmup_steps,
-                             amp=p.amp, progress=progress))
+    stats.append(
+        train_stage(
+            name,
+            params,
+            joint_step,
+            loader,
+            epochs=c.epochs,
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            warmup_steps=c.warmup_steps,
+            amp=p.amp,
+            progress=progress,
+        )
+    )
     return stats
 
 
@@ -262,11 +316,17 @@ def execute(
     t_start = time.perf_counter()
     run_id = records.new_run_id(c.fusion, c.seg, c.seed)
     run = records.RunDir(c.out, run_id).create()
-    amp_record = {"requested": p.amp.requested, "mode": p.amp.mode, "observed_dtype": p.amp_observed,
-                  "reason": p.amp.reason}
+    amp_record = {
+        "requested": p.amp.requested,
+        "mode": p.amp.mode,
+        "observed_dtype": p.amp_observed,
+        "reason": p.amp.reason,
+    }
     env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
-    run.write_json("config.json", {**c.to_dict(), "config_hash": c.hash(),
-                                   "dataset_config": p.dataset.config()})
+    run.write_json(
+        "config.json",
+        {**c.to_dict(), "config_hash": c.hash(), "dataset_config": p.dataset.config()},
+    )
     run.write_json("environment.json", env)
     log(f"run {run_id}: device {env['device_name']}, amp {p.amp.mode} ({p.amp.reason})")
     try:
@@ -276,9 +336,15 @@ def execute(
                 module.eval()
         predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
         save_dir = run.file("predictions") if c.save_predictions else None
-        result = evaluate(p.dataset, predictor, split="test", batch_size=c.eval_batch_size,
-                          nsd_tolerance=c.nsd_tolerance, examples=c.examples,
-                          save_predictions=save_dir)
+        result = evaluate(
+            p.dataset,
+            predictor,
+            split="test",
+            batch_size=c.eval_batch_size,
+            nsd_tolerance=c.nsd_tolerance,
+            examples=c.examples,
+            save_predictions=save_dir,
+        )
         profile = _profile(p)
         train_images = sum(s.images for s in stages)
         train_seconds = sum(s.seconds for s in stages)
@@ -286,19 +352,27 @@ def execute(
         throughput = {
             "train_img_s": train_images / train_seconds if train_seconds else None,
             "infer_img_s": result.infer_images_per_s,
-            "train_images": train_images, "train_seconds": train_seconds,
-            "infer_images": result.infer_images, "infer_seconds": result.infer_seconds,
+            "train_images": train_images,
+            "train_seconds": train_seconds,
+            "infer_images": result.infer_images,
+            "infer_seconds": result.infer_seconds,
         }
-        metrics = {"summary": result.summary, "stages": [s.to_dict() for s in stages],
-                   "throughput": throughput, "profile": profile, "amp": amp_record,
-                   "wall_s": wall}
+        metrics = {
+            "summary": result.summary,
+            "stages": [s.to_dict() for s in stages],
+            "throughput": throughput,
+            "profile": profile,
+            "amp": amp_record,
+            "wall_s": wall,
+        }
         files = {
             "config": run.file("config.json"),
             "environment": run.file("environment.json"),
             "metrics": run.write_json("metrics.json", metrics),
             "per_case": run.file("per_case.csv"),
             "checkpoint": records.save_checkpoint(
-                run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}),
+                run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}
+            ),
         }
         result.per_case.to_csv(files["per_case"], index=False)
         examples = records.save_examples(run.file("examples.png"), result.examples)
@@ -308,15 +382,30 @@ def execute(
             files["predictions"] = run.file("predictions")
 
         row = {
-            "run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "dataset": p.dataset.name, "task": c.task, "fusion": c.fusion, "segmenter": c.seg,
-            "loss": c.loss if c.has_seg else "", "fusion_loss": c.fusion_loss if p.fusion_loss else "",
-            "seed": c.seed, "preset": c.preset, "fusion_epochs": c.fusion_epochs if c.has_seg else 0,
-            "epochs": c.epochs, "image_size": c.image_size, "amp": p.amp.mode,
-            "device": env["device"], **result.summary,
-            "train_img_s": throughput["train_img_s"], "infer_img_s": throughput["infer_img_s"],
-            **profile, "wall_s": wall, "config_hash": c.hash(), "benchbox_version": __version__,
-            "torch_version": env["torch"], "python_version": env["python"],
+            "run_id": run_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "dataset": p.dataset.name,
+            "task": c.task,
+            "fusion": c.fusion,
+            "segmenter": c.seg,
+            "loss": c.loss if c.has_seg else "",
+            "fusion_loss": c.fusion_loss if p.fusion_loss else "",
+            "seed": c.seed,
+            "preset": c.preset,
+            "fusion_epochs": c.fusion_epochs if c.has_seg else 0,
+            "epochs": c.epochs,
+            "image_size": c.image_size,
+            "amp": p.amp.mode,
+            "device": env["device"],
+            **result.summary,
+            "train_img_s": throughput["train_img_s"],
+            "infer_img_s": throughput["infer_img_s"],
+            **profile,
+            "wall_s": wall,
+            "config_hash": c.hash(),
+            "benchbox_version": __version__,
+            "torch_version": env["torch"],
+            "python_version": env["python"],
             "plugin_versions": ";".join(f"{k}={v}" for k, v in env["plugin_distributions"].items()),
         }
         board = leaderboard.append_row(leaderboard.leaderboard_path(c.out, p.dataset.name), row)

@@ -80,10 +80,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"--device {name!r} is not a device (use auto, cpu, cuda, cuda:N, mps)") from None
+        raise ConfigError(
+            f"--device {name!r} is not a device (use auto, cpu, cuda, cuda:N, mps)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
         raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not mps_ok:
         raise ConfigError(f"--device {name}: MPS is not available on this machine")
@@ -204,9 +210,15 @@ class StageStats:
         return self.epoch_losses[-1] if self.epoch_losses else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "epochs": self.epochs, "steps": self.steps,
-                "images": self.images, "seconds": round(self.seconds, 3),
-                "images_per_s": round(self.images_per_s, 2), "epoch_losses": self.epoch_losses}
+        return {
+            "name": self.name,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "images": self.images,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "epoch_losses": self.epoch_losses,
+        }
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -246,7 +258,9 @@ def train_stage(
     if not params or total == 0:
         return stats
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(total, warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(total, warmup_steps)
+    )
     scaler = torch.amp.GradScaler("cuda") if amp.uses_scaler else None
     if progress:
         progress.start(name, total)

@@ -1,1 +1,3 @@
-"""benchbox built-in plugins, installed as `benchbox_plugins`; each subpackage is one entry point."""
+"""benchbox built-in plugins, installed as `benchbox_plugins`.
+
+Each subpackage is one entry point of the `benchbox` group."""

@@ -45,8 +45,10 @@ def test_unknown_name_suggests_close_matches(registry):
 def test_each_kind_has_its_unknown_error():
     reg = Registry()
     expected = {
-        "fusion": errors.UnknownFusionError, "segmenter": errors.UnknownSegmenterError,
-        "loss": errors.UnknownLossError, "dataset": errors.UnknownDatasetError,
+        "fusion": errors.UnknownFusionError,
+        "segmenter": errors.UnknownSegmenterError,
+        "loss": errors.UnknownLossError,
+        "dataset": errors.UnknownDatasetError,
         "metric": errors.UnknownMetricError,
     }
     assert set(expected) == set(KINDS)
@@ -71,7 +73,9 @@ def test_duplicate_names_both_providers(registry):
 
 
 def test_unknown_parameter_is_a_config_error_with_suggestion(registry):
-    with pytest.raises(errors.ConfigError, match="fusion 'dual' has no parameter 'widht'; did you mean width"):
+    with pytest.raises(
+        errors.ConfigError, match="fusion 'dual' has no parameter 'widht'; did you mean width"
+    ):
         registry.get("fusion", "dual").build(widht=3)
     with pytest.raises(errors.ConfigError, match="parameters: width, depth, norm"):
         registry.get("fusion", "dual").build(colour=3)
@@ -90,5 +94,7 @@ def test_factory_value_errors_become_config_errors():
 def test_unknown_kind_suggests():
     with pytest.raises(errors.UnknownKindError, match="did you mean 'segmenter'"):
         check_kind("segmenters")
-    with pytest.raises(errors.UnknownKindError, match="kinds: fusion, segmenter, loss, dataset, metric"):
+    with pytest.raises(
+        errors.UnknownKindError, match="kinds: fusion, segmenter, loss, dataset, metric"
+    ):
         check_kind("blah")

@@ -12,7 +12,6 @@ from rich.table import Table
 from benchbox.cli._common import console, console_err
 
 
-
 class Amp(str, Enum):
     off = "off"
     auto = "auto"
@@ -25,14 +24,24 @@ class RichProgress:
 
     def __init__(self) -> None:
         from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
         self._progress = Progress(
-            TextColumn("[bold]{task.description:<13}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[ips]:>7.1f} img/s"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+            TextColumn("[bold]{task.description:<13}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[ips]:>7.1f} img/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
         )
         self._task: Any = None
         self._images = 0
@@ -59,48 +68,128 @@ def _log(message: str) -> None:
 
 
 def run(
-    fusion: str | None = typer.Option(None, "--fusion", "-f", help="Fusion model, or 'none' to stack the modalities as channels."),
-    seg: str | None = typer.Option(None, "--seg", "-s", help="Segmenter, or 'none' for a fusion-only run."),
+    fusion: str | None = typer.Option(
+        None, "--fusion", "-f", help="Fusion model, or 'none' to stack the modalities as channels."
+    ),
+    seg: str | None = typer.Option(
+        None, "--seg", "-s", help="Segmenter, or 'none' for a fusion-only run."
+    ),
     loss: str | None = typer.Option(None, "--loss", help="Segmentation loss (default hybrid)."),
-    fusion_loss: str | None = typer.Option(None, "--fusion-loss", help="Fusion loss (default fusion)."),
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="NAME or NAME:PATH (default synthetic)."),
-    preset: str | None = typer.Option(None, "--preset", help="quick (default, 2-core CPU) or standard (GPU)."),
-    config: str | None = typer.Option(None, "--config", "-c", help="A TOML run config; options given here override it."),
+    fusion_loss: str | None = typer.Option(
+        None, "--fusion-loss", help="Fusion loss (default fusion)."
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="NAME or NAME:PATH (default synthetic)."
+    ),
+    preset: str | None = typer.Option(
+        None, "--preset", help="quick (default, 2-core CPU) or standard (GPU)."
+    ),
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="A TOML run config; options given here override it."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of initialisation and shuffling."),
-    data_seed: int | None = typer.Option(None, "--data-seed", help="Seed of the dataset (synthetic data, splits)."),
-    epochs: int | None = typer.Option(None, "--epochs", help="Epochs of the main stage (joint, or fusion-only)."),
-    fusion_epochs: int | None = typer.Option(None, "--fusion-epochs", help="Fusion pre-training epochs before joint training."),
+    data_seed: int | None = typer.Option(
+        None, "--data-seed", help="Seed of the dataset (synthetic data, splits)."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Epochs of the main stage (joint, or fusion-only)."
+    ),
+    fusion_epochs: int | None = typer.Option(
+        None, "--fusion-epochs", help="Fusion pre-training epochs before joint training."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
-    image_size: int | None = typer.Option(None, "--image-size", help="Training image size (a multiple of 32)."),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Training image size (a multiple of 32)."
+    ),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate of the main stage."),
-    fusion_weight: float | None = typer.Option(None, "--fusion-weight", help="Lambda: weight of the fusion loss in joint training."),
-    freeze_fusion: bool | None = typer.Option(None, "--freeze-fusion/--no-freeze-fusion", help="Keep the fusion model fixed during joint training."),
-    amp: Amp | None = typer.Option(None, "--amp", case_sensitive=False, help="Mixed precision: off, auto, fp16 (CUDA) or bf16."),
-    device: str | None = typer.Option(None, "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
-    deterministic: bool | None = typer.Option(None, "--deterministic/--no-deterministic", help="Use torch's deterministic algorithms."),
-    num_workers: int | None = typer.Option(None, "--num-workers", help="DataLoader worker processes."),
-    fusion_opt: list[str] | None = typer.Option(None, "--fusion-opt", help="Fusion model parameter key=value (repeatable)."),
-    seg_opt: list[str] | None = typer.Option(None, "--seg-opt", help="Segmenter parameter key=value (repeatable)."),
-    loss_opt: list[str] | None = typer.Option(None, "--loss-opt", help="Segmentation loss parameter key=value (repeatable)."),
-    fusion_loss_opt: list[str] | None = typer.Option(None, "--fusion-loss-opt", help="Fusion loss parameter key=value (repeatable)."),
-    data_opt: list[str] | None = typer.Option(None, "--data-opt", help="Dataset parameter key=value (repeatable)."),
-    fusion_weights: str | None = typer.Option(None, "--fusion-weights", help="Load fusion weights from a local .safetensors or state_dict file."),
-    seg_weights: str | None = typer.Option(None, "--seg-weights", help="Load segmenter weights from a local file."),
-    resample: bool | None = typer.Option(None, "--resample/--no-resample", help="Resample a modality whose geometry differs onto the reference one."),
-    save_predictions: bool | None = typer.Option(None, "--save-predictions/--no-save-predictions", help="Write 3D predictions as NIfTI with the source geometry."),
-    out: str | None = typer.Option(None, "--out", "-o", help="Folder that receives runs/ and leaderboards/ (default: current folder)."),
+    fusion_weight: float | None = typer.Option(
+        None, "--fusion-weight", help="Lambda: weight of the fusion loss in joint training."
+    ),
+    freeze_fusion: bool | None = typer.Option(
+        None,
+        "--freeze-fusion/--no-freeze-fusion",
+        help="Keep the fusion model fixed during joint training.",
+    ),
+    amp: Amp | None = typer.Option(
+        None, "--amp", case_sensitive=False, help="Mixed precision: off, auto, fp16 (CUDA) or bf16."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
+    ),
+    deterministic: bool | None = typer.Option(
+        None, "--deterministic/--no-deterministic", help="Use torch's deterministic algorithms."
+    ),
+    num_workers: int | None = typer.Option(
+        None, "--num-workers", help="DataLoader worker processes."
+    ),
+    fusion_opt: list[str] | None = typer.Option(
+        None, "--fusion-opt", help="Fusion model parameter key=value (repeatable)."
+    ),
+    seg_opt: list[str] | None = typer.Option(
+        None, "--seg-opt", help="Segmenter parameter key=value (repeatable)."
+    ),
+    loss_opt: list[str] | None = typer.Option(
+        None, "--loss-opt", help="Segmentation loss parameter key=value (repeatable)."
+    ),
+    fusion_loss_opt: list[str] | None = typer.Option(
+        None, "--fusion-loss-opt", help="Fusion loss parameter key=value (repeatable)."
+    ),
+    data_opt: list[str] | None = typer.Option(
+        None, "--data-opt", help="Dataset parameter key=value (repeatable)."
+    ),
+    fusion_weights: str | None = typer.Option(
+        None,
+        "--fusion-weights",
+        help="Load fusion weights from a local .safetensors or state_dict file.",
+    ),
+    seg_weights: str | None = typer.Option(
+        None, "--seg-weights", help="Load segmenter weights from a local file."
+    ),
+    resample: bool | None = typer.Option(
+        None,
+        "--resample/--no-resample",
+        help="Resample a modality whose geometry differs onto the reference one.",
+    ),
+    save_predictions: bool | None = typer.Option(
+        None,
+        "--save-predictions/--no-save-predictions",
+        help="Write 3D predictions as NIfTI with the source geometry.",
+    ),
+    out: str | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Folder that receives runs/ and leaderboards/ (default: current folder).",
+    ),
 ) -> None:
-    """Train a fusion model and/or a segmenter, evaluate on the test split, append a leaderboard row."""
+    """Train fusion and/or segmentation, evaluate on the test split, append a leaderboard row."""
     from benchbox import config as cfg
     from benchbox.runner import execute, prepare
 
     given = {
-        "fusion": fusion, "seg": seg, "loss": loss, "fusion_loss": fusion_loss, "dataset": dataset,
-        "seed": seed, "data_seed": data_seed, "epochs": epochs, "fusion_epochs": fusion_epochs,
-        "batch_size": batch_size, "image_size": image_size, "lr": lr, "fusion_weight": fusion_weight,
-        "freeze_fusion": freeze_fusion, "amp": amp.value if amp else None, "device": device, "deterministic": deterministic,
-        "num_workers": num_workers, "fusion_weights": fusion_weights, "seg_weights": seg_weights,
-        "resample": resample, "save_predictions": save_predictions, "out": out,
+        "fusion": fusion,
+        "seg": seg,
+        "loss": loss,
+        "fusion_loss": fusion_loss,
+        "dataset": dataset,
+        "seed": seed,
+        "data_seed": data_seed,
+        "epochs": epochs,
+        "fusion_epochs": fusion_epochs,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "lr": lr,
+        "fusion_weight": fusion_weight,
+        "freeze_fusion": freeze_fusion,
+        "amp": amp.value if amp else None,
+        "device": device,
+        "deterministic": deterministic,
+        "num_workers": num_workers,
+        "fusion_weights": fusion_weights,
+        "seg_weights": seg_weights,
+        "resample": resample,
+        "save_predictions": save_predictions,
+        "out": out,
         "fusion_opts": cfg.parse_options(fusion_opt, "--fusion-opt"),
         "seg_opts": cfg.parse_options(seg_opt, "--seg-opt"),
         "loss_opts": cfg.parse_options(loss_opt, "--loss-opt"),

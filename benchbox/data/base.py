@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,7 @@ class BenchDataset(abc.ABC):
     name: str = "dataset"
     modalities: tuple[str, str] = ("A", "B")
     labels: Mapping[int, str] | None = None
-    regions: Mapping[str, tuple[int, ...]] = {}
+    regions: Mapping[str, tuple[int, ...]] = MappingProxyType({})
 
     @property
     def has_labels(self) -> bool:

@@ -29,8 +29,9 @@ generated and the same seed gives the same slices on any machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,9 @@ def _psf(img: np.ndarray) -> np.ndarray:
 
 
 def _slice_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _SPLIT_CODES[split], index])))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence([seed, _SPLIT_CODES[split], index]))
+    )
 
 
 def _frame(u: np.ndarray, v: np.ndarray, cx: float, cy: float, angle: float, sx: float, sy: float):
@@ -88,7 +91,10 @@ def _blob(rng: np.random.Generator, u, v, cx, cy, radius) -> tuple[tuple[slice, 
     win = _window(u.shape[0], cx, cy, radius * 1.3 * (1 + amps.sum()))
     x, y = _frame(u[win], v[win], cx, cy, angle, radius * elong, radius / elong)
     theta = np.arctan2(y, x)
-    edge = 1 + sum(float(a) * np.cos(k * theta + float(p)) for k, a, p in zip((2, 3, 4), amps, phases))
+    edge = 1 + sum(
+        float(a) * np.cos(k * theta + float(p))
+        for k, a, p in zip((2, 3, 4), amps, phases, strict=True)
+    )
     return win, x * x + y * y < edge * edge
 
 
@@ -198,8 +204,12 @@ def generate(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generate ``n`` slices of a split: CT, MRI ``(n, H, W)`` float32 and masks uint8."""
     if split not in _SPLIT_CODES:
-        raise ConfigError(f"synthetic split must be one of {', '.join(_SPLIT_CODES)}, not {split!r}")
-    bank_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _SPLIT_CODES[split]])))
+        raise ConfigError(
+            f"synthetic split must be one of {', '.join(_SPLIT_CODES)}, not {split!r}"
+        )
+    bank_rng = np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence([seed, _SPLIT_CODES[split]]))
+    )
     bank = bank_rng.standard_normal((_NOISE_BANK, 3, image_size, image_size), dtype=np.float32)
     ct = np.empty((n, image_size, image_size), np.float32)
     mr = np.empty_like(ct)
@@ -214,7 +224,9 @@ def generate(
 class _Split:
     """A map-style dataset over one generated split (tensors made on access)."""
 
-    def __init__(self, ct: np.ndarray, mr: np.ndarray, mask: np.ndarray, split: str, spacing: float):
+    def __init__(
+        self, ct: np.ndarray, mr: np.ndarray, mask: np.ndarray, split: str, spacing: float
+    ):
         self.ct, self.mr, self.mask, self.split = ct, mr, mask, split
         self.spacing = (spacing, spacing)
 
@@ -238,7 +250,7 @@ class SyntheticDataset(BenchDataset):
 
     name = "synthetic"
     modalities = ("CT", "MRI")
-    labels = {0: "background", 1: "lesion"}
+    labels: Mapping[int, str] = MappingProxyType({0: "background", 1: "lesion"})
 
     def __init__(
         self,
@@ -255,16 +267,21 @@ class SyntheticDataset(BenchDataset):
         counts = {"train": n_train, "val": n_val, "test": n_test}
         for key, value in [("image_size", image_size), *counts.items()]:
             if not isinstance(value, int) or value < (16 if key == "image_size" else 0):
-                raise ConfigError(f"synthetic: {key} must be an integer >= "
-                                  f"{16 if key == 'image_size' else 0}, got {value!r}")
+                raise ConfigError(
+                    f"synthetic: {key} must be an integer >= "
+                    f"{16 if key == 'image_size' else 0}, got {value!r}"
+                )
         for key, value in [("lesion_free", lesion_free), ("calcified", calcified)]:
             if not 0 <= value <= 1:
                 raise ConfigError(f"synthetic: {key} must be within [0, 1], got {value!r}")
         if misregistration < 0 or fov_mm <= 0:
             raise ConfigError("synthetic: misregistration must be >= 0 and fov_mm > 0")
         self.image_size, self.counts, self.seed = image_size, counts, seed
-        self.params = {"lesion_free": lesion_free, "calcified": calcified,
-                       "misregistration": misregistration}
+        self.params = {
+            "lesion_free": lesion_free,
+            "calcified": calcified,
+            "misregistration": misregistration,
+        }
         self.fov_mm = fov_mm
         self._cache: dict[str, _Split] = {}
 
@@ -280,12 +297,19 @@ class SyntheticDataset(BenchDataset):
         return self._cache[name]  # type: ignore[return-value]
 
     def config(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "seed": self.seed, "fov_mm": self.fov_mm,
-                "spacing_mm": self.spacing_mm, **{f"n_{k}": v for k, v in self.counts.items()},
-                **self.params}
+        return {
+            "image_size": self.image_size,
+            "seed": self.seed,
+            "fov_mm": self.fov_mm,
+            "spacing_mm": self.spacing_mm,
+            **{f"n_{k}": v for k, v in self.counts.items()},
+            **self.params,
+        }
 
 
-def export(dataset: SyntheticDataset, out: str | Path, formats: Sequence[str] = ("nifti", "png")) -> Path:
+def export(
+    dataset: SyntheticDataset, out: str | Path, formats: Sequence[str] = ("nifti", "png")
+) -> Path:
     """Write a generated set to disk for viewing and for testing the file readers.
 
     * ``nifti``: the nnU-Net v2 raw layout (``imagesTr/<case>_0000.nii.gz`` for CT,
@@ -316,8 +340,13 @@ def export(dataset: SyntheticDataset, out: str | Path, formats: Sequence[str] = 
                 write_image(data.mask[i], nn / f"labels{tr}" / f"{case}.nii.gz", spacing=spacing)
             if "png" in formats:
                 for mod, arr in (("CT", data.ct[i]), ("MRI", data.mr[i])):
-                    write_image(np.round(arr * 255).astype(np.uint8), out / "png" / split / mod / f"{case}.png")
-                write_image(data.mask[i] * np.uint8(255), out / "png" / split / "mask" / f"{case}.png")
+                    write_image(
+                        np.round(arr * 255).astype(np.uint8),
+                        out / "png" / split / mod / f"{case}.png",
+                    )
+                write_image(
+                    data.mask[i] * np.uint8(255), out / "png" / split / "mask" / f"{case}.png"
+                )
     if "nifti" in formats:
         meta = {
             "name": "benchbox-synthetic",

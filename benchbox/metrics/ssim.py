@@ -51,11 +51,14 @@ def ssim_map(
     With ``return_cs`` also returns the contrast-structure map (used by MS-SSIM).
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"ssim expects two (B, C, H, W) tensors of one shape, got "
-                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"ssim expects two (B, C, H, W) tensors of one shape, got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if min(x.shape[-2:]) < window:
-        raise ValueError(f"ssim needs images of at least {window}x{window}, got "
-                         f"{tuple(x.shape[-2:])}")
+        raise ValueError(
+            f"ssim needs images of at least {window}x{window}, got {tuple(x.shape[-2:])}"
+        )
     # Compute in at least float32: under autocast a half-precision variance is noise.
     dtype = torch.promote_types(x.dtype, torch.float32)
     x, y = x.to(dtype), y.to(dtype)

@@ -15,18 +15,29 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
 def benchbox(*args: str, extra_path: list[Path] = (), env: dict[str, str] | None = None):
     environ = {**os.environ, "COLUMNS": "200", **(env or {})}
     if extra_path:
-        environ["PYTHONPATH"] = os.pathsep.join([*map(str, extra_path), environ.get("PYTHONPATH", "")])
+        environ["PYTHONPATH"] = os.pathsep.join(
+            [*map(str, extra_path), environ.get("PYTHONPATH", "")]
+        )
     code = "import sys; from benchbox.cli import main; sys.exit(main())"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=environ, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+    )
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from benchbox.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'benchbox --help imported torch'\n"
-            "assert 'pandas' not in sys.modules and 'SimpleITK' not in sys.modules\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys; from benchbox.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'benchbox --help imported torch'\n"
+        "assert 'pandas' not in sys.modules and 'SimpleITK' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     for command in ("run", "plugins", "evaluate"):
         assert command in result.stdout
@@ -53,7 +64,9 @@ def test_lists_builtins_and_third_party_with_provider():
 def test_kind_and_pattern_filter():
     result = benchbox("plugins", "--kind", "loss", "f*")
     assert result.returncode == 0
-    names = {line.split("│")[2].strip() for line in result.stdout.splitlines() if line.startswith("│")}
+    names = {
+        line.split("│")[2].strip() for line in result.stdout.splitlines() if line.startswith("│")
+    }
     assert names == {"focal", "fusion"}
 
 

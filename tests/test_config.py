@@ -1,0 +1,94 @@
+"""Run configuration: presets, files, overrides, validation, hashing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchbox import config as cfg
+from benchbox.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_presets_ship_in_configs_and_resolve():
+    for name in ("quick", "standard"):
+        assert (REPO / "configs" / f"{name}.toml").is_file()
+        assert cfg.preset_path(name).resolve() == (REPO / "configs" / f"{name}.toml").resolve()
+    quick = cfg.resolve()
+    assert quick.preset == "quick"
+    file_values = cfg.read_toml(REPO / "configs" / "quick.toml")
+    assert quick.image_size == file_values["image_size"]
+    assert quick.epochs == file_values["epochs"]
+    standard = cfg.resolve("standard")
+    assert standard.image_size > quick.image_size and standard.epochs > quick.epochs
+
+
+def test_precedence_defaults_preset_file_overrides(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        "epochs = 3\nseed = 7\n[seg_opts]\nwidth = 8\n[data_opts.synthetic]\nn_train = 10\n"
+    )
+    c = cfg.resolve(None, path, {"seed": 9, "seg_opts": {"depth": 3}})
+    assert (c.epochs, c.seed) == (3, 9)
+    assert c.seg_opts == {"width": 8, "depth": 3}
+    assert c.dataset_params()["n_train"] == 10
+    assert c.config_file == str(path)
+
+
+def test_dataset_params_apply_only_to_their_dataset():
+    c = cfg.resolve(
+        None, None, {"data_opts": {"synthetic": {"n_train": 5}, "misregistration": 1.0}}
+    )
+    assert c.dataset_params() == {
+        **cfg.resolve().dataset_params(),
+        "n_train": 5,
+        "misregistration": 1.0,
+    }
+    c.dataset = "pairs:/data/x"
+    assert c.dataset_params() == {"misregistration": 1.0}
+    assert (c.dataset_name, c.dataset_root) == ("pairs", "/data/x")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": -1}, "epochs must be >= 0"),
+        ({"image_size": 50}, "image_size must be a multiple of 32"),
+        ({"amp": "fp8"}, "--amp must be one of off, auto, fp16, bf16"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"fusion": "none", "seg": "none"}, "leave nothing to run"),
+        ({"epochs": "ten"}, "epochs must be int"),
+        ({"epocs": 3}, "unknown setting 'epocs'; did you mean 'epochs'"),
+    ],
+)
+def test_invalid_values_are_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg.resolve(None, None, overrides)
+
+
+def test_bad_files_and_presets(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        cfg.resolve(None, tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = = 3")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        cfg.resolve(None, bad)
+    with pytest.raises(ConfigError, match="unknown preset 'quik'; did you mean 'quick'"):
+        cfg.resolve("quik")
+
+
+def test_option_parsing():
+    assert cfg.parse_options(
+        ["width=8", "norm=instance", "p=0.5", "flag=true", "l=[1, 2]"], "--x"
+    ) == {"width": 8, "norm": "instance", "p": 0.5, "flag": True, "l": [1, 2]}
+    with pytest.raises(ConfigError, match="--seg-opt expects key=value, got 'width'"):
+        cfg.parse_options(["width"], "--seg-opt")
+
+
+def test_hash_ignores_where_and_how_fast_but_not_what():
+    a = cfg.resolve()
+    b = cfg.resolve(None, None, {"out": "/elsewhere", "device": "cpu", "num_workers": 2})
+    c = cfg.resolve(None, None, {"seed": 1})
+    assert a.hash() == b.hash() != c.hash()

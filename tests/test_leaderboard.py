@@ -1,0 +1,113 @@
+"""Leaderboard CSVs: fixed column order, new metric columns, concurrent writers."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchbox import leaderboard
+
+
+def _row(run_id: str, **metrics: float) -> dict:
+    return {
+        "run_id": run_id,
+        "dataset": "synthetic",
+        "fusion": "dual",
+        "seed": 0,
+        "config_hash": "abc",
+        **metrics,
+    }
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_column_blocks_in_fixed_order(tmp_path):
+    path = leaderboard.append_row(tmp_path / "b.csv", _row("r1", ssim_mean=0.5, dice_lesion=0.8))
+    header, rows = _read(path)
+    n = len(leaderboard.LEADING)
+    assert header[:n] == list(leaderboard.LEADING)
+    assert header[n : n + 2] == ["ssim_mean", "dice_lesion"]
+    assert header[n + 2 :] == list(leaderboard.TRAILING)
+    assert rows == [
+        {
+            **{c: "" for c in header},
+            "run_id": "r1",
+            "dataset": "synthetic",
+            "fusion": "dual",
+            "seed": "0",
+            "config_hash": "abc",
+            "ssim_mean": "0.5",
+            "dice_lesion": "0.8",
+        }
+    ]
+
+
+def test_new_metric_columns_extend_the_header_and_keep_old_rows(tmp_path):
+    path = tmp_path / "b.csv"
+    leaderboard.append_row(path, _row("r1", ssim_mean=0.5))
+    leaderboard.append_row(path, _row("r2", dice_lesion=0.7))
+    header, rows = _read(path)
+    assert header.index("ssim_mean") < header.index("dice_lesion") < header.index("train_img_s")
+    assert [(r["run_id"], r["ssim_mean"], r["dice_lesion"]) for r in rows] == [
+        ("r1", "0.5", ""),
+        ("r2", "", "0.7"),
+    ]
+    assert leaderboard.read(path)["run_id"].tolist() == ["r1", "r2"]
+
+
+def test_unknown_leading_or_trailing_values_are_kept(tmp_path):
+    path = leaderboard.append_row(tmp_path / "b.csv", _row("r1", wall_s=12.3456789))
+    _, [row] = _read(path)
+    assert row["wall_s"] == "12.345679"
+
+
+WRITER = """
+import sys
+from benchbox import leaderboard
+path, worker, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    leaderboard.append_row(path, {"run_id": f"w{worker}-{i}", f"metric_{worker % 3}": float(i)})
+"""
+
+
+def test_concurrent_writers_lose_no_row_and_leave_no_half_row(tmp_path):
+    path = tmp_path / "leaderboards" / "synthetic.csv"
+    workers, per_worker = 8, 6
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w), str(per_worker)])
+        for w in range(workers)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * workers
+    header, rows = _read(path)
+    assert len(rows) == workers * per_worker
+    assert {r["run_id"] for r in rows} == {
+        f"w{w}-{i}" for w in range(workers) for i in range(per_worker)
+    }
+    assert {"metric_0", "metric_1", "metric_2"} <= set(header)
+    with path.open() as f:
+        lines = f.read().splitlines()
+    assert all(line.count(",") == len(header) - 1 for line in lines)
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_failed_write_leaves_the_file_untouched(tmp_path, monkeypatch):
+    path = tmp_path / "b.csv"
+    leaderboard.append_row(path, _row("r1"))
+    before = path.read_bytes()
+
+    def boom(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(leaderboard.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        leaderboard.append_row(path, _row("r2"))
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
