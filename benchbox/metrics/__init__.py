@@ -1,1 +1,13 @@
-"""Metrics: pure functions on NumPy arrays or tensors, each defined in one place."""
+"""Metrics: pure functions on NumPy arrays or tensors, each defined in one place.
+
+* :mod:`benchbox.metrics.fusion`: EN, SD, SF, AG, MI, SCD, VIF, Qabf, Nabf, SSIM,
+  MS-SSIM, PSNR of a fused image and its two sources (``compute_*``);
+* :mod:`benchbox.metrics.segmentation`: Dice, IoU, precision, recall, HD, HD95, ASSD,
+  NSD of two masks with the voxel spacing (``compute_*``);
+* :mod:`benchbox.metrics.suite`: every registered metric of one case as table columns
+  (``score_fusion_case``, ``score_segmentation_case``) and their ``summarize``;
+* :mod:`benchbox.metrics.ssim`: the one SSIM implementation (torch), shared with the
+  losses.
+
+``docs/metrics.md`` defines every number. Importing this package imports nothing heavy.
+"""
