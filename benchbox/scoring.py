@@ -392,7 +392,7 @@ def score_fusion_folders(
                 use = [e for e in entries if e not in small]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            row = score_fusion_case(*images, metrics=use)
+            row = score_fusion_case(images[0], images[1], images[2], metrics=use)
         rows.append({"case_id": case, **row})
     per_case = _table(rows)
     settings = {

@@ -47,7 +47,7 @@ def memo(kind: str, inputs: tuple[Any, ...], compute: Callable[[], T], key: Any 
             and len(inputs_) == len(inputs)
             and all(x is y for x, y in zip(inputs_, inputs, strict=True))
         ):
-            return result  # type: ignore[no-any-return]
+            return result
     result = compute()
     cache.append((kind, inputs, key, result))
     return result

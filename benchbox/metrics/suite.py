@@ -74,6 +74,7 @@ def _columns(entry: Entry, value: Any, suffix: str = "") -> dict[str, float]:
 def _call(entry: Entry, *args: Any, **options: Any) -> Any:
     """Call a metric with the options its signature declares (e.g. ``tolerance``)."""
     if options:
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(entry.factory).parameters
         except (TypeError, ValueError):
