@@ -56,8 +56,10 @@ class Predictor:
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Sources ``(B, 1, H, W)`` -> fused ``(B, 1, H, W)`` float32 and labels ``(B, H, W)``."""
         a, b = a.to(self.device), b.to(self.device)
-        if not self._warm:  # one untimed pass: first calls pay for allocation and dispatch
-            self._forward(a[:1], b[:1])
+        if not self._warm:
+            # One untimed pass at the batch's shape: first calls pay for allocation and
+            # for the convolution backends' per-shape setup.
+            self._forward(a, b)
             self._warm = True
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
