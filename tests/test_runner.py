@@ -188,7 +188,7 @@ def test_segmenter_on_unlabelled_data_fails_before_anything_is_written(tmp_path)
         register("unlabelled", Unlabelled)
 
     registry = create_registry([_plugin(register_datasets=register_datasets)])
-    with pytest.raises(errors.ConfigError, match="has no labels.*--seg none"):
+    with pytest.raises(errors.ConfigError, match=r"has no labels.*--seg none"):
         runner.run(tiny(tmp_path, dataset="unlabelled"), registry=registry)
     assert not list((tmp_path / "runs").iterdir())
     fusion_only = runner.run(tiny(tmp_path, dataset="unlabelled", seg="none"), registry=registry)
@@ -198,7 +198,7 @@ def test_segmenter_on_unlabelled_data_fails_before_anything_is_written(tmp_path)
 def test_unwritable_output_folder_is_reported_first(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(errors.ConfigError, match="output folder .* is not writable"):
+    with pytest.raises(errors.ConfigError, match=r"output folder .* is not writable"):
         runner.run(tiny(blocker / "out"))
 
 
