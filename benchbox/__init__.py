@@ -23,7 +23,7 @@ from benchbox.errors import (
     UnknownSegmenterError,
 )
 from benchbox.hookspecs import hookimpl
-from benchbox.registry import Entry
+from benchbox.registry import Entry, Registry
 
 __version__ = "0.1.0"
 
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-def _registry():  # type: ignore[no-untyped-def]
+def _registry() -> Registry:
     from benchbox.plugins import get_registry
 
     return get_registry()

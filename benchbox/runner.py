@@ -180,6 +180,7 @@ def prepare(
             amp, segmenter, probe.expand(1, channels, -1, -1).contiguous()
         )
     else:
+        assert fusion is not None
         amp_observed = observed_dtype(amp, fusion, probe, probe)
     return Prepared(
         config,

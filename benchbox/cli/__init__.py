@@ -65,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # Usage errors of click, or of the copy of click that newer Typer releases
         # vendor: matched by shape, not class, so both work.
-        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+        code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "format_message") and isinstance(code, int):
             ctx = getattr(exc, "ctx", None)
             where = f"{ctx.command_path}: " if ctx is not None else ""
             message = exc.format_message().replace("Value error, ", "")  # pydantic prefix
-            fail(f"{where}{message}", code=exc.exit_code)
+            fail(f"{where}{message}", code=code)
         if type(exc).__name__ == "Exit":
             return int(getattr(exc, "exit_code", 0))
         if type(exc).__name__ == "Abort":

@@ -271,9 +271,9 @@ class SyntheticDataset(BenchDataset):
                     f"synthetic: {key} must be an integer >= "
                     f"{16 if key == 'image_size' else 0}, got {value!r}"
                 )
-        for key, value in [("lesion_free", lesion_free), ("calcified", calcified)]:
-            if not 0 <= value <= 1:
-                raise ConfigError(f"synthetic: {key} must be within [0, 1], got {value!r}")
+        for key, share in (("lesion_free", lesion_free), ("calcified", calcified)):
+            if not 0 <= share <= 1:
+                raise ConfigError(f"synthetic: {key} must be within [0, 1], got {share!r}")
         if misregistration < 0 or fov_mm <= 0:
             raise ConfigError("synthetic: misregistration must be >= 0 and fov_mm > 0")
         self.image_size, self.counts, self.seed = image_size, counts, seed
