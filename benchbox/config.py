@@ -82,17 +82,31 @@ class RunConfig:
         parts = self.dataset.split(":", 1)
         return parts[1] if len(parts) == 2 and parts[1] else None
 
-    def dataset_params(self) -> dict[str, Any]:
-        """Parameters for the dataset factory: the flat ``data_opts`` entries, plus those
-        of a ``[data_opts.<dataset name>]`` table for the chosen dataset only."""
+    def params(self, table: str) -> dict[str, Any]:
+        """The parameters of one component from its table (``fusion_opts``, ``seg_opts``,
+        ``loss_opts``, ``fusion_loss_opts``, ``data_opts``): the flat entries, plus those
+        of a nested table named after the chosen component (``[seg_opts.attunet]``),
+        which apply to that component only. Presets size models this way without
+        breaking runs of other models."""
+        chosen = {
+            "fusion_opts": self.fusion,
+            "seg_opts": self.seg,
+            "loss_opts": self.loss,
+            "fusion_loss_opts": self.fusion_loss,
+            "data_opts": self.dataset_name,
+        }[table]
         params: dict[str, Any] = {}
-        for key, value in self.data_opts.items():
+        for key, value in getattr(self, table).items():
             if isinstance(value, Mapping):
-                if key == self.dataset_name:
+                if key == chosen:
                     params.update(value)
             else:
                 params[key] = value
         return params
+
+    def dataset_params(self) -> dict[str, Any]:
+        """Parameters for the dataset factory (see :meth:`params`)."""
+        return self.params("data_opts")
 
     @property
     def has_fusion(self) -> bool:

@@ -147,26 +147,30 @@ def prepare(
 
     fusion = segmenter = seg_loss = fusion_loss = None
     if config.has_fusion:
-        fusion = entries["fusion"].build(**config.fusion_opts)
+        fusion = entries["fusion"].build(**config.params("fusion_opts"))
         if config.fusion_weights:
             from benchbox.weights import load_weights
 
             load_weights(fusion, config.fusion_weights)
         if any(p.requires_grad for p in fusion.parameters()):
             entries["fusion_loss"], fusion_loss = _loss(
-                registry, config.fusion_loss, "fusion", config.fusion_loss_opts, "--fusion-loss"
+                registry,
+                config.fusion_loss,
+                "fusion",
+                config.params("fusion_loss_opts"),
+                "--fusion-loss",
             )
     if config.has_seg:
         in_channels = 1 if config.has_fusion else 2
         segmenter = entries["segmenter"].build(
-            in_channels=in_channels, num_classes=dataset.num_classes, **config.seg_opts
+            in_channels=in_channels, num_classes=dataset.num_classes, **config.params("seg_opts")
         )
         if config.seg_weights:
             from benchbox.weights import load_weights
 
             load_weights(segmenter, config.seg_weights)
         entries["loss"], seg_loss = _loss(
-            registry, config.loss, "segmentation", config.loss_opts, "--loss"
+            registry, config.loss, "segmentation", config.params("loss_opts"), "--loss"
         )
 
     for module in (fusion, segmenter, seg_loss, fusion_loss):

@@ -92,3 +92,13 @@ def test_hash_ignores_where_and_how_fast_but_not_what():
     b = cfg.resolve(None, None, {"out": "/elsewhere", "device": "cpu", "num_workers": 2})
     c = cfg.resolve(None, None, {"seed": 1})
     assert a.hash() == b.hash() != c.hash()
+
+
+def test_component_tables_apply_only_to_their_component():
+    c = cfg.resolve(None, None, {"seg_opts": {"attunet": {"width": 8}, "depth": 3},
+                                 "fusion_opts": {"timm-dual": {"backbone": "resnet18"}}})
+    assert c.params("seg_opts") == {**cfg.resolve().params("seg_opts"), "width": 8, "depth": 3}
+    assert "backbone" not in c.params("fusion_opts")
+    c.seg, c.fusion = "unet", "timm-dual"
+    assert "width" not in c.params("seg_opts") and c.params("seg_opts")["depth"] == 3
+    assert c.params("fusion_opts")["backbone"] == "resnet18"
