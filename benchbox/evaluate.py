@@ -199,7 +199,6 @@ def _evaluate_volumes(
     saved: list[str] = []
     picker = _ExamplePicker(examples)
     for volume in volumes:
-        depth = volume.a.shape[0]
         pred = np.zeros(volume.a.shape, dtype=np.int64)
         fusion_rows: list[dict[str, float]] = []
         for sl, a, b in _iter_batches(volume, batch_size):
@@ -221,7 +220,7 @@ def _evaluate_volumes(
             ref, spacing = volume.source_mask, tuple(volume.reference.spacing)
         else:
             ref, spacing = volume.mask, tuple(volume.spacing)
-        row: dict[str, Any] = {"case_id": volume.case_id, "slices": depth}
+        row: dict[str, Any] = {"case_id": volume.case_id}
         if fusion_rows:
             keys = fusion_rows[0].keys()
             row.update({k: float(np.mean([r[k] for r in fusion_rows])) for k in keys})

@@ -204,21 +204,39 @@ def run(
 
 
 def _render(result: Any) -> None:
+    summary = result.summary
     table = Table(title=f"run {result.run_id}", title_justify="left")
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in result.summary.items():
-        text = f"{value:.4f}" if isinstance(value, float) else str(value)
-        table.add_row(escape(key), text)
+    table.add_column("mean", justify="right")
+    table.add_column("std", justify="right")
+    counts = {k: v for k, v in summary.items() if k.startswith("n_")}
+    for key, value in summary.items():
+        if key.endswith("_std") or key in counts:
+            continue
+        std = summary.get(f"{key}_std")
+        table.add_row(escape(key), f"{value:.4f}", "" if std is None else f"{std:.4f}")
+    if "n_cases" in counts:
+        table.add_row("test cases", str(int(counts["n_cases"])), "")
     tp = result.record["throughput"]
     if tp.get("train_img_s"):
-        table.add_row("training images/s", f"{tp['train_img_s']:.1f}")
-    table.add_row("inference images/s", f"{tp['infer_img_s']:.1f}")
+        table.add_row("training images/s", f"{tp['train_img_s']:.1f}", "")
+    table.add_row("inference images/s", f"{tp['infer_img_s']:.1f}", "")
     for key, value in result.record["profile"].items():
         text = f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
-        table.add_row(escape(key), text)
-    table.add_row("wall time (s)", f"{result.record['wall_s']:.1f}")
+        table.add_row(escape(key.replace("_", " ")), text, "")
+    table.add_row("wall time (s)", f"{result.record['wall_s']:.1f}", "")
     console.print(table)
+    regions = sorted({k.rsplit("_", 1)[-1] for k in counts if k.startswith("n_ref_empty_")})
+    for region in regions:
+        ref = int(counts.get(f"n_ref_empty_{region}", 0))
+        pred = int(counts.get(f"n_pred_empty_{region}", 0))
+        both = int(counts.get(f"n_both_empty_{region}", 0))
+        console.print(
+            f"{escape(region)}: {int(counts.get('n_cases', 0))} cases; empty reference in {ref}, "
+            f"empty prediction in {pred}, both in {both} (scored by the empty-mask rules of "
+            "docs/metrics.md)",
+            highlight=False,
+        )
     files = Table(title="written", title_justify="left", show_header=False)
     files.add_column("what")
     files.add_column("path", overflow="fold")
