@@ -22,7 +22,7 @@ BURT_ADELSON_KERNEL = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
 
 
 class MeanFusion(nn.Module):
-    """Pixel-wise average of the two sources: ``(a + b) / 2``."""
+    """Pixel-wise average of the two sources, (a + b) / 2."""
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return ((a + b) / 2).clamp(0, 1)
@@ -154,11 +154,14 @@ class LaplacianFusion(nn.Module):
         self.levels = levels
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        pa = laplacian_pyramid(a, self.levels)
-        pb = laplacian_pyramid(b, self.levels)
-        fused = [_max_abs(x, y) for x, y in zip(pa[:-1], pb[:-1], strict=True)]
-        fused.append((pa[-1] + pb[-1]) / 2)
-        return reconstruct(fused).clamp(0, 1)
+        # Under AMP the blurs would run in half precision and the pyramid would no
+        # longer collapse back to its input; a baseline must not depend on that.
+        with torch.autocast(a.device.type, enabled=False):
+            pa = laplacian_pyramid(a.float(), self.levels)
+            pb = laplacian_pyramid(b.float(), self.levels)
+            fused = [_max_abs(x, y) for x, y in zip(pa[:-1], pb[:-1], strict=True)]
+            fused.append((pa[-1] + pb[-1]) / 2)
+            return reconstruct(fused).clamp(0, 1)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}"

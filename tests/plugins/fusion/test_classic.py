@@ -193,3 +193,11 @@ def test_pca_degenerate_cases_weigh_equally() -> None:
     torch.testing.assert_close(PCAFusion()(a, b), torch.full_like(a, 0.4))
     x, _ = _pair((1, 1, 8, 8))
     torch.testing.assert_close(PCAFusion()(x, x), x)  # identical sources
+
+
+def test_laplacian_runs_in_full_precision_under_autocast() -> None:
+    a, b = _pair((1, 1, 32, 32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = LaplacianFusion(4)(a, b)
+    assert fused.dtype == torch.float32
+    torch.testing.assert_close(fused, LaplacianFusion(4)(a, b), atol=1e-6, rtol=0)
