@@ -64,14 +64,41 @@ def _is_tensor_dict(obj: Any) -> bool:
     )
 
 
+def _flatten(obj: Any, prefix: str = "") -> dict[str, torch.Tensor] | None:
+    """``{"fusion": {"w": t}}`` -> ``{"fusion.w": t}``; ``None`` unless every leaf is a tensor."""
+    import torch
+
+    if not isinstance(obj, Mapping) or not obj:
+        return None
+    flat: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            return None
+        if isinstance(value, torch.Tensor):
+            flat[prefix + key] = value
+            continue
+        inner = _flatten(value, f"{prefix}{key}.")
+        if inner is None:
+            return None
+        flat.update(inner)
+    return flat
+
+
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in a loaded object: the object itself or a checkpoint's entry."""
+    """The state dict in a loaded object: itself, a checkpoint's entry, or nested ones.
+
+    Nested state dicts (``{"fusion": {...}, "segmenter": {...}}``, as benchbox's own
+    checkpoints) are flattened to dotted keys; select one with ``prefix="segmenter."``.
+    """
     if _is_tensor_dict(obj):
         return dict(obj)
     if isinstance(obj, Mapping):
         for key in WRAPPER_KEYS:
             if _is_tensor_dict(obj.get(key)):
                 return dict(obj[key])
+        flat = _flatten(obj)
+        if flat:
+            return flat
         if not obj:
             raise WeightsError(f"weights file {path} holds an empty dict, no tensors")
         keys = ", ".join(repr(k) for k in list(obj)[:SHOW])
@@ -90,7 +117,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
     Accepts a ``.safetensors`` file, or a torch file (``.pt``, ``.pth``, ``.bin``,
     ``.ckpt``) holding a state dict, possibly nested in a checkpoint under one of
-    :data:`WRAPPER_KEYS`. Torch files are loaded with ``weights_only=True``.
+    :data:`WRAPPER_KEYS`, or several nested state dicts (flattened to dotted keys:
+    ``segmenter.encoder.conv1.weight``). Torch files are loaded with
+    ``weights_only=True``.
 
     Raises:
         WeightsError: the file is missing, unreadable, not a tensor file (e.g. a pickle
@@ -134,15 +163,16 @@ def _names(keys: list[str]) -> str:
 def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
     """Suggest ``prefix=`` when the file's keys are the model's under a common prefix."""
     unexpected_set = set(unexpected)
-    candidates = {k.split(".", 1)[0] + "." for k in unexpected if "." in k}
-    best, best_hits = "", 0
-    for cand in sorted(candidates):
-        hits = sum(cand + k in unexpected_set for k in missing)
-        if hits > best_hits:
-            best, best_hits = cand, hits
-    if best and best_hits * 2 >= len(missing):
-        return f"; the file's keys carry the prefix {best!r}: pass prefix={best!r}"
-    return ""
+    candidates = sorted({k.split(".", 1)[0] + "." for k in unexpected if "." in k})
+    fits = [
+        c
+        for c in candidates
+        if missing and 2 * sum(c + k in unexpected_set for k in missing) >= len(missing)
+    ]
+    if not fits:
+        return ""
+    options = " or ".join(f"prefix={c!r}" for c in fits)
+    return f"; the file holds the model's keys under {', '.join(map(repr, fits))}: pass {options}"
 
 
 def apply_state_dict(

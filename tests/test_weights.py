@@ -120,7 +120,7 @@ def test_prefix_selects_and_strips_and_is_suggested(tmp_path: Path) -> None:
     source = _model()
     path = tmp_path / "dp.pt"
     torch.save({f"module.{k}": v for k, v in source.state_dict().items()}, path)
-    with pytest.raises(WeightsError, match=r"prefix 'module\.': pass prefix='module\.'"):
+    with pytest.raises(WeightsError, match=r"under 'module\.': pass prefix='module\.'"):
         load_weights(_model(), path)
     assert _same(source, load_weights(_model(seed=1), path, prefix="module."))
     with pytest.raises(WeightsError, match=r"no key starts with prefix 'encoder\.'.*module\."):
@@ -201,3 +201,15 @@ def test_a_whole_pickled_module_is_refused(tmp_path: Path) -> None:
     torch.save(_model(), path)
     with pytest.raises(WeightsError, match="not a tensor file"):
         read_state_dict(os.fspath(path))
+
+
+def test_nested_state_dicts_are_flattened_and_selected_by_prefix(tmp_path: Path) -> None:
+    # benchbox's own checkpoints: {"fusion": state_dict, "segmenter": state_dict}
+    fusion, segmenter = _model(seed=5), _model(seed=6)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"fusion": fusion.state_dict(), "segmenter": segmenter.state_dict()}, path)
+    assert "segmenter.0.weight" in read_state_dict(path)
+    assert _same(segmenter, load_weights(_model(seed=1), path, prefix="segmenter."))
+    assert _same(fusion, load_weights(_model(seed=1), path, prefix="fusion."))
+    with pytest.raises(WeightsError, match=r"pass prefix='fusion\.' or prefix='segmenter\.'"):
+        load_weights(_model(seed=1), path)
