@@ -169,12 +169,19 @@ def image_diagonal(shape: tuple[int, ...], spacing: tuple[float, ...]) -> float:
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The smallest box holding ``mask``, grown by one voxel where the image allows."""
+    """The smallest box holding ``mask``, grown by one voxel where the image allows.
+
+    Each axis is searched within the extent already found along the previous ones, so
+    only the first pass reads the whole image.
+    """
     box = []
+    view = mask
     for axis in range(mask.ndim):
         others = tuple(i for i in range(mask.ndim) if i != axis)
-        hit = np.flatnonzero(np.any(mask, axis=others))
-        box.append(slice(max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, mask.shape[axis])))
+        hit = np.flatnonzero(np.any(view, axis=others))
+        lo, hi = int(hit[0]), int(hit[-1]) + 1
+        box.append(slice(max(lo - 1, 0), min(hi + 1, mask.shape[axis])))
+        view = view[(slice(None),) * axis + (slice(lo, hi),)]
     return tuple(box)
 
 
