@@ -59,7 +59,7 @@ class RunConfig:
     device: str = "auto"
     deterministic: bool = False
     num_workers: int = 0
-    nsd_tolerance: float = 2.0
+    nsd_tolerance: float = 1.0  # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
     examples: int = 4
     resample: bool = False
     save_predictions: bool = False

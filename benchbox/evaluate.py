@@ -97,7 +97,7 @@ def evaluate(
     *,
     split: str = "test",
     batch_size: int = 64,
-    nsd_tolerance: float = 2.0,
+    nsd_tolerance: float = 1.0,
     examples: int = 4,
     save_predictions: Path | None = None,
 ) -> EvalResult:

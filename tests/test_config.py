@@ -102,3 +102,9 @@ def test_component_tables_apply_only_to_their_component():
     c.seg, c.fusion = "unet", "timm-dual"
     assert "width" not in c.params("seg_opts") and c.params("seg_opts")["depth"] == 3
     assert c.params("fusion_opts")["backbone"] == "resnet18"
+
+
+def test_run_and_evaluate_share_the_nsd_tolerance():
+    from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
+
+    assert cfg.RunConfig().nsd_tolerance == DEFAULT_NSD_TOLERANCE

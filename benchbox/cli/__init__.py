@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             ctx = getattr(exc, "ctx", None)
             where = f"{ctx.command_path}: " if ctx is not None else ""
             message = exc.format_message().replace("Value error, ", "")  # pydantic prefix
+            if not message:  # no arguments: the help was shown, nothing more to say
+                return code
             fail(f"{where}{message}", code=code)
         if type(exc).__name__ == "Exit":
             return int(getattr(exc, "exit_code", 0))

@@ -137,6 +137,9 @@ def run(
     data_opt: list[str] | None = typer.Option(
         None, "--data-opt", help="Dataset parameter key=value (repeatable)."
     ),
+    nsd_tolerance: float | None = typer.Option(
+        None, "--nsd-tolerance", help="NSD tolerance in mm (default 1)."
+    ),
     fusion_weights: str | None = typer.Option(
         None,
         "--fusion-weights",
@@ -188,6 +191,7 @@ def run(
         "fusion_weights": fusion_weights,
         "seg_weights": seg_weights,
         "resample": resample,
+        "nsd_tolerance": nsd_tolerance,
         "save_predictions": save_predictions,
         "out": out,
         "fusion_opts": cfg.parse_options(fusion_opt, "--fusion-opt"),
