@@ -30,6 +30,7 @@ class EvalResult:
     infer_seconds: float = 0.0
     examples: list[dict[str, np.ndarray]] = field(default_factory=list)
     saved_predictions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def infer_images_per_s(self) -> float:
@@ -85,10 +86,24 @@ class Predictor:
         return fused, labels
 
 
-def _fusion_scores(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    from benchbox.metrics.suite import score_fusion_case
+class _FusionScorer:
+    """Scores fused images with the fusion metrics that fit their size, chosen once."""
 
-    return score_fusion_case(fused.astype(np.float64), a.astype(np.float64), b.astype(np.float64))
+    def __init__(self) -> None:
+        self.metrics: list[Any] | None = None
+        self.left_out: list[str] = []
+
+    def __call__(self, fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        from benchbox.metrics.suite import fusion_metrics_for_shape, score_fusion_case
+
+        if self.metrics is None:
+            self.metrics, too_small = fusion_metrics_for_shape(fused.shape)
+            self.left_out = [
+                f"{e.name} needs images of at least {e.info['min_size']} px" for e in too_small
+            ]
+        return score_fusion_case(
+            fused.astype(np.float64), a.astype(np.float64), b.astype(np.float64), self.metrics
+        )
 
 
 def evaluate(
@@ -106,14 +121,22 @@ def evaluate(
 
     from benchbox.metrics.suite import summarize
 
+    score_fusion = _FusionScorer()
     volumes = dataset.volumes(split) if predictor.segmenter is not None else None
     if volumes is not None:
         rows, shown, saved = _evaluate_volumes(
-            dataset, volumes, predictor, batch_size, nsd_tolerance, examples, save_predictions
+            dataset,
+            volumes,
+            predictor,
+            score_fusion,
+            batch_size,
+            nsd_tolerance,
+            examples,
+            save_predictions,
         )
     else:
         rows, shown = _evaluate_slices(
-            dataset, split, predictor, batch_size, nsd_tolerance, examples
+            dataset, split, predictor, score_fusion, batch_size, nsd_tolerance, examples
         )
         saved = []
     per_case = pd.DataFrame(rows)
@@ -124,6 +147,7 @@ def evaluate(
         infer_seconds=predictor.seconds,
         examples=shown,
         saved_predictions=saved,
+        notes=[f"left out {note}" for note in score_fusion.left_out],
     )
 
 
@@ -131,6 +155,7 @@ def _evaluate_slices(
     dataset: BenchDataset,
     split: str,
     predictor: Predictor,
+    score_fusion: _FusionScorer,
     batch_size: int,
     nsd_tolerance: float,
     examples: int,
@@ -151,7 +176,7 @@ def _evaluate_slices(
         for i, case_id in enumerate(batch["case_id"]):
             row: dict[str, Any] = {"case_id": case_id}
             if f is not None:
-                row.update(_fusion_scores(f[i], a[i], b[i]))
+                row.update(score_fusion(f[i], a[i], b[i]))
             if p is not None and m is not None:
                 spacing = tuple(float(s) for s in batch["spacing"][i])
                 row.update(
@@ -187,6 +212,7 @@ def _evaluate_volumes(
     dataset: BenchDataset,
     volumes: Any,
     predictor: Predictor,
+    score_fusion: _FusionScorer,
     batch_size: int,
     nsd_tolerance: float,
     examples: int,
@@ -211,7 +237,7 @@ def _evaluate_volumes(
                 fk = fused[k, 0].cpu().numpy() if fused is not None else None
                 # Fusion metrics on slices that hold anatomy; empty slices say nothing.
                 if fk is not None and (ak.max() > 0 or bk.max() > 0):
-                    fusion_rows.append(_fusion_scores(fk, ak, bk))
+                    fusion_rows.append(score_fusion(fk, ak, bk))
                 mk = volume.mask[z] if volume.mask is not None else None
                 if mk is not None and mk.any():
                     picker.offer(ak, bk, fk, mk, pred[z])

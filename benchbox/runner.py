@@ -350,6 +350,8 @@ def execute(
             examples=c.examples,
             save_predictions=save_dir,
         )
+        for note in result.notes:
+            log(note)
         profile = _profile(p)
         train_images = sum(s.images for s in stages)
         train_seconds = sum(s.seconds for s in stages)
@@ -369,6 +371,7 @@ def execute(
             "profile": profile,
             "amp": amp_record,
             "wall_s": wall,
+            "notes": result.notes,
         }
         files = {
             "config": run.file("config.json"),

@@ -52,6 +52,16 @@ def metrics_for(task: str, registry: Registry | None = None) -> list[Entry]:
     return [e for e in registry.list("metric") if e.info.get("task") == task]
 
 
+def fusion_metrics_for_shape(
+    shape: tuple[int, ...], registry: Registry | None = None
+) -> tuple[list[Entry], list[Entry]]:
+    """The registered fusion metrics that can score images of ``shape``, and those left
+    out because their ``min_size`` exceeds the image (MS-SSIM below 176x176)."""
+    entries = metrics_for("fusion", registry)
+    too_small = [e for e in entries if int(e.info.get("min_size", 0)) > min(shape)]
+    return [e for e in entries if e not in too_small], too_small
+
+
 def _columns(entry: Entry, value: Any, suffix: str = "") -> dict[str, float]:
     """The named, checked columns of one metric result (a number or a dict of them)."""
     items = value.items() if isinstance(value, Mapping) else [(None, value)]
@@ -110,8 +120,7 @@ def score_fusion_case(
     """
     f, a_, b_ = check_images(fused, a, b)
     if metrics is None:
-        entries = metrics_for("fusion")
-        too_small = [e for e in entries if int(e.info.get("min_size", 0)) > min(f.shape)]
+        entries, too_small = fusion_metrics_for_shape(f.shape)
         if too_small:
             warnings.warn(
                 f"images of {f.shape[0]}x{f.shape[1]} are too small for "
@@ -119,7 +128,6 @@ def score_fusion_case(
                 + "; those columns are left out",
                 stacklevel=2,
             )
-        entries = [e for e in entries if e not in too_small]
     else:
         entries = list(metrics)
     out: dict[str, float] = {}
