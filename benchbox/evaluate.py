@@ -54,8 +54,10 @@ class Predictor:
 
     def __call__(
         self, a: torch.Tensor, b: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Sources ``(B, 1, H, W)`` -> fused ``(B, 1, H, W)`` float32 and labels ``(B, H, W)``."""
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Sources ``(B, 1, H, W)`` -> fused ``(B, 1, H, W)`` float32, labels ``(B, H, W)``
+        and class probabilities ``(B, K, H, W)`` (K >= 2; a sigmoid output becomes the
+        two classes ``1 - p, p``)."""
         a, b = a.to(self.device), b.to(self.device)
         if not self._warm:
             # One untimed pass at the batch's shape: first calls pay for allocation and
@@ -65,25 +67,29 @@ class Predictor:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t0 = time.perf_counter()
-        fused, labels = self._forward(a, b)
+        out = self._forward(a, b)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.seconds += time.perf_counter() - t0
         self.images += int(a.shape[0])
-        return fused, labels
+        return out
 
     def _forward(
         self, a: torch.Tensor, b: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        labels = probs = None
         with torch.inference_mode(), self.amp.autocast():
             fused = self.fusion(a, b).float() if self.fusion is not None else None
-            labels = None
             if self.segmenter is not None:
                 x = fused if fused is not None else torch.cat([a, b], dim=1)
                 logits = self.segmenter(x).float()
-                binary = logits.shape[1] == 1  # one sigmoid channel, else softmax classes
-                labels = (logits[:, 0] > 0).long() if binary else logits.argmax(dim=1)
-        return fused, labels
+                if logits.shape[1] == 1:  # one sigmoid channel, else softmax classes
+                    p = torch.sigmoid(logits)
+                    probs = torch.cat([1 - p, p], dim=1)
+                else:
+                    probs = torch.softmax(logits, dim=1)
+                labels = probs.argmax(dim=1)
+        return fused, labels, probs
 
 
 class _FusionScorer:
@@ -167,7 +173,7 @@ def _evaluate_slices(
     rows: list[dict[str, Any]] = []
     picker = _ExamplePicker(examples)
     for batch in loader:
-        fused, labels = predictor(batch["a"], batch["b"])
+        fused, labels, _ = predictor(batch["a"], batch["b"])
         a = batch["a"][:, 0].numpy()
         b = batch["b"][:, 0].numpy()
         f = fused[:, 0].cpu().numpy() if fused is not None else None
@@ -226,11 +232,15 @@ def _evaluate_volumes(
     picker = _ExamplePicker(examples)
     for volume in volumes:
         pred = np.zeros(volume.a.shape, dtype=np.int64)
+        scores: np.ndarray | None = None
         fusion_rows: list[dict[str, float]] = []
         for sl, a, b in _iter_batches(volume, batch_size):
-            fused, labels = predictor(a, b)
-            assert labels is not None
+            fused, labels, probs = predictor(a, b)
+            assert labels is not None and probs is not None
             pred[sl] = labels.cpu().numpy()
+            if scores is None:
+                scores = np.zeros((pred.shape[0], probs.shape[1], *pred.shape[1:]), np.float32)
+            scores[sl] = probs.cpu().numpy()
             for k in range(a.shape[0]):
                 z = sl.start + k
                 ak, bk = volume.a[z], volume.b[z]
@@ -241,7 +251,9 @@ def _evaluate_volumes(
                 mk = volume.mask[z] if volume.mask is not None else None
                 if mk is not None and mk.any():
                     picker.offer(ak, bk, fk, mk, pred[z])
-        restored = volume.restore(pred) if volume.restore is not None else pred
+        # Class probabilities, not labels, go back to the source grid: interpolating
+        # scores before the argmax gives smoother boundaries than nearest-neighbour labels.
+        restored = volume.restore(scores) if volume.restore is not None else pred
         if volume.source_mask is not None:
             ref, spacing = volume.source_mask, tuple(volume.reference.spacing)
         else:

@@ -268,3 +268,44 @@ def test_resample_puts_a_shifted_modality_on_the_reference_grid(make_cases):
     resampled = io.image_from_sitk(resample_like(moving, fixed))
     np.testing.assert_allclose(resampled.array[:, :, 2:], t1c.array[:, :, 2:], atol=1e-4)
     assert not resampled.array[:, :, :2].any()
+
+
+# -- through the runner --------------------------------------------------------------
+def test_3d_run_scores_whole_cases_on_the_scan_grid_and_saves_predictions(make_cases, tmp_path):
+    import pandas as pd
+
+    from benchbox import config as cfg_mod
+    from benchbox import runner
+
+    root, cfg = make_cases(4)
+    config = cfg_mod.resolve(
+        None,
+        None,
+        {
+            "dataset": f"cases:{root}",
+            "data_opts": {"config": str(cfg)},
+            "image_size": 32,
+            "batch_size": 4,
+            "epochs": 1,
+            "fusion_epochs": 1,
+            "warmup_steps": 0,
+            "fusion_opts": {"width": 4, "depth": 2},
+            "seg_opts": {"width": 4, "depth": 2},
+            "save_predictions": True,
+            "out": str(tmp_path / "out"),
+        },
+    )
+    result = runner.run(config)
+    ds = open_cases(str(root), config=str(cfg), image_size=32)
+    test_cases = [v.case_id for v in ds.volumes("test")]
+    per_case = pd.read_csv(result.files["per_case"])
+    assert per_case["case_id"].tolist() == test_cases  # one row per case, not per slice
+    for region in ("whole", "core"):
+        assert {f"dice_{region}", f"hd95_{region}", f"nsd_{region}"} <= set(per_case.columns)
+    assert per_case.notna().all().all()
+    [saved_path] = sorted((result.run_dir / "predictions").glob("*.nii.gz"))
+    scan = read_image(root / test_cases[0] / "flair.nii.gz")
+    saved = read_image(saved_path)
+    assert compare_geometry(scan.geometry, saved.geometry, tolerance=1e-6) == []
+    assert set(np.unique(saved.array)) <= {0, 1, 2, 4}  # label values, not class indices
+    assert result.leaderboard.name == "toy.csv"
