@@ -56,7 +56,11 @@ class Register(Protocol):
             description: one line shown by ``benchbox plugins``; defaults to the first
                 line of the factory's docstring.
             **info: kind-specific metadata, documented on each hook (e.g. ``task`` for
-                losses and metrics). Values must be JSON-serialisable.
+                losses and metrics). Values must be JSON-serialisable. Two keys apply to
+                every kind: ``slow=True`` marks a component whose forward and backward
+                pass on a tiny input takes more than about a second, so the contract
+                tests run it only with ``pytest -m slow``; ``baseline=True`` marks a
+                reference method (e.g. averaging) rather than a learned one.
         """
 
 
@@ -72,7 +76,7 @@ def register_fusions(register: Register) -> None:
     A model with no trainable parameters (a classic baseline such as averaging) is not
     trained: ``benchbox run`` skips fusion pre-training for it.
 
-    ``info``: none required.
+    ``info``: none required; ``slow`` and ``baseline`` as described in :class:`Register`.
     """
 
 

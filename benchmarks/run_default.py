@@ -39,8 +39,18 @@ def cpu_name() -> str:
 
 
 def run_once(seed: int, out: Path) -> dict:
-    cmd = [shutil.which("benchbox") or "benchbox", "run", "--fusion", "dual", "--seg", "attunet",
-           "--seed", str(seed), "--out", str(out)]
+    cmd = [
+        shutil.which("benchbox") or "benchbox",
+        "run",
+        "--fusion",
+        "dual",
+        "--seg",
+        "attunet",
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -49,13 +59,21 @@ def run_once(seed: int, out: Path) -> dict:
         sys.exit(f"benchbox run failed ({proc.returncode}):\n{proc.stderr}")
     with (out / "leaderboards" / "synthetic.csv").open(newline="") as f:
         row = list(csv.DictReader(f))[-1]
-    return {"seed": seed, "wall_s": round(wall, 2), "load_before": load_before,
-            "load_after": os.getloadavg(), "row": row}
+    return {
+        "seed": seed,
+        "wall_s": round(wall, 2),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "row": row,
+    }
 
 
 def metrics_of(row: dict) -> dict:
-    return {k: v for k, v in row.items() if v and not any(t in k for t in TIMING)
-            and k not in ("time", "run_id")}
+    return {
+        k: v
+        for k, v in row.items()
+        if v and not any(t in k for t in TIMING) and k not in ("time", "run_id")
+    }
 
 
 def main() -> None:
@@ -75,15 +93,26 @@ def main() -> None:
     differs = metrics_of(runs[-1]["row"]) != same[0]
     result = {
         "command": "benchbox run --fusion dual --seg attunet",
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "versions": {k: runs[0]["row"][k] for k in ("benchbox_version", "torch_version")},
-        "runs": [{"seed": r["seed"], "wall_s": r["wall_s"],
-                  "dice_lesion": float(r["row"]["dice_lesion"]),
-                  "hd95_lesion_mm": float(r["row"]["hd95_lesion"]),
-                  "ssim_mean": float(r["row"]["ssim_mean"]),
-                  "train_img_s": float(r["row"]["train_img_s"]),
-                  "load_before": r["load_before"], "load_after": r["load_after"]} for r in runs],
+        "runs": [
+            {
+                "seed": r["seed"],
+                "wall_s": r["wall_s"],
+                "dice_lesion": float(r["row"]["dice_lesion"]),
+                "hd95_lesion_mm": float(r["row"]["hd95_lesion"]),
+                "ssim_mean": float(r["row"]["ssim_mean"]),
+                "train_img_s": float(r["row"]["train_img_s"]),
+                "load_before": r["load_before"],
+                "load_after": r["load_after"],
+            }
+            for r in runs
+        ],
         "seed0_metrics_identical": identical,
         "other_seed_metrics_differ": differs,
     }

@@ -95,8 +95,14 @@ def test_hash_ignores_where_and_how_fast_but_not_what():
 
 
 def test_component_tables_apply_only_to_their_component():
-    c = cfg.resolve(None, None, {"seg_opts": {"attunet": {"width": 8}, "depth": 3},
-                                 "fusion_opts": {"timm-dual": {"backbone": "resnet18"}}})
+    c = cfg.resolve(
+        None,
+        None,
+        {
+            "seg_opts": {"attunet": {"width": 8}, "depth": 3},
+            "fusion_opts": {"timm-dual": {"backbone": "resnet18"}},
+        },
+    )
     assert c.params("seg_opts") == {**cfg.resolve().params("seg_opts"), "width": 8, "depth": 3}
     assert "backbone" not in c.params("fusion_opts")
     c.seg, c.fusion = "unet", "timm-dual"

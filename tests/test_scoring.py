@@ -6,11 +6,11 @@ import json
 import math
 from pathlib import Path
 
-import benchbox_plugins.metrics as builtin_metrics
 import numpy as np
 import pandas as pd
 import pytest
 
+import benchbox_plugins.metrics as builtin_metrics
 from benchbox.data.io import write_image
 from benchbox.errors import ConfigError, DataError
 from benchbox.metrics import segmentation as sm

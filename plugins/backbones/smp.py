@@ -25,10 +25,9 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from benchbox_plugins.backbones._timm import build_timm, check_timm_model, close_names
-
 from benchbox.errors import ConfigError, WeightsError
 from benchbox.weights import apply_state_dict, load_weights, read_state_dict
+from benchbox_plugins.backbones._timm import build_timm, check_timm_model, close_names
 
 if TYPE_CHECKING:
     import torch

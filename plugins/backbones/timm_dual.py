@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from benchbox_plugins.backbones._timm import build_timm, check_timm_model
 from torch import nn
 
 from benchbox.errors import ConfigError
+from benchbox_plugins.backbones._timm import build_timm, check_timm_model
 
 FUSE_MODES = ("concat", "mean", "max")
 

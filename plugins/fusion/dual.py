@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from benchbox_plugins.segmenters.attunet import ConvBlock, norm_layer, pad_to_multiple
 from torch import nn
+
+from benchbox_plugins.segmenters.attunet import ConvBlock, norm_layer, pad_to_multiple
 
 
 class _Encoder(nn.Module):

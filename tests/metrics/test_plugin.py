@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 
-import benchbox_plugins.metrics as builtin_metrics
 import numpy as np
 import pytest
 
 import benchbox
+import benchbox_plugins.metrics as builtin_metrics
 from benchbox.plugins import create_registry, get_registry, use_registry
 
 FUSION = {"en", "sd", "sf", "ag", "mi", "scd", "vif", "qabf", "nabf", "ssim", "ms-ssim", "psnr"}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import warnings
 
-import benchbox_plugins.metrics as builtin_metrics
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import ndimage
 
+import benchbox_plugins.metrics as builtin_metrics
 from benchbox import hookimpl
 from benchbox.errors import MetricInputError, PluginError
 from benchbox.metrics import fusion as fm

@@ -9,11 +9,11 @@ import sys
 import pytest
 import segmentation_models_pytorch as smp
 import torch
-from benchbox_plugins.backbones import SLOW_SMP, make_timm_dual, smp_architectures
-from benchbox_plugins.backbones.timm_dual import TimmDualFusion
 
 from benchbox.metrics.flops import count_flops
 from benchbox.plugins import create_registry
+from benchbox_plugins.backbones import SLOW_SMP, make_timm_dual, smp_architectures
+from benchbox_plugins.backbones.timm_dual import TimmDualFusion
 
 REGISTRY = create_registry()
 

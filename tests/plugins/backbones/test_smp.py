@@ -10,11 +10,11 @@ import segmentation_models_pytorch as smp
 import timm
 import torch
 import torchvision
-from benchbox_plugins.backbones import SLOW_SMP
 from safetensors.torch import save_file
 
 from benchbox.errors import ConfigError, UnknownSegmenterError, WeightsError
 from benchbox.plugins import create_registry
+from benchbox_plugins.backbones import SLOW_SMP
 
 REGISTRY = create_registry()
 ARCHS = sorted(smp.MODEL_ARCHITECTURES_MAPPING)

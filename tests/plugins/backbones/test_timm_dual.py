@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from benchbox_plugins.backbones import make_timm_dual
 from safetensors.torch import save_file
 
 from benchbox.errors import ConfigError, WeightsError
 from benchbox.metrics.flops import count_parameters
+from benchbox_plugins.backbones import make_timm_dual
 
 
 @pytest.fixture(scope="module")

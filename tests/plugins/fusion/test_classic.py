@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
+
+from benchbox.errors import ConfigError
+from benchbox.plugins import create_registry
 from benchbox_plugins.fusion.classic import (
     BURT_ADELSON_KERNEL,
     LaplacianFusion,
@@ -20,10 +24,6 @@ from benchbox_plugins.fusion.classic import (
     source_b,
     usable_levels,
 )
-from scipy import ndimage
-
-from benchbox.errors import ConfigError
-from benchbox.plugins import create_registry
 
 NAMES = ("mean", "max", "laplacian", "pca", "source-a", "source-b")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from benchbox_plugins.fusion.dual import DualEncoderFusion
 
 from benchbox.errors import ConfigError
 from benchbox.plugins import create_registry
+from benchbox_plugins.fusion.dual import DualEncoderFusion
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])

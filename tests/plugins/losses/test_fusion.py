@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from benchbox_plugins.losses.fusion import FusionLoss, SSIMLoss, max_gradient_loss
 
 from benchbox.errors import DataError
 from benchbox.metrics.ssim import K1
 from benchbox.plugins import create_registry
+from benchbox_plugins.losses.fusion import FusionLoss, SSIMLoss, max_gradient_loss
 
 
 def _skimage_ssim(x: torch.Tensor, y: torch.Tensor) -> float:

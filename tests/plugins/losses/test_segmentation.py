@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from benchbox_plugins.losses.segmentation import DiceLoss, FocalLoss, HybridLoss
 
 from benchbox.errors import ConfigError, DataError
 from benchbox.plugins import create_registry
+from benchbox_plugins.losses.segmentation import DiceLoss, FocalLoss, HybridLoss
 
 
 def _logit(p: float) -> float:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from benchbox_plugins.segmenters.attunet import AttentionGate, UNet, attunet, unet
 
 from benchbox.errors import ConfigError
 from benchbox.plugins import create_registry
+from benchbox_plugins.segmenters.attunet import AttentionGate, UNet, attunet, unet
 
 
 def _gate(x_channels: int = 4, g_channels: int = 8) -> AttentionGate:
