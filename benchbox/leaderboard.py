@@ -121,3 +121,55 @@ def read(path: str | Path) -> Any:
     import pandas as pd
 
     return pd.read_csv(path)
+
+
+#: Metrics shown by default when comparing rows, in this order, where present.
+DEFAULT_COMPARE = (
+    "ssim_mean",
+    "qabf",
+    "vif",
+    "mi",
+    "en",
+    "sd",
+    "sf",
+    "ag",
+    "psnr",
+    "dice_lesion",
+    "hd95_lesion",
+    "dice_whole-tumour",
+    "hd95_whole-tumour",
+    "train_img_s",
+    "infer_img_s",
+)
+
+
+def compare(frame: Any, by: Sequence[str], metrics: Sequence[str] | None = None) -> Any:
+    """Rows grouped by ``by`` (e.g. fusion and segmenter): mean, std and count of each
+    metric over the group's runs (usually seeds), in the order the groups first appear.
+
+    Returns a DataFrame with columns ``by``, ``n`` and ``<metric>``, ``<metric>_std``.
+    """
+    import pandas as pd
+
+    missing = [c for c in by if c not in frame.columns]
+    if missing:
+        from benchbox.errors import ConfigError
+
+        raise ConfigError(f"leaderboard has no column {', '.join(map(repr, missing))}")
+    if metrics is None:
+        metrics = [m for m in DEFAULT_COMPARE if m in frame.columns]
+    unknown = [m for m in metrics if m not in frame.columns]
+    if unknown:
+        from benchbox.errors import ConfigError
+
+        raise ConfigError(f"leaderboard has no metric {', '.join(map(repr, unknown))}")
+    keyed = frame.assign(**{c: frame[c].fillna("none").astype(str) for c in by})
+    grouped = keyed.groupby(list(by), sort=False)
+    out = grouped.size().rename("n").to_frame()
+    for m in metrics:
+        values = pd.to_numeric(keyed[m], errors="coerce").groupby(
+            [keyed[c] for c in by], sort=False
+        )
+        out[m] = values.mean()
+        out[f"{m}_std"] = values.std(ddof=1).fillna(0.0)
+    return out.reset_index()

@@ -111,3 +111,35 @@ def test_failed_write_leaves_the_file_untouched(tmp_path, monkeypatch):
         leaderboard.append_row(path, _row("r2"))
     assert path.read_bytes() == before
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_compare_groups_runs_over_seeds(tmp_path):
+    path = tmp_path / "b.csv"
+    for seed, dice in enumerate([0.8, 0.9, 1.0]):
+        leaderboard.append_row(
+            path, {**_row(f"a{seed}", dice_lesion=dice), "seed": seed, "segmenter": "attunet"}
+        )
+    leaderboard.append_row(
+        path, {**_row("m0", dice_lesion=0.5), "fusion": "mean", "segmenter": "attunet"}
+    )
+    table = leaderboard.compare(leaderboard.read(path), ["fusion", "segmenter"], ["dice_lesion"])
+    assert table["fusion"].tolist() == ["dual", "mean"]
+    assert table["n"].tolist() == [3, 1]
+    assert table["dice_lesion"].tolist() == pytest.approx([0.9, 0.5])
+    assert table["dice_lesion_std"].tolist() == pytest.approx([0.1, 0.0])
+    with pytest.raises(Exception, match="no metric 'hd95'"):
+        leaderboard.compare(leaderboard.read(path), ["fusion"], ["hd95"])
+
+
+def test_leaderboard_command_renders_markdown(tmp_path, capsys):
+    from benchbox.cli import main
+
+    path = tmp_path / "b.csv"
+    leaderboard.append_row(path, {**_row("r0", dice_lesion=0.75), "segmenter": "unet"})
+    assert main(["leaderboard", str(path), "-m", "dice_lesion", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| fusion | segmenter | runs | dice_lesion |"
+    assert lines[2] == "| dual | unet | 1 | 0.75 |"
+    with pytest.raises(SystemExit) as info:
+        main(["leaderboard", str(tmp_path / "missing.csv")])
+    assert info.value.code == 1

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from benchbox.cli import evaluate, plugins, run, synthetic
+from benchbox.cli import evaluate, leaderboard, plugins, run, synthetic
 from benchbox.cli._common import console_err, fail
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ app.command("plugins")(plugins.plugins)
 app.command("run")(run.run)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("synthetic")(synthetic.synthetic)
+app.command("leaderboard")(leaderboard.leaderboard)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,57 @@
+"""``benchbox leaderboard FILE``: compare the runs of a leaderboard, grouped over seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from benchbox.cli._common import console
+
+
+def leaderboard(
+    path: str = typer.Argument(..., help="A leaderboard CSV, e.g. leaderboards/synthetic.csv."),
+    by: str = typer.Option("fusion,segmenter", "--by", help="Columns that define a group."),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", "-m", help="Metric column to show (repeatable); default: the usual ones."
+    ),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
+) -> None:
+    """Compare the runs of a leaderboard: mean ± std over the runs of each group (seeds)."""
+    from pathlib import Path
+
+    from benchbox import leaderboard as lb
+    from benchbox.errors import DataError
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such leaderboard file")
+    frame = lb.read(path)
+    groups = [c.strip() for c in by.split(",") if c.strip()]
+    table = lb.compare(frame, groups, metric or None)
+    metrics = [c for c in table.columns if c not in (*groups, "n") and not c.endswith("_std")]
+
+    def cell(row: Any, m: str) -> str:
+        value, std = row[m], row[f"{m}_std"]
+        if value != value:  # NaN: the group has no value for this metric
+            return "-"
+        return f"{value:.4g} ± {std:.2g}" if row["n"] > 1 else f"{value:.4g}"
+
+    header = [*groups, "runs", *metrics]
+    rows = [
+        [*(str(r[g]) for g in groups), str(r["n"]), *(cell(r, m) for m in metrics)]
+        for _, r in table.iterrows()
+    ]
+    if markdown:
+        console.print("| " + " | ".join(header) + " |", highlight=False, soft_wrap=True)
+        console.print("|" + "---|" * len(header), highlight=False, soft_wrap=True)
+        for row in rows:
+            console.print("| " + " | ".join(row) + " |", highlight=False, soft_wrap=True)
+        return
+    out = Table(title=escape(path), title_justify="left")
+    for name in header:
+        out.add_column(escape(name), justify="left" if name in groups else "right")
+    for row in rows:
+        out.add_row(*(escape(c) for c in row))
+    console.print(out)
