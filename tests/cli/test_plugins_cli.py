@@ -39,7 +39,7 @@ def test_help_does_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    for command in ("run", "plugins", "evaluate"):
+    for command in ("run", "plugins", "evaluate", "leaderboard", "synthetic"):
         assert command in result.stdout
 
 
