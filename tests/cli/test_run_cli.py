@@ -1,0 +1,138 @@
+"""`benchbox run` from the command line: output, bad input, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from benchbox.cli import main
+from benchbox.data.io import write_image
+
+TINY = [
+    "--image-size",
+    "32",
+    "--batch-size",
+    "4",
+    "--epochs",
+    "1",
+    "--fusion-epochs",
+    "1",
+    "--data-opt",
+    "n_train=8",
+    "--data-opt",
+    "n_test=4",
+    "--data-opt",
+    "n_val=2",
+    "--fusion-opt",
+    "width=4",
+    "--fusion-opt",
+    "depth=2",
+    "--seg-opt",
+    "width=4",
+    "--seg-opt",
+    "depth=2",
+]
+
+
+def one_line_error(capsys, args: list[str], code: int = 1) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(["run", *args])
+    assert info.value.code == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_tiny_run_prints_summary_and_paths(tmp_path, capsys):
+    assert main(["run", *TINY, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for text in (
+        "dice_lesion",
+        "hd95_lesion",
+        "ssim_mean",
+        "inference images/s",
+        "lesion: 4 cases",
+        "leaderboard",
+        "checkpoint",
+        "fusion params",
+    ):
+        assert text in out
+    assert len(list((tmp_path / "leaderboards").glob("*.csv"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--amp", "fp8"], 2, "Invalid value for '--amp'"),
+        (["--epochs", "-1"], 1, "epochs must be >= 0"),
+        (["--image-size", "50"], 1, "image_size must be a multiple of 32"),
+        (["--device", "cuda:7"], 1, "--device cuda:7"),
+        (["--seg-opt", "width"], 1, "--seg-opt expects key=value"),
+        (["--seg-opt", "widht=4"], 1, "segmenter 'attunet' has no parameter 'widht'"),
+        (["--config", "missing.toml"], 1, "config file missing.toml: no such file"),
+        (["--fusion-weights", "nowhere.pt"], 1, "--fusion-weights nowhere.pt: no such file"),
+        (["--loss", "fusion"], 1, "--loss 'fusion' is a fusion loss"),
+    ],
+)
+def test_invalid_options_are_one_line_before_training(tmp_path, capsys, args, code, message):
+    err = one_line_error(capsys, [*TINY, "--out", str(tmp_path), *args], code)
+    assert message in err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    err = one_line_error(capsys, [*TINY, "--out", str(blocker / "out")])
+    assert "output folder" in err and "is not writable" in err
+
+
+def test_dataset_without_labels_with_a_segmenter(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for mod in ("CT", "MRI"):
+            for i in range(2):
+                img = (rng.random((32, 32)) * 255).astype(np.uint8)
+                write_image(img, tmp_path / "pairs" / split / mod / f"{i}.png")
+    no_data_opts = [a for a in TINY if not a.startswith("n_") and a != "--data-opt"]
+    err = one_line_error(
+        capsys,
+        [*no_data_opts, "--dataset", f"pairs:{tmp_path / 'pairs'}", "--out", str(tmp_path / "out")],
+    )
+    assert "has no labels" in err and "--seg none" in err
+    assert not list((tmp_path / "out" / "runs").iterdir())
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_writes_no_row(tmp_path):
+    args = [*TINY, "--epochs", "400", "--out", str(tmp_path)]
+    code = "import sys; from benchbox.cli import main; sys.exit(main())"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    deadline = time.monotonic() + 120
+    status = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(tmp_path.glob("runs/*/status.json"))
+        if found:
+            status = found[0]
+            break
+        time.sleep(0.2)
+    assert status is not None, proc.communicate()
+    time.sleep(1.0)  # into the training loop
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert json.loads(status.read_text())["status"] == "interrupted"
+    assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
