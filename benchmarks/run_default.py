@@ -24,18 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from benchbox.train import device_name
+
 HERE = Path(__file__).resolve().parent
 TIMING = ("time", "run_id", "img_s", "wall_s", "config_hash")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_once(seed: int, out: Path) -> dict:
@@ -94,7 +88,7 @@ def main() -> None:
     result = {
         "command": "benchbox run --fusion dual --seg attunet",
         "machine": {
-            "cpu": cpu_name(),
+            "cpu": device_name(torch.device("cpu")),
             "cores": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
