@@ -115,8 +115,8 @@ def main() -> None:
     lines = [
         "# `benchbox run --fusion dual --seg attunet`, end to end",
         "",
-        f"`python benchmarks/run_default.py` on {result['machine']['cpu']}, "
-        f"{result['machine']['cores']} cores, no GPU; {result['machine']['platform']}, "
+        f"`python benchmarks/run_default.py` on {result['machine']['cpu']}, no GPU; "
+        f"{result['machine']['platform']}, "
         f"Python {result['machine']['python']}, torch {result['versions']['torch_version']}, "
         f"benchbox {result['versions']['benchbox_version']}. Quick preset (the default).",
         "",
