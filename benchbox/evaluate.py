@@ -279,12 +279,14 @@ def _evaluate_volumes(
 
 
 class _ExamplePicker:
-    """Keeps a few cases for the example figure, preferring ones with a lesion."""
+    """Keeps a few cases for the example figure: those with the largest labelled area
+    (the most to see), then unlabelled ones in order of arrival."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.with_mask: list[dict[str, np.ndarray]] = []
+        self.ranked: list[tuple[int, int, dict[str, np.ndarray]]] = []
         self.others: list[dict[str, np.ndarray]] = []
+        self._count = 0
 
     def offer(
         self,
@@ -294,13 +296,22 @@ class _ExamplePicker:
         mask: np.ndarray | None,
         pred: np.ndarray | None,
     ) -> None:
-        bucket = self.with_mask if mask is not None and mask.any() else self.others
-        if len(bucket) < self.n:
-            item = {"a": a, "b": b}
-            for key, value in (("fused", fused), ("mask", mask), ("pred", pred)):
-                if value is not None:
-                    item[key] = np.asarray(value)
-            bucket.append(item)
+        area = int(np.count_nonzero(mask)) if mask is not None else 0
+        self._count += 1
+        if area == 0 and len(self.others) >= self.n:
+            return
+        if area and len(self.ranked) >= self.n and area <= self.ranked[-1][0]:
+            return
+        item = {"a": np.array(a), "b": np.array(b)}
+        for key, value in (("fused", fused), ("mask", mask), ("pred", pred)):
+            if value is not None:
+                item[key] = np.array(value)
+        if area == 0:
+            self.others.append(item)
+            return
+        self.ranked.append((area, -self._count, item))
+        self.ranked.sort(key=lambda t: (t[0], t[1]), reverse=True)
+        del self.ranked[self.n :]
 
     def chosen(self) -> list[dict[str, np.ndarray]]:
-        return (self.with_mask + self.others)[: self.n]
+        return ([item for _, _, item in self.ranked] + self.others)[: self.n]

@@ -178,6 +178,9 @@ def save_examples(path: Path, examples: Sequence[Mapping[str, np.ndarray]]) -> P
     rows = []
     for ex in examples:
         panels = [_to_uint8(ex[k], labels=k in ("mask", "pred")) for k in keys]
+        # Small training sizes (64 px) are enlarged by pixel repetition to stay legible.
+        zoom = max(1, 128 // panels[0].shape[0])
+        panels = [p.repeat(zoom, axis=0).repeat(zoom, axis=1) for p in panels]
         h = panels[0].shape[0]
         sep = np.full((h, gap), 255, np.uint8)
         row = panels[0]

@@ -208,3 +208,21 @@ def test_wrong_loss_task_and_unknown_parameter(tmp_path):
     with pytest.raises(errors.ConfigError, match="segmenter 'attunet' has no parameter 'widht'"):
         runner.run(tiny(tmp_path, seg_opts={"widht": 4}))
     assert not list((tmp_path / "runs").iterdir())
+
+
+def test_example_figure_prefers_the_largest_lesions(tmp_path):
+    import numpy as np
+
+    from benchbox.data.io import read_image
+    from benchbox.evaluate import _ExamplePicker
+
+    picker = _ExamplePicker(2)
+    zeros = np.zeros((4, 4))
+    for area in (1, 0, 5, 3, 0):
+        mask = np.zeros((4, 4), np.int64)
+        mask.flat[:area] = 1
+        picker.offer(zeros, zeros, zeros, mask, mask)
+    assert [int(ex["mask"].sum()) for ex in picker.chosen()] == [5, 3]
+    path = records.save_examples(tmp_path / "ex.png", picker.chosen())
+    grid = read_image(path).array
+    assert grid.shape == (2 * 128 + 2, 5 * 128 + 4 * 2)  # 4 px panels enlarged to 128
