@@ -97,17 +97,24 @@ class Entry:
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"
         ]
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
-        """Raise :class:`ConfigError` naming any parameter the factory does not take."""
+    def accepts(self, name: str) -> bool:
+        """Whether the factory takes a keyword ``name`` (by name, or through ``**kwargs``).
+
+        A factory whose signature cannot be read is assumed to accept anything.
+        """
         try:
             sig = inspect.signature(self.factory)
         except (TypeError, ValueError):
-            return
+            return True
         if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-            return
+            return True
+        return any(p.name == name for p in self.parameters)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Raise :class:`ConfigError` naming any parameter the factory does not take."""
         known = [p.name for p in self.parameters]
         for key in params:
-            if key not in known:
+            if not self.accepts(key):
                 close = difflib.get_close_matches(key, known, n=3)
                 hint = f"did you mean {', '.join(close)}?" if close else ""
                 valid = ", ".join(known) or "none"

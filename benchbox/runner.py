@@ -69,30 +69,18 @@ def _loss(
 
 def _dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
     """The dataset factory's arguments; run-wide ones only if the factory takes them."""
-    accepted = {p.name for p in entry.parameters}
-    takes_any = _takes_kwargs(entry)
     kwargs: dict[str, Any] = {}
     for key, value in (("image_size", config.image_size), ("seed", config.data_seed)):
-        if key in accepted or takes_any:
+        if entry.accepts(key):
             kwargs[key] = value
     if config.resample:
-        if "resample" not in accepted and not takes_any:
+        if not entry.accepts("resample"):
             raise errors.ConfigError(f"dataset {entry.name!r} does not support --resample")
         kwargs["resample"] = True
     kwargs.update(config.dataset_params())
     if config.dataset_root is not None:
         kwargs["root"] = config.dataset_root
     return kwargs
-
-
-def _takes_kwargs(entry: Entry) -> bool:
-    import inspect
-
-    try:
-        sig = inspect.signature(entry.factory)
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
 
 
 def prepare(
