@@ -79,6 +79,10 @@ def _dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
         kwargs["resample"] = True
     kwargs.update(config.dataset_params())
     if config.dataset_root is not None:
+        if not entry.accepts("root"):
+            raise errors.ConfigError(
+                f"dataset {entry.name!r} takes no path; use --dataset {entry.name}"
+            )
         kwargs["root"] = config.dataset_root
     return kwargs
 

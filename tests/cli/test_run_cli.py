@@ -79,6 +79,7 @@ def test_tiny_run_prints_summary_and_paths(tmp_path, capsys):
         (["--config", "missing.toml"], 1, "config file missing.toml: no such file"),
         (["--fusion-weights", "nowhere.pt"], 1, "--fusion-weights nowhere.pt: no such file"),
         (["--loss", "fusion"], 1, "--loss 'fusion' is a fusion loss"),
+        (["--dataset", "synthetic:/data"], 1, "dataset 'synthetic' takes no path"),
     ],
 )
 def test_invalid_options_are_one_line_before_training(tmp_path, capsys, args, code, message):
