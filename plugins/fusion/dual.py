@@ -12,7 +12,14 @@ features, and stops there. Completed here:
   connections and the fused image keeps the sources' fine detail;
 * a U-Net-style decoder (bilinear upsampling, concatenation of the fused skip, a
   :class:`ConvBlock`) returns to full resolution, and a 1x1 convolution and a sigmoid
-  give one fused image in ``[0, 1]``.
+  give one fused image in ``[0, 1]``;
+* by default (``residual=True``) the 1x1 head predicts a correction, in logit space, to
+  the average of the two sources, and starts at zero: the untrained network outputs
+  the ``mean`` baseline and training moves it away only where the fusion loss gains.
+  A plain sigmoid decoder starts at a uniform grey and needed about 3x more steps to
+  learn even a black background (on the phantom: SSIM 0.56/0.37 to CT/MRI after 64
+  steps at lr 2e-3, against 0.59/0.73 for the residual form), more than the quick
+  preset's CPU budget allows. ``residual=False`` gives the plain decoder.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchbox_plugins.segmenters.attunet import ConvBlock, norm_layer, pad_to_multiple
+
+#: Clamp of the source average before its logit: keeps black at sigmoid(-6.9) = 0.001.
+_EPS = 1e-3
 
 
 class _Encoder(nn.Module):
@@ -50,13 +60,17 @@ class DualEncoderFusion(nn.Module):
         depth: number of 2x downsampling steps, 1 to 4 (so any ``H`` and ``W``
             divisible by 16 is a whole number of steps).
         norm: ``"batch"``, ``"instance"``, ``"group"`` or ``"none"``.
+        residual: predict a correction to the sources' average (see the module
+            docstring) instead of the fused image itself.
 
     Shapes: ``forward(a, b)`` with ``a`` and ``b`` ``float32 (B, 1, H, W)`` in ``[0, 1]``
     returns the fused image ``float32 (B, 1, H, W)`` in ``[0, 1]`` (a sigmoid output).
     Sides that are not multiples of ``2**depth`` are replicate-padded and cropped back.
     """
 
-    def __init__(self, width: int = 16, depth: int = 3, norm: str = "batch") -> None:
+    def __init__(
+        self, width: int = 16, depth: int = 3, norm: str = "batch", residual: bool = True
+    ) -> None:
         super().__init__()
         if not 1 <= depth <= 4:
             raise ValueError(f"depth must be between 1 and 4, got {depth}")
@@ -79,6 +93,11 @@ class DualEncoderFusion(nn.Module):
             [ConvBlock(chans[lv] + chans[lv + 1], chans[lv], norm) for lv in range(depth)]
         )
         self.head = nn.Conv2d(chans[0], 1, kernel_size=1)
+        self.residual = residual
+        if residual:
+            # Start exactly at the average of the sources (see the class docstring).
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.shape != b.shape:
@@ -96,4 +115,8 @@ class DualEncoderFusion(nn.Module):
             skip = fused[level]
             d = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             d = self.decoder[level](torch.cat([skip, d], dim=1))
-        return torch.sigmoid(self.head(d))[..., :h, :w]
+        logits = self.head(d)
+        if self.residual:
+            mean = 0.5 * (a + b)
+            logits = logits + torch.logit(mean.clamp(_EPS, 1 - _EPS))
+        return torch.sigmoid(logits)[..., :h, :w]

@@ -40,7 +40,7 @@ def test_width_and_depth_shape_the_network() -> None:
 
 def test_one_encoder_per_modality_and_both_reach_the_output() -> None:
     torch.manual_seed(0)
-    model = DualEncoderFusion(width=4, depth=2).eval()
+    model = DualEncoderFusion(width=4, depth=2, residual=False).eval()
     ids_a = {id(p) for p in model.encoder_a.parameters()}
     assert ids_a.isdisjoint(id(p) for p in model.encoder_b.parameters())
     a = torch.rand(1, 1, 32, 32, requires_grad=True)
@@ -54,7 +54,7 @@ def test_full_resolution_path_keeps_detail() -> None:
     # The finest fused skip feeds the last decoder block: an output pixel depends most
     # strongly on the input pixels next to it, not only on a coarse neighbourhood.
     torch.manual_seed(0)
-    model = DualEncoderFusion(width=8, depth=3, norm="none").eval()
+    model = DualEncoderFusion(width=8, depth=3, norm="none", residual=False).eval()
     a = torch.rand(1, 1, 32, 32, requires_grad=True)
     model(a, torch.rand(1, 1, 32, 32))[0, 0, 15:17, 15:17].sum().backward()
     assert a.grad is not None
@@ -92,3 +92,20 @@ def test_bad_parameters_are_config_errors(params: dict[str, object]) -> None:
 def test_mismatched_sources_are_rejected() -> None:
     with pytest.raises(ValueError, match="one shape"):
         DualEncoderFusion(width=4, depth=1)(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 32))
+
+
+def test_residual_output_starts_at_the_average_and_learns_a_correction() -> None:
+    torch.manual_seed(0)
+    model = DualEncoderFusion(width=4, depth=2)
+    a, b = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
+    expected = (0.5 * (a + b)).clamp(1e-3, 1 - 1e-3)
+    assert torch.allclose(model.eval()(a, b), expected, atol=1e-6)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):  # the zero-initialised head moves first, then the encoders learn
+        optimizer.zero_grad()
+        ((model(a, b) - a) ** 2).mean().backward()
+        optimizer.step()
+    grad = next(model.encoder_b.parameters()).grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert (model.eval()(a, b) - expected).abs().max() > 1e-3
