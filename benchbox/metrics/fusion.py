@@ -62,7 +62,7 @@ def compute_en(image: Any) -> float:
     Args:
         image: the fused image, 2D in ``[0, 1]``.
     """
-    x = check_image("fused", image)
+    x = check_image("image", image)
     return _entropy_bits(np.bincount(_bin_index(x), minlength=BINS))
 
 
@@ -105,7 +105,7 @@ def compute_sd(image: Any) -> float:
     Args:
         image: the fused image, 2D in ``[0, 1]``.
     """
-    return float(np.std(check_image("fused", image)))
+    return float(np.std(check_image("image", image)))
 
 
 def compute_sf(image: Any) -> float:
@@ -121,7 +121,7 @@ def compute_sf(image: Any) -> float:
     Args:
         image: the fused image, 2D in ``[0, 1]``.
     """
-    f = check_image("fused", image)
+    f = check_image("image", image)
     check_min_size("fused", f.shape, 2, "SF")
     rf2 = np.mean(np.diff(f, axis=1) ** 2)
     cf2 = np.mean(np.diff(f, axis=0) ** 2)
@@ -139,7 +139,7 @@ def compute_ag(image: Any) -> float:
     Args:
         image: the fused image, 2D in ``[0, 1]``.
     """
-    f = check_image("fused", image)
+    f = check_image("image", image)
     check_min_size("fused", f.shape, 2, "AG")
     gy, gx = np.gradient(f)
     return float(np.mean(np.sqrt((gx**2 + gy**2) / 2)))

@@ -388,10 +388,10 @@ def test_shape_mismatch_is_named() -> None:
 
 def test_0_255_image_is_refused_with_a_hint() -> None:
     img = np.full((16, 16), 200.0)
-    with pytest.raises(MetricInputError, match=r"fused has values in.*divide 8-bit"):
+    with pytest.raises(MetricInputError, match=r"^image has values in.*divide 8-bit"):
         fm.compute_en(img)
 
 
 def test_not_2d_is_refused() -> None:
-    with pytest.raises(MetricInputError, match="fused must be a 2D image"):
+    with pytest.raises(MetricInputError, match=r"^image must be a 2D image"):
         fm.compute_sd(np.zeros((1, 16, 16)))
