@@ -111,9 +111,22 @@ class Entry:
         return any(p.name == name for p in self.parameters)
 
     def check_params(self, params: Mapping[str, Any]) -> None:
-        """Raise :class:`ConfigError` naming any parameter the factory does not take."""
+        """Raise :class:`ConfigError` naming a parameter the factory does not take, or a
+        value of the wrong kind for a parameter whose default is a bool, int or float.
+
+        Values from ``--fusion-opt key=value`` that are not TOML literals stay strings;
+        caught here, ``depth=abc`` is named as such instead of failing deep in the model.
+        """
         known = [p.name for p in self.parameters]
-        for key in params:
+        declared = {p.name: p for p in self.parameters}
+        for key, value in params.items():
+            if key in declared and not _same_kind(declared[key], value):
+                p = declared[key]
+                raise errors.ConfigError(
+                    f"{self.kind} {self.name!r} parameter {key!r} takes "
+                    f"{p.annotation or type(p.default).__name__} "
+                    f"(default {p.default!r}), got {value!r}"
+                )
             if not self.accepts(key):
                 close = difflib.get_close_matches(key, known, n=3)
                 hint = f"did you mean {', '.join(close)}?" if close else ""
@@ -132,6 +145,24 @@ class Entry:
             raise
         except (TypeError, ValueError, KeyError) as exc:
             raise errors.ConfigError(f"{self.kind} {self.name!r}: {exc}") from exc
+
+
+def _same_kind(param: Parameter, value: Any) -> bool:
+    """Whether ``value`` fits a parameter with a bool, int or float default.
+
+    An int is fine where a float is expected, and a float where the int default is
+    annotated as a float; any other default, or none, accepts anything.
+    """
+    default, number = param.default, (int, float)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return not isinstance(default, number)
+    if isinstance(default, int):
+        return isinstance(value, number if "float" in param.annotation else int)
+    if isinstance(default, float):
+        return isinstance(value, number)
+    return True
 
 
 def _annotation(annotation: Any) -> str:

@@ -81,6 +81,22 @@ def test_unknown_parameter_is_a_config_error_with_suggestion(registry):
         registry.get("fusion", "dual").build(colour=3)
 
 
+def test_value_of_the_wrong_kind_is_named_before_the_factory_runs():
+    def model(depth: int = 3, scale: float = 1, gain=0.5, bias: bool = False, name="x"):
+        return depth, scale, gain, bias, name
+
+    reg = Registry()
+    reg.add("fusion", "typed", model, P1)
+    entry = reg.get("fusion", "typed")
+    with pytest.raises(errors.ConfigError, match=r"'depth' takes int \(default 3\), got 'abc'"):
+        entry.build(depth="abc")
+    for bad in ({"depth": 2.5}, {"depth": True}, {"gain": "high"}, {"bias": 1}):
+        with pytest.raises(errors.ConfigError, match=f"parameter '{next(iter(bad))}' takes"):
+            entry.build(**bad)
+    # an int where a float is meant, a float where an int default is annotated float
+    assert entry.build(depth=2, scale=1.5, gain=1, bias=True, name=7) == (2, 1.5, 1, True, 7)
+
+
 def test_factory_value_errors_become_config_errors():
     def picky(size: int = 1):
         raise ValueError("size must be even")
