@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +35,22 @@ def isolated_cache(
     root = tmp_path_factory.mktemp("bbcache")
     monkeypatch.setenv("BENCHBOX_CACHE", str(root))
     return root
+
+
+class _PickleTrap:
+    """Unpickling this calls ``open(marker, "w")``, creating the marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def pickle_trap() -> Callable[[Path], Any]:
+    """``pickle_trap(marker)``: an object whose unpickling creates the file ``marker``.
+
+    Put it in a would-be weights file to prove the loader never unpickles it.
+    """
+    return lambda marker: _PickleTrap(str(marker))

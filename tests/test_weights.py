@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -151,28 +152,20 @@ def test_broken_safetensors(tmp_path: Path) -> None:
         load_weights(_model(), path)
 
 
-class _Exploit:
-    """Unpickling this would call ``open(marker, "w")``, creating the marker file."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("via", ["pickle", "torch.save"])
-def test_a_malicious_pickle_is_refused_and_never_executed(tmp_path: Path, via: str) -> None:
+def test_a_malicious_pickle_is_refused_and_never_executed(
+    tmp_path: Path, via: str, pickle_trap: Any
+) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    payload = {"0.weight": torch.zeros(4, 1, 3, 3), "trap": _Exploit(str(marker))}
+    payload = {"0.weight": torch.zeros(4, 1, 3, 3), "trap": pickle_trap(marker)}
     if via == "pickle":
         path.write_bytes(pickle.dumps(payload))
     else:
         torch.save(payload, path)
     # The payload really is live: a plain unpickle runs it.
-    pickle.loads(pickle.dumps(_Exploit(str(tmp_path / "control"))))
+    pickle.loads(pickle.dumps(pickle_trap(tmp_path / "control")))
     assert (tmp_path / "control").exists()
 
     with pytest.raises(WeightsError, match="not a tensor file"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 import segmentation_models_pytorch as smp
@@ -238,20 +239,14 @@ def test_whole_model_weights_round_trip_through_smp_save_pretrained(tmp_path: Pa
         build("linknet", num_classes=4, weights=str(tmp_path / "ckpt" / "model.safetensors"))
 
 
-class _Exploit:
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("param", ["weights", "encoder_weights"])
-def test_a_pickle_as_weights_is_refused_unexecuted(tmp_path: Path, param: str) -> None:
+def test_a_pickle_as_weights_is_refused_unexecuted(
+    tmp_path: Path, param: str, pickle_trap: Any
+) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
-    path.write_bytes(pickle.dumps({"conv1.weight": _Exploit(str(marker))}))
+    path.write_bytes(pickle.dumps({"conv1.weight": pickle_trap(marker)}))
     with pytest.raises(WeightsError, match="not a tensor file"):
         build("unet", **{param: str(path)})
     assert not marker.exists()
