@@ -139,7 +139,12 @@ def test_leaderboard_command_renders_markdown(tmp_path, capsys):
     assert main(["leaderboard", str(path), "-m", "dice_lesion", "--markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| fusion | segmenter | runs | dice_lesion |"
-    assert lines[2] == "| dual | unet | 1 | 0.75 |"
+    assert lines[2] == "| dual | unet | 1 | 0.7500 |"
+    for seed, dice in enumerate([0.8, 0.8]):
+        row = _row(f"m{seed}", dice_lesion=dice)
+        leaderboard.append_row(path, {**row, "fusion": "mean", "seed": seed, "segmenter": "unet"})
+    main(["leaderboard", str(path), "-m", "dice_lesion", "--markdown"])
+    assert capsys.readouterr().out.splitlines()[3] == "| mean | unet | 2 | 0.8000 ± 0.0 |"
     with pytest.raises(SystemExit) as info:
         main(["leaderboard", str(tmp_path / "missing.csv")])
     assert info.value.code == 1

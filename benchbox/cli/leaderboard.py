@@ -36,7 +36,9 @@ def leaderboard(
         value, std = row[m], row[f"{m}_std"]
         if value != value:  # NaN: the group has no value for this metric
             return "-"
-        return f"{value:.4g} ± {std:.2g}" if row["n"] > 1 else f"{value:.4g}"
+        # '#' keeps trailing zeros, so a column reads 0.6400 beside 0.9418, and 0.0 std
+        # prints as 0.0 rather than 0
+        return f"{value:#.4g} ± {std:#.2g}" if row["n"] > 1 else f"{value:#.4g}"
 
     header = [*groups, "runs", *metrics]
     rows = [
