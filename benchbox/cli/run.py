@@ -23,6 +23,12 @@ class RichProgress:
     """Renders :class:`benchbox.train.ProgressReporter` events as one rich bar per stage."""
 
     def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        self._images = 0
+        self._seconds = 0.0
+
+    def start(self, stage: str, total_steps: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -32,6 +38,8 @@ class RichProgress:
             TimeRemainingColumn,
         )
 
+        # A fresh Progress per stage: a restarted one would draw the finished stage's bar
+        # again above the new one.
         self._progress = Progress(
             TextColumn("[bold]{task.description:<13}"),
             BarColumn(),
@@ -43,11 +51,6 @@ class RichProgress:
             console=console,
             transient=False,
         )
-        self._task: Any = None
-        self._images = 0
-        self._seconds = 0.0
-
-    def start(self, stage: str, total_steps: int) -> None:
         self._progress.start()
         self._task = self._progress.add_task(stage, total=total_steps, loss=float("nan"), ips=0.0)
         self._images, self._seconds = 0, 0.0

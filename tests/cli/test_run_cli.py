@@ -64,6 +64,9 @@ def test_tiny_run_prints_summary_and_paths(tmp_path, capsys):
         "fusion params",
     ):
         assert text in out
+    # one finished bar per stage, each drawn once
+    bars = [line.split()[0] for line in out.splitlines() if "img/s" in line]
+    assert bars == ["fusion", "joint"]
     assert len(list((tmp_path / "leaderboards").glob("*.csv"))) == 1
 
 
