@@ -15,6 +15,14 @@ them before the trailing block, and older rows hold empty cells there.
 
 Appends take a file lock and replace the file atomically (temporary file + rename):
 concurrent runs lose no row and an interrupted write leaves no half row.
+
+Per-case results travel with the leaderboard in a companion file beside it,
+``<dataset>.cases.csv`` (:func:`cases_path`): one row per test case of every run, keyed
+by ``run_id`` and ``case_id``, then the per-case metric columns in first-seen order.
+It is appended under the leaderboard's lock, before the leaderboard row, so a run's
+leaderboard row always has its cases; an interruption between the two writes can leave
+cases of a run that has no row, which readers ignore. ``benchbox compare`` and
+``benchbox report`` work from these two files alone.
 """
 
 from __future__ import annotations
@@ -80,13 +88,84 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def append_row(path: str | Path, row: Mapping[str, Any], timeout: float = 60.0) -> Path:
-    """Append one row, atomically and safely against concurrent writers."""
+CASE_KEYS: tuple[str, ...] = ("run_id", "case_id")
+
+
+def cases_path(path: str | Path) -> Path:
+    """The per-case companion of a leaderboard: ``synthetic.csv`` -> ``synthetic.cases.csv``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.cases.csv")
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not (path.exists() and path.stat().st_size):
+        return [], []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Replace ``path`` with ``rows`` (already formatted strings) atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n")
+    writer.writeheader()
+    for record in rows:
+        writer.writerow({k: record.get(k, "") or "" for k in columns})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _append_cases(path: Path, run_id: str, cases: Sequence[Mapping[str, Any]]) -> None:
+    """Append a run's per-case rows to the companion file (caller holds the lock)."""
+    header, records = _read_csv(path)
+    columns = [*CASE_KEYS, *(c for c in header if c not in CASE_KEYS)]
+    for case in cases:
+        columns += [c for c in case if c not in columns]
+    new = [
+        {**{k: _format(v) for k, v in case.items() if not _missing(v)}, "run_id": run_id}
+        for case in cases
+    ]
+    for record in new:
+        if not record.get("case_id"):
+            raise ValueError(f"run {run_id}: a per-case row has no case_id")
+    _write_csv(path, columns, [*records, *new])
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def append_row(
+    path: str | Path,
+    row: Mapping[str, Any],
+    timeout: float = 60.0,
+    cases: Sequence[Mapping[str, Any]] | None = None,
+) -> Path:
+    """Append one row, atomically and safely against concurrent writers.
+
+    Args:
+        path: the leaderboard CSV.
+        row: the run's leaderboard row; ``row["run_id"]`` keys its cases.
+        timeout: seconds to wait for the lock.
+        cases: the run's per-case results (one mapping per case, with a ``case_id``),
+            appended to :func:`cases_path` under the same lock, before the row.
+    """
     from filelock import FileLock
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=timeout):
+        if cases is not None:
+            _append_cases(cases_path(path), str(row["run_id"]), cases)
         header: list[str] = []
         records: list[dict[str, str]] = []
         if path.exists() and path.stat().st_size:
@@ -121,6 +200,28 @@ def read(path: str | Path) -> Any:
     import pandas as pd
 
     return pd.read_csv(path)
+
+
+def read_cases(path: str | Path) -> Any:
+    """The per-case companion of the leaderboard ``path`` as a pandas DataFrame.
+
+    ``run_id`` and ``case_id`` are read as strings (a case id ``007`` stays ``007``).
+
+    Raises:
+        DataError: the leaderboard has no companion file (rows appended before per-case
+            results were kept).
+    """
+    import pandas as pd
+
+    from benchbox.errors import DataError
+
+    companion = cases_path(path)
+    if not companion.is_file():
+        raise DataError(
+            f"{path} has no per-case results beside it ({companion.name}); rows appended "
+            "by benchbox run since per-case results are kept have them, re-run its methods"
+        )
+    return pd.read_csv(companion, dtype={k: str for k in CASE_KEYS})
 
 
 #: Metrics shown by default when comparing rows, in this order, where present.

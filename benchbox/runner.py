@@ -408,7 +408,11 @@ def execute(
             "python_version": env["python"],
             "plugin_versions": ";".join(f"{k}={v}" for k, v in env["plugin_distributions"].items()),
         }
-        board = leaderboard.append_row(leaderboard.leaderboard_path(c.out, p.dataset.name), row)
+        board = leaderboard.append_row(
+            leaderboard.leaderboard_path(c.out, p.dataset.name),
+            row,
+            cases=result.per_case.to_dict("records"),
+        )
         run.set_status("completed", wall_s=round(wall, 2), leaderboard=str(board))
     except KeyboardInterrupt:
         run.set_status("interrupted", "interrupted by the user (Ctrl-C); no leaderboard row")

@@ -148,3 +148,44 @@ def test_leaderboard_command_renders_markdown(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["leaderboard", str(tmp_path / "missing.csv")])
     assert info.value.code == 1
+
+
+def test_cases_travel_with_the_row_under_the_same_lock(tmp_path):
+    path = tmp_path / "synthetic.csv"
+    leaderboard.append_row(
+        path,
+        _row("r1", dice_lesion=0.75),
+        cases=[
+            {"case_id": "c0", "dice_lesion": 0.5, "ssim_mean": 0.25},
+            {"case_id": "007", "dice_lesion": 1.0, "ssim_mean": float("nan")},
+        ],
+    )
+    leaderboard.append_row(
+        path, _row("r2", dice_lesion=0.7), cases=[{"case_id": "c0", "hd95_lesion": 2.5}]
+    )
+    assert leaderboard.cases_path(path) == tmp_path / "synthetic.cases.csv"
+    header, rows = _read(tmp_path / "synthetic.cases.csv")
+    assert header == ["run_id", "case_id", "dice_lesion", "ssim_mean", "hd95_lesion"]
+    assert [tuple(r.values()) for r in rows] == [
+        ("r1", "c0", "0.5", "0.25", ""),
+        ("r1", "007", "1.0", "", ""),
+        ("r2", "c0", "", "", "2.5"),
+    ]
+    frame = leaderboard.read_cases(path)
+    assert frame["case_id"].tolist() == ["c0", "007", "c0"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_cases_without_a_case_id_leave_both_files_untouched(tmp_path):
+    path = tmp_path / "b.csv"
+    leaderboard.append_row(path, _row("r1"), cases=[{"case_id": "c0", "dice_lesion": 0.5}])
+    before = path.read_bytes(), leaderboard.cases_path(path).read_bytes()
+    with pytest.raises(ValueError, match="no case_id"):
+        leaderboard.append_row(path, _row("r2"), cases=[{"dice_lesion": 0.5}])
+    assert (path.read_bytes(), leaderboard.cases_path(path).read_bytes()) == before
+
+
+def test_read_cases_of_a_leaderboard_without_companion_names_the_file(tmp_path):
+    path = leaderboard.append_row(tmp_path / "b.csv", _row("r1"))
+    with pytest.raises(Exception, match=r"b\.cases\.csv"):
+        leaderboard.read_cases(path)

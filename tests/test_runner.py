@@ -84,6 +84,13 @@ def test_joint_run_writes_records_and_one_leaderboard_row(tmp_path):
     assert row["run_id"] == result.run_id and row["config_hash"] == config["config_hash"]
     assert row["dice_lesion"] == pytest.approx(summary["dice_lesion"], abs=1e-6)
     assert list(board.columns[: len(leaderboard.LEADING)]) == list(leaderboard.LEADING)
+    # The per-case results travel with the row, keyed by run id.
+    cases = leaderboard.read_cases(tmp_path / "leaderboards" / "synthetic.csv")
+    assert cases["run_id"].tolist() == [result.run_id] * 4
+    assert cases["case_id"].tolist() == per_case["case_id"].tolist()
+    assert cases["dice_lesion"].tolist() == pytest.approx(
+        per_case["dice_lesion"].tolist(), abs=1e-6
+    )
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
