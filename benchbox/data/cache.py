@@ -29,7 +29,7 @@ import numpy as np
 from benchbox.data.paths import cache_root
 
 #: Bump when the preprocessing code changes what it writes for the same parameters.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 _CHUNK = 1 << 20
 

@@ -1,33 +1,110 @@
-"""Colour sources (pseudo-colour PET, SPECT): the YCbCr split used by fusion papers.
+"""Colour sources (pseudo-colour PET, SPECT): grey conversion and the YCbCr split.
 
-A colour source is fused through its luma: the image is converted to YCbCr (ITU-R
-BT.601, full range, as JPEG and OpenCV's ``COLOR_RGB2YCrCb`` define it), ``Y`` is fused
-with the greyscale source, and the source's ``Cb``/``Cr`` are put back on the fused
-``Y`` for the saved colour image. Fusion metrics are computed on ``Y``.
+Every reader of benchbox turns pixels into grey values the same way, the way the
+field's tools read an image (OpenCV ``imread`` + ``cvtColor(..., COLOR_RGB2GRAY)``,
+Pillow ``convert("L")``, the CDDFuse and VIFB evaluators):
 
-Written out here because it is three lines of matrix algebra on float arrays; the
-library versions round to 8 bits (Pillow) or use the studio range 16-235
-(``skimage.color.rgb2ycbcr``). Tests compare with Pillow.
+* an alpha channel is dropped, not composited (grey+alpha -> grey, RGBA -> RGB);
+* an RGB image whose three channels are equal everywhere is a grey image;
+* a colour image becomes its ITU-R BT.601 luma ``Y = 0.299 R + 0.587 G + 0.114 B``,
+  rounded to the source's integer type (8-bit stays 8-bit) so that the 256-bin
+  histograms of EN and MI see the same grey levels as those tools (see
+  ``docs/metrics.md``, "Colour sources").
+
+For fusion, a colour source is split into YCbCr (BT.601 full range, as JPEG and
+OpenCV's ``COLOR_RGB2YCrCb`` define it): ``Y`` (the rounded luma above) is fused with
+the greyscale source, and the source's ``Cb``/``Cr`` are put back on the fused ``Y`` for
+the saved colour image. The chroma stays in floating point; only ``Y`` is measured.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-# Rows give Y, Cb, Cr from R, G, B (BT.601 full range); offsets 0, 0.5, 0.5 in [0, 1].
-_RGB2YCBCR = np.array(
-    [
-        [0.299, 0.587, 0.114],
-        [-0.168735892, -0.331264108, 0.5],
-        [0.5, -0.418687589, -0.081312411],
-    ]
-)
+from benchbox.errors import DataError
+
+#: ITU-R BT.601 luma weights of R, G, B: the one definition in benchbox.
+BT601_LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+# The same weights in thousandths (299, 587, 114; they sum to 1000), for exact integer
+# rounding of the luma of integer pixels.
+_LUMA_MILLI = np.array([round(w * 1000) for w in BT601_LUMA], dtype=np.int64)
+
+
+def _ycbcr_matrix() -> np.ndarray:
+    kr, kg, kb = BT601_LUMA
+    luma = np.array([kr, kg, kb])
+    # Cb = (B - Y) / (2 (1 - kb)), Cr = (R - Y) / (2 (1 - kr)): chroma in [-0.5, 0.5].
+    cb = (np.array([0.0, 0.0, 1.0]) - luma) / (2 * (1 - kb))
+    cr = (np.array([1.0, 0.0, 0.0]) - luma) / (2 * (1 - kr))
+    return np.stack([luma, cb, cr])
+
+
+# Rows give Y, Cb, Cr from R, G, B; offsets 0, 0.5, 0.5 put all three in [0, 1].
+_RGB2YCBCR = _ycbcr_matrix()
 _OFFSET = np.array([0.0, 0.5, 0.5])
 _YCBCR2RGB = np.linalg.inv(_RGB2YCBCR)
 
 
+def channels(
+    array: np.ndarray, components: int, path: str | Path | None = None
+) -> tuple[np.ndarray, bool]:
+    """A pixel array as grey ``(...)`` or RGB ``(..., 3)``, read as image tools read it.
+
+    Args:
+        array: the pixels, with a trailing channel axis when ``components > 1``.
+        components: values per pixel (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA).
+        path: the file, for the error message.
+
+    Returns:
+        ``(pixels, is_colour)``: the alpha channel dropped, and an RGB image whose
+        three channels are equal everywhere returned as grey (``is_colour`` False).
+
+    Raises:
+        DataError: another number of values per pixel.
+    """
+    if components == 1:
+        return array, False
+    if components == 2:
+        return array[..., 0], False
+    if components not in (3, 4):
+        raise DataError(
+            f"{path or 'image'}: {components} values per pixel; expected grey, RGB or RGBA"
+        )
+    rgb = array[..., :3]
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+        return rgb[..., 0], False
+    return rgb, True
+
+
+def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of ``(..., 3)`` RGB, rounded to the input's integer type.
+
+    Integer pixels give ``round(0.299 R + 0.587 G + 0.114 B)`` (halves up, computed
+    exactly in integers) in the input's dtype: what OpenCV's ``COLOR_RGB2GRAY`` and
+    Pillow's ``convert("L")`` compute with fixed-point weights, which differ from it by
+    one level on about 0.1 % of the 2^24 8-bit colours (near halves) and on none of
+    the AANLIB PET/SPECT pixels. Float pixels give the unrounded ``float64`` luma.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.shape[-1:] != (3,):
+        raise ValueError(f"rgb_to_grey needs (..., 3) RGB, got shape {rgb.shape}")
+    if np.issubdtype(rgb.dtype, np.integer):
+        total = rgb.astype(np.int64) @ _LUMA_MILLI
+        return ((total + 500) // 1000).astype(rgb.dtype)
+    return rgb.astype(np.float64) @ np.asarray(BT601_LUMA)
+
+
+def to_grey(array: np.ndarray, components: int, path: str | Path | None = None) -> np.ndarray:
+    """Grey values of any pixel array: :func:`channels`, then :func:`rgb_to_grey`."""
+    pixels, colour = channels(array, components, path)
+    return rgb_to_grey(pixels) if colour else pixels
+
+
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """Convert ``(..., 3)`` RGB in ``[0, 1]`` to ``(..., 3)`` YCbCr in ``[0, 1]``."""
+    """Convert ``(..., 3)`` RGB in ``[0, 1]`` to ``(..., 3)`` YCbCr in ``[0, 1]`` (floats)."""
     rgb = np.asarray(rgb, dtype=np.float64)
     return rgb @ _RGB2YCBCR.T + _OFFSET
 

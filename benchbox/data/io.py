@@ -224,8 +224,31 @@ def check_nifti_complete(path: Path) -> None:
         )
 
 
+def _read_grey_alpha_png(path: Path) -> Any:
+    """A grey+alpha PNG (which ITK cannot read) as a 2-component image, via Pillow.
+
+    Returns ``None`` when the file is not such a PNG.
+    """
+    if path.suffix.lower() != ".png":
+        return None
+    import SimpleITK as sitk
+
+    try:
+        from PIL import Image as PILImage
+
+        with PILImage.open(path) as im:
+            if im.mode not in ("LA", "La"):
+                return None
+            array = np.asarray(im.convert("LA"))
+    except (ImportError, OSError, ValueError):
+        return None
+    return sitk.GetImageFromArray(array, isVector=True)
+
+
 def read_sitk(path: str | Path) -> Any:
     """Read a file, or a folder as a DICOM series, as a ``SimpleITK.Image``.
+
+    A grey+alpha PNG, which ITK does not read, is read with Pillow (2 components).
 
     Raises:
         DataError: the path is missing, truncated, corrupt, or not an image.
@@ -245,6 +268,9 @@ def read_sitk(path: str | Path) -> Any:
     except DataError:
         raise
     except RuntimeError as exc:
+        fallback = _read_grey_alpha_png(path)
+        if fallback is not None:
+            return fallback
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         first = next((ln for ln in lines if ln.startswith("Description")), "")
         detail = first.split(":", 1)[-1].strip()
@@ -325,6 +351,9 @@ def read_geometry(path: str | Path) -> tuple[Geometry, int]:
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
+        fallback = _read_grey_alpha_png(path)
+        if fallback is not None:
+            return sitk_geometry(fallback), fallback.GetNumberOfComponentsPerPixel()
         raise DataError(f"{path}: cannot read image header") from exc
     dim = reader.GetDimension()
     direction = np.asarray(reader.GetDirection(), dtype=float).reshape(dim, dim)[::-1, ::-1]

@@ -6,8 +6,12 @@
 
 The same file name in both modality folders is one registered pair. Colour sources
 (pseudo-colour PET or SPECT) are split into YCbCr (:mod:`benchbox.data.color`): the
-source tensor is ``Y`` and the sample carries its chroma as ``a_chroma``/``b_chroma``
-``(2, H, W)`` to colour the fused image afterwards; fusion metrics see ``Y`` only.
+source tensor is ``Y``, the BT.601 luma rounded to the file's bit depth as OpenCV and
+Pillow compute it, and the sample carries the chroma as ``a_chroma``/``b_chroma``
+``(2, H, W)`` to colour the fused image afterwards; fusion metrics see ``Y`` only. An
+alpha channel is dropped and an RGB file with three equal channels is greyscale. A
+modality is colour when any of its files is; its greyscale files (in any split) get
+the neutral chroma of a grey pixel, 0.5, which is exact.
 
 Splits: ``train`` and ``test`` are the folders. ``val`` is the ``val`` folder if there
 is one, else a fixed share (``val_fraction``) of the ``train`` pairs chosen with
@@ -26,7 +30,7 @@ import numpy as np
 from benchbox.data import io
 from benchbox.data.base import BenchDataset, Sample
 from benchbox.data.cache import CacheEntry, SliceCache, cache_key, file_digest
-from benchbox.data.color import rgb_to_ycbcr
+from benchbox.data.color import channels, rgb_to_grey, rgb_to_ycbcr
 from benchbox.data.options import as_bool, as_float, as_int, as_modalities
 from benchbox.data.paths import slugify
 from benchbox.data.preprocess import Fit, resize_stack
@@ -89,14 +93,21 @@ def _images(folder: Path) -> dict[str, Path]:
 
 
 def _split_colour(img: io.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Greyscale -> (values, None); RGB -> (Y, CbCr ``(2, H, W)``), all in ``[0, 1]``."""
+    """Greyscale -> (values, None); colour -> (Y, CbCr ``(2, H, W)``), all in ``[0, 1]``.
+
+    ``Y`` of an integer image is its luma rounded to the image's bit depth
+    (:func:`benchbox.data.color.rgb_to_grey`); the chroma stays in floating point.
+    """
     path = img.path or Path("?")
-    if img.components == 1:
-        return _to_unit(img.array, path), None
-    if img.components not in (3, 4):
-        raise DataError(f"{path}: {img.components} values per pixel; expected grey or RGB")
-    ycc = rgb_to_ycbcr(_to_unit(img.array[..., :3], path)).astype(np.float32)
-    return ycc[..., 0], np.ascontiguousarray(np.moveaxis(ycc[..., 1:], -1, 0))
+    pixels, colour = channels(img.array, img.components, path)
+    if not colour:
+        return _to_unit(pixels, path), None
+    ycc = rgb_to_ycbcr(_to_unit(pixels, path)).astype(np.float32)
+    if np.issubdtype(pixels.dtype, np.integer):
+        luma = _to_unit(rgb_to_grey(pixels), path)
+    else:
+        luma = ycc[..., 0]
+    return luma, np.ascontiguousarray(np.moveaxis(ycc[..., 1:], -1, 0))
 
 
 def _filled(value: np.ndarray | None, key: str, shape: tuple[int, int]) -> np.ndarray:
@@ -127,6 +138,7 @@ class PairSplit(Sequence[Sample]):
         self.entry, self.rows, self.colour = entry, list(rows), dict(colour)
         self.names: list[str] = entry.meta["names"]
         self.labelled = entry.has("mask")
+        self.chroma = {k: entry.has(f"{k}_chroma") for k in ("a", "b")}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -143,9 +155,13 @@ class PairSplit(Sequence[Sample]):
             "spacing": torch.tensor(spacing, dtype=torch.float64),
         }
         for key in ("a", "b"):
-            if self.colour[key]:
+            if not self.colour[key]:
+                continue
+            if self.chroma[key]:
                 chroma = np.array(self.entry.array(f"{key}_chroma")[row], dtype=np.float32)
-                sample[f"{key}_chroma"] = torch.from_numpy(chroma)
+            else:  # a split whose images of a colour modality are all greyscale
+                chroma = np.full((2, *sample[key].shape[1:]), 0.5, dtype=np.float32)
+            sample[f"{key}_chroma"] = torch.from_numpy(chroma)
         if self.labelled:
             sample["mask"] = torch.from_numpy(
                 np.array(self.entry.array("mask")[row], dtype=np.int64)
@@ -176,12 +192,8 @@ class PairsDataset(BenchDataset):
         folders = ["train", "test"] + (["val"] if (root / "val").is_dir() else [])
         for split in folders:
             self._entries[split] = self._load(split)
+        # A modality is colour if any of its images is; grey splits get neutral chroma.
         colour = {k: any(e.meta["colour"][k] for e in self._entries.values()) for k in ("a", "b")}
-        for entry in self._entries.values():
-            if entry.meta["colour"] != colour:
-                raise DataError(
-                    f"{root}: colour and greyscale images of one modality differ between splits"
-                )
         self.colour = colour
         self.color_source = next((k for k in ("a", "b") if colour[k]), None)
         labelled = {s: e.has("mask") for s, e in self._entries.items()}

@@ -219,3 +219,15 @@ def test_is_image_path(tmp_path):
     assert not io.is_image_path(tmp_path / "d")
     (tmp_path / "d" / "x.dcm").write_bytes(b"")
     assert io.is_image_path(tmp_path / "d")
+
+
+def test_grey_alpha_png_is_read_with_its_two_components(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    la = np.random.default_rng(3).integers(0, 256, size=(5, 6, 2), dtype=np.uint8)
+    path = tmp_path / "la.png"
+    pil.fromarray(la, "LA").save(path)  # ITK's PNG reader refuses grey+alpha
+    img = read_image(path)
+    assert img.components == 2 and img.spacing == (1.0, 1.0)
+    np.testing.assert_array_equal(img.array, la)
+    geometry, components = read_geometry(path)
+    assert geometry.shape == (5, 6) and components == 2

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
 
-from benchbox.data.color import merge_chroma, rgb_to_ycbcr
+from benchbox.data.color import merge_chroma, rgb_to_grey, rgb_to_ycbcr
 from benchbox.data.io import read_image, write_image
 from benchbox.data.pairs import open_pairs
 from benchbox.errors import DataError
@@ -73,13 +74,72 @@ def test_colour_source_is_split_into_luma_and_chroma(tmp_path):
     ds = open_pairs(str(root))
     assert ds.modalities == ("PET", "MRI") and ds.color_source == "a"
     s = ds.split("test")[0]
-    rgb = read_image(root / "test" / "PET" / f"{s['case_id']}.png").array / 255.0
+    path = root / "test" / "PET" / f"{s['case_id']}.png"
+    rgb = read_image(path).array / 255.0
+    # Y is the 8-bit grey image of the field's tools: Pillow's convert("L") here.
+    with PILImage.open(path) as im:
+        grey8 = np.asarray(im.convert("L"))
+    np.testing.assert_array_equal(np.rint(s["a"][0].numpy() * 255), grey8)
+    np.testing.assert_allclose(s["a"][0].numpy(), grey8 / 255.0, atol=1e-7)
     ycc = rgb_to_ycbcr(rgb)
-    np.testing.assert_allclose(s["a"][0].numpy(), ycc[..., 0], atol=1e-6)
-    assert s["a_chroma"].shape == (2, 40, 40)
-    # Fusing Y with itself and putting the chroma back gives the colour image.
+    np.testing.assert_allclose(s["a_chroma"].numpy(), np.moveaxis(ycc[..., 1:], -1, 0), atol=1e-6)
+    # Fusing Y with itself and putting the chroma back gives the colour image, within
+    # the half grey level by which Y was rounded.
     back = merge_chroma(s["a"][0].numpy(), s["a_chroma"].numpy())
-    np.testing.assert_allclose(back, rgb, atol=1e-5)
+    np.testing.assert_allclose(back, rgb, atol=0.5 * 1.403 / 255)
+
+
+def _grey_as(grey: np.ndarray, mode: str) -> np.ndarray:
+    """A grey image stored as RGB or RGBA (an opaque alpha) or grey+alpha."""
+    alpha = [np.full_like(grey, 255)] if mode.endswith("A") else []
+    planes = [grey] * (3 if mode.startswith("RGB") else 1)
+    return np.stack(planes + alpha, -1)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
+def test_grey_images_stored_with_colour_channels_are_grey(tmp_path, mode):
+    root = write_pairs(tmp_path / "CT-MRI", n={"train": 6, "test": 3})
+    for path in sorted((root / "test" / "CT").iterdir()):
+        grey = read_image(path).array
+        PILImage.fromarray(_grey_as(grey, mode), mode).save(path)
+        assert read_image(path).components == len(mode)
+    ds = open_pairs(str(root), val_fraction=0)
+    assert ds.color_source is None and ds.config()["colour"] == {"a": False, "b": False}
+    s = ds.split("test")[0]
+    assert "a_chroma" not in s
+    src = np.asarray(PILImage.open(root / "test" / "CT" / f"{s['case_id']}.png").convert("L"))
+    np.testing.assert_allclose(s["a"][0].numpy(), src / 255.0, atol=1e-7)
+
+
+def test_colour_and_grey_images_of_one_modality_mix_with_neutral_chroma(tmp_path):
+    # One RGBA colour image among greyscale ones, in train only: the modality is colour,
+    # every greyscale image (test split included) gets the chroma of a grey pixel.
+    root = write_pairs(tmp_path / "CT-MRI", n={"train": 6, "test": 3})
+    rgba = np.random.default_rng(5).integers(0, 256, size=(40, 40, 4), dtype=np.uint8)
+    path = root / "train" / "CT" / "tr002.png"
+    PILImage.fromarray(rgba, "RGBA").save(path)
+    ds = open_pairs(str(root), val_fraction=0)
+    assert ds.color_source == "a"
+    test = ds.split("test")[0]
+    np.testing.assert_array_equal(test["a_chroma"].numpy(), 0.5)
+    by_id = {s["case_id"]: s for s in ds.split("train")}
+    # The alpha channel is dropped, not composited (as OpenCV and Pillow read it).
+    expected = rgb_to_grey(rgba[..., :3]) / 255.0
+    np.testing.assert_allclose(by_id["tr002"]["a"][0].numpy(), expected, atol=1e-7)
+    np.testing.assert_array_equal(by_id["tr000"]["a_chroma"].numpy(), 0.5)
+    back = merge_chroma(by_id["tr000"]["a"][0].numpy(), by_id["tr000"]["a_chroma"].numpy())
+    np.testing.assert_allclose(back[..., 0], by_id["tr000"]["a"][0].numpy(), atol=1e-6)
+
+
+def test_an_image_with_five_channels_is_named(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI", n={"train": 3, "test": 1})
+    import SimpleITK as sitk
+
+    bad = root / "train" / "CT" / "tr001.mha"
+    (root / "train" / "CT" / "tr001.png").unlink()
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((40, 40, 5), np.uint8), isVector=True), bad)
+    with pytest.raises(DataError, match=r"tr001.mha: 5 values per pixel"):
+        open_pairs(str(root))
 
 
 def test_masks(tmp_path):
