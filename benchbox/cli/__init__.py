@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from benchbox.cli import evaluate, leaderboard, plugins, run, synthetic
+from benchbox.cli import compare, evaluate, leaderboard, plugins, run, synthetic
 from benchbox.cli._common import console_err, fail
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ app.command("run")(run.run)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("synthetic")(synthetic.synthetic)
 app.command("leaderboard")(leaderboard.leaderboard)
+app.command("compare")(compare.compare)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,188 @@
+"""`benchbox compare`: seed averaging, pairing, refusals and the output formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchbox import leaderboard, stats
+from benchbox.compare import compare, metric_direction
+from benchbox.errors import ConfigError, DataError
+
+CASES = [f"c{i:02d}" for i in range(12)]
+RNG = np.random.default_rng(0)
+BASE = RNG.uniform(0.6, 0.8, len(CASES))
+
+
+def add_run(path, fusion, seed, dice, cases=CASES, dataset="synthetic", **extra):
+    """One leaderboard row with its per-case rows; hd95 is the mirror image of Dice."""
+    run_id = f"{fusion}-s{seed}-{dataset}"
+    row = {
+        "run_id": run_id,
+        "dataset": dataset,
+        "fusion": fusion,
+        "segmenter": "attunet",
+        "seed": seed,
+        "dice_lesion": float(np.mean(dice)),
+        **extra,
+    }
+    per_case = [
+        {"case_id": c, "dice_lesion": float(d), "hd95_lesion": float(10 * (1 - d))}
+        for c, d in zip(cases, dice, strict=True)
+    ]
+    leaderboard.append_row(path, row, cases=per_case)
+
+
+@pytest.fixture
+def board(tmp_path):
+    path = tmp_path / "leaderboards" / "synthetic.csv"
+    shift = {"dual": 0.1, "mean": 0.0, "max": -0.002}
+    noise = np.random.default_rng(1)
+    for fusion, delta in shift.items():
+        for seed in range(3):
+            add_run(path, fusion, seed, BASE + delta + noise.normal(0, 0.01, len(CASES)))
+    return path
+
+
+def test_seeds_are_averaged_per_case_and_their_spread_kept(board):
+    c = compare(board, "dice_lesion")
+    cases = leaderboard.read_cases(board)
+    dual = cases[cases["run_id"].str.startswith("dual")]
+    expected = dual.groupby("case_id", sort=False)["dice_lesion"].mean()
+    assert c.methods[0] == "dual / attunet"
+    assert c.values[0] == pytest.approx(expected.loc[CASES].to_numpy())
+    per_run = dual.groupby("run_id", sort=False)["dice_lesion"].mean()
+    assert c.seeds[0] == 3
+    assert c.seed_sd[0] == pytest.approx(per_run.std(ddof=1))
+    assert c.mean[0] == pytest.approx(expected.mean())
+    assert c.cases == CASES
+
+
+def test_pairs_use_paired_wilcoxon_with_holm_and_bootstrap_ci(board):
+    c = compare(board, "dice_lesion", resamples=500, seed=3)
+    assert [(p["a"], p["b"]) for p in c.pairs] == [
+        (c.methods[0], c.methods[1]),
+        (c.methods[0], c.methods[2]),
+        (c.methods[1], c.methods[2]),
+    ]
+    raw = [stats.signed_rank(c.values[i], c.values[j]).pvalue for i, j in [(0, 1), (0, 2), (1, 2)]]
+    assert [p["p"] for p in c.pairs] == pytest.approx(raw)
+    assert [p["p_holm"] for p in c.pairs] == pytest.approx(stats.holm(raw))
+    indices = stats.bootstrap_indices(len(CASES), 500, seed=3)
+    first = c.pairs[0]
+    d = c.values[0] - c.values[1]
+    assert first["difference"] == pytest.approx(d.mean())
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx(stats.bootstrap_ci(d, indices))
+    # dual is better than both on every case: significant, rank-biserial +1.
+    assert first["better"] == "dual / attunet" and first["rank_biserial"] == 1.0
+    assert c.pairs[2]["better"] is None  # mean vs max: 0.002 apart in noise of 0.01
+    assert c.significance_share.tolist() == [1.0, 0.0, 0.0]
+    assert c.significance_rank.tolist() == [1, 2, 2]
+    assert (c.stability.low[0], c.stability.high[0]) == (1, 1)
+
+
+def test_lower_is_better_comes_from_the_registry(board):
+    assert metric_direction("hd95_lesion") is False
+    assert metric_direction("dice_lesion") is True and metric_direction("ssim_mean") is True
+    c = compare(board, "hd95_lesion")
+    assert c.methods[0] == "dual / attunet" and not c.higher_is_better
+    assert c.pairs[0]["difference"] < 0 and c.pairs[0]["better"] == "dual / attunet"
+    with pytest.raises(ConfigError, match="direction is unknown"):
+        metric_direction("wall_s")
+
+
+def test_reference_compares_every_method_with_it_only(board):
+    c = compare(board, "dice_lesion", reference="mean")
+    assert c.reference == "mean / attunet"
+    assert [(p["a"], p["b"]) for p in c.pairs] == [
+        ("dual / attunet", "mean / attunet"),
+        ("max / attunet", "mean / attunet"),
+    ]
+    raw = [stats.signed_rank(c.values[i], c.values[1]).pvalue for i in (0, 2)]
+    assert [p["p_holm"] for p in c.pairs] == pytest.approx(stats.holm(raw))
+    with pytest.raises(ConfigError, match="not a method"):
+        compare(board, "dice_lesion", reference="nope")
+    with pytest.raises(ConfigError, match="matches 3 methods"):
+        compare(board, "dice_lesion", reference="attunet")
+
+
+def test_refuses_methods_scored_on_different_cases(tmp_path):
+    path = tmp_path / "b.csv"
+    add_run(path, "dual", 0, BASE)
+    add_run(path, "mean", 0, BASE[:-1], cases=CASES[:-1])
+    message = r"cannot pair .*\(1 case\(s\) only in dual / attunet, e.g. c11\)"
+    with pytest.raises(DataError, match=message):
+        compare(path, "dice_lesion")
+
+
+def test_refuses_seeds_scored_on_different_cases(tmp_path):
+    path = tmp_path / "b.csv"
+    add_run(path, "dual", 0, BASE)
+    add_run(path, "dual", 1, BASE[1:], cases=CASES[1:])
+    with pytest.raises(DataError, match="runs of dual / attunet were scored on different cases"):
+        compare(path, "dice_lesion")
+
+
+def test_refuses_a_leaderboard_that_mixes_datasets(tmp_path):
+    path = tmp_path / "b.csv"
+    add_run(path, "dual", 0, BASE)
+    add_run(path, "mean", 0, BASE, dataset="other")
+    with pytest.raises(DataError, match="mixes datasets other, synthetic"):
+        compare(path, "dice_lesion")
+
+
+def test_warnings_for_few_seeds_mixed_setups_and_runs_without_cases(tmp_path):
+    path = tmp_path / "b.csv"
+    add_run(path, "dual", 0, BASE, epochs=6)
+    add_run(path, "dual", 1, BASE + 0.01, epochs=20)
+    add_run(path, "mean", 0, BASE)
+    leaderboard.append_row(path, {"run_id": "old", "dataset": "synthetic", "fusion": "max"})
+    c = compare(path, "dice_lesion")
+    text = "\n".join(c.warnings)
+    assert "1 run(s) have no per-case results" in text
+    assert "dual / attunet mixes runs with epochs 6, 20;" in text
+    assert "mean / attunet: 1 run(s)" in text
+    assert c.methods == ["dual / attunet", "mean / attunet"]
+
+
+def test_unknown_metric_and_missing_companion(board, tmp_path):
+    with pytest.raises(ConfigError, match="did you mean dice_lesion"):
+        compare(board, "dice_lesio")
+    bare = leaderboard.append_row(tmp_path / "bare.csv", {"run_id": "r", "dataset": "x"})
+    with pytest.raises(DataError, match=r"bare\.cases\.csv"):
+        compare(bare, "dice_lesion")
+
+
+def test_cli_formats(board, capsys):
+    from benchbox.cli import main
+
+    assert main(["compare", str(board), "-m", "dice_lesion", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["methods"][0]["method"] == "dual / attunet" and len(data["pairs"]) == 3
+    assert main(["compare", str(board), "-m", "dice_lesion", "-f", "md"]) == 0
+    out = capsys.readouterr().out
+    assert "| rank | method | dice_lesion ↑ | 95% CI |" in out
+    assert "| dual / attunet | mean / attunet |" in out
+    assert main(["compare", str(board), "-m", "hd95_lesion", "-f", "csv", "--table", "pairs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("a,b,difference,ci_low,ci_high,p,p_holm")
+    assert len(lines) == 4
+    assert main(["compare", str(board), "-m", "dice_lesion"]) == 0
+    assert "paired differences" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(board, tmp_path, capsys):
+    from benchbox.cli import main
+
+    for args in (
+        [str(tmp_path / "missing.csv"), "-m", "dice_lesion"],
+        [str(board), "-m", "dice_lesion", "-f", "xml"],
+        [str(board), "-m", "nope"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["compare", *args])
+        assert info.value.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "Traceback" not in err
