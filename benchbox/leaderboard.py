@@ -10,6 +10,20 @@ A leaderboard row is a projection of a run record. Columns come in a fixed order
    fusion_gflops, seg_gflops, wall_s, config_hash, benchbox_version, torch_version,
    python_version, plugin_versions``.
 
+Columns that need a definition:
+
+* ``device``: the device model, e.g. ``AMD EPYC 7B13 (2 logical cores, 2 torch
+  threads)`` or the GPU's name (:func:`benchbox.train.device_name`).
+* ``train_img_s``: training images per second of the run's main stage (the joint
+  stage; the segmentation stage with ``--fusion none``; the fusion stage of a
+  fusion-only run), its first steps excluded (:func:`benchbox.train.excluded_steps`).
+  A step runs from the end of the previous one: loading, forward, loss, backward and
+  optimizer step. The fusion pre-training stage's figure is in the run's
+  ``metrics.json`` (``throughput.stage_img_s``).
+* ``infer_img_s``: images per second of the forward passes over the test split (fusion
+  and segmenter, under ``torch.inference_mode``), after one untimed warm-up pass;
+  loading and scoring are not counted.
+
 A file keeps the columns of its first row; a later row with new metric columns adds
 them before the trailing block, and older rows hold empty cells there.
 

@@ -197,7 +197,7 @@ def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
     """Fusion pre-training (or fusion-only training), then joint training."""
     import torch
 
-    from benchbox.train import make_loader, train_stage
+    from benchbox.train import LabelCheckedLoader, make_loader, train_stage
 
     c = p.config
     loader = make_loader(
@@ -267,7 +267,7 @@ def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
             name,
             params,
             joint_step,
-            loader,
+            LabelCheckedLoader(loader, p.dataset.num_classes),
             epochs=c.epochs,
             lr=c.lr,
             weight_decay=c.weight_decay,
@@ -345,14 +345,15 @@ def execute(
         for note in result.notes:
             log(note)
         profile = _profile(p)
-        train_images = sum(s.images for s in stages)
-        train_seconds = sum(s.seconds for s in stages)
         wall = time.perf_counter() - t_start
+        # The run's main stage: joint (or segmentation-only, or fusion-only) training.
+        main = stages[-1] if stages else None
         throughput = {
-            "train_img_s": train_images / train_seconds if train_seconds else None,
+            "train_stage": main.name if main else None,
+            "train_img_s": main.images_per_s if main and main.timed_seconds else None,
+            "train_excluded_steps": main.excluded_steps if main else 0,
+            "stage_img_s": {s.name: s.images_per_s for s in stages},
             "infer_img_s": result.infer_images_per_s,
-            "train_images": train_images,
-            "train_seconds": train_seconds,
             "infer_images": result.infer_images,
             "infer_seconds": result.infer_seconds,
         }
@@ -396,7 +397,7 @@ def execute(
             "epochs": c.epochs,
             "image_size": c.image_size,
             "amp": p.amp.mode,
-            "device": env["device"],
+            "device": env["device_name"],
             **result.summary,
             "train_img_s": throughput["train_img_s"],
             "infer_img_s": throughput["infer_img_s"],

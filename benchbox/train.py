@@ -10,7 +10,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from benchbox.errors import ConfigError, TrainingDivergedError
+from benchbox.errors import ConfigError, DataError, TrainingDivergedError
 
 
 # -- reproducibility ------------------------------------------------------------------
@@ -190,20 +190,39 @@ class ProgressReporter(Protocol):
     def end(self) -> None: ...
 
 
+#: Steps at the start of each training stage left out of its images/s: the first steps
+#: pay for allocation, the convolution backends' per-shape setup and loader start-up.
+TIMING_WARMUP_STEPS = 5
+
+#: The loss value is read on the host (a device synchronisation on CUDA) at the first
+#: step, every this many steps, and at the end of each epoch; nowhere else.
+LOSS_READ_EVERY = 10
+
+
 @dataclass
 class StageStats:
-    """What one training stage did, measured."""
+    """What one training stage did, measured.
+
+    ``images`` and ``seconds`` cover every step; ``timed_images`` and ``timed_seconds``
+    leave out the first ``excluded_steps`` steps (see :data:`TIMING_WARMUP_STEPS`), and
+    :attr:`images_per_s` is their ratio. A step's time runs from the end of the previous
+    step, so loading the batch counts.
+    """
 
     name: str
     epochs: int
     steps: int = 0
     images: int = 0
     seconds: float = 0.0
+    excluded_steps: int = 0
+    timed_images: int = 0
+    timed_seconds: float = 0.0
     epoch_losses: list[float] = field(default_factory=list)
 
     @property
     def images_per_s(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
+        """Training images per second over the timed steps (warm-up steps excluded)."""
+        return self.timed_images / self.timed_seconds if self.timed_seconds > 0 else 0.0
 
     @property
     def final_loss(self) -> float:
@@ -216,9 +235,55 @@ class StageStats:
             "steps": self.steps,
             "images": self.images,
             "seconds": round(self.seconds, 3),
+            "excluded_steps": self.excluded_steps,
+            "timed_images": self.timed_images,
+            "timed_seconds": round(self.timed_seconds, 3),
             "images_per_s": round(self.images_per_s, 2),
             "epoch_losses": self.epoch_losses,
         }
+
+
+def excluded_steps(total_steps: int) -> int:
+    """How many first steps of a stage of ``total_steps`` are left out of its timing:
+    :data:`TIMING_WARMUP_STEPS`, but at most a quarter of the stage."""
+    return min(TIMING_WARMUP_STEPS, total_steps // 4)
+
+
+def check_labels(mask: torch.Tensor, num_classes: int) -> None:
+    """Raise :class:`DataError` unless every label of ``mask`` lies in ``[0, K)``.
+
+    ``K`` is ``max(num_classes, 2)``: a one-channel (sigmoid) segmenter has the two
+    classes 0 and 1. Called on the host copy of each batch during the first epoch, so
+    that the losses never read their target's values (a synchronisation per step on an
+    accelerator).
+    """
+    if not mask.numel():
+        return
+    lo, hi = (int(v) for v in torch.aminmax(mask))
+    k = max(num_classes, 2)
+    if lo < 0 or hi >= k:
+        raise DataError(
+            f"the masks hold labels {lo}..{hi} but the segmenter has {num_classes} output "
+            f"channel(s), so labels must lie in [0, {k - 1}]"
+        )
+
+
+class LabelCheckedLoader:
+    """Wraps a loader of labelled batches; checks each ``mask`` (see :func:`check_labels`)
+    during the first full pass only, i.e. once per dataset."""
+
+    def __init__(self, loader: Any, num_classes: int) -> None:
+        self.loader, self.num_classes, self._checked = loader, num_classes, False
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            if not self._checked:
+                check_labels(batch["mask"], self.num_classes)
+            yield batch
+        self._checked = True
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -238,7 +303,7 @@ def train_stage(
     name: str,
     parameters: Iterable[torch.nn.Parameter],
     compute_loss: Callable[[dict[str, Any]], torch.Tensor],
-    loader: Sequence[Any] | torch.utils.data.DataLoader,
+    loader: Sequence[Any] | torch.utils.data.DataLoader | LabelCheckedLoader,
     *,
     epochs: int,
     lr: float,
@@ -250,7 +315,10 @@ def train_stage(
     """Train ``parameters`` by AdamW with a warm-up + cosine schedule, stepping per batch.
 
     ``compute_loss(batch)`` runs the forward pass (already under autocast) and returns a
-    scalar loss. A NaN or infinite loss raises :class:`TrainingDivergedError`.
+    scalar loss. The loss is accumulated on its device and read on the host only at the
+    first step, every :data:`LOSS_READ_EVERY` steps and at the end of each epoch (what
+    ``progress`` shows between reads is the last value read); a NaN or infinite value
+    there, or in an epoch's mean, raises :class:`TrainingDivergedError`.
     """
     params = [p for p in parameters if p.requires_grad]
     stats = StageStats(name, epochs)
@@ -262,24 +330,33 @@ def train_stage(
         optimizer, cosine_with_warmup(total, warmup_steps)
     )
     scaler = torch.amp.GradScaler("cuda") if amp.uses_scaler else None
+    stats.excluded_steps = excluded_steps(total)
+    cuda = next((p.device for p in params if p.device.type == "cuda"), None)
     if progress:
         progress.start(name, total)
     try:
+        last = float("nan")  # the loss as last read on the host
         for epoch in range(epochs):
-            running, count = 0.0, 0
+            running = torch.zeros((), dtype=torch.float64, device=params[0].device)
+            count = 0
             # Step time runs from the end of the previous step, so loading counts too.
             t0 = time.perf_counter()
-            for batch in loader:
+            for i, batch in enumerate(loader):
                 optimizer.zero_grad(set_to_none=True)
                 with amp.autocast():
                     loss = compute_loss(batch)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingDivergedError(
-                        f"the {name} loss became {value} at epoch {epoch + 1}, step "
-                        f"{stats.steps + 1} (lr {scheduler.get_last_lr()[0]:.3g}); the run is "
-                        "marked failed: lower the learning rate, or try --amp off"
-                    )
+                n = int(batch["a"].shape[0])
+                running += loss.detach().double() * n
+                read = stats.steps == 0 or (stats.steps + 1) % LOSS_READ_EVERY == 0
+                if read or i == len(loader) - 1:
+                    last = float(loss.detach())
+                    if not math.isfinite(last):
+                        raise TrainingDivergedError(
+                            f"the {name} loss became {last} at epoch {epoch + 1}, step "
+                            f"{stats.steps + 1} (lr {scheduler.get_last_lr()[0]:.3g}; the loss "
+                            f"is read every {LOSS_READ_EVERY} steps); the run is marked failed: "
+                            "lower the learning rate, or try --amp off"
+                        )
                 if scaler is not None:
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
@@ -288,17 +365,28 @@ def train_stage(
                     loss.backward()
                     optimizer.step()
                 scheduler.step()
-                n = int(batch["a"].shape[0])
+                if cuda is not None and stats.steps + 1 in (stats.excluded_steps, total):
+                    # The timed window starts and ends with the device idle; in between,
+                    # queued GPU work is paid for by a later step, not waited for.
+                    torch.cuda.synchronize(cuda)
                 now = time.perf_counter()
                 dt, t0 = now - t0, now
                 stats.steps += 1
                 stats.images += n
                 stats.seconds += dt
-                running += value * n
+                if stats.steps > stats.excluded_steps:
+                    stats.timed_images += n
+                    stats.timed_seconds += dt
                 count += n
                 if progress:
-                    progress.step(value, n, dt)
-            stats.epoch_losses.append(running / max(count, 1))
+                    progress.step(last, n, dt)
+            epoch_loss = float(running) / max(count, 1)
+            if not math.isfinite(epoch_loss):
+                raise TrainingDivergedError(
+                    f"the {name} loss became {epoch_loss} during epoch {epoch + 1}; the run is "
+                    "marked failed: lower the learning rate, or try --amp off"
+                )
+            stats.epoch_losses.append(epoch_loss)
     finally:
         if progress:
             progress.end()

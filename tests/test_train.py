@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchbox import train
-from benchbox.errors import ConfigError, TrainingDivergedError
+from benchbox.errors import ConfigError, DataError, TrainingDivergedError
 
 
 def _loader(n: int = 8, batch: int = 4, seed: int = 0):
@@ -157,3 +157,47 @@ def test_stage_without_trainable_parameters_does_nothing():
         amp=train.resolve_amp("off", torch.device("cpu")),
     )
     assert stats.steps == 0 and stats.images_per_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("labels", "classes", "match"),
+    [(2, 2, "labels 0..2"), (-1, 1, "labels -1..0"), (3, 3, "labels 0..3")],
+)
+def test_labels_out_of_range_are_one_data_error(labels, classes, match):
+    mask = torch.zeros(2, 4, 4, dtype=torch.int64)
+    mask[1, 2, 2] = labels
+    with pytest.raises(DataError, match=match):
+        train.check_labels(mask, classes)
+    train.check_labels(torch.ones(2, 4, 4, dtype=torch.int64), 1)  # sigmoid: 0 and 1
+
+
+def test_labels_are_checked_during_the_first_pass_only():
+    batches = [{"mask": torch.zeros(1, 2, 2, dtype=torch.int64)} for _ in range(2)]
+    checked = train.LabelCheckedLoader(batches, 2)
+    assert len(list(checked)) == 2 and len(checked) == 2
+    batches[1]["mask"][0, 0, 0] = 5  # a second pass is not checked again
+    assert len(list(checked)) == 2
+    with pytest.raises(DataError, match=r"labels 0\.\.5"):
+        list(train.LabelCheckedLoader(batches, 2))
+
+
+def test_warm_up_steps_are_left_out_of_the_images_per_second(monkeypatch):
+    """Analytic clock: every reading advances one second, so each step takes exactly 1 s
+    and the timed steps give batch / 1 s images per second."""
+    clock = iter(range(10_000))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    w = torch.nn.Parameter(torch.zeros(()))
+    stats = train.train_stage(
+        "fit",
+        [w],
+        lambda batch: (w - 1.0) ** 2,
+        _loader(n=8, batch=4),
+        epochs=10,
+        lr=0.1,
+        weight_decay=0.0,
+        warmup_steps=0,
+        amp=train.resolve_amp("off", torch.device("cpu")),
+    )
+    assert stats.steps == 20 and stats.excluded_steps == 5  # min(5, 20 // 4)
+    assert stats.seconds == 20.0 and stats.timed_seconds == 15.0
+    assert stats.timed_images == 60 and stats.images_per_s == 4.0
