@@ -11,8 +11,6 @@ of the scan it was predicted from, so that it overlays the scan in ITK-SNAP or S
 
 from __future__ import annotations
 
-import gzip
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchbox.data import niftifile
 from benchbox.errors import DataError
 
 if TYPE_CHECKING:
@@ -150,78 +149,8 @@ def dicom_files(folder: Path) -> list[str]:
     return list(files)
 
 
-def _nifti_layout(header: bytes) -> tuple[int, int] | None:
-    """``(vox_offset, data bytes)`` from a NIfTI-1/2 header, or ``None`` if not NIfTI."""
-    for endian in "<>":
-        size = struct.unpack(endian + "i", header[:4])[0] if len(header) >= 4 else 0
-        if size == 348 and len(header) >= 348:
-            dims = struct.unpack(endian + "8h", header[40:56])
-            bitpix = struct.unpack(endian + "h", header[72:74])[0]
-            offset = int(struct.unpack(endian + "f", header[108:112])[0])
-        elif size == 540 and len(header) >= 540:
-            bitpix = struct.unpack(endian + "h", header[14:16])[0]
-            dims = struct.unpack(endian + "8q", header[16:80])
-            offset = struct.unpack(endian + "q", header[168:176])[0]
-        else:
-            continue
-        ndim = dims[0]
-        if not 1 <= ndim <= 7 or bitpix <= 0:
-            return None
-        count = 1
-        for n in dims[1 : ndim + 1]:
-            count *= max(int(n), 1)
-        return max(offset, size), count * bitpix // 8
-    return None
-
-
-def _gzip_isize(path: Path) -> int:
-    """The gzip trailer's uncompressed size (modulo 2**32) of a single-member file."""
-    with path.open("rb") as fh:
-        fh.seek(-4, 2)
-        return struct.unpack("<I", fh.read(4))[0]
-
-
-def check_nifti_complete(path: Path) -> None:
-    """Raise if a NIfTI file holds fewer bytes than its header announces.
-
-    ITK reads a truncated ``.nii``/``.nii.gz`` without complaint and fills the missing
-    voxels with zeros, so the check is done here: the size of a ``.nii``; for a
-    ``.nii.gz``, the uncompressed size in the gzip trailer, and when that differs from
-    the header's (a truncated file ends in random bytes), the length of the whole
-    decompressed stream (about 50 ms for a BraTS volume).
-
-    Raises:
-        DataError: the file is truncated or its gzip stream is corrupt.
-    """
-    name = path.name.lower()
-    if not name.endswith((".nii", ".nii.gz")):
-        return
-    try:
-        if name.endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                header = fh.read(540)
-                layout = _nifti_layout(header)
-                if layout is None:
-                    return  # not a NIfTI header: ITK's reader reports it
-                if _gzip_isize(path) == sum(layout) % (1 << 32):
-                    return
-                total = len(header)
-                while chunk := fh.read(1 << 22):
-                    total += len(chunk)
-        else:
-            with path.open("rb") as fh:
-                header = fh.read(540)
-            layout = _nifti_layout(header)
-            if layout is None:
-                return
-            total = path.stat().st_size
-    except (EOFError, OSError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: corrupt or truncated NIfTI ({exc})") from exc
-    offset, nbytes = layout
-    if total < offset + nbytes:
-        raise DataError(
-            f"{path}: truncated NIfTI: {total} bytes of data, the header needs {offset + nbytes}"
-        )
+#: Raise if a NIfTI file is truncated (see :mod:`benchbox.data.niftifile`).
+check_nifti_complete = niftifile.check_complete
 
 
 def _read_grey_alpha_png(path: Path) -> Any:
@@ -248,7 +177,8 @@ def _read_grey_alpha_png(path: Path) -> Any:
 def read_sitk(path: str | Path) -> Any:
     """Read a file, or a folder as a DICOM series, as a ``SimpleITK.Image``.
 
-    A grey+alpha PNG, which ITK does not read, is read with Pillow (2 components).
+    A grey+alpha PNG, which ITK does not read, is read with Pillow (2 components); the
+    NaN and infinite voxels of a float NIfTI, which ITK reads as 0, are kept.
 
     Raises:
         DataError: the path is missing, truncated, corrupt, or not an image.
@@ -263,8 +193,8 @@ def read_sitk(path: str | Path) -> Any:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(dicom_files(path))
             return reader.Execute()
-        check_nifti_complete(path)
-        return sitk.ReadImage(str(path))
+        niftifile.check_complete(path)
+        return niftifile.restore_non_finite(sitk.ReadImage(str(path)), path)
     except DataError:
         raise
     except RuntimeError as exc:
