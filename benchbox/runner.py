@@ -306,6 +306,7 @@ def execute(
     """Train and evaluate a prepared run, write its records, append its leaderboard row."""
     from benchbox import __version__, leaderboard, records
     from benchbox.evaluate import Predictor, evaluate
+    from benchbox.restore import model_io
     from benchbox.train import device_name
 
     log = log or (lambda _msg: None)
@@ -322,7 +323,12 @@ def execute(
     env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
     run.write_json(
         "config.json",
-        {**c.to_dict(), "config_hash": c.hash(), "dataset_config": p.dataset.config()},
+        {
+            **c.to_dict(),
+            "config_hash": c.hash(),
+            "dataset_config": p.dataset.config(),
+            "model_io": model_io(p.dataset, c),
+        },
     )
     run.write_json("environment.json", env)
     log(f"run {run_id}: device {env['device_name']}, amp {p.amp.mode} ({p.amp.reason})")

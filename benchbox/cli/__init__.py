@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from benchbox.cli import compare, evaluate, leaderboard, plugins, run, synthetic
+from benchbox.cli import compare, evaluate, export, leaderboard, plugins, run, synthetic
 from benchbox.cli._common import console_err, fail
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ app.add_typer(evaluate.app, name="evaluate")
 app.command("synthetic")(synthetic.synthetic)
 app.command("leaderboard")(leaderboard.leaderboard)
 app.command("compare")(compare.compare)
+app.command("export")(export.export)
 
 
 def main(argv: list[str] | None = None) -> int:
