@@ -153,7 +153,7 @@ def _score(dataset: Any, fusion: Any, segmenter: Any, batch_size: int) -> dict[s
 
     cpu = torch.device("cpu")
     predictor = Predictor(fusion, segmenter, cpu, resolve_amp("off", cpu))
-    result = evaluate(dataset, predictor, split="test", batch_size=batch_size, examples=0)
+    result = evaluate(dataset, predictor, split="test", batch_size=batch_size, examples=1)
     return {
         k: float(v)
         for k, v in result.summary.items()

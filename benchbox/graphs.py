@@ -144,7 +144,9 @@ def onnx_runner(path: Path, threads: int | None = None) -> Runner:
 def torchscript_runner(path: Path) -> Runner:
     import torch
 
-    return eager_runner(torch.jit.load(str(path), map_location="cpu"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in 2.14
+        return eager_runner(torch.jit.load(str(path), map_location="cpu"))
 
 
 def load_runner(fmt: str, path: Path, threads: int | None = None) -> Runner:
@@ -192,7 +194,9 @@ def _write(
         if fmt == "torchscript":
             with torch.inference_mode(False), torch.no_grad():
                 traced = torch.jit.trace(graph.module, tuple(example), check_trace=False)
-                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+                # Freezing inlines the weights and folds constants; optimize_for_inference
+                # is left out: its MKLDNN rewrites do not load back in torch 2.14.
+                frozen = torch.jit.freeze(traced.eval())
             torch.jit.save(frozen, str(path))
             return
         dims = {0: "batch"} if axes != "static" else {}
