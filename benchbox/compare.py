@@ -163,6 +163,11 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def with_method_keys(board: Any, by: Sequence[str]) -> Any:
+    """``board`` with its ``by`` columns as strings, an empty cell as ``none``."""
+    return board.assign(**{c: [_show(v) if v == v else "none" for v in board[c]] for c in by})
+
+
 def _label(keys: dict[str, str]) -> str:
     return " / ".join(keys.values())
 
@@ -203,8 +208,7 @@ def _groups(
     board: Any, cases: Any, by: Sequence[str], metric: str, warnings: list[str]
 ) -> tuple[list[dict[str, str]], list[list[str]], dict[str, Any]]:
     """Methods (key dicts), their run ids, and each run's per-case series of ``metric``."""
-    keyed = board.assign(**{c: board[c].fillna("none").astype(str) for c in by})
-    keyed = keyed.drop_duplicates("run_id", keep="last")
+    keyed = with_method_keys(board, by).drop_duplicates("run_id", keep="last")
     with_cases = set(cases["run_id"])
     lost = [r for r in keyed["run_id"].astype(str) if r not in with_cases]
     if lost:

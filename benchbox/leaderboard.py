@@ -97,8 +97,8 @@ def order_columns(existing: Sequence[str], row: Mapping[str, Any]) -> list[str]:
 def _format(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        return repr(round(value, 6))
+    if isinstance(value, float):  # NumPy's float64 too, written as a plain number
+        return repr(round(float(value), 6))
     return str(value)
 
 

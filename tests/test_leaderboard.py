@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchbox import leaderboard
@@ -156,7 +157,7 @@ def test_cases_travel_with_the_row_under_the_same_lock(tmp_path):
         path,
         _row("r1", dice_lesion=0.75),
         cases=[
-            {"case_id": "c0", "dice_lesion": 0.5, "ssim_mean": 0.25},
+            {"case_id": "c0", "dice_lesion": np.float64(0.5), "ssim_mean": 0.25},
             {"case_id": "007", "dice_lesion": 1.0, "ssim_mean": float("nan")},
         ],
     )

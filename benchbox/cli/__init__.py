@@ -10,7 +10,16 @@ import sys
 
 import typer
 
-from benchbox.cli import compare, evaluate, export, leaderboard, plugins, run, synthetic
+from benchbox.cli import (
+    compare,
+    evaluate,
+    export,
+    leaderboard,
+    plugins,
+    report,
+    run,
+    synthetic,
+)
 from benchbox.cli._common import console_err, fail
 
 app = typer.Typer(
@@ -52,6 +61,7 @@ app.command("synthetic")(synthetic.synthetic)
 app.command("leaderboard")(leaderboard.leaderboard)
 app.command("compare")(compare.compare)
 app.command("export")(export.export)
+app.command("report")(report.report)
 
 
 def main(argv: list[str] | None = None) -> int:
