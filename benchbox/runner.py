@@ -382,7 +382,9 @@ def execute(
             ),
         }
         result.per_case.to_csv(files["per_case"], index=False)
-        examples = records.save_examples(run.file("examples.png"), result.examples)
+        examples = records.save_examples(
+            run.file("examples.png"), result.examples, p.dataset.modalities
+        )
         if examples:
             files["examples"] = examples
         if result.saved_predictions:

@@ -230,6 +230,13 @@ def test_example_figure_prefers_the_largest_lesions(tmp_path):
         mask.flat[:area] = 1
         picker.offer(zeros, zeros, zeros, mask, mask)
     assert [int(ex["mask"].sum()) for ex in picker.chosen()] == [5, 3]
-    path = records.save_examples(tmp_path / "ex.png", picker.chosen())
+    path = records.save_examples(tmp_path / "ex.png", picker.chosen(), ("CT", "MRI"))
     grid = read_image(path).array
-    assert grid.shape == (2 * 128 + 2, 5 * 128 + 4 * 2)  # 4 px panels enlarged to 128
+    top = records.TITLE_HEIGHT + 2
+    assert grid.shape == (top + 2 * 128 + 2, 5 * 128 + 4 * 2)  # 4 px panels enlarged to 128
+    # A title over every column: dark text pixels in the strip above each panel, and the
+    # panels themselves start below it (the lesion of the first case is white).
+    for column in range(5):
+        strip = grid[: records.TITLE_HEIGHT, column * 130 : column * 130 + 128]
+        assert (strip < 100).sum() > 20
+    assert grid[top, 3 * 130] == 255 and grid[top - 1, 3 * 130] == 255
