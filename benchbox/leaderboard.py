@@ -82,16 +82,53 @@ TRAILING: tuple[str, ...] = (
 )
 
 
+#: ``leaderboards/throughput-<device type>.csv``, written by ``benchbox bench``
+#: (:mod:`benchbox.bench` defines each column): identity and settings first ...
+THROUGHPUT_LEADING: tuple[str, ...] = (
+    "time",
+    "fusion",
+    "segmenter",
+    "image_size",
+    "requested_batch_size",
+    "precision",
+    "channels_last",
+    "compile",
+    "device",
+    "device_type",
+    "threads",
+    "warmup_steps",
+    "timed_steps",
+)
+#: ... then the measurements (``train_*`` and ``infer_*`` per phase) and provenance last.
+THROUGHPUT_TRAILING: tuple[str, ...] = (
+    "fusion_params",
+    "seg_params",
+    "fusion_gflops",
+    "seg_gflops",
+    "mem_method",
+    "note",
+    "load_1m",
+    "torch_version",
+    "benchbox_version",
+    "python_version",
+)
+
+
 def leaderboard_path(out: str | Path, dataset: str) -> Path:
     return Path(out) / "leaderboards" / f"{dataset}.csv"
 
 
-def order_columns(existing: Sequence[str], row: Mapping[str, Any]) -> list[str]:
+def order_columns(
+    existing: Sequence[str],
+    row: Mapping[str, Any],
+    leading: Sequence[str] = LEADING,
+    trailing: Sequence[str] = TRAILING,
+) -> list[str]:
     """The header after adding ``row``: fixed blocks, metric columns in first-seen order."""
-    fixed = set(LEADING) | set(TRAILING)
+    fixed = set(leading) | set(trailing)
     metrics = [c for c in existing if c not in fixed]
     metrics += [c for c in row if c not in fixed and c not in metrics]
-    return [*LEADING, *metrics, *TRAILING]
+    return [*leading, *metrics, *trailing]
 
 
 def _format(value: Any) -> str:
@@ -163,6 +200,9 @@ def append_row(
     row: Mapping[str, Any],
     timeout: float = 60.0,
     cases: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    leading: Sequence[str] = LEADING,
+    trailing: Sequence[str] = TRAILING,
 ) -> Path:
     """Append one row, atomically and safely against concurrent writers.
 
@@ -172,6 +212,9 @@ def append_row(
         timeout: seconds to wait for the lock.
         cases: the run's per-case results (one mapping per case, with a ``case_id``),
             appended to :func:`cases_path` under the same lock, before the row.
+        leading, trailing: the file's fixed column blocks, a run leaderboard's by
+            default (:data:`THROUGHPUT_LEADING` and :data:`THROUGHPUT_TRAILING` for
+            ``benchbox bench``); other columns go between them.
     """
     from filelock import FileLock
 
@@ -187,7 +230,7 @@ def append_row(
                 reader = csv.DictReader(f)
                 header = list(reader.fieldnames or [])
                 records = list(reader)
-        columns = order_columns(header, row)
+        columns = order_columns(header, row, leading, trailing)
         buffer = io.StringIO()
         writer = csv.DictWriter(
             buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n"

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from benchbox.cli import (
+    bench,
     compare,
     evaluate,
     export,
@@ -56,6 +57,7 @@ def _root(
 
 app.command("plugins")(plugins.plugins)
 app.command("run")(run.run)
+app.command("bench")(bench.bench)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("synthetic")(synthetic.synthetic)
 app.command("leaderboard")(leaderboard.leaderboard)
