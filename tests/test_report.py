@@ -92,12 +92,15 @@ def test_markdown_report_links_pngs_written_beside_it(board, tmp_path):
 def test_report_of_a_leaderboard_without_per_case_results_says_so(tmp_path, capsys):
     from benchbox.cli import main
 
-    path = leaderboard.append_row(
-        tmp_path / "old.csv", {"run_id": "r", "dataset": "old", "fusion": "dual", "seed": 0}
-    )
+    for seed, dice in enumerate([0.5, 0.7]):
+        row = {"run_id": f"r{seed}", "dataset": "old", "fusion": "dual", "seed": seed}
+        path = leaderboard.append_row(tmp_path / "old.csv", {**row, "dice_lesion": dice})
     assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) == 0
     assert "old.cases.csv" in capsys.readouterr().err
-    assert "old.cases.csv" in (tmp_path / "r.html").read_text()
+    page = (tmp_path / "r.html").read_text()
+    # What the leaderboard alone gives: mean ± sd over seeds, said to be that.
+    assert "old.cases.csv" in page and "mean ± sd over seeds" in page
+    assert "0.6000 ± 0.14" in page
     with pytest.raises(SystemExit) as info:
         main(["report", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "r.html")])
     assert info.value.code == 1

@@ -72,12 +72,16 @@ def compare(
         typer.echo("\n\n".join([*blocks, tables.summary_line(result)]))
         return
     for name, (header, rows) in shown:
+        if not rows:
+            console.print(f"{name}: only one method, nothing to pair", style="dim")
+            continue
         title = f"{result.metric} on {result.dataset}: " + (
             "methods in rank order" if name == "methods" else "paired differences"
         )
         out = Table(title=escape(title), title_justify="left")
         for h in header:
-            out.add_column(escape(h), justify="left" if h in ("method", "A", "B") else "right")
+            left = h in ("method", "A", "B")
+            out.add_column(escape(h), justify="left" if left else "right", no_wrap=left)
         for row in rows:
             out.add_row(*(escape(v) for v in row))
         console.print(out)

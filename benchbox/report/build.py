@@ -99,6 +99,29 @@ def _leaderboard_table(
     return header, rows
 
 
+def _seed_table(
+    board: Any, by: Sequence[str], wanted: Sequence[str] | None
+) -> tuple[list[str], list[list[str]]] | None:
+    """Without per-case results: the leaderboard's per-run means, mean ± sd over seeds."""
+    from benchbox import leaderboard as lb
+    from benchbox.report.tables import number
+
+    metrics = _metrics([c for c in board.columns if not c.endswith("_std")], wanted)
+    metrics = [m for m in metrics if m not in lb.LEADING and m not in lb.TRAILING]
+    if not metrics or not all(c in board for c in by):
+        return None
+    table = lb.compare(with_method_keys(board, by), list(by), metrics)
+    header = ["method", "seeds", *(f"{m} (mean ± sd over seeds)" for m in metrics)]
+    rows = []
+    for _, r in table.iterrows():
+        cells = [
+            f"{number(r[m])} ± {number(r[f'{m}_std'], 2)}" if r["n"] > 1 else number(r[m])
+            for m in metrics
+        ]
+        rows.append([" / ".join(str(r[c]) for c in by), str(r["n"]), *cells])
+    return header, rows
+
+
 def _count(n: float | None) -> str:
     if n is None or not math.isfinite(n):
         return "-"
@@ -201,7 +224,8 @@ def build_section(
     try:
         columns = [c for c in lb.read_cases(path).columns if c not in lb.CASE_KEYS]
     except BenchboxError as exc:
-        section.notes.append(str(exc))
+        section.notes.append(f"{exc}; below, the leaderboard's own means ± sd over seeds only")
+        section.table = _seed_table(board, by, metrics)
         return section
     chosen = _metrics(columns, metrics)
     for pattern in metrics or ():

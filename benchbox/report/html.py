@@ -96,7 +96,10 @@ def _section(section: Section) -> str:
         f'<div class="path">{_e(section.path)}</div>',
     ]
     parts += [f'<div class="note">{_e(n)}</div>' for n in section.notes]
-    if section.table is not None:
+    if section.table is not None and not section.comparisons:
+        parts.append("<h3>Leaderboard</h3>")
+        parts.append(table_html(*section.table, left=1, best=None))
+    if section.table is not None and section.comparisons:
         first = section.comparisons[0]
         parts.append("<h3>Leaderboard</h3>")
         parts.append(table_html(*section.table, left=1))

@@ -23,7 +23,9 @@ def _section(section: Section, folder: Path, link: str, files: dict[str, bytes])
         files[name] = png
         return f"![{alt}]({link}/{name})"
 
-    if section.table is not None:
+    if section.table is not None and not section.comparisons:
+        lines += ["### Leaderboard", "", tables.markdown(*section.table), ""]
+    if section.table is not None and section.comparisons:
         first = section.comparisons[0]
         lines += ["### Leaderboard", "", tables.markdown(*section.table), ""]
         lines += [

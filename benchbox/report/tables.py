@@ -35,7 +35,9 @@ def arrow(comparison: Comparison) -> str:
 
 
 def methods_table(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    """Per method: rank, mean with 95 % CI, seeds and their spread, rank stability, wins."""
+    """Per method: rank, mean with 95 % CI, seeds and their spread, the median bootstrap
+    rank with its 95 % interval, and the share of methods beaten significantly (with the
+    rank by that share)."""
     header = [
         "rank",
         "method",
@@ -43,8 +45,8 @@ def methods_table(c: Comparison) -> tuple[list[str], list[list[str]]]:
         "95% CI",
         "seeds",
         "seed sd",
-        "bootstrap rank [95%]",
-        "significant wins",
+        "rank [95%]",
+        "sig. wins",
     ]
     rows = []
     for r in c.method_records():
