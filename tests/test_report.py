@@ -4,6 +4,7 @@ Markdown page with its PNGs."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -73,6 +74,11 @@ def test_html_report_is_one_self_contained_file(board, tmp_path):
     first_row = re.search(r"<tbody><tr class=\"best\">(.*?)</tr>", page).group(1)
     assert "dual / attunet" in first_row and "[" in first_row
     assert "benchbox run --dataset synthetic --fusion dual --seg attunet" in page
+    # The command that made it (not the test runner's argv), and a shareable file mode.
+    assert f"benchbox report {board} -o {out}" in page
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_markdown_report_links_pngs_written_beside_it(board, tmp_path):

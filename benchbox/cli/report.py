@@ -29,7 +29,6 @@ def report(
     stability, significance maps, quality vs cost, examples and provenance."""
     import importlib.util
     import shlex
-    import sys
     from pathlib import Path
 
     from benchbox.errors import ConfigError
@@ -39,10 +38,22 @@ def report(
     from benchbox.report import write_report
     from benchbox.report.build import build_report
 
-    fmt = fmt or ("md" if Path(out).suffix.lower() in (".md", ".markdown") else "html")
     if resamples < 1:
         raise ConfigError(f"--resamples must be at least 1, got {resamples}")
-    command = "benchbox " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "benchbox report"
+    words = ["benchbox", "report", *paths, "-o", out]
+    for flag, value, default in (
+        ("--format", fmt, None),
+        ("--by", by, "fusion,segmenter"),
+        ("--resamples", resamples, 2000),
+        ("--seed", seed, 0),
+        ("--title", title, "benchbox report"),
+    ):
+        if value != default:
+            words += [flag, str(value)]
+    for flag, values in (("-m", metric or []), ("--runs", runs or [])):
+        for value in values:
+            words += [flag, value]
+    command = shlex.join(words)
     result = build_report(
         paths,
         metrics=metric or None,
@@ -58,6 +69,7 @@ def report(
             console_err.print(
                 f"[yellow]warning:[/] {escape(section.dataset)}: {escape(note)}", soft_wrap=True
             )
-    written = write_report(result, out, fmt)
+    chosen = fmt or ("md" if Path(out).suffix.lower() in (".md", ".markdown") else "html")
+    written = write_report(result, out, chosen)
     extra = f" and {len(written) - 1} figure(s)" if len(written) > 1 else ""
     console.print(f"wrote {escape(str(written[0]))}{extra}", highlight=False)

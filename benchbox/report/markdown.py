@@ -12,7 +12,7 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()
 
 
-def _section(section: Section, folder: Path, link: str, files: dict[str, bytes]) -> list[str]:
+def _section(section: Section, link: str, files: dict[str, bytes]) -> list[str]:
     lines = [f"## {section.dataset}", "", f"`{section.path}`", ""]
     lines += [f"> **note:** {n}" for n in section.notes]
     if section.notes:
@@ -104,5 +104,5 @@ def render(report: Report, out: Path) -> tuple[str, dict[str, bytes]]:
         "",
     ]
     for section in report.sections:
-        lines += _section(section, folder, folder.name, files)
+        lines += _section(section, folder.name, files)
     return "\n".join(lines), files
