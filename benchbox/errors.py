@@ -77,3 +77,21 @@ class MetricInputError(BenchboxError, ValueError):
 
 class TrainingDivergedError(BenchboxError):
     """The loss became NaN or infinite during training."""
+
+
+class WriteError(BenchboxError, OSError):
+    """A file could not be written (full disk, no permission, read-only folder...).
+
+    Its message is one line, ``<reason> writing <path>``; ``errno`` and ``filename`` are
+    those of the underlying ``OSError``, so ``except OSError`` still catches it.
+    """
+
+    def __init__(self, message: str, code: int | None = None, filename: str | None = None):
+        OSError.__init__(self, code, message, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[type[WriteError], tuple[str, int | None, str | None]]:
+        return (type(self), (self.message, self.errno, self.filename))

@@ -27,15 +27,17 @@ Columns that need a definition:
 A file keeps the columns of its first row; a later row with new metric columns adds
 them before the trailing block, and older rows hold empty cells there.
 
-Appends take a file lock and replace the file atomically (temporary file + rename):
-concurrent runs lose no row and an interrupted write leaves no half row.
+Appends take a file lock and replace the file atomically (:mod:`benchbox.atomic`):
+concurrent runs lose no row, an interrupted write or a full disk leaves no half row, and
+the file keeps its mode.
 
 Per-case results travel with the leaderboard in a companion file beside it,
 ``<dataset>.cases.csv`` (:func:`cases_path`): one row per test case of every run, keyed
 by ``run_id`` and ``case_id``, then the per-case metric columns in first-seen order.
 It is appended under the leaderboard's lock, before the leaderboard row, so a run's
-leaderboard row always has its cases; an interruption between the two writes can leave
-cases of a run that has no row, which readers ignore. ``benchbox compare`` and
+leaderboard row always has its cases; both files are written and synced before either
+is renamed, so only a failure between the two renames can leave cases of a run that has
+no row, which readers ignore. ``benchbox compare`` and
 ``benchbox report`` work from these two files alone.
 """
 
@@ -44,10 +46,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from benchbox import atomic
+from benchbox.errors import WriteError
 
 LEADING: tuple[str, ...] = (
     "run_id",
@@ -156,27 +160,18 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Replace ``path`` with ``rows`` (already formatted strings) atomically."""
+def _csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """A CSV of ``rows`` (already formatted strings) under ``columns``."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n")
     writer.writeheader()
     for record in rows:
         writer.writerow({k: record.get(k, "") or "" for k in columns})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return buffer.getvalue()
 
 
-def _append_cases(path: Path, run_id: str, cases: Sequence[Mapping[str, Any]]) -> None:
-    """Append a run's per-case rows to the companion file (caller holds the lock)."""
+def _cases_text(path: Path, run_id: str, cases: Sequence[Mapping[str, Any]]) -> str:
+    """The companion file with a run's per-case rows appended (caller holds the lock)."""
     header, records = _read_csv(path)
     columns = [*CASE_KEYS, *(c for c in header if c not in CASE_KEYS)]
     for case in cases:
@@ -188,7 +183,7 @@ def _append_cases(path: Path, run_id: str, cases: Sequence[Mapping[str, Any]]) -
     for record in new:
         if not record.get("case_id"):
             raise ValueError(f"run {run_id}: a per-case row has no case_id")
-    _write_csv(path, columns, [*records, *new])
+    return _csv_text(columns, [*records, *new])
 
 
 def _missing(value: Any) -> bool:
@@ -206,6 +201,8 @@ def append_row(
 ) -> Path:
     """Append one row, atomically and safely against concurrent writers.
 
+    The files keep their mode (a new one gets the umask's default).
+
     Args:
         path: the leaderboard CSV.
         row: the run's leaderboard row; ``row["run_id"]`` keys its cases.
@@ -215,40 +212,40 @@ def append_row(
         leading, trailing: the file's fixed column blocks, a run leaderboard's by
             default (:data:`THROUGHPUT_LEADING` and :data:`THROUGHPUT_TRAILING` for
             ``benchbox bench``); other columns go between them.
+
+    Raises:
+        WriteError: a file could not be written (e.g. a full disk); the leaderboard is
+            unchanged.
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=timeout):
-        if cases is not None:
-            _append_cases(cases_path(path), str(row["run_id"]), cases)
-        header: list[str] = []
-        records: list[dict[str, str]] = []
-        if path.exists() and path.stat().st_size:
-            with path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                header = list(reader.fieldnames or [])
-                records = list(reader)
-        columns = order_columns(header, row, leading, trailing)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n"
-        )
-        writer.writeheader()
-        for record in records:
-            writer.writerow({k: record.get(k, "") or "" for k in columns})
-        writer.writerow({k: _format(row.get(k)) for k in columns})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                f.write(buffer.getvalue())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+    lock = str(path) + ".lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(lock, timeout=timeout):
+            header, records = _read_csv(path)
+            columns = order_columns(header, row, leading, trailing)
+            board = _csv_text(columns, [*records, {k: _format(row.get(k)) for k in columns}])
+            more = None
+            if cases is not None:
+                more = _cases_text(cases_path(path), str(row["run_id"]), cases)
+            # Both files are written and synced before either is renamed, the cases
+            # first: a full disk leaves neither changed.
+            with atomic.atomic_open(path, newline="") as fh:
+                fh.write(board)
+                fh.flush()
+                os.fsync(fh.fileno())
+                if more is not None:
+                    atomic.write_text(cases_path(path), more)
+    except Timeout:
+        raise WriteError(
+            f"could not write {path}: its lock {lock} was held by another process for {timeout:g} s"
+        ) from None
+    except OSError as exc:  # the lock file or the folder: a full disk, no permission
+        if exc.errno is None:
             raise
+        raise atomic.write_error(exc, path) from exc
     return path
 
 

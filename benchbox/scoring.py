@@ -19,8 +19,6 @@ Reading rules (also in ``docs/metrics.md``):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchbox import atomic
 from benchbox.errors import BenchboxError, ConfigError, DataError
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
@@ -312,8 +311,8 @@ def score_segmentation_folders(
             )
         if diffs:
             notes.append(
-                f"{case}: prediction geometry differs ({'; '.join(diffs)}); the "
-                "reference's spacing is used"
+                f"{case}: prediction geometry differs from the reference "
+                f"({'; '.join(diffs)}); the reference's spacing is used"
             )
         row = score_segmentation_case(
             pred, ref, ref_img.spacing, region_labels, entries, nsd_tolerance=nsd_tolerance
@@ -413,15 +412,11 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 # -- output ----------------------------------------------------------------------------
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise atomic.write_error(exc, path.parent, "creating") from exc
+    atomic.write_text(path, text)
 
 
 def write_scores(scores: Scores, out_dir: str | Path, fmt: str = "csv") -> list[Path]:

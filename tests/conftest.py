@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,3 +56,26 @@ def pickle_trap() -> Callable[[Path], Any]:
     Put it in a would-be weights file to prove the loader never unpickles it.
     """
     return lambda marker: _PickleTrap(str(marker))
+
+
+@pytest.fixture
+def disk_full(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``disk_full("checkpoint.pt", "status.json")``: atomic writes of files with these
+    names (``"*"``: every file) fail with ``OSError(ENOSPC)`` when their data is synced
+    to the disk, as on a full disk; ``disk_full()`` with no name lifts it again."""
+    from benchbox import atomic
+
+    names: set[str] = set()
+    real_sync = atomic._sync
+
+    def sync(fd: int, tmp: Path) -> None:
+        if "*" in names or any(tmp.name.endswith(f"-{name}") for name in names):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_sync(fd, tmp)
+
+    def full(*files: str) -> None:
+        names.clear()
+        names.update(files)
+
+    monkeypatch.setattr(atomic, "_sync", sync)
+    return full

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchbox import leaderboard
+from benchbox import atomic, leaderboard
+from benchbox.errors import WriteError
 
 
 def _row(run_id: str, **metrics: float) -> dict:
@@ -22,6 +26,11 @@ def _row(run_id: str, **metrics: float) -> dict:
         "config_hash": "abc",
         **metrics,
     }
+
+
+def _leftovers(path: Path) -> list[str]:
+    """Files beside the leaderboard other than it and its lock (temporary files...)."""
+    return [p.name for p in path.parent.iterdir() if p.name not in (path.name, f"{path.name}.lock")]
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -96,7 +105,7 @@ def test_concurrent_writers_lose_no_row_and_leave_no_half_row(tmp_path):
     with path.open() as f:
         lines = f.read().splitlines()
     assert all(line.count(",") == len(header) - 1 for line in lines)
-    assert not list(path.parent.glob("*.tmp"))
+    assert not _leftovers(path)
 
 
 def test_failed_write_leaves_the_file_untouched(tmp_path, monkeypatch):
@@ -107,11 +116,54 @@ def test_failed_write_leaves_the_file_untouched(tmp_path, monkeypatch):
     def boom(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(leaderboard.os, "replace", boom)
+    monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         leaderboard.append_row(path, _row("r2"))
     assert path.read_bytes() == before
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not _leftovers(path)
+
+
+def test_full_disk_is_one_error_and_the_csv_stays_intact(tmp_path, disk_full):
+    path = tmp_path / "leaderboards" / "b.csv"
+    leaderboard.append_row(path, _row("r1"))
+    before = path.read_bytes()
+    disk_full("b.csv")
+    with pytest.raises(WriteError) as info:
+        leaderboard.append_row(path, _row("r2"))
+    assert str(info.value) == f"no space left on device writing {path}"
+    assert path.read_bytes() == before
+    assert not _leftovers(path)
+
+
+def test_full_disk_at_the_lock_file_is_one_error(tmp_path, monkeypatch):
+    import filelock
+
+    path = tmp_path / "b.csv"
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(filelock.FileLock, "_acquire", full)
+    with pytest.raises(WriteError, match=r"^no space left on device writing .*b\.csv$"):
+        leaderboard.append_row(path, _row("r1"))
+    assert not path.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_append_keeps_the_file_mode_and_a_new_file_follows_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.csv"
+        leaderboard.append_row(new, _row("r1"))
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644  # not mkstemp's 0600
+        shared = tmp_path / "shared.csv"
+        leaderboard.append_row(shared, _row("r1"))
+        os.chmod(shared, 0o664)  # a group-writable leaderboard stays so
+        leaderboard.append_row(shared, _row("r2"))
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o664
+        assert len(_read(shared)[1]) == 2
+    finally:
+        os.umask(old)
 
 
 def test_compare_groups_runs_over_seeds(tmp_path):
