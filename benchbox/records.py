@@ -1,11 +1,15 @@
 """The run directory ``runs/<run_id>/``: config, environment, metrics, per-case results,
-checkpoint, example figure, and a status file that says how the run ended."""
+checkpoint, example figure, and a status file that says how the run ended.
+
+Every file here is written atomically (:mod:`benchbox.atomic`): a run that fails or is
+interrupted while writing leaves the previous file or none, never a partial one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import platform
 import secrets
 import sys
@@ -17,9 +21,21 @@ from typing import Any
 
 import numpy as np
 
+from benchbox import atomic
 from benchbox.errors import ConfigError
+from benchbox.status import STATUS_FILE, StatusFile
 
-STATUS_FILE = "status.json"
+__all__ = [
+    "STATUS_FILE",
+    "RunDir",
+    "check_writable",
+    "environment",
+    "load_checkpoint",
+    "new_run_id",
+    "save_checkpoint",
+    "save_examples",
+    "write_json",
+]
 
 
 def new_run_id(fusion: str, seg: str, seed: int) -> str:
@@ -41,38 +57,52 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write JSON atomically (temporary file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_clean(data), f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    """Write JSON atomically; NaN and infinities become null.
+
+    Raises:
+        WriteError: the file could not be written (the previous one is intact).
+    """
+    text = json.dumps(_clean(data), indent=2, default=str) + "\n"
+    return atomic.write_text(path, text)
 
 
 class RunDir:
-    """One run's folder; the status file is written first and updated last."""
+    """One run's folder; the status file is written first and updated last.
 
-    def __init__(self, out: str | Path, run_id: str) -> None:
+    While the status is ``running`` a heartbeat rewrites it every ``heartbeat_s`` seconds
+    (default :data:`benchbox.status.HEARTBEAT_S`), with the pid and host of the run.
+    """
+
+    def __init__(self, out: str | Path, run_id: str, heartbeat_s: float | None = None) -> None:
         self.run_id = run_id
         self.path = Path(out) / "runs" / run_id
-        self.started = time.time()
+        self.status = StatusFile(self.path / STATUS_FILE, run_id, heartbeat_s)
+        self.started = self.status.started
 
     def create(self) -> RunDir:
-        self.path.mkdir(parents=True, exist_ok=False)
-        self.set_status("running")
+        """Create the folder and its ``running`` status, or neither.
+
+        Raises:
+            WriteError: the folder or its status file could not be written.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise atomic.write_error(exc, self.path, "creating") from exc
+        try:
+            self.set_status("running")
+        except BaseException:
+            self.status.stop()
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+            raise
         return self
 
     def set_status(self, status: str, error: str | None = None, **extra: Any) -> None:
-        data = {
-            "run_id": self.run_id,
-            "status": status,
-            "error": error,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
-            "elapsed_s": round(time.time() - self.started, 2),
-            **extra,
-        }
-        write_json(self.path / STATUS_FILE, data)
+        """Write the status file (see :mod:`benchbox.status` for its fields)."""
+        self.status.set(status, error, **extra)
 
     def write_json(self, name: str, data: Any) -> Path:
         return write_json(self.path / name, data)
@@ -145,7 +175,8 @@ def save_checkpoint(path: Path, modules: Mapping[str, Any]) -> Path:
     import torch
 
     state = {name: module.state_dict() for name, module in modules.items() if module is not None}
-    torch.save(state, path)
+    with atomic.atomic_open(path, "wb") as fh:
+        torch.save(state, fh)
     return path
 
 

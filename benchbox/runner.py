@@ -8,13 +8,14 @@ run folder marked as such and no row.
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchbox import errors
+from benchbox import errors, interrupts
 from benchbox.config import RunConfig
 from benchbox.registry import Entry, Registry
 from benchbox.train import ProgressReporter
@@ -303,8 +304,18 @@ def execute(
     progress: ProgressReporter | None = None,
     log: Log | None = None,
 ) -> RunResult:
-    """Train and evaluate a prepared run, write its records, append its leaderboard row."""
-    from benchbox import __version__, leaderboard, records
+    """Train and evaluate a prepared run, write its records, append its leaderboard row.
+
+    A SIGTERM is handled like Ctrl-C (:mod:`benchbox.interrupts`): the run is marked
+    ``interrupted``. A run that fails is marked ``failed`` with the reason; a failed write
+    (e.g. a full disk) is raised as one :class:`~benchbox.errors.WriteError` line.
+    """
+    with interrupts.sigterm_as_interrupt():
+        return _execute(p, progress, log)
+
+
+def _execute(p: Prepared, progress: ProgressReporter | None, log: Log | None) -> RunResult:
+    from benchbox import __version__, atomic, leaderboard, records
     from benchbox.evaluate import Predictor, evaluate
     from benchbox.restore import model_io
     from benchbox.train import device_name
@@ -314,25 +325,26 @@ def execute(
     t_start = time.perf_counter()
     run_id = records.new_run_id(c.fusion, c.seg, c.seed)
     run = records.RunDir(c.out, run_id).create()
-    amp_record = {
-        "requested": p.amp.requested,
-        "mode": p.amp.mode,
-        "observed_dtype": p.amp_observed,
-        "reason": p.amp.reason,
-    }
-    env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
-    run.write_json(
-        "config.json",
-        {
-            **c.to_dict(),
-            "config_hash": c.hash(),
-            "dataset_config": p.dataset.config(),
-            "model_io": model_io(p.dataset, c),
-        },
-    )
-    run.write_json("environment.json", env)
-    log(f"run {run_id}: device {env['device_name']}, amp {p.amp.mode} ({p.amp.reason})")
+    board: Path | None = None
     try:
+        amp_record = {
+            "requested": p.amp.requested,
+            "mode": p.amp.mode,
+            "observed_dtype": p.amp_observed,
+            "reason": p.amp.reason,
+        }
+        env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
+        run.write_json(
+            "config.json",
+            {
+                **c.to_dict(),
+                "config_hash": c.hash(),
+                "dataset_config": p.dataset.config(),
+                "model_io": model_io(p.dataset, c),
+            },
+        )
+        run.write_json("environment.json", env)
+        log(f"run {run_id}: device {env['device_name']}, amp {p.amp.mode} ({p.amp.reason})")
         stages = _stages(p, progress)
         for module in (p.fusion, p.segmenter):
             if module is not None:
@@ -381,7 +393,7 @@ def execute(
                 run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}
             ),
         }
-        result.per_case.to_csv(files["per_case"], index=False)
+        atomic.write_text(files["per_case"], result.per_case.to_csv(index=False))
         examples = records.save_examples(
             run.file("examples.png"), result.examples, p.dataset.modalities
         )
@@ -423,14 +435,8 @@ def execute(
             cases=result.per_case.to_dict("records"),
         )
         run.set_status("completed", wall_s=round(wall, 2), leaderboard=str(board))
-    except KeyboardInterrupt:
-        run.set_status("interrupted", "interrupted by the user (Ctrl-C); no leaderboard row")
-        raise
-    except errors.TrainingDivergedError as exc:
-        run.set_status("failed", str(exc))
-        raise
     except BaseException as exc:
-        run.set_status("failed", f"{type(exc).__name__}: {exc}")
+        _record_end(run, exc, board, log)
         raise
     return RunResult(run_id, run.path, board, result.summary, metrics, files)
 
@@ -443,3 +449,51 @@ def run(
 ) -> RunResult:
     """Check, train, evaluate and record one run."""
     return execute(prepare(config, registry, log), progress, log)
+
+
+def _record_end(run: Any, exc: BaseException, board: Path | None, log: Log) -> None:
+    """Mark a run that did not complete ``interrupted`` or ``failed``, with the reason.
+
+    A failed write (a full disk...) is re-raised as one WriteError line that also says
+    whether the status could be recorded; a status file that cannot be written is added
+    to any other benchbox error's line, or logged.
+    """
+    from benchbox.atomic import describe_errno, write_error
+
+    if (
+        isinstance(exc, OSError)
+        and not isinstance(exc, errors.WriteError)
+        and exc.errno in _DISK_ERRNOS
+    ):
+        exc = write_error(exc, exc.filename or run.path)
+    if isinstance(exc, KeyboardInterrupt):
+        status, reason = "interrupted", interrupts.describe(exc)
+    elif isinstance(exc, errors.BenchboxError):
+        status, reason = "failed", str(exc)
+    else:
+        status, reason = "failed", f"{type(exc).__name__}: {exc}"
+    if board is None:
+        reason += "; no leaderboard row"
+    else:
+        reason += f"; its leaderboard row was already appended to {board}"
+    try:
+        run.set_status(status, reason)
+    except errors.WriteError as status_exc:
+        note = (
+            f"{run.status.path} could not be updated either "
+            f"({describe_errno(status_exc.errno)}) and still says running"
+        )
+        if isinstance(exc, errors.WriteError):
+            raise errors.WriteError(f"{exc}; {note}", exc.errno, exc.filename) from exc
+        if isinstance(exc, errors.BenchboxError):
+            exc.args = (f"{exc}; {note}",)
+        else:
+            log(f"run {run.run_id}: {note}")
+        return
+    if isinstance(exc, errors.WriteError):
+        message = f"{exc}; run {run.run_id} is marked {status}"
+        raise errors.WriteError(message, exc.errno, exc.filename) from exc
+
+
+#: OSError numbers that mean "the disk cannot take this write".
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)

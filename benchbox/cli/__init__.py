@@ -19,6 +19,7 @@ from benchbox.cli import (
     plugins,
     report,
     run,
+    runs,
     synthetic,
 )
 from benchbox.cli._common import console_err, fail
@@ -64,20 +65,33 @@ app.command("leaderboard")(leaderboard.leaderboard)
 app.command("compare")(compare.compare)
 app.command("export")(export.export)
 app.command("report")(report.report)
+app.command("runs")(runs.runs)
+
+
+def _interrupted(exc: BaseException | None) -> int:
+    """Say how the command was interrupted; the exit code is 130 (Ctrl-C) or 143 (SIGTERM)."""
+    from benchbox.interrupts import Terminated, exit_code
+
+    if isinstance(exc, Terminated):
+        console_err.print(f"[yellow]terminated ({exc})[/]")
+        return exit_code(exc)
+    console_err.print("[yellow]interrupted[/]")
+    return 130
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one clear line and a non-zero exit on errors."""
     from benchbox.errors import BenchboxError
+    from benchbox.interrupts import sigterm_as_interrupt
 
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="benchbox", standalone_mode=False)
+        with sigterm_as_interrupt():
+            result = command.main(args=argv, prog_name="benchbox", standalone_mode=False)
     except BenchboxError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        console_err.print("[yellow]interrupted[/]")
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:
         # Usage errors of click, or of the copy of click that newer Typer releases
         # vendor: matched by shape, not class, so both work.
@@ -91,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"{where}{message}", code=code)
         if type(exc).__name__ == "Exit":
             return int(getattr(exc, "exit_code", 0))
-        if type(exc).__name__ == "Abort":
-            console_err.print("[yellow]interrupted[/]")
-            return 130
+        if type(exc).__name__ == "Abort":  # click's wrapping of a KeyboardInterrupt
+            return _interrupted(exc.__cause__ or exc.__context__)
         raise
     if result == 130:
         console_err.print("[yellow]interrupted[/]")

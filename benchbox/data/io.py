@@ -11,6 +11,8 @@ of the scan it was predicted from, so that it overlays the scan in ITK-SNAP or S
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchbox.atomic import atomic_path, write_error
 from benchbox.data import niftifile
-from benchbox.errors import DataError
+from benchbox.errors import DataError, WriteError
 
 if TYPE_CHECKING:
     from benchbox.data.base import Volume
@@ -304,25 +307,30 @@ def compare_geometry(reference: Geometry, other: Geometry, tolerance: float = 1e
     the rounding of headers written as float32 passes, a real shift does not.
 
     Returns:
-        One phrase per difference, e.g. ``"spacing (1, 1, 1) vs (1, 1, 2) mm"``.
+        One phrase per difference, ``other``'s value first (as in "other does not match
+        reference: ..."), in the (x, y, z) axis order of image headers and viewers, e.g.
+        ``"spacing (x, y, z) (2, 1, 1) vs (1, 1, 1) mm"``.
     """
+    axes = "(x, y)" if reference.ndim == 2 else "(x, y, z)"
 
     def fmt(values: Sequence[float]) -> str:
-        return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+        # Geometry is in array order (z, y, x); reversing the flat tuple also turns a
+        # direction matrix into header order (both of its axes flip).
+        return "(" + ", ".join(f"{v:.4g}" for v in reversed(tuple(values))) + ")"
 
     if reference.ndim != other.ndim:
-        return [f"dimension {reference.ndim}D vs {other.ndim}D"]
+        return [f"dimension {other.ndim}D vs {reference.ndim}D"]
     diffs = []
     if tuple(reference.shape) != tuple(other.shape):
-        diffs.append(f"size {fmt(reference.shape)} vs {fmt(other.shape)}")
+        diffs.append(f"size {axes} {fmt(other.shape)} vs {fmt(reference.shape)}")
     ref_sp, oth_sp = np.asarray(reference.spacing), np.asarray(other.spacing)
     if not np.allclose(oth_sp, ref_sp, rtol=tolerance, atol=0):
-        diffs.append(f"spacing {fmt(reference.spacing)} vs {fmt(other.spacing)} mm")
+        diffs.append(f"spacing {axes} {fmt(other.spacing)} vs {fmt(reference.spacing)} mm")
     atol = tolerance * float(max(ref_sp.max(), oth_sp.max()))
     if not np.allclose(other.origin, reference.origin, rtol=0, atol=atol):
-        diffs.append(f"origin {fmt(reference.origin)} vs {fmt(other.origin)} mm")
+        diffs.append(f"origin {axes} {fmt(other.origin)} vs {fmt(reference.origin)} mm")
     if not np.allclose(other.direction, reference.direction, rtol=0, atol=tolerance):
-        diffs.append(f"direction {fmt(reference.direction)} vs {fmt(other.direction)}")
+        diffs.append(f"direction {axes} {fmt(other.direction)} vs {fmt(reference.direction)}")
     return diffs
 
 
@@ -350,8 +358,33 @@ def write_image(
         apply_geometry(img, reference)
     elif spacing is not None:
         img.SetSpacing(_flip(tuple(spacing)))
-    sitk.WriteImage(img, str(path), useCompression=path.name.endswith(".gz"))
+    with atomic_path(path) as tmp:
+        try:
+            sitk.WriteImage(img, str(tmp), useCompression=path.name.endswith(".gz"))
+        except RuntimeError as exc:
+            raise _write_failed(path, exc) from exc
+        try:
+            # ITK's NIfTI writer reports a short write (a full disk) only on stderr.
+            check_nifti_complete(tmp)
+        except DataError as exc:
+            raise _write_failed(path, exc) from exc
     return path
+
+
+def _write_failed(path: Path, exc: Exception) -> WriteError:
+    """A one-line error for an image ITK could not write: SimpleITK gives no errno."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = " ".join(lines)
+    try:
+        usage = os.statvfs(path.parent)
+        full = usage.f_bavail * usage.f_frsize < (1 << 20)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        full = False
+    if full or "No space left on device" in text:
+        return write_error(OSError(errno.ENOSPC, "full"), path)
+    detail = next((ln.split("ERROR:", 1)[-1].strip() for ln in lines if "ERROR:" in ln), "")
+    detail = detail or (lines[-1] if lines else str(exc))
+    return WriteError(f"could not write {path} ({detail})")
 
 
 def save_prediction(volume: Volume, prediction: np.ndarray, path: str | Path) -> Path:

@@ -1,0 +1,78 @@
+"""SIGTERM handled like Ctrl-C.
+
+Job schedulers (Slurm, Kubernetes), ``docker stop``, ``timeout`` and ``kill`` end a
+process with ``SIGTERM``, whose default action kills Python on the spot: no ``finally``
+block runs, so a run would stay ``running`` forever. Inside :func:`sigterm_as_interrupt`
+a ``SIGTERM`` instead raises :class:`Terminated`, a ``KeyboardInterrupt``, so every
+clean-up written for Ctrl-C (the run marked ``interrupted``, temporary files removed, no
+leaderboard row) also runs for it.
+
+Exit codes of the ``benchbox`` command: 130 after Ctrl-C (``SIGINT``), 143 after
+``SIGTERM`` (128 + the signal number, as shells report a process the signal ended).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["Terminated", "describe", "exit_code", "sigterm_as_interrupt"]
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives ``signum`` (SIGTERM)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def describe(exc: BaseException) -> str:
+    """How a ``KeyboardInterrupt`` came about, for the status file and messages."""
+    if isinstance(exc, Terminated):
+        return f"terminated by {signal.Signals(exc.signum).name}"
+    return "interrupted by the user (Ctrl-C)"
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an interrupt: 128 + the signal number (130 for Ctrl-C)."""
+    signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+    return 128 + int(signum)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread.
+
+    Only the first SIGTERM raises; further ones are ignored until the block ends, so the
+    clean-up after the first is not cut short (``SIGKILL`` still ends the process). A
+    forked child (a DataLoader worker) that inherits the handler gets the default action.
+    The previous handler is restored on exit. Outside the main thread this does nothing,
+    since Python only lets the main thread set signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if fired:
+            return
+        fired = True
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
