@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,10 +150,13 @@ class RunConfig:
         if self.image_size % 32:
             raise ConfigError(f"image_size must be a multiple of 32, got {self.image_size}")
         for name in ("lr", "fusion_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.weight_decay < 0 or self.fusion_weight < 0 or self.nsd_tolerance < 0:
-            raise ConfigError("weight_decay, fusion_weight and nsd_tolerance must be >= 0")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {value}")
+        for name in ("weight_decay", "fusion_weight", "nsd_tolerance"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}

@@ -75,6 +75,9 @@ def test_tiny_run_prints_summary_and_paths(tmp_path, capsys):
     [
         (["--amp", "fp8"], 2, "Invalid value for '--amp'"),
         (["--epochs", "-1"], 1, "epochs must be >= 0"),
+        (["--lr", "inf"], 1, "lr must be a finite number > 0, got inf"),
+        (["--lr", "nan"], 1, "lr must be a finite number > 0, got nan"),
+        (["--lr", "-1e-3"], 1, "lr must be a finite number > 0, got -0.001"),
         (["--image-size", "50"], 1, "image_size must be a multiple of 32"),
         (["--device", "cuda:7"], 1, "--device cuda:7"),
         (["--seg-opt", "width"], 1, "--seg-opt expects key=value"),
