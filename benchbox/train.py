@@ -6,6 +6,7 @@ by :mod:`benchbox.runner` from :func:`train_stage`.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from benchbox.divergence import explain
 from benchbox.errors import ConfigError, DataError, TrainingDivergedError
 
 
@@ -336,6 +338,7 @@ def train_stage(
         progress.start(name, total)
     try:
         last = float("nan")  # the loss as last read on the host
+        last_read = 0  # the step it was read at
         for epoch in range(epochs):
             running = torch.zeros((), dtype=torch.float64, device=params[0].device)
             count = 0
@@ -352,11 +355,21 @@ def train_stage(
                     last = float(loss.detach())
                     if not math.isfinite(last):
                         raise TrainingDivergedError(
-                            f"the {name} loss became {last} at epoch {epoch + 1}, step "
-                            f"{stats.steps + 1} (lr {scheduler.get_last_lr()[0]:.3g}; the loss "
-                            f"is read every {LOSS_READ_EVERY} steps); the run is marked failed: "
-                            "lower the learning rate, or try --amp off"
+                            explain(
+                                name,
+                                last,
+                                epoch=epoch + 1,
+                                step=stats.steps + 1,
+                                lr=float(scheduler.get_last_lr()[0]),
+                                batch=batch,
+                                parameters=params,
+                                rerun=functools.partial(compute_loss, batch),
+                                autocast=amp.autocast,
+                                amp=amp.mode != "off",
+                                last_read=last_read,
+                            )
                         )
+                    last_read = stats.steps + 1
                 if scaler is not None:
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
