@@ -246,7 +246,7 @@ def test_size_mismatch_is_named(make_cases):
     with pytest.raises(
         DataError,
         match=r"case 'case02': label .*seg\.nii\.gz does not match FLAIR.*"
-        r"size \(10, 40, 32\) vs \(10, 38, 32\)",
+        r"size \(x, y, z\) \(32, 38, 10\) vs \(32, 40, 10\)",  # the label's first
     ):
         open_cases(str(root), config=str(cfg), image_size=32)
 

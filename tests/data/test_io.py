@@ -73,12 +73,15 @@ def test_compare_geometry_tolerance():
     rounded = Geometry((4, 5, 6), (1.0000004, 1.0, 2.0), (0.0, 10.0000008, -5.0), ref.direction)
     assert compare_geometry(ref, rounded) == []
     shifted = Geometry((4, 5, 6), (1.0, 1.0, 2.0), (0.0, 10.5, -5.0), ref.direction)
-    assert compare_geometry(ref, shifted) == ["origin (0, 10, -5) vs (0, 10.5, -5) mm"]
+    # the other grid's values first, in (x, y, z) order like image headers
+    assert compare_geometry(ref, shifted) == ["origin (x, y, z) (-5, 10.5, 0) vs (-5, 10, 0) mm"]
     assert compare_geometry(ref, shifted, tolerance=0.5) == []
     thick = Geometry((4, 5, 6), (2.0, 1.0, 2.0), ref.origin, ref.direction)
-    assert compare_geometry(ref, thick) == ["spacing (1, 1, 2) vs (2, 1, 2) mm"]
+    assert compare_geometry(ref, thick) == ["spacing (x, y, z) (2, 1, 2) vs (2, 1, 1) mm"]
+    wide = Geometry((4, 5, 7), ref.spacing, ref.origin, ref.direction)
+    assert compare_geometry(ref, wide) == ["size (x, y, z) (7, 5, 4) vs (6, 5, 4)"]
     flat = Geometry((5, 6), (1.0, 2.0), (10.0, -5.0), (1.0, 0.0, 0.0, 1.0))
-    assert compare_geometry(ref, flat) == ["dimension 3D vs 2D"]
+    assert compare_geometry(ref, flat) == ["dimension 2D vs 3D"]
 
 
 def test_write_read_roundtrip_keeps_geometry(tmp_path):
