@@ -18,7 +18,8 @@ included, is re-raised unchanged after the clean-up.
 Three entry points share one implementation:
 
 - :func:`write_text` / :func:`write_bytes` for content held in memory;
-- :func:`atomic_open` for writers that take a file object (``torch.save``, ``json.dump``);
+- :func:`atomic_open` for writers that take a file object (``torch.save``, ``json.dump``),
+  with :func:`sync` to make its data safe before committing a second file;
 - :func:`atomic_path` for writers that take a file name (SimpleITK); the temporary name
   ends with the target's name, so format detection by extension still works.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "atomic_open",
     "atomic_path",
     "describe_errno",
+    "sync",
     "write_bytes",
     "write_error",
     "write_text",
@@ -121,6 +123,17 @@ def _sync(fd: int, tmp: Path) -> None:
     os.fsync(fd)
 
 
+def sync(fh: IO[Any]) -> None:
+    """Flush a file of :func:`atomic_open` and force its data to the disk now.
+
+    :func:`atomic_open` does this before its rename; call it earlier when a second file
+    must only be committed once this one's data is safe (a full disk then fails here,
+    before anything is renamed).
+    """
+    fh.flush()
+    _sync(fh.fileno(), Path(fh.name))
+
+
 def _commit(tmp: Path, path: Path, mode: int | None) -> None:
     """Give ``tmp`` the target's mode and rename it over ``path``."""
     if mode is not None:
@@ -163,18 +176,21 @@ def atomic_open(
     try:
         target_mode = _target_mode(path)
         tmp, fd = _create_temp(path)
+
+        def opener(_name: str, _flags: int) -> int:
+            return fd  # already created, with the umask's mode
+
         try:
             if mode == "wb":
-                fh: IO[Any] = os.fdopen(fd, "wb")
+                fh: IO[Any] = open(tmp, "wb", opener=opener)  # noqa: SIM115
             else:
-                fh = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+                fh = open(tmp, "w", encoding=encoding, newline=newline, opener=opener)  # noqa: SIM115
         except BaseException:
             os.close(fd)
             raise
         with fh:
             yield fh
-            fh.flush()
-            _sync(fh.fileno(), tmp)
+            sync(fh)
         _commit(tmp, path, target_mode)
         tmp = None
     except BaseException as exc:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["Terminated", "describe", "exit_code", "sigterm_as_interrupt"]
+__all__ = ["Received", "Terminated", "describe", "exit_code", "sigterm_as_interrupt"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -44,35 +44,55 @@ def exit_code(exc: BaseException) -> int:
     return 128 + int(signum)
 
 
+class Received:
+    """What :func:`sigterm_as_interrupt` saw: the signal number, or None."""
+
+    signum: int | None = None
+
+
+_active: tuple[int, Received] | None = None  # (pid, what it received) of the outermost block
+
+
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[Received]:
     """Within the block, SIGTERM raises :class:`Terminated` in the main thread.
 
     Only the first SIGTERM raises; further ones are ignored until the block ends, so the
     clean-up after the first is not cut short (``SIGKILL`` still ends the process). A
     forked child (a DataLoader worker) that inherits the handler gets the default action.
-    The previous handler is restored on exit. Outside the main thread this does nothing,
-    since Python only lets the main thread set signal handlers.
+    The previous handler is restored on exit; a nested block shares the outer one's
+    handler. Outside the main thread this does nothing, since Python only lets the main
+    thread set signal handlers.
+
+    Yields:
+        A :class:`Received` whose ``signum`` is set once a SIGTERM arrived, for callers
+        whose framework turns the exception into an exit code (Typer makes any
+        ``KeyboardInterrupt`` exit 130).
     """
+    global _active
+    if _active is not None and _active[0] == os.getpid():
+        yield _active[1]  # nested (the CLI around a run): the outer handler serves
+        return
+    received = Received()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
     owner = os.getpid()
-    fired = False
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal fired
         if os.getpid() != owner:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        if fired:
+        if received.signum is not None:
             return
-        fired = True
+        received.signum = signum
         raise Terminated(signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
+    _active = (owner, received)
     try:
-        yield
+        yield received
     finally:
+        _active = None
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

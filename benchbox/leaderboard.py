@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -234,8 +233,7 @@ def append_row(
             # first: a full disk leaves neither changed.
             with atomic.atomic_open(path, newline="") as fh:
                 fh.write(board)
-                fh.flush()
-                os.fsync(fh.fileno())
+                atomic.sync(fh)
                 if more is not None:
                     atomic.write_text(cases_path(path), more)
     except Timeout:

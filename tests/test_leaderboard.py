@@ -125,14 +125,15 @@ def test_failed_write_leaves_the_file_untouched(tmp_path, monkeypatch):
 
 def test_full_disk_is_one_error_and_the_csv_stays_intact(tmp_path, disk_full):
     path = tmp_path / "leaderboards" / "b.csv"
-    leaderboard.append_row(path, _row("r1"))
-    before = path.read_bytes()
-    disk_full("b.csv")
+    cases = leaderboard.cases_path(path)
+    leaderboard.append_row(path, _row("r1"), cases=[{"case_id": "c1", "dice": 0.5}])
+    before = path.read_bytes(), cases.read_bytes()
+    disk_full("b.csv")  # the row's file; its cases would fit
     with pytest.raises(WriteError) as info:
-        leaderboard.append_row(path, _row("r2"))
+        leaderboard.append_row(path, _row("r2"), cases=[{"case_id": "c1", "dice": 0.7}])
     assert str(info.value) == f"no space left on device writing {path}"
-    assert path.read_bytes() == before
-    assert not _leftovers(path)
+    assert (path.read_bytes(), cases.read_bytes()) == before  # no orphan cases either
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_full_disk_at_the_lock_file_is_one_error(tmp_path, monkeypatch):

@@ -82,11 +82,11 @@ def _interrupted(exc: BaseException | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one clear line and a non-zero exit on errors."""
     from benchbox.errors import BenchboxError
-    from benchbox.interrupts import sigterm_as_interrupt
+    from benchbox.interrupts import Terminated, sigterm_as_interrupt
 
     command = typer.main.get_command(app)
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt() as received:
             result = command.main(args=argv, prog_name="benchbox", standalone_mode=False)
     except BenchboxError as exc:
         fail(str(exc))
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "Abort":  # click's wrapping of a KeyboardInterrupt
             return _interrupted(exc.__cause__ or exc.__context__)
         raise
-    if result == 130:
-        console_err.print("[yellow]interrupted[/]")
+    if result == 130:  # Typer turns a KeyboardInterrupt, SIGTERM's too, into exit 130
+        return _interrupted(Terminated(received.signum) if received.signum else None)
     return result if isinstance(result, int) else 0
 
 

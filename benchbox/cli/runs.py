@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console
+
+if TYPE_CHECKING:
+    from benchbox.runs import RunState
 
 _STYLE = {
     "completed": "green",
@@ -16,6 +21,12 @@ _STYLE = {
     "stale": "magenta",
     "unknown": "dim",
 }
+
+
+def _beat(run: RunState) -> str:
+    if run.state != "running" or run.heartbeat_age_s is None:
+        return ""
+    return f"heartbeat {max(run.heartbeat_age_s, 0):.0f} s ago"
 
 
 def runs(
@@ -60,7 +71,7 @@ def runs(
             escape(run.started or ""),
             elapsed,
             escape(where),
-            escape(run.reason or ""),
+            escape(run.reason or _beat(run)),
         )
     console.print(table)
     counts = {s: sum(run.state == s for run in found) for s in STATES}

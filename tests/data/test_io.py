@@ -84,6 +84,78 @@ def test_compare_geometry_tolerance():
     assert compare_geometry(ref, flat) == ["dimension 2D vs 3D"]
 
 
+def test_geometry_phrases_follow_simpleitk_header_order(tmp_path):
+    """Values print in the order SimpleITK (and so ITK-SNAP, Slicer) reports them."""
+    ref = sitk.Image(6, 5, 4, sitk.sitkUInt8)  # x, y, z sizes
+    ref.SetSpacing((0.5, 0.7, 2.0))
+    ref.SetOrigin((1.0, 2.0, 3.0))
+    other = sitk.Image(6, 5, 3, sitk.sitkUInt8)
+    other.SetSpacing((0.5, 0.7, 3.0))
+    other.SetOrigin((1.0, 2.0, 3.0))
+    other.SetDirection((0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    paths = [tmp_path / "ref.nii.gz", tmp_path / "other.nii.gz"]
+    for img, path in zip((ref, other), paths, strict=True):
+        sitk.WriteImage(img, str(path))
+    diffs = compare_geometry(*(read_image(p).geometry for p in paths))
+
+    def fmt(values):
+        return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+    assert diffs == [
+        f"size (x, y, z) {fmt(other.GetSize())} vs {fmt(ref.GetSize())}",
+        f"spacing (x, y, z) {fmt(other.GetSpacing())} vs {fmt(ref.GetSpacing())} mm",
+        f"direction (x, y, z) {fmt(other.GetDirection())} vs {fmt(ref.GetDirection())}",
+    ]
+
+
+def test_a_failed_image_write_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
+    """SimpleITK gives no errno: its message, or the free space, says the disk is full."""
+    arr = np.zeros((8, 8), np.uint8)
+    target = tmp_path / "examples.png"
+
+    def itk_fails(img, name, *args, **kwargs):
+        Path(name).write_bytes(b"\x89PNG half")
+        raise RuntimeError(
+            "Exception thrown in SimpleITK ImageFileWriter_Execute: itkPNGImageIO.cxx:567:\n"
+            f"ITK ERROR: PNGImageIO(0x1): Error while writing Slice to file: {name}\n"
+            "Reason: No space left on device"
+        )
+
+    monkeypatch.setattr(sitk, "WriteImage", itk_fails)
+    with pytest.raises(Exception) as info:
+        write_image(arr, target)
+    assert str(info.value) == f"no space left on device writing {target}"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_short_nifti_write_is_caught(tmp_path, monkeypatch):
+    """ITK's NIfTI writer reports a short write on stderr only; the file is checked."""
+    real = sitk.WriteImage
+    target = tmp_path / "pred.nii.gz"
+
+    def short(img, name, *args, **kwargs):
+        real(img, name, *args, **kwargs)
+        data = Path(name).read_bytes()
+        Path(name).write_bytes(data[: len(data) // 2])
+
+    monkeypatch.setattr(sitk, "WriteImage", short)
+    with pytest.raises(Exception, match=r"^could not write .*pred\.nii\.gz \(.*truncated"):
+        write_image(np.random.default_rng(0).random((8, 16, 16)).astype(np.float32), target)
+    assert not list(tmp_path.iterdir())
+
+
+def test_image_writes_keep_the_replaced_file_mode(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "examples.png"
+    write_image(np.zeros((8, 8), np.uint8), target)
+    os.chmod(target, 0o664)
+    write_image(np.ones((8, 8), np.uint8), target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o664
+    assert read_image(target).array.max() == 1
+
+
 def test_write_read_roundtrip_keeps_geometry(tmp_path):
     geom = Geometry(
         (3, 4, 5), (2.0, 0.5, 0.7), (1.0, -2.0, 3.5), (0.0, 0.0, 1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 0.0)
