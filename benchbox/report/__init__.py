@@ -7,8 +7,6 @@ of strings; :mod:`benchbox.report.figures` draws the plots with matplotlib (Agg)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,20 +17,10 @@ FORMATS = ("html", "md")
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a shareable page, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace ``path`` atomically (:mod:`benchbox.atomic`)."""
+    from benchbox.atomic import write_bytes
+
+    write_bytes(path, data)
 
 
 def write_report(report: Report, out: str | Path, fmt: str = "html") -> list[Path]:
