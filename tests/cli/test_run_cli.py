@@ -67,7 +67,9 @@ def test_tiny_run_prints_summary_and_paths(tmp_path, capsys):
     # one finished bar per stage, each drawn once
     bars = [line.split()[0] for line in out.splitlines() if "img/s" in line]
     assert bars == ["fusion", "joint"]
-    assert len(list((tmp_path / "leaderboards").glob("*.csv"))) == 1
+    # one leaderboard, with its per-case companion beside it
+    boards = sorted(p.name for p in (tmp_path / "leaderboards").glob("*.csv"))
+    assert boards == ["synthetic.cases.csv", "synthetic.csv"]
 
 
 @pytest.mark.parametrize(
