@@ -10,8 +10,6 @@ reference each one follows and where benchbox deliberately departs from it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -359,25 +357,6 @@ def compute_nabf(fused: Any, a: Any, b: Any) -> float:
 
 
 # -- SSIM, MS-SSIM, PSNR ---------------------------------------------------------------
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: on a 256x256 image, splitting the convolutions costs more
-    than it saves, and under CPU contention it collapses (a 2-thread SSIM pyramid took
-    150 ms on two busy cores against 14 ms on one). Every torch op of the block must be
-    inside it: one 2-thread op wakes a worker that then competes with the block.
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    if previous != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if previous != 1:
-            torch.set_num_threads(previous)
-
-
 def _pyramid(x: Any, y: Any, scales: int) -> tuple[Any, Any]:
     """Mean SSIM and mean contrast-structure of ``(B, C, H, W)`` pairs at each scale.
 
@@ -423,21 +402,46 @@ def ms_ssim(x: Any, y: Any, weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> Any
 def _source_pyramid(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
     """SSIM(F, X) and CS(F, X) means, X = A and B, at every scale the image allows.
 
-    Shared by SSIM (first scale) and MS-SSIM (all five). Computed in float32 on one
-    torch thread: float32 agrees with float64 to about 1e-7 at a third of the time (CPU
-    float64 convolutions are slow in torch), and see :func:`_one_thread`.
+    Shared by SSIM (first scale) and MS-SSIM (all five); returns two ``(scales, 2)``
+    float64 arrays. NumPy, float64, no torch: at each scale the eight local statistics
+    (the three means, three squares, two products) are filtered in one separable pass
+    (:func:`_valid_filter`, the 11-tap Gaussian of :mod:`benchbox.metrics.ssim`, valid
+    positions only), and the image is halved by 2x2 averaging (odd sizes drop the last
+    row or column), as the torch :func:`ms_ssim` does.
     """
-    import torch
+    from benchbox.metrics.ssim import K1, K2, SIGMA, WINDOW
 
-    from benchbox.metrics.ssim import WINDOW
-
+    x = np.arange(WINDOW) - (WINDOW - 1) / 2
+    g = np.exp(-(x**2) / (2 * SIGMA**2))
+    g /= g.sum()
+    c1, c2 = K1**2, K2**2
     scales = 1
     while scales < len(MS_SSIM_WEIGHTS) and min(f.shape) >> scales >= WINDOW:
         scales += 1
-    x = np.stack([f, f])[:, None].astype(np.float32)
-    y = np.stack([a, b])[:, None].astype(np.float32)
-    with _one_thread():
-        return _pyramid(torch.from_numpy(x), torch.from_numpy(y), scales)
+    imgs = np.stack([f, a, b]).astype(np.float64)
+    ssims, css = np.empty((scales, 2)), np.empty((scales, 2))
+    for scale in range(scales):
+        if scale:
+            h, w = (imgs.shape[1] // 2) * 2, (imgs.shape[2] // 2) * 2
+            imgs = imgs[:, :h, :w].reshape(3, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+        fi, src = imgs[:1], imgs[1:]
+        stats = _valid_filter(np.concatenate([imgs, imgs * imgs, fi * src]), g)
+        mu_f, mu_s = stats[:1], stats[1:3]
+        var_f = stats[3:4] - mu_f * mu_f
+        var_s = stats[4:6] - mu_s * mu_s
+        cov = stats[6:8] - mu_f * mu_s
+        cs = (2 * cov + c2) / (var_f + var_s + c2)
+        lum = (2 * mu_f * mu_s + c1) / (mu_f * mu_f + mu_s * mu_s + c1)
+        ssims[scale] = (lum * cs).mean(axis=(1, 2))
+        css[scale] = cs.mean(axis=(1, 2))
+    return ssims, css
+
+
+def _combine_np(ssims: np.ndarray, css: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """:func:`_combine` on ``(scales, k)`` NumPy arrays."""
+    m = len(weights)
+    factors = np.concatenate([np.maximum(css[: m - 1], 0), np.maximum(ssims[m - 1 : m], 0)])
+    return np.prod(factors ** np.asarray(weights)[:, None], axis=0)
 
 
 def compute_ssim(fused: Any, a: Any, b: Any) -> dict[str, float]:
@@ -484,7 +488,7 @@ def compute_ms_ssim(fused: Any, a: Any, b: Any) -> float:
     f, a_, b_ = _images(fused, a, b)
     check_min_size("fused", f.shape, MS_SSIM_MIN_SIZE, "MS-SSIM")
     ssims, css = memo("ssim-pyramid", (f, a_, b_), lambda: _source_pyramid(f, a_, b_))
-    return float(_combine(ssims.double(), css.double(), MS_SSIM_WEIGHTS).mean())
+    return float(_combine_np(ssims, css, MS_SSIM_WEIGHTS).mean())
 
 
 def compute_psnr(fused: Any, a: Any, b: Any) -> float:
