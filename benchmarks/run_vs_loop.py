@@ -1,0 +1,165 @@
+"""Does ``benchbox run`` train as fast as a bare PyTorch loop? Target: ratio >= 0.99.
+
+    python benchmarks/run_vs_loop.py [--repeats 3] [--image-size 32] [--batch-size 8]
+        [--n-train 32] [--epochs 3] [--out benchmarks/results/run_vs_loop]
+
+1. ``benchbox run --fusion dual --seg attunet --fusion-epochs 0`` (in this process,
+   through :func:`benchbox.runner.run`): its joint-stage ``train_img_s`` from the
+   record (first steps excluded, see :func:`benchbox.train.excluded_steps`).
+2. A bare loop over the same dataset split, the same freshly built models (same seed),
+   batch, shuffling, losses and ``fusion_weight``, and AdamW with the same learning rate
+   and weight decay: ``zero_grad``, forward, loss, ``backward``, ``step``, and nothing
+   else (no schedule, no loss read). Its images/s is measured the same way: a step runs
+   from the end of the previous one, the same first steps excluded.
+
+The two alternate, ``--repeats`` times, in one process, so a change of machine load
+hits both; the result is the ratio of the medians. The load average and the CPU time
+used by other processes are recorded: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from metrics_speed import cpu_name, cpu_seconds
+
+
+def config(args: argparse.Namespace, out: str) -> Any:
+    from benchbox.config import RunConfig
+
+    return RunConfig(
+        fusion="dual",
+        seg="attunet",
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        fusion_epochs=0,
+        epochs=args.epochs,
+        device="cpu",
+        amp="off",
+        examples=1,
+        out=out,
+        data_opts={"n_train": args.n_train, "n_val": 2, "n_test": 2},
+    )
+
+
+def run_img_s(args: argparse.Namespace) -> float:
+    from benchbox import runner
+
+    with tempfile.TemporaryDirectory() as out:
+        result = runner.run(config(args, out))
+    return float(result.record["throughput"]["train_img_s"])
+
+
+def loop_img_s(args: argparse.Namespace) -> float:
+    import torch
+
+    from benchbox import runner
+    from benchbox.train import excluded_steps, make_loader
+
+    with tempfile.TemporaryDirectory() as out:
+        c = config(args, out)
+        p = runner.prepare(c)  # the same dataset and models a run builds, seeded alike
+    loader = make_loader(
+        p.dataset.split("train"), c.batch_size, shuffle=True, seed=c.seed, drop_last=True
+    )
+    params = list(p.segmenter.parameters()) + list(p.fusion.parameters())
+    optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+    p.fusion.train()
+    p.segmenter.train()
+    skip = excluded_steps(c.epochs * len(loader))
+    steps, images, seconds = 0, 0, 0.0
+    for _ in range(c.epochs):
+        t0 = time.perf_counter()
+        for batch in loader:
+            a, b, mask = batch["a"], batch["b"], batch["mask"]
+            optimizer.zero_grad(set_to_none=True)
+            fused = p.fusion(a, b)
+            loss = p.seg_loss(p.segmenter(fused), mask)
+            loss = loss + c.fusion_weight * p.fusion_loss(fused, a, b)
+            loss.backward()
+            optimizer.step()
+            now = time.perf_counter()
+            dt, t0 = now - t0, now
+            steps += 1
+            if steps > skip:
+                images += int(a.shape[0])
+                seconds += dt
+    return images / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--n-train", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "run_vs_loop"
+    )
+    args = parser.parse_args()
+    import torch
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    start = cpu_seconds()
+    runs, loops = [], []
+    for r in range(args.repeats):
+        runs.append(run_img_s(args))
+        loops.append(loop_img_s(args))
+        print(f"repeat {r + 1}: run {runs[-1]:.2f} img/s, loop {loops[-1]:.2f} img/s", flush=True)
+    end = cpu_seconds()
+    others = max(0.0, (end[0] - start[0]) - (end[1] - start[1])) / (end[2] - start[2])
+    ratio = statistics.median(runs) / statistics.median(loops)
+    report = {
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_before": load_before,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "other_processes_cores": round(others, 2),
+        "run_img_s": runs,
+        "loop_img_s": loops,
+        "ratio_of_medians": ratio,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    s = report["settings"]
+    text = f"""# `benchbox run` joint stage vs a bare PyTorch loop
+
+`python benchmarks/run_vs_loop.py --repeats {s["repeats"]} --image-size {s["image_size"]} \
+--batch-size {s["batch_size"]} --n-train {s["n_train"]} --epochs {s["epochs"]}` on \
+{report["cpu"]}, {report["cores"]} cores, torch {report["torch"]} \
+({report["torch_threads"]} threads): `dual` + `attunet`, the synthetic phantom, joint \
+stage only (`--fusion-epochs 0`), float32. Run and loop alternate in one process.
+
+| repeat | benchbox run img/s | bare loop img/s |
+|---|---|---|
+""" + "".join(
+        f"| {i + 1} | {r:.2f} | {lo:.2f} |\n"
+        for i, (r, lo) in enumerate(zip(runs, loops, strict=True))
+    )
+    text += f"""
+Ratio of the medians (run / loop): **{ratio:.3f}** (target at least 0.99).
+
+Load average (1, 5, 15 min) before: {report["load_before"]}, after: {report["load_after"]}; \
+other processes used {report["other_processes_cores"]} of the {report["cores"]} cores on \
+average during the run (this benchmark's own CPU time excluded).
+"""
+    args.out.with_suffix(".md").write_text(text)
+    print(f"ratio {ratio:.3f}; wrote {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
