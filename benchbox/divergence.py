@@ -140,11 +140,16 @@ def explain(
         if last_read is not None and last_read < step - 1:
             # The loss of the steps in between was not read: any of them may have had
             # non-finite inputs whose gradients spoiled the weights.
+            unread = (
+                f"step {last_read + 1}"
+                if last_read + 1 == step - 1
+                else f"one of steps {last_read + 1}-{step - 1}"
+            )
             return (
                 f"{head}: the weights became NaN or infinite in an earlier update, after "
                 f"step {last_read} (the last loss read, finite): usually too high a learning "
-                f"rate (lr {lr:.3g}), or non-finite inputs in one of steps {last_read + 1}-"
-                f"{step - 1}; lower the learning rate or check the data{amp_hint}{tail}"
+                f"rate (lr {lr:.3g}), or non-finite inputs in {unread}; lower the learning "
+                f"rate or check the data{amp_hint}{tail}"
             )
         return (
             f"{head}: the weights became NaN or infinite in an earlier update "

@@ -127,3 +127,25 @@ def test_the_diagnosis_removes_its_hooks():
     diverge(Net(broken=True), mse, batches())
     after = (len(module._global_forward_hooks), len(module._global_forward_pre_hooks))
     assert after == before
+
+
+@pytest.mark.parametrize(("step", "unread"), [(4, "in step 3;"), (7, "in one of steps 3-6;")])
+def test_steps_whose_loss_was_not_read_are_suspects_too(step, unread):
+    """The loop reads the loss every few steps: NaN weights may come from any step since."""
+    from benchbox.divergence import explain
+
+    weight = torch.full((2,), float("nan"))
+    message = explain(
+        "fusion",
+        float("nan"),
+        epoch=1,
+        step=step,
+        lr=0.5,
+        batch={"a": torch.zeros(2)},
+        parameters=[weight],
+        rerun=lambda: weight.sum(),
+        autocast=train.resolve_amp("off", torch.device("cpu")).autocast,
+        last_read=2,
+    )
+    assert "after step 2 (the last loss read, finite)" in message
+    assert f"too high a learning rate (lr 0.5), or non-finite inputs {unread}" in message
