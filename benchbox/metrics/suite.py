@@ -8,6 +8,10 @@ metric a plugin registers lands in every table with the same column name:
   "ref_empty_lesion": 0.0, "pred_empty_lesion": 0.0}``
 * :func:`summarize` -> the mean and standard deviation of every metric column and the
   number of empty-mask cases per region.
+
+Which metrics and regions are scored is chosen here too: :func:`metrics_for` and
+:func:`select_metrics` (``--metric``), :func:`check_regions` and :func:`parse_regions`
+(``--labels``, ``--region``).
 """
 
 from __future__ import annotations
