@@ -224,4 +224,4 @@ def test_a_new_setting_is_one_field_with_its_help():
     assert CliRunner().invoke(app, ["--grad-clip", "0.5", "--ema"]).exit_code == 0
     assert seen == {"grad_clip": 0.5, "ema": True}
     bad = CliRunner().invoke(app, ["--grad-clip", "abc"], env={"COLUMNS": "200"})
-    assert bad.exit_code == 2 and "'abc' is not a valid float" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--grad-clip'" in bad.output
