@@ -87,6 +87,12 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -
     return field(default=default, metadata=meta)
 
 
+def setting_of(f: dataclasses.Field[Any]) -> Setting:
+    """The :class:`Setting` of a config field (a bare field gets one without help)."""
+    spec = f.metadata.get("setting")
+    return spec if isinstance(spec, Setting) else Setting("")
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a ``benchbox run``, each setting declared once.
@@ -290,9 +296,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 #: The settings that are tables of plugin parameters (``--fusion-opt key=value``).
 _OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
 #: Settings left out of the config hash (see :attr:`Setting.hashed`).
-_NOT_HASHED = frozenset(
-    f.name for f in dataclasses.fields(RunConfig) if not f.metadata["setting"].hashed
-)
+_NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
 
 
 def preset_path(name: str) -> Path:

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err
-from benchbox.config import Amp, RunConfig, Setting
+from benchbox.config import Amp, RunConfig, setting_of
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -48,7 +48,7 @@ def settings_parameters(config_class: type[Any] = RunConfig) -> list[inspect.Par
     hints = typing.get_type_hints(config_class)
     params = []
     for f in dataclasses.fields(config_class):
-        spec: Setting = f.metadata["setting"]
+        spec = setting_of(f)
         if not spec.cli:
             continue
         flag = spec.flag or "--" + f.name.replace("_", "-")
@@ -87,7 +87,7 @@ def given_settings(values: dict[str, Any], config_class: type[Any] = RunConfig) 
         value = values.get(f.name)
         if value is None:
             continue
-        spec: Setting = f.metadata["setting"]
+        spec = setting_of(f)
         if isinstance(value, Enum):
             value = value.value
         elif isinstance(value, list):

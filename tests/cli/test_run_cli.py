@@ -173,11 +173,11 @@ def test_every_run_setting_is_an_option_with_help():
     from typer.testing import CliRunner
 
     from benchbox.cli import app
-    from benchbox.config import RunConfig
+    from benchbox.config import RunConfig, setting_of
 
     text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
     for f in dataclasses.fields(RunConfig):
-        spec = f.metadata["setting"]
+        spec = setting_of(f)
         assert spec.help and spec.cli, f.name
         flag = spec.flag or "--" + f.name.replace("_", "-")
         assert flag in text, flag
