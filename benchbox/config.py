@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,54 +26,186 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-AMP_MODES = ("off", "auto", "fp16", "bf16")
+
+class Amp(str, Enum):
+    """The mixed-precision modes (``--amp``)."""
+
+    off = "off"
+    auto = "auto"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+AMP_MODES = tuple(mode.value for mode in Amp)
 NONE = "none"
 
-#: Fields that say where or how fast a run happens, not what it computes: left out of
-#: the config hash so that the same experiment on two machines hashes the same.
-_NOT_HASHED = frozenset({"out", "device", "num_workers", "save_predictions", "config_file"})
+# Help panels of `benchbox run --help`, in the order they are shown.
+MODELS, DATA, TRAINING, EVALUATION, HARDWARE, OUTPUT = (
+    "Models",
+    "Data",
+    "Training",
+    "Evaluation",
+    "Hardware",
+    "Files and configs",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one :class:`RunConfig` field is shown to users (``dataclasses.field`` metadata).
+
+    Attributes:
+        help: one sentence for ``benchbox run --help``.
+        panel: the help panel that groups it.
+        flag: the option name; by default ``--`` and the field name with dashes.
+        short: a one-letter alias such as ``-f``.
+        choices: the accepted values of a string setting, shown in the help.
+        cli: ``False`` keeps a setting out of the command line (config files only).
+        hashed: ``False`` for settings that say where or how fast a run happens, not
+            what it computes; they are left out of the config hash, so the same
+            experiment on two machines hashes the same.
+    """
+
+    help: str
+    panel: str = TRAINING
+    flag: str | None = None
+    short: str | None = None
+    choices: tuple[str, ...] = ()
+    cli: bool = True
+    hashed: bool = True
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A :class:`RunConfig` field with its :class:`Setting` (``help`` and how it shows).
+
+    A mutable default (a dict) is given as a factory: ``setting(dict, "...")`` uses
+    ``default_factory``.
+    """
+    meta = {"setting": Setting(help, **kwargs)}
+    if default is dict:
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def setting_of(f: dataclasses.Field[Any]) -> Setting:
+    """The :class:`Setting` of a config field (a bare field gets one without help)."""
+    spec = f.metadata.get("setting")
+    return spec if isinstance(spec, Setting) else Setting("")
 
 
 @dataclass
 class RunConfig:
-    """Everything that defines a ``benchbox run``."""
+    """Everything that defines a ``benchbox run``, each setting declared once.
 
-    fusion: str = "dual"
-    seg: str = "attunet"
-    loss: str = "hybrid"
-    fusion_loss: str = "fusion"
-    dataset: str = "synthetic"
-    preset: str = "quick"
-    seed: int = 0
-    data_seed: int = 0
-    image_size: int = 64
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    fusion_epochs: int = 2
-    epochs: int = 8
-    lr: float = 2e-3
-    fusion_lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10
-    fusion_weight: float = 0.1
-    freeze_fusion: bool = False
-    amp: str = "auto"
-    device: str = "auto"
-    deterministic: bool = False
-    num_workers: int = 0
-    nsd_tolerance: float = 1.0  # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
-    examples: int = 4
-    resample: bool = False
-    save_predictions: bool = False
-    fusion_weights: str | None = None
-    seg_weights: str | None = None
-    out: str = "."
-    config_file: str | None = None
-    fusion_opts: dict[str, Any] = field(default_factory=dict)
-    seg_opts: dict[str, Any] = field(default_factory=dict)
-    loss_opts: dict[str, Any] = field(default_factory=dict)
-    fusion_loss_opts: dict[str, Any] = field(default_factory=dict)
-    data_opts: dict[str, Any] = field(default_factory=dict)
+    A field's default, type and :class:`Setting` (help text, panel, option name) are the
+    one declaration of that setting: ``benchbox run``'s options are generated from
+    these fields (:mod:`benchbox.cli.run`), config files and presets set them by name,
+    and every run records them all. To add a setting, add a field here with
+    :func:`setting` and use it where the run needs it.
+    """
+
+    # -- models ---------------------------------------------------------------------
+    fusion: str = setting(
+        "dual",
+        "Fusion model, or 'none' to stack the modalities as channels.",
+        panel=MODELS,
+        short="-f",
+    )
+    seg: str = setting(
+        "attunet", "Segmenter, or 'none' for a fusion-only run.", panel=MODELS, short="-s"
+    )
+    loss: str = setting("hybrid", "Segmentation loss (default hybrid).", panel=MODELS)
+    fusion_loss: str = setting("fusion", "Fusion loss (default fusion).", panel=MODELS)
+    fusion_opts: dict[str, Any] = setting(
+        dict, "Fusion model parameter key=value (repeatable).", panel=MODELS, flag="--fusion-opt"
+    )
+    seg_opts: dict[str, Any] = setting(
+        dict, "Segmenter parameter key=value (repeatable).", panel=MODELS, flag="--seg-opt"
+    )
+    loss_opts: dict[str, Any] = setting(
+        dict,
+        "Segmentation loss parameter key=value (repeatable).",
+        panel=MODELS,
+        flag="--loss-opt",
+    )
+    fusion_loss_opts: dict[str, Any] = setting(
+        dict,
+        "Fusion loss parameter key=value (repeatable).",
+        panel=MODELS,
+        flag="--fusion-loss-opt",
+    )
+    fusion_weights: str | None = setting(
+        None, "Load fusion weights from a local .safetensors or state_dict file.", panel=MODELS
+    )
+    seg_weights: str | None = setting(
+        None, "Load segmenter weights from a local file.", panel=MODELS
+    )
+    # -- data -----------------------------------------------------------------------
+    dataset: str = setting(
+        "synthetic", "NAME or NAME:PATH (default synthetic).", panel=DATA, short="-d"
+    )
+    data_opts: dict[str, Any] = setting(
+        dict, "Dataset parameter key=value (repeatable).", panel=DATA, flag="--data-opt"
+    )
+    data_seed: int = setting(0, "Seed of the dataset (synthetic data, splits).", panel=DATA)
+    image_size: int = setting(64, "Training image size (a multiple of 32).", panel=DATA)
+    resample: bool = setting(
+        False, "Resample a modality whose geometry differs onto the reference one.", panel=DATA
+    )
+    # -- training -------------------------------------------------------------------
+    seed: int = setting(0, "Seed of initialisation and shuffling.")
+    epochs: int = setting(8, "Epochs of the main stage (joint, or fusion-only).")
+    fusion_epochs: int = setting(2, "Fusion pre-training epochs before joint training.")
+    batch_size: int = setting(16, "Training batch size.")
+    lr: float = setting(2e-3, "Learning rate of the main stage.")
+    fusion_lr: float = setting(2e-3, "Learning rate of fusion pre-training.")
+    weight_decay: float = setting(1e-4, "AdamW weight decay.")
+    warmup_steps: int = setting(10, "Linear warm-up steps before the cosine schedule.")
+    fusion_weight: float = setting(0.1, "Lambda: weight of the fusion loss in joint training.")
+    freeze_fusion: bool = setting(False, "Keep the fusion model fixed during joint training.")
+    deterministic: bool = setting(False, "Use torch's deterministic algorithms.")
+    # -- evaluation -----------------------------------------------------------------
+    # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
+    nsd_tolerance: float = setting(1.0, "NSD tolerance in mm (default 1).", panel=EVALUATION)
+    eval_batch_size: int = setting(64, "Slices per forward pass when predicting.", panel=EVALUATION)
+    examples: int = setting(4, "Cases shown in examples.png.", panel=EVALUATION)
+    save_predictions: bool = setting(
+        False,
+        "Write 3D predictions as NIfTI with the source geometry.",
+        panel=EVALUATION,
+        hashed=False,
+    )
+    # -- hardware -------------------------------------------------------------------
+    amp: str = setting(
+        "auto",
+        "Mixed precision: off, auto, fp16 (CUDA) or bf16.",
+        panel=HARDWARE,
+        choices=AMP_MODES,
+    )
+    device: str = setting(
+        "auto",
+        "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.",
+        panel=HARDWARE,
+        hashed=False,
+    )
+    num_workers: int = setting(0, "DataLoader worker processes.", panel=HARDWARE, hashed=False)
+    # -- files and configs ----------------------------------------------------------
+    preset: str = setting("quick", "quick (default, 2-core CPU) or standard (GPU).", panel=OUTPUT)
+    config_file: str | None = setting(
+        None,
+        "A TOML run config; options given here override it.",
+        panel=OUTPUT,
+        flag="--config",
+        short="-c",
+        hashed=False,
+    )
+    out: str = setting(
+        ".",
+        "Folder that receives runs/ and leaderboards/ (default: current folder).",
+        panel=OUTPUT,
+        short="-o",
+        hashed=False,
+    )
 
     @property
     def dataset_name(self) -> str:
@@ -160,7 +293,10 @@ class RunConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-_OPT_TABLES = ("fusion_opts", "seg_opts", "loss_opts", "fusion_loss_opts", "data_opts")
+#: The settings that are tables of plugin parameters (``--fusion-opt key=value``).
+_OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
+#: Settings left out of the config hash (see :attr:`Setting.hashed`).
+_NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
 
 
 def preset_path(name: str) -> Path:

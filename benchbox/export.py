@@ -122,7 +122,7 @@ def _graph_inputs(graph: Graph, a: np.ndarray, b: np.ndarray, fusion: Any) -> li
 
 class _GraphModels:
     """An exported pipeline graph seen as the ``fusion`` and ``segmenter`` callables of
-    :class:`benchbox.evaluate.Predictor`, so it is scored exactly like eager models."""
+    :class:`benchbox.predict.Predictor`, so it is scored exactly like eager models."""
 
     def __init__(self, runner: Callable[..., list[np.ndarray]], outputs: tuple[str, ...]):
         self.runner, self.outputs = runner, outputs
@@ -148,12 +148,13 @@ class _GraphModels:
 def _score(dataset: Any, fusion: Any, segmenter: Any, batch_size: int) -> dict[str, float]:
     import torch
 
-    from benchbox.evaluate import Predictor, evaluate
+    from benchbox.predict import Predictor
+    from benchbox.scoring import score_split
     from benchbox.train import resolve_amp
 
     cpu = torch.device("cpu")
     predictor = Predictor(fusion, segmenter, cpu, resolve_amp("off", cpu))
-    result = evaluate(dataset, predictor, split="test", batch_size=batch_size, examples=1)
+    result = score_split(dataset, predictor, split="test", batch_size=batch_size, examples=1)
     return {
         k: float(v)
         for k, v in result.summary.items()

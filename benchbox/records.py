@@ -187,6 +187,45 @@ def load_checkpoint(path: str | Path) -> dict[str, dict[str, Any]]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+class ExamplePicker:
+    """Keeps a few cases for the example figure: those with the largest labelled area
+    (the most to see), then unlabelled ones in order of arrival."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.ranked: list[tuple[int, int, dict[str, np.ndarray]]] = []
+        self.others: list[dict[str, np.ndarray]] = []
+        self._count = 0
+
+    def offer(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        fused: np.ndarray | None,
+        mask: np.ndarray | None,
+        pred: np.ndarray | None,
+    ) -> None:
+        area = int(np.count_nonzero(mask)) if mask is not None else 0
+        self._count += 1
+        if area == 0 and len(self.others) >= self.n:
+            return
+        if area and len(self.ranked) >= self.n and area <= self.ranked[-1][0]:
+            return
+        item = {"a": np.array(a), "b": np.array(b)}
+        for key, value in (("fused", fused), ("mask", mask), ("pred", pred)):
+            if value is not None:
+                item[key] = np.array(value)
+        if area == 0:
+            self.others.append(item)
+            return
+        self.ranked.append((area, -self._count, item))
+        self.ranked.sort(key=lambda t: (t[0], t[1]), reverse=True)
+        del self.ranked[self.n :]
+
+    def chosen(self) -> list[dict[str, np.ndarray]]:
+        return ([item for _, _, item in self.ranked] + self.others)[: self.n]
+
+
 def _to_uint8(img: np.ndarray, labels: bool) -> np.ndarray:
     if labels:
         top = max(int(img.max()), 1)

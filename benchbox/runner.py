@@ -316,8 +316,9 @@ def execute(
 
 def _execute(p: Prepared, progress: ProgressReporter | None, log: Log | None) -> RunResult:
     from benchbox import __version__, atomic, leaderboard, records
-    from benchbox.evaluate import Predictor, evaluate
+    from benchbox.predict import Predictor
     from benchbox.restore import model_io
+    from benchbox.scoring import score_split
     from benchbox.train import device_name
 
     log = log or (lambda _msg: None)
@@ -351,7 +352,7 @@ def _execute(p: Prepared, progress: ProgressReporter | None, log: Log | None) ->
                 module.eval()
         predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
         save_dir = run.file("predictions") if c.save_predictions else None
-        result = evaluate(
+        result = score_split(
             p.dataset,
             predictor,
             split="test",

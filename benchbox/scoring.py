@@ -1,19 +1,15 @@
-"""Score folders of result files with benchbox's metrics: the library of ``benchbox evaluate``.
+"""Score predictions against references: the one home of scoring in benchbox.
 
-Results made by any tool can be scored: segmentation label files against reference
-label files, or fused images against their two sources. Files are matched by name
-without the image ending (``case01.nii.gz`` matches ``case01.nii``; ``c01.png`` matches
-``c01.tif``), and each case is scored by :mod:`benchbox.metrics.suite`, exactly as
-``benchbox run`` scores its own predictions.
+Both commands score here, case by case through :mod:`benchbox.metrics.suite`, so a
+metric a plugin registers gives the same column in every table:
 
-Reading rules (also in ``docs/metrics.md``):
-
-* segmentation: a label file holds one integer label per voxel (NIfTI, NRRD, PNG, ...);
-  the voxel spacing is the reference file's; a prediction must have the reference's
-  size, and a different spacing, origin or direction is reported as a warning;
-* fusion: 8-bit images are divided by 255 and 16-bit ones by 65535; float images must
-  already lie in ``[0, 1]``; colour images become their luminance
-  ``Y = 0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601).
+* ``benchbox run``: :func:`score_split` scores a trained model's predictions of a
+  dataset split (made by :mod:`benchbox.predict`) against the split's labels and
+  sources; 3D cases are scored in millimetres on the scan's own grid.
+* ``benchbox evaluate``: :func:`score_segmentation_folders` and
+  :func:`score_fusion_folders` score result files made by any tool, read from folders
+  and matched by case name (:mod:`benchbox.data.folders` gives the reading rules);
+  :func:`write_scores` writes the tables.
 """
 
 from __future__ import annotations
@@ -27,27 +23,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchbox import atomic
-from benchbox.errors import BenchboxError, ConfigError, DataError
+from benchbox.data.folders import find_images, read_fusion_image, read_labels
+from benchbox.errors import ConfigError, DataError
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
-    BRATS_REGIONS,
     check_regions,
-    metrics_for,
+    fusion_metrics_for_shape,
     score_fusion_case,
     score_segmentation_case,
+    select_metrics,
     summarize,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchbox.data.io import Image
+    from benchbox.data.base import BenchDataset
+    from benchbox.predict import CasePrediction, Predictor
     from benchbox.registry import Entry
-
-#: Region presets accepted by :func:`parse_regions` (``--region brats``).
-REGION_PRESETS: dict[str, dict[str, tuple[int, ...]]] = {"brats": BRATS_REGIONS}
-#: ITU-R BT.601 luma weights for R, G, B.
-BT601 = (0.299, 0.587, 0.114)
 
 Progress = Callable[[str], None]
 
@@ -75,109 +68,144 @@ class Scores:
     warnings: list[str] = field(default_factory=list)
 
 
-# -- options ---------------------------------------------------------------------------
-def _int_list(text: str, what: str) -> tuple[int, ...]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"{what}: expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise ConfigError(f"{what}: no label given")
-    return values
+# -- a model's predictions of a split (benchbox run) -----------------------------------
+@dataclass
+class SplitScores:
+    """The scores of a model on a dataset split, with what ``benchbox run`` records.
+
+    Attributes:
+        per_case: one row per case: ``case_id`` then the metric columns.
+        summary: :func:`benchbox.metrics.suite.summarize` of ``per_case``.
+        infer_images: images predicted in timed forward passes.
+        infer_seconds: the time those passes took.
+        examples: a few cases for the example figure (see
+            :class:`benchbox.records.ExamplePicker`).
+        saved_predictions: the prediction files written (3D cases only).
+        notes: what was left out and why (metrics too large for the images).
+    """
+
+    per_case: pd.DataFrame
+    summary: dict[str, float]
+    infer_images: int = 0
+    infer_seconds: float = 0.0
+    examples: list[dict[str, np.ndarray]] = field(default_factory=list)
+    saved_predictions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def infer_images_per_s(self) -> float:
+        return self.infer_images / self.infer_seconds if self.infer_seconds > 0 else 0.0
 
 
-def parse_regions(
-    labels: str | None = None, regions: Sequence[str] = ()
-) -> dict[str, tuple[int, ...]] | None:
-    """Turn ``--labels`` and ``--region`` options into ``{region name: labels}``.
+class _FusionScorer:
+    """Scores fused images with the fusion metrics that fit their size, chosen once."""
+
+    def __init__(self) -> None:
+        self.metrics: list[Entry] | None = None
+        self.left_out: list[str] = []
+
+    def __call__(self, fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        if self.metrics is None:
+            self.metrics, too_small = fusion_metrics_for_shape(fused.shape)
+            self.left_out = [
+                f"{e.name} needs images of at least {e.info['min_size']} px" for e in too_small
+            ]
+        return score_fusion_case(
+            fused.astype(np.float64), a.astype(np.float64), b.astype(np.float64), self.metrics
+        )
+
+
+def score_case(
+    case: CasePrediction,
+    regions: Mapping[str, Iterable[int]],
+    score_fusion: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]],
+    nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
+) -> dict[str, Any]:
+    """One per-case row of a model's prediction.
+
+    A 2D case is scored as it is. A 3D case gets the mean fusion metrics of its slices
+    that hold anatomy (empty slices say nothing about fusion) and its segmentation
+    metrics in 3D on the source grid (``restored`` against ``reference``).
+    """
+    row: dict[str, Any] = {"case_id": case.case_id}
+    if case.fused is not None:
+        if case.volume is None:
+            row.update(score_fusion(case.fused, case.a, case.b))
+        else:
+            slices = [
+                score_fusion(case.fused[z], case.a[z], case.b[z])
+                for z in range(case.a.shape[0])
+                if case.a[z].max() > 0 or case.b[z].max() > 0
+            ]
+            if slices:
+                row.update({k: float(np.mean([r[k] for r in slices])) for k in slices[0]})
+    if case.restored is not None and case.reference is not None:
+        row.update(
+            score_segmentation_case(
+                case.restored,
+                case.reference,
+                case.reference_spacing,
+                regions,
+                nsd_tolerance=nsd_tolerance,
+            )
+        )
+    return row
+
+
+def score_split(
+    dataset: BenchDataset,
+    predictor: Predictor,
+    *,
+    split: str = "test",
+    batch_size: int = 64,
+    nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
+    examples: int = 4,
+    save_predictions: Path | None = None,
+) -> SplitScores:
+    """Predict every case of ``split`` and score it with the metrics that apply.
 
     Args:
-        labels: ``"1,2,4"``: each label its own region, named ``label1``, ``label2``...
-        regions: ``"NAME=1,2,3"`` (a region uniting labels) or a preset name
-            (``"brats"``: whole-tumour, tumour-core, enhancing-tumour).
-
-    Returns:
-        The regions, or ``None`` when neither option was given (score every label found).
-
-    Raises:
-        ConfigError: a malformed option, or one region name given twice.
+        dataset: the dataset; its ``eval_regions()`` are the scored regions.
+        predictor: the trained models (:class:`benchbox.predict.Predictor`).
+        split: the split to score.
+        batch_size: slices per forward pass.
+        nsd_tolerance: NSD tolerance in mm.
+        examples: cases kept for the example figure.
+        save_predictions: a folder for each 3D case's prediction as NIfTI with the
+            scan's geometry; ``None`` writes nothing.
     """
-    out: dict[str, tuple[int, ...]] = {}
+    from benchbox.predict import predict_split, save_prediction
+    from benchbox.records import ExamplePicker
 
-    def add(name: str, values: tuple[int, ...]) -> None:
-        if name in out:
-            raise ConfigError(f"region {name!r} is given twice")
-        out[name] = values
-
-    if labels:
-        for value in _int_list(labels, "--labels"):
-            add(f"label{value}", (value,))
-    for spec in regions:
-        if spec.strip().lower() in REGION_PRESETS:
-            for name, values in REGION_PRESETS[spec.strip().lower()].items():
-                add(name, values)
-            continue
-        name, sep, rest = spec.partition("=")
-        if not sep or not name.strip():
-            presets = ", ".join(REGION_PRESETS)
-            raise ConfigError(
-                f"--region {spec!r}: expected NAME=LABEL,LABEL,... (e.g. core=1,3,4) or a "
-                f"preset ({presets})"
-            )
-        add(name.strip(), _int_list(rest, f"--region {spec!r}"))
-    if not out:
-        return None
-    try:
-        return check_regions(out)
-    except BenchboxError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def select_metrics(task: str, names: Sequence[str] = ()) -> list[Entry]:
-    """The registered metrics of ``task``, or only those named (``--metric``)."""
-    from benchbox.plugins import get_registry
-
-    registry = get_registry()
-    if not names:
-        entries = metrics_for(task, registry)
-        if not entries:
-            raise ConfigError(f"no {task} metric is registered (see `benchbox plugins -k metric`)")
-        return entries
-    chosen = []
-    for name in names:
-        entry = registry.get("metric", name)
-        if entry.info.get("task") != task:
-            raise ConfigError(f"metric {name!r} is a {entry.info.get('task')} metric, not {task}")
-        chosen.append(entry)
-    return chosen
-
-
-# -- files -----------------------------------------------------------------------------
-def find_images(folder: str | Path, role: str) -> dict[str, Path]:
-    """``{case name: file}`` for the image files of a folder (not recursive).
-
-    Raises:
-        DataError: the folder is missing, holds no image, or two files share a case name.
-    """
-    from benchbox.data.io import is_image_file, strip_suffix
-
-    path = Path(folder)
-    if not path.is_dir():
-        raise DataError(f"{role} folder {path} does not exist")
-    found: dict[str, Path] = {}
-    for file in sorted(path.iterdir()):
-        if not is_image_file(file):
-            continue
-        case = strip_suffix(file)
-        if case in found:
-            raise DataError(
-                f"{role} folder {path}: {found[case].name} and {file.name} are both case {case!r}"
-            )
-        found[case] = file
-    if not found:
-        raise DataError(f"{role} folder {path} holds no image file (NIfTI, PNG, TIFF, ...)")
-    return found
+    score_fusion = _FusionScorer()
+    regions = dataset.eval_regions()
+    picker = ExamplePicker(examples)
+    rows: list[dict[str, Any]] = []
+    saved: list[str] = []
+    for case in predict_split(dataset, predictor, split, batch_size):
+        rows.append(score_case(case, regions, score_fusion, nsd_tolerance))
+        if case.volume is None:
+            picker.offer(case.a, case.b, case.fused, case.mask, case.labels)
+        elif case.mask is not None and case.labels is not None:
+            for z in range(case.a.shape[0]):
+                if case.mask[z].any():
+                    fused = None if case.fused is None else case.fused[z]
+                    picker.offer(case.a[z], case.b[z], fused, case.mask[z], case.labels[z])
+        if save_predictions is not None and case.volume is not None:
+            assert case.restored is not None
+            path = save_predictions / f"{case.case_id}.nii.gz"
+            save_prediction(case.volume, case.restored.astype(np.uint8), path)
+            saved.append(str(path))
+    per_case = _table(rows)
+    return SplitScores(
+        per_case=per_case,
+        summary=summarize(per_case),
+        infer_images=predictor.images,
+        infer_seconds=predictor.seconds,
+        examples=picker.chosen(),
+        saved_predictions=saved,
+        notes=[f"left out {note}" for note in score_fusion.left_out],
+    )
 
 
 def _missing(names: Iterable[str], role: str, folder: Path, other: str) -> DataError:
@@ -186,58 +214,6 @@ def _missing(names: Iterable[str], role: str, folder: Path, other: str) -> DataE
     return DataError(
         f"{role} folder {folder} has no file for {len(names)} {other} case(s): {shown}"
     )
-
-
-def _read(path: Path) -> Image:
-    from benchbox.data.io import read_image
-
-    return read_image(path)
-
-
-def read_labels(path: Path) -> tuple[np.ndarray, Image]:
-    """A label file as an integer array, and the image it came from."""
-    image = _read(path)
-    if image.components != 1:
-        raise DataError(f"{path}: a label file must have one channel, not {image.components}")
-    arr = image.array
-    if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
-        return arr, image
-    if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
-        raise DataError(f"{path}: labels must be integers, got {arr.dtype}")
-    rounded = np.rint(arr)
-    if not np.array_equal(rounded, arr):
-        raise DataError(f"{path}: labels must be integers; the file holds fractional values")
-    return rounded.astype(np.int64), image
-
-
-def read_fusion_image(path: Path) -> np.ndarray:
-    """A 2D image as ``float64`` in ``[0, 1]`` (see the module docstring for the rules)."""
-    image = _read(path)
-    if image.ndim != 2:
-        raise DataError(f"{path}: fusion images must be 2D, this one is {image.ndim}D")
-    arr = image.array
-    if arr.dtype == np.uint8:
-        out = arr / 255.0
-    elif arr.dtype == np.uint16:
-        out = arr / 65535.0
-    elif arr.dtype == bool:
-        out = arr.astype(np.float64)
-    elif np.issubdtype(arr.dtype, np.floating):
-        out = arr.astype(np.float64)
-        if not np.isfinite(out).all():
-            raise DataError(f"{path}: the image contains NaN or infinite values")
-        if out.min() < 0 or out.max() > 1:
-            raise DataError(
-                f"{path}: a float image must lie in [0, 1], this one spans "
-                f"[{out.min():g}, {out.max():g}]; save 8-bit or rescale it"
-            )
-    else:
-        raise DataError(f"{path}: unsupported pixel type {arr.dtype}; use 8- or 16-bit images")
-    if image.components in (3, 4):
-        out = out[..., :3] @ np.asarray(BT601)
-    elif image.components != 1:
-        raise DataError(f"{path}: {image.components} channels; expected grey or RGB")
-    return out
 
 
 # -- scoring ---------------------------------------------------------------------------

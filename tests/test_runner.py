@@ -221,9 +221,8 @@ def test_example_figure_prefers_the_largest_lesions(tmp_path):
     import numpy as np
 
     from benchbox.data.io import read_image
-    from benchbox.evaluate import _ExamplePicker
 
-    picker = _ExamplePicker(2)
+    picker = records.ExamplePicker(2)
     zeros = np.zeros((4, 4))
     for area in (1, 0, 5, 3, 0):
         mask = np.zeros((4, 4), np.int64)

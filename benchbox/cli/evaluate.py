@@ -134,12 +134,8 @@ def seg(
 ) -> None:
     """Score label files (NIfTI, NRRD, PNG...) matched by name; spacing from the files."""
     from benchbox.data.io import is_image_file
-    from benchbox.scoring import (
-        parse_regions,
-        score_segmentation_folders,
-        select_metrics,
-        write_scores,
-    )
+    from benchbox.metrics.suite import parse_regions, select_metrics
+    from benchbox.scoring import score_segmentation_folders, write_scores
 
     regions = parse_regions(labels, region)
     entries = select_metrics("segmentation", metric)
@@ -163,7 +159,8 @@ def fusion(
 ) -> None:
     """Score fused images against their two sources, matched by file name (8-bit / 255)."""
     from benchbox.data.io import is_image_file
-    from benchbox.scoring import score_fusion_folders, select_metrics, write_scores
+    from benchbox.metrics.suite import select_metrics
+    from benchbox.scoring import score_fusion_folders, write_scores
 
     entries = select_metrics("fusion", metric) if metric else None
     total = sum(1 for p in fused.iterdir() if is_image_file(p)) if fused.is_dir() else 0

@@ -1,22 +1,102 @@
-"""``benchbox run``: train a fusion model and/or segmenter, evaluate, append a row."""
+"""``benchbox run``: train a fusion model and/or segmenter, evaluate, append a row.
+
+The command's options are generated from the one declaration of the run settings,
+the fields of :class:`benchbox.config.RunConfig`: each field's
+:class:`~benchbox.config.Setting` gives its help text, help panel and option name, and
+its type gives the kind of option (``--x/--no-x`` for a flag, a repeatable
+``--fusion-opt key=value`` for a table of plugin parameters, a choice list for a setting
+with ``choices``). Adding a run setting is one edit, a field in ``RunConfig`` with its
+help; it then appears in ``benchbox run --help``, in config files and in every record.
+
+Every option defaults to "not given" (``None``) so that the precedence of
+:func:`benchbox.config.resolve` holds: defaults < preset < ``--config`` < options.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
 from enum import Enum
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err
+from benchbox.config import Amp, RunConfig, setting_of
 
 
-class Amp(str, Enum):
-    off = "off"
-    auto = "auto"
-    fp16 = "fp16"
-    bf16 = "bf16"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    return Enum(name.title().replace("_", ""), [(v, v) for v in values], type=str)  # type: ignore[return-value]
+
+
+def _bare(kind: Any) -> Any:
+    """``int | None`` -> ``int``."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return args[0] if args and type(None) in typing.get_args(kind) else kind
+
+
+def settings_parameters(config_class: type[Any] = RunConfig) -> list[inspect.Parameter]:
+    """The Typer parameters of a config dataclass's fields (those with ``cli=True``).
+
+    Args:
+        config_class: :class:`~benchbox.config.RunConfig` or a dataclass declared the
+            same way (fields made with :func:`benchbox.config.setting`).
+    """
+    hints = typing.get_type_hints(config_class)
+    params = []
+    for f in dataclasses.fields(config_class):
+        spec = setting_of(f)
+        if not spec.cli:
+            continue
+        flag = spec.flag or "--" + f.name.replace("_", "-")
+        kind = _bare(hints[f.name])
+        extra: dict[str, Any] = {}
+        annotation: Any
+        if typing.get_origin(kind) is dict or kind is dict:
+            annotation = Optional[list[str]]  # noqa: UP045 - Typer reads the annotation at runtime
+        elif kind is bool:
+            flag = f"{flag}/--no-{flag[2:]}"
+            annotation = Optional[bool]  # noqa: UP045
+        elif spec.choices:
+            annotation = Optional[_choices(f.name, spec.choices)]  # noqa: UP045
+            extra["case_sensitive"] = False
+        else:
+            annotation = Optional[kind]  # noqa: UP045
+        names = [flag, spec.short] if spec.short else [flag]
+        option = typer.Option(
+            None, *names, help=spec.help, rich_help_panel=spec.panel, show_default=False, **extra
+        )
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+            )
+        )
+    return params
+
+
+def given_settings(values: dict[str, Any], config_class: type[Any] = RunConfig) -> dict[str, Any]:
+    """The options given on the command line as config values: unset ones (``None``)
+    dropped, choices as strings, ``key=value`` lists parsed into tables."""
+    from benchbox.config import parse_options
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config_class):
+        value = values.get(f.name)
+        if value is None:
+            continue
+        spec = setting_of(f)
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, list):
+            flag = spec.flag or "--" + f.name.replace("_", "-")
+            value = parse_options(value, flag)
+            if not value:
+                continue
+        out[f.name] = value
+    return out
 
 
 class RichProgress:
@@ -70,144 +150,21 @@ def _log(message: str) -> None:
     console.print(f"[dim]{escape(message)}[/]", highlight=False)
 
 
-def run(
-    fusion: str | None = typer.Option(
-        None, "--fusion", "-f", help="Fusion model, or 'none' to stack the modalities as channels."
-    ),
-    seg: str | None = typer.Option(
-        None, "--seg", "-s", help="Segmenter, or 'none' for a fusion-only run."
-    ),
-    loss: str | None = typer.Option(None, "--loss", help="Segmentation loss (default hybrid)."),
-    fusion_loss: str | None = typer.Option(
-        None, "--fusion-loss", help="Fusion loss (default fusion)."
-    ),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="NAME or NAME:PATH (default synthetic)."
-    ),
-    preset: str | None = typer.Option(
-        None, "--preset", help="quick (default, 2-core CPU) or standard (GPU)."
-    ),
-    config: str | None = typer.Option(
-        None, "--config", "-c", help="A TOML run config; options given here override it."
-    ),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of initialisation and shuffling."),
-    data_seed: int | None = typer.Option(
-        None, "--data-seed", help="Seed of the dataset (synthetic data, splits)."
-    ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", help="Epochs of the main stage (joint, or fusion-only)."
-    ),
-    fusion_epochs: int | None = typer.Option(
-        None, "--fusion-epochs", help="Fusion pre-training epochs before joint training."
-    ),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
-    image_size: int | None = typer.Option(
-        None, "--image-size", help="Training image size (a multiple of 32)."
-    ),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate of the main stage."),
-    fusion_weight: float | None = typer.Option(
-        None, "--fusion-weight", help="Lambda: weight of the fusion loss in joint training."
-    ),
-    freeze_fusion: bool | None = typer.Option(
-        None,
-        "--freeze-fusion/--no-freeze-fusion",
-        help="Keep the fusion model fixed during joint training.",
-    ),
-    amp: Amp | None = typer.Option(
-        None, "--amp", case_sensitive=False, help="Mixed precision: off, auto, fp16 (CUDA) or bf16."
-    ),
-    device: str | None = typer.Option(
-        None, "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
-    ),
-    deterministic: bool | None = typer.Option(
-        None, "--deterministic/--no-deterministic", help="Use torch's deterministic algorithms."
-    ),
-    num_workers: int | None = typer.Option(
-        None, "--num-workers", help="DataLoader worker processes."
-    ),
-    fusion_opt: list[str] | None = typer.Option(
-        None, "--fusion-opt", help="Fusion model parameter key=value (repeatable)."
-    ),
-    seg_opt: list[str] | None = typer.Option(
-        None, "--seg-opt", help="Segmenter parameter key=value (repeatable)."
-    ),
-    loss_opt: list[str] | None = typer.Option(
-        None, "--loss-opt", help="Segmentation loss parameter key=value (repeatable)."
-    ),
-    fusion_loss_opt: list[str] | None = typer.Option(
-        None, "--fusion-loss-opt", help="Fusion loss parameter key=value (repeatable)."
-    ),
-    data_opt: list[str] | None = typer.Option(
-        None, "--data-opt", help="Dataset parameter key=value (repeatable)."
-    ),
-    nsd_tolerance: float | None = typer.Option(
-        None, "--nsd-tolerance", help="NSD tolerance in mm (default 1)."
-    ),
-    fusion_weights: str | None = typer.Option(
-        None,
-        "--fusion-weights",
-        help="Load fusion weights from a local .safetensors or state_dict file.",
-    ),
-    seg_weights: str | None = typer.Option(
-        None, "--seg-weights", help="Load segmenter weights from a local file."
-    ),
-    resample: bool | None = typer.Option(
-        None,
-        "--resample/--no-resample",
-        help="Resample a modality whose geometry differs onto the reference one.",
-    ),
-    save_predictions: bool | None = typer.Option(
-        None,
-        "--save-predictions/--no-save-predictions",
-        help="Write 3D predictions as NIfTI with the source geometry.",
-    ),
-    out: str | None = typer.Option(
-        None,
-        "--out",
-        "-o",
-        help="Folder that receives runs/ and leaderboards/ (default: current folder).",
-    ),
-) -> None:
+def run(**options: Any) -> None:
     """Train fusion and/or segmentation, evaluate on the test split, append a leaderboard row."""
     from benchbox import config as cfg
     from benchbox.runner import execute, prepare
 
-    given = {
-        "fusion": fusion,
-        "seg": seg,
-        "loss": loss,
-        "fusion_loss": fusion_loss,
-        "dataset": dataset,
-        "seed": seed,
-        "data_seed": data_seed,
-        "epochs": epochs,
-        "fusion_epochs": fusion_epochs,
-        "batch_size": batch_size,
-        "image_size": image_size,
-        "lr": lr,
-        "fusion_weight": fusion_weight,
-        "freeze_fusion": freeze_fusion,
-        "amp": amp.value if amp else None,
-        "device": device,
-        "deterministic": deterministic,
-        "num_workers": num_workers,
-        "fusion_weights": fusion_weights,
-        "seg_weights": seg_weights,
-        "resample": resample,
-        "nsd_tolerance": nsd_tolerance,
-        "save_predictions": save_predictions,
-        "out": out,
-        "fusion_opts": cfg.parse_options(fusion_opt, "--fusion-opt"),
-        "seg_opts": cfg.parse_options(seg_opt, "--seg-opt"),
-        "loss_opts": cfg.parse_options(loss_opt, "--loss-opt"),
-        "fusion_loss_opts": cfg.parse_options(fusion_loss_opt, "--fusion-loss-opt"),
-        "data_opts": cfg.parse_options(data_opt, "--data-opt"),
-    }
-    overrides = {k: v for k, v in given.items() if v is not None and v != {}}
-    run_config = cfg.resolve(preset, config, overrides)
+    overrides = given_settings(options)
+    preset = overrides.pop("preset", None)
+    config_file = overrides.pop("config_file", None)
+    run_config = cfg.resolve(preset, config_file, overrides)
     prepared = prepare(run_config, log=_log)
     result = execute(prepared, RichProgress(), _log)
     _render(result)
+
+
+run.__signature__ = inspect.Signature(settings_parameters())  # type: ignore[attr-defined]
 
 
 def _render(result: Any) -> None:
@@ -253,4 +210,4 @@ def _render(result: Any) -> None:
     console.print(files)
 
 
-__all__ = ["console_err", "run"]
+__all__ = ["Amp", "console_err", "run"]

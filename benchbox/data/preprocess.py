@@ -1,6 +1,6 @@
 """Preprocessing of real scans into training slices, and the way back to the scan's grid.
 
-The steps, in the order :mod:`benchbox.data.cases` applies them to one case:
+The steps, in the order :mod:`benchbox.data.pipeline` applies them to one case:
 
 1. geometry: every modality and the label must share the reference modality's voxel
    grid (:func:`benchbox.data.io.compare_geometry`), or be resampled onto it

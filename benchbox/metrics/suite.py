@@ -8,6 +8,10 @@ metric a plugin registers lands in every table with the same column name:
   "ref_empty_lesion": 0.0, "pred_empty_lesion": 0.0}``
 * :func:`summarize` -> the mean and standard deviation of every metric column and the
   number of empty-mask cases per region.
+
+Which metrics and regions are scored is chosen here too: :func:`metrics_for` and
+:func:`select_metrics` (``--metric``), :func:`check_regions` and :func:`parse_regions`
+(``--labels``, ``--region``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchbox.errors import MetricInputError, PluginError
+from benchbox.errors import BenchboxError, ConfigError, MetricInputError, PluginError
 from benchbox.metrics._checks import check_images, check_spacing, check_tolerance, to_numpy
 from benchbox.metrics._share import share_computations
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
@@ -163,6 +167,87 @@ def check_regions(regions: Mapping[str, Iterable[int]]) -> dict[str, tuple[int, 
             )
         out[name] = tuple(int(v) for v in values)
     return out
+
+
+#: Region presets accepted by :func:`parse_regions` (``--region brats``).
+REGION_PRESETS: dict[str, dict[str, tuple[int, ...]]] = {"brats": BRATS_REGIONS}
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{what}: no label given")
+    return values
+
+
+def parse_regions(
+    labels: str | None = None, regions: Sequence[str] = ()
+) -> dict[str, tuple[int, ...]] | None:
+    """Turn ``--labels`` and ``--region`` options into ``{region name: labels}``.
+
+    Args:
+        labels: ``"1,2,4"``: each label its own region, named ``label1``, ``label2``...
+        regions: ``"NAME=1,2,3"`` (a region uniting labels) or a preset name
+            (``"brats"``: whole-tumour, tumour-core, enhancing-tumour).
+
+    Returns:
+        The regions, or ``None`` when neither option was given (score every label found).
+
+    Raises:
+        ConfigError: a malformed option, or one region name given twice.
+    """
+    out: dict[str, tuple[int, ...]] = {}
+
+    def add(name: str, values: tuple[int, ...]) -> None:
+        if name in out:
+            raise ConfigError(f"region {name!r} is given twice")
+        out[name] = values
+
+    if labels:
+        for value in _int_list(labels, "--labels"):
+            add(f"label{value}", (value,))
+    for spec in regions:
+        if spec.strip().lower() in REGION_PRESETS:
+            for name, values in REGION_PRESETS[spec.strip().lower()].items():
+                add(name, values)
+            continue
+        name, sep, rest = spec.partition("=")
+        if not sep or not name.strip():
+            presets = ", ".join(REGION_PRESETS)
+            raise ConfigError(
+                f"--region {spec!r}: expected NAME=LABEL,LABEL,... (e.g. core=1,3,4) or a "
+                f"preset ({presets})"
+            )
+        add(name.strip(), _int_list(rest, f"--region {spec!r}"))
+    if not out:
+        return None
+    try:
+        return check_regions(out)
+    except BenchboxError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def select_metrics(task: str, names: Sequence[str] = ()) -> list[Entry]:
+    """The registered metrics of ``task``, or only those named (``--metric``)."""
+    from benchbox.plugins import get_registry
+
+    registry = get_registry()
+    if not names:
+        entries = metrics_for(task, registry)
+        if not entries:
+            raise ConfigError(f"no {task} metric is registered (see `benchbox plugins -k metric`)")
+        return entries
+    chosen = []
+    for name in names:
+        entry = registry.get("metric", name)
+        if entry.info.get("task") != task:
+            raise ConfigError(f"metric {name!r} is a {entry.info.get('task')} metric, not {task}")
+        chosen.append(entry)
+    return chosen
 
 
 def _check_labels(name: str, x: Any) -> np.ndarray:

@@ -145,3 +145,83 @@ def test_ctrl_c_marks_the_run_interrupted_and_writes_no_row(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     assert json.loads(status.read_text())["status"] == "interrupted"
     assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
+
+
+# -- the options are generated from RunConfig ---------------------------------------------
+def _echo_command(config_class):
+    """A Typer app whose one command returns what `benchbox run` would pass to resolve()."""
+    import inspect
+
+    import typer
+
+    from benchbox.cli.run import given_settings, settings_parameters
+
+    seen = {}
+
+    def command(**options):
+        seen.update(given_settings(options, config_class))
+
+    command.__signature__ = inspect.Signature(settings_parameters(config_class))
+    app = typer.Typer()
+    app.command()(command)
+    return app, seen
+
+
+def test_every_run_setting_is_an_option_with_help():
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from benchbox.cli import app
+    from benchbox.config import RunConfig, setting_of
+
+    text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    for f in dataclasses.fields(RunConfig):
+        spec = setting_of(f)
+        assert spec.help and spec.cli, f.name
+        flag = spec.flag or "--" + f.name.replace("_", "-")
+        assert flag in text, flag
+        assert spec.help.split()[0] in text
+    for flag in ("--no-freeze-fusion", "-f", "-s", "-d", "-c", "-o", "off|auto|fp16|bf16"):
+        assert flag in text
+
+
+def test_only_given_options_reach_the_config_parsed_by_kind():
+    from typer.testing import CliRunner
+
+    from benchbox.config import RunConfig
+
+    app, seen = _echo_command(RunConfig)
+    args = ["--seg-opt", "width=4", "--seg-opt", "depth=2", "--amp", "BF16", "--no-resample"]
+    result = CliRunner().invoke(app, [*args, "-f", "mean", "--lr", "0.5", "--config", "x.toml"])
+    assert result.exit_code == 0, result.output
+    assert seen == {
+        "fusion": "mean",
+        "seg_opts": {"width": 4, "depth": 2},
+        "amp": "bf16",
+        "resample": False,
+        "lr": 0.5,
+        "config_file": "x.toml",
+    }
+
+
+def test_a_new_setting_is_one_field_with_its_help():
+    from dataclasses import dataclass
+
+    from typer.testing import CliRunner
+
+    from benchbox.config import RunConfig, setting
+
+    @dataclass
+    class Extended(RunConfig):
+        grad_clip: float = setting(1.0, "Clip gradients to this norm.")
+        ema: bool = setting(False, "Keep an exponential moving average of the weights.")
+
+    app, seen = _echo_command(Extended)
+    text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "--grad-clip" in text and "Clip gradients to this norm." in text
+    assert "--ema" in text and "--no-ema" in text
+    assert CliRunner().invoke(app, ["--grad-clip", "0.5", "--ema"]).exit_code == 0
+    assert seen == {"grad_clip": 0.5, "ema": True}
+    bad = CliRunner().invoke(app, ["--grad-clip", "abc"], env={"COLUMNS": "200"})
+    assert bad.exit_code == 2 and "Invalid value for '--grad-clip'" in bad.output

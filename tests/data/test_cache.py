@@ -9,7 +9,7 @@ import pytest
 
 from benchbox.data import io
 from benchbox.data.cache import SliceCache, cache_key, file_digest
-from benchbox.data.casefolders import open_cases
+from benchbox.data.cases import open_cases
 from benchbox.data.paths import cache_root
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")

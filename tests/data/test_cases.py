@@ -1,311 +1,211 @@
-"""Whole-case datasets: splits, volumes, restore/save, sampling and bad input
-(benchbox.data.cases, exercised through the case-folder reader)."""
+"""Case folders described by TOML (benchbox.data.cases)."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
 
-from benchbox.data import io
-from benchbox.data.casefolders import open_cases
-from benchbox.data.cases import assign_splits
-from benchbox.data.io import Geometry, compare_geometry, read_image, save_prediction, write_image
-from benchbox.data.preprocess import resample_like
+from benchbox.data.cases import find_config, label_spec, load_config, open_cases
+from benchbox.data.paths import REPO_ROOT
 from benchbox.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
-# -- splits ----------------------------------------------------------------------------
-def test_assign_splits_is_case_level_and_deterministic():
-    ids = [f"c{i}" for i in range(10)]
-    a = assign_splits(ids, 0.2, 0.2, seed=0)
-    assert a == assign_splits(list(reversed(ids)), 0.2, 0.2, seed=0)
-    assert [len(a[s]) for s in ("train", "val", "test")] == [6, 2, 2]
-    assert sorted(c for split in a.values() for c in split) == sorted(ids)
-    assert a != assign_splits(ids, 0.2, 0.2, seed=1)
-    four = assign_splits(ids[:4], 0.25, 0.25)
-    assert [len(four[s]) for s in ("train", "val", "test")] == [2, 1, 1]
-    assert assign_splits(ids[:3], 0.0, 0.1)["val"] == []
-    fixed = assign_splits(ids, 0.2, 0.0, fixed={"test": ["c3", "c7"]})
-    assert fixed["test"] == ["c3", "c7"] and len(fixed["val"]) == 2
-    assert not set(fixed["train"]) & {"c3", "c7"}
+def test_shipped_brats_config():
+    path = find_config("brats2015")
+    assert path == REPO_ROOT / "configs" / "brats2015.toml"
+    cfg = load_config(path)
+    assert cfg["fuse"] == ["FLAIR", "T1c"]
+    spec = label_spec(cfg, path)
+    assert spec is not None and spec.sorted_values == [0, 1, 2, 3, 4]
+    assert dict(spec.regions) == {
+        "whole-tumour": (1, 2, 3, 4),
+        "tumour-core": (1, 3, 4),
+        "enhancing-tumour": (4,),
+    }
 
 
-def test_assign_splits_errors():
-    with pytest.raises(DataError, match="too few"):
-        assign_splits(["a", "b"], 0.3, 0.3)
-    with pytest.raises(DataError, match="lacks"):
-        assign_splits(["a", "b"], 0, 0, fixed={"test": ["zz"]})
-    with pytest.raises(DataError, match="both"):
-        assign_splits(["a", "b", "c"], 0, 0, fixed={"test": ["a"], "val": ["a"]})
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nfuse = ["A", "B"]\ncolour = 1\n[modalities]\nA = "a*"\nB = "b*"\n')
+    with pytest.raises(ConfigError, match=r"unknown key.*colour"):
+        load_config(bad)
+    bad.write_text('[modalities]\nA = "a*"\n')
+    with pytest.raises(ConfigError, match="at least two"):
+        load_config(bad)
+    bad.write_text('label = "seg.nii.gz"\n[modalities]\nA = "a*"\nB = "b*"\n')
+    with pytest.raises(ConfigError, match=r"\[labels\]"):
+        load_config(bad)
+    bad.write_text('[modalities]\nA = "a*"\nB = "b*"\n[split]\nfolds = 5\n')
+    with pytest.raises(ConfigError, match=r"\[split\]: folds"):
+        load_config(bad)
+    bad.write_text("not toml = = =")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(bad)
+    with pytest.raises(DataError, match="no such file"):
+        find_config(tmp_path / "missing.toml")
 
 
-# -- end to end: volumes back onto the scan ---------------------------------------------
-def test_volume_restore_and_saved_prediction_match_the_scan(make_cases, tmp_path):
+def test_dataset_from_config_file_with_root(make_cases, tmp_path, monkeypatch):
     root, cfg = make_cases(4)
-    ds = open_cases(str(root), config=str(cfg), image_size=32, fit="pad")
-    (vol,) = ds.volumes("test")
-    scan = read_image(root / vol.case_id / "flair.nii.gz")
-    label = read_image(root / vol.case_id / "seg.nii.gz").array
-    # Volume: preprocessed arrays, the scan's geometry and the label on the source grid.
-    assert vol.a.shape == vol.b.shape == vol.mask.shape and vol.a.shape[1:] == (32, 32)
-    assert vol.a.dtype == np.float32 and vol.a.min() >= 0 and vol.a.max() <= 1
-    assert vol.reference == scan.geometry
-    assert vol.extra["source_spacing"] == scan.spacing
-    assert vol.source_mask.shape == label.shape
-    assert sorted(np.unique(vol.source_mask)) == [0, 1, 2, 3]  # 0, 1, 2, 4 as indices
-    # The axial axis of this sideways scan is storage axis 1 (2.5 mm between rows).
-    assert vol.spacing == pytest.approx((0.9, 2.5, 1.1))
-
-    restored = vol.restore(vol.mask)
-    np.testing.assert_array_equal(restored, vol.source_mask)  # pad fit: exact
-    out = save_prediction(vol, restored, tmp_path / "pred" / f"{vol.case_id}.nii.gz")
-    saved = read_image(out)
-    assert saved.geometry.shape == scan.geometry.shape
-    assert compare_geometry(scan.geometry, saved.geometry, tolerance=1e-6) == []
-    np.testing.assert_array_equal(saved.array, label)  # label values 0, 1, 2, 4 again
-    with pytest.raises(DataError, match="does not match the scan"):
-        save_prediction(vol, vol.mask, tmp_path / "wrong.nii.gz")
+    text = cfg.read_text().replace('name = "toy"', 'name = "toy"\nroot = "${BENCHBOX_DATA}/cases"')
+    cfg.write_text(text)
+    monkeypatch.setenv("BENCHBOX_DATA", str(root.parent))
+    ds = open_cases(str(cfg), image_size=32)
+    assert ds.root == root and ds.name == "toy"
+    assert ds.config()["config"] == str(cfg)
 
 
-def test_volume_restore_after_resize_is_close(make_cases):
+def test_config_inside_the_data_folder(make_cases):
     root, cfg = make_cases(4)
-    ds = open_cases(str(root), config=str(cfg), image_size=16)  # 2x downsampling
-    for split in ("train", "val", "test"):
-        for vol in ds.volumes(split):
-            restored = vol.restore(vol.mask) > 0
-            ref = vol.source_mask > 0
-            dice = 2 * (restored & ref).sum() / (restored.sum() + ref.sum())
-            assert dice > 0.8
+    shutil.copy(cfg, root / "benchbox.toml")
+    ds = open_cases(str(root), image_size=32)
+    assert ds.modalities == ("FLAIR", "T1c")
+    (root / "benchbox.toml").unlink()
+    with pytest.raises(DataError, match="no case-folder config"):
+        open_cases(str(root), image_size=32)
 
 
-def test_samples_follow_the_contract(make_cases):
+def test_choosing_the_fused_modalities(make_cases):
     root, cfg = make_cases(4)
-    ds = open_cases(str(root), config=str(cfg), image_size=32)
-    sample = ds.split("train")[0]
-    assert sample["a"].shape == sample["b"].shape == (1, 32, 32)
-    assert str(sample["a"].dtype) == "torch.float32"
-    assert sample["mask"].shape == (32, 32) and str(sample["mask"].dtype) == "torch.int64"
-    assert sample["spacing"].shape == (2,) and str(sample["spacing"].dtype) == "torch.float64"
-    assert sample["case"] in ds.config()["splits"]["train"]
-    ids = [s["case_id"] for s in ds.split("train")]
-    assert len(ids) == len(set(ids))  # unique within the split
-    cases = {split: {s["case"] for s in ds.split(split)} for split in ("train", "val", "test")}
-    assert not cases["train"] & cases["test"] and not cases["val"] & cases["test"]
-    assert ds.labels == {0: "background", 1: "necrosis", 2: "oedema", 3: "enhancing"}
-    assert ds.eval_regions() == {"whole": (1, 2, 3), "core": (1, 3)}
-    assert ds.num_classes == 4 and ds.name == "toy"
-    assert ds.config()["label_values_present"] == [0, 1, 2, 4]
+    ds = open_cases(str(root), config=str(cfg), image_size=32, modalities="T1c,FLAIR")
+    assert ds.modalities == ("T1c", "FLAIR")
+    with pytest.raises(ConfigError, match="'T2' is not declared"):
+        open_cases(str(root), config=str(cfg), image_size=32, modalities="T1c,T2")
+    with pytest.raises(ConfigError, match="two different"):
+        open_cases(str(root), config=str(cfg), image_size=32, modalities="T1c")
 
 
-def test_target_makes_a_binary_task(make_cases, tmp_path):
+def test_options_from_the_command_line_are_parsed(make_cases):
     root, cfg = make_cases(4)
-    ds = open_cases(str(root), config=str(cfg), image_size=32, fit="pad", target="core")
-    assert ds.labels == {0: "background", 1: "core"} and ds.eval_regions() == {"core": (1,)}
-    (vol,) = ds.volumes("test")
-    label = read_image(root / vol.case_id / "seg.nii.gz").array
-    np.testing.assert_array_equal(vol.source_mask, np.isin(label, [1, 4]))
-    saved = read_image(save_prediction(vol, vol.restore(vol.mask), tmp_path / "p.nii.gz"))
-    np.testing.assert_array_equal(saved.array, np.isin(label, [1, 4]))
-    with pytest.raises(ConfigError, match="neither a region nor a label"):
-        open_cases(str(root), config=str(cfg), image_size=32, target="liver")
+    ds = open_cases(
+        str(root),
+        config=str(cfg),
+        image_size="32",
+        percentiles="1,99",
+        crop="false",
+        lesion_fraction="none",
+        val_fraction="0.25",
+    )
+    pre = ds.config()["preprocessing"]
+    assert pre["image_size"] == 32 and pre["percentiles"] == (1.0, 99.0) and pre["crop"] is False
+    with pytest.raises(ConfigError, match="crop='maybe'"):
+        open_cases(str(root), config=str(cfg), image_size=32, crop="maybe")
+    with pytest.raises(ConfigError, match="percentiles"):
+        open_cases(str(root), config=str(cfg), image_size=32, percentiles="99,1")
 
 
-def test_lesion_fraction_balances_training_slices(make_cases):
-    root, cfg = make_cases(4)
-    ds = open_cases(str(root), config=str(cfg), image_size=32, lesion_fraction=0.5)
-    flags = [bool(s["mask"].any()) for s in ds.split("train")]
-    assert sum(flags) == len(flags) - sum(flags) > 0
-    assert len(ds.split("test")) == ds.volumes("test")[0].a.shape[0]  # test: every slice
-    again = open_cases(str(root), config=str(cfg), image_size=32, lesion_fraction=0.5)
-    assert [s["case_id"] for s in again.split("train")] == [s["case_id"] for s in ds.split("train")]
-    four = open_cases(str(root), config=str(cfg), image_size=32, slices_per_case=4)
-    assert len(four.split("train")) == 4 * len(four.config()["splits"]["train"])
-
-
-def test_intensities_use_the_brain_mask(make_cases):
-    root, cfg = make_cases(4)
-    ds = open_cases(str(root), config=str(cfg), image_size=32, fit="pad", crop=False)
-    vol = ds.volumes("test")[0]
-    brain = read_image(root / vol.case_id / "brain.nii.gz").array > 0
-    # Crop off and no resize: the canonical arrays are the source, flipped and permuted
-    # (storage axis 1 runs inferior: it becomes axis 0, reversed).
-    canon_brain = np.zeros_like(vol.mask)
-    h, w = brain.shape[0], brain.shape[2]  # canonical rows/cols: storage axes 0 and 2
-    assert vol.a.shape[0] == brain.shape[1]
-    top, left = (32 - h) // 2, (32 - w) // 2
-    canon_brain[:, top : top + h, left : left + w] = np.flip(brain.transpose(1, 0, 2), 0)
-    assert not vol.a[canon_brain == 0].any()  # outside the brain: 0
-    inside = vol.a[canon_brain > 0]
-    assert inside.max() == 1.0 and np.mean(inside == 1.0) == pytest.approx(0.005, abs=0.004)
-
-
-# -- bad input: one DataError naming the file or case ------------------------------------
-def test_missing_modality_file(make_cases):
-    root, cfg = make_cases(3)
-    (root / "case01" / "t1c.nii.gz").unlink()
-    with pytest.raises(DataError, match=r"case 'case01': missing modality T1c file .*t1c\.nii\.gz"):
-        open_cases(str(root), config=str(cfg), image_size=32)
-
-
-def test_corrupt_nifti(make_cases):
-    root, cfg = make_cases(3)
-    (root / "case02" / "flair.nii.gz").write_bytes(b"\x1f\x8b garbage")
-    with pytest.raises(DataError, match=r"case02/flair\.nii\.gz"):
-        open_cases(str(root), config=str(cfg), image_size=32)
-
-
-def test_truncated_nifti(make_cases):
-    root, cfg = make_cases(3)
-    path = root / "case00" / "seg.nii.gz"
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) * 2 // 3])
-    with pytest.raises(DataError, match=r"case00/seg\.nii\.gz: (corrupt or )?truncated"):
-        open_cases(str(root), config=str(cfg), image_size=32)
-
-
-def test_unexpected_label_values(make_cases):
-    root, cfg = make_cases(3)
-    path = root / "case01" / "seg.nii.gz"
-    img = read_image(path)
-    arr = img.array.copy()
-    arr[0, 0, :3] = [3, 7, 7]
-    write_image(arr, path, reference=img)
-    with pytest.raises(DataError, match=r"case01/seg\.nii\.gz: unexpected label values 3, 7"):
-        open_cases(str(root), config=str(cfg), image_size=32)
-
-
-def test_non_integer_label_values(make_cases):
-    root, cfg = make_cases(3)
-    path = root / "case01" / "seg.nii.gz"
-    img = read_image(path)
-    write_image(img.array.astype(np.float32) * 0.5, path, reference=img)
-    with pytest.raises(DataError, match=r"case01/seg\.nii\.gz: label file holds non-integer"):
-        open_cases(str(root), config=str(cfg), image_size=32)
-
-
-def test_empty_dataset(make_cases, tmp_path):
-    _, cfg = make_cases(1)
-    (tmp_path / "nothing").mkdir()
-    with pytest.raises(DataError, match=r"nothing: empty dataset"):
-        open_cases(str(tmp_path / "nothing"), config=str(cfg))
-
-
-def test_2d_and_3d_mixed_within_a_case(make_cases):
-    root, cfg = make_cases(3)
-    path = root / "case02" / "t1c.nii.gz"
-    write_image(read_image(path).array[0], path, spacing=(1.0, 1.0))
+def test_ambiguous_pattern(make_cases, tmp_path):
+    root, cfg = make_cases(2)
+    cfg.write_text(cfg.read_text().replace('FLAIR = "flair.nii.gz"', 'FLAIR = "*.nii.gz"'))
     with pytest.raises(
-        DataError, match=r"case 'case02': 2D and 3D files mixed: .*t1c\.nii\.gz is 2D"
+        DataError, match=r"case 'case00': modality FLAIR pattern '\*\.nii\.gz' matches"
     ):
         open_cases(str(root), config=str(cfg), image_size=32)
 
 
-def test_2d_and_3d_mixed_across_cases(make_cases):
-    root, cfg = make_cases(3)
-    for key in ("flair", "t1c", "seg", "brain"):
-        path = root / "case01" / f"{key}.nii.gz"
-        write_image(read_image(path).array[:, 5], path, spacing=(2.5, 1.1))
+DICOM_CONFIG = """
+fuse = ["CT", "MR"]
+[modalities]
+CT = "ct"
+MR = "mr"
+[preprocess]
+norm = { CT = "ct", MR = "mri" }
+[split]
+val_fraction = 0
+test_fraction = 0.5
+"""
+
+
+def test_dicom_series_folders_as_modalities(tmp_path):
+    pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    root = tmp_path / "dicom"
+    for case in ("p1", "p2"):
+        for mod, name in (("ct", "CT_small.dcm"), ("mr", "MR_small.dcm")):
+            (root / case / mod).mkdir(parents=True)
+            shutil.copy(get_testdata_file(name), root / case / mod / name)
+    cfg = tmp_path / "dicom.toml"
+    cfg.write_text(DICOM_CONFIG)
+    # The two series cover different fields of view: a geometry error names the case.
     with pytest.raises(
-        DataError, match=r"2D and 3D files mixed: case 'case01' is 2D, case 'case00' is 3D"
-    ):
-        open_cases(str(root), config=str(cfg), image_size=32)
-
-
-@pytest.mark.parametrize(
-    ("change", "phrase"),
-    [
-        ({"spacing": (2.5, 0.9, 1.6)}, "spacing"),
-        ({"origin": (-20.0, 38.0, 10.25)}, "origin"),
-        ({"direction": tuple(np.eye(3).ravel())}, "direction"),
-    ],
-)
-def test_geometry_mismatch_and_resample(make_cases, change, phrase):
-    from dataclasses import replace
-
-    root, cfg = make_cases(3)
-    path = root / "case00" / "t1c.nii.gz"
-    img = read_image(path)
-    write_image(img.array, path, reference=replace(img.geometry, **change))
-    with pytest.raises(
-        DataError,
-        match=rf"case 'case00': modality T1c .*t1c\.nii\.gz does not match FLAIR .*{phrase}"
-        r".*--resample",
+        DataError, match=r"case 'p1': modality MR .*mr does not match CT .*ct: size"
     ):
         open_cases(str(root), config=str(cfg), image_size=32)
     ds = open_cases(str(root), config=str(cfg), image_size=32, resample=True)
-    assert len(ds.split("train")) > 0
+    assert ds.labels is None and ds.split("test")[0]["a"].shape == (1, 32, 32)
+    assert ds.config()["dimension"] == "3d"
 
 
-def test_size_mismatch_is_named(make_cases):
-    root, cfg = make_cases(3)
-    path = root / "case02" / "seg.nii.gz"
-    img = read_image(path)
-    write_image(img.array[:, :-2], path, reference=img)
-    with pytest.raises(
-        DataError,
-        match=r"case 'case02': label .*seg\.nii\.gz does not match FLAIR.*"
-        r"size \(x, y, z\) \(32, 38, 10\) vs \(32, 40, 10\)",  # the label's first
-    ):
-        open_cases(str(root), config=str(cfg), image_size=32)
+# -- real fixtures ------------------------------------------------------------------------
+SCT_MT = """
+cases = "mt"
+fuse = ["MT0", "MT1"]
+label = "mt1_seg.nii.gz"
+[modalities]
+MT0 = "mt0.nii.gz"
+MT1 = "mt1.nii.gz"
+[labels]
+0 = "background"
+1 = "spinal cord"
+[split]
+val_fraction = 0
+test_fraction = 0
+"""
 
 
-def test_resample_puts_a_shifted_modality_on_the_reference_grid(make_cases):
-    """A T1c shifted by a whole number of voxels comes back exactly onto FLAIR's grid."""
-    root, _ = make_cases(3)
-    ref = read_image(root / "case00" / "flair.nii.gz")
-    t1c = read_image(root / "case00" / "t1c.nii.gz")
-    # Shift by two voxels along storage axis 2 (physical x, 1.1 mm): drop two columns.
-    moved = Geometry(
-        (10, 40, 30),
-        ref.spacing,
-        (ref.origin[0], ref.origin[1], ref.origin[2] + 2 * 1.1),
-        ref.direction,
-    )
-    write_image(t1c.array[:, :, 2:], root / "case00" / "t1c.nii.gz", reference=moved)
-    moving, fixed = (io.read_sitk(root / "case00" / f) for f in ("t1c.nii.gz", "flair.nii.gz"))
-    resampled = io.image_from_sitk(resample_like(moving, fixed))
-    np.testing.assert_allclose(resampled.array[:, :, 2:], t1c.array[:, :, 2:], atol=1e-4)
-    assert not resampled.array[:, :, :2].any()
+@pytest.mark.data
+def test_sct_oblique_anisotropic_case_roundtrip(shared_data, tmp_path):
+    """A real oblique scan with 17 mm slices goes through the pipeline and back exactly."""
+    root = shared_data("fixtures", "sct")
+    cfg = tmp_path / "sct.toml"
+    cfg.write_text(SCT_MT)
+    ds = open_cases(str(root), config=str(cfg), image_size=64, fit="pad")
+    (vol,) = ds.volumes("train")
+    from benchbox.data.io import read_image
+
+    seg = read_image(root / "mt" / "mt1_seg.nii.gz")
+    assert vol.reference == read_image(root / "mt" / "mt0.nii.gz").geometry
+    assert max(vol.spacing) == pytest.approx(17.0, rel=1e-4)  # slices stay 17 mm apart
+    np.testing.assert_array_equal(vol.restore(vol.mask), seg.array)
 
 
-# -- through the runner --------------------------------------------------------------
-def test_3d_run_scores_whole_cases_on_the_scan_grid_and_saves_predictions(make_cases, tmp_path):
-    import pandas as pd
+BRATS_4 = """
+cases = "brats-4modal-predicted"
+fuse = ["T2-FLAIR", "T1c"]
+label = "segmentation_model_output.nii.gz"
+[modalities]
+T1 = "t1n.nii.gz"
+T1c = "t1c.nii.gz"
+T2 = "t2w.nii.gz"
+T2-FLAIR = "t2f.nii.gz"
+[labels]
+0 = "background"
+1 = "necrosis"
+2 = "oedema"
+3 = "enhancing"
+[split]
+val_fraction = 0
+test_fraction = 0
+"""
 
-    from benchbox import config as cfg_mod
-    from benchbox import runner
 
-    root, cfg = make_cases(4)
-    config = cfg_mod.resolve(
-        None,
-        None,
-        {
-            "dataset": f"cases:{root}",
-            "data_opts": {"config": str(cfg)},
-            "image_size": 32,
-            "batch_size": 4,
-            "epochs": 1,
-            "fusion_epochs": 1,
-            "warmup_steps": 0,
-            "fusion_opts": {"width": 4, "depth": 2},
-            "seg_opts": {"width": 4, "depth": 2},
-            "save_predictions": True,
-            "out": str(tmp_path / "out"),
-        },
-    )
-    result = runner.run(config)
-    ds = open_cases(str(root), config=str(cfg), image_size=32)
-    test_cases = [v.case_id for v in ds.volumes("test")]
-    per_case = pd.read_csv(result.files["per_case"])
-    assert per_case["case_id"].tolist() == test_cases  # one row per case, not per slice
-    for region in ("whole", "core"):
-        assert {f"dice_{region}", f"hd95_{region}", f"nsd_{region}"} <= set(per_case.columns)
-    assert per_case.notna().all().all()
-    [saved_path] = sorted((result.run_dir / "predictions").glob("*.nii.gz"))
-    scan = read_image(root / test_cases[0] / "flair.nii.gz")
-    saved = read_image(saved_path)
-    assert compare_geometry(scan.geometry, saved.geometry, tolerance=1e-6) == []
-    assert set(np.unique(saved.array)) <= {0, 1, 2, 4}  # label values, not class indices
-    assert result.leaderboard.name == "toy.csv"
+@pytest.mark.data
+def test_two_of_four_modalities(shared_data, tmp_path, monkeypatch):
+    from benchbox.data import io
+
+    root = shared_data("fixtures")
+    cfg = tmp_path / "b4.toml"
+    cfg.write_text(BRATS_4)
+    read = []
+    original = io.read_sitk
+    monkeypatch.setattr(io, "read_sitk", lambda p: read.append(p.name) or original(p))
+    ds = open_cases(str(root), config=str(cfg), image_size=64, modalities="T1,T2")
+    assert ds.modalities == ("T1", "T2")
+    assert sorted(read) == ["segmentation_model_output.nii.gz", "t1n.nii.gz", "t2w.nii.gz"]
+    assert ds.config()["declared_modalities"] == ["T1", "T1c", "T2", "T2-FLAIR"]
+    assert ds.config()["label_values_present"] == [0, 1, 2, 3]

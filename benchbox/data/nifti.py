@@ -22,16 +22,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchbox.data.cases import (
-    CaseFiles,
-    LabelSpec,
-    VolumeDataset,
-    default_norm,
-    open_volume_dataset,
-    resolve_options,
-)
-from benchbox.data.options import as_names
+from benchbox.data.options import as_names, resolve_options
 from benchbox.data.paths import slugify
+from benchbox.data.spec import CaseFiles, LabelSpec, default_norm
+from benchbox.data.volumes import VolumeDataset, open_volume_dataset
 from benchbox.errors import ConfigError, DataError
 
 _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -157,7 +151,7 @@ def _pick_modalities(value: Any, channels: list[str], path: Path) -> tuple[str, 
     return picked[0], picked[1]
 
 
-def open_nnunet(
+def open_nifti(
     root: str | None = None,
     image_size: int = 128,
     seed: int = 0,
@@ -193,7 +187,7 @@ def open_nnunet(
             is taken when ``labelsTs`` gives the test cases).
         slices_per_case, lesion_fraction: training slice sampling (0 = all slices).
         ct_window, percentiles, crop, crop_margin, fit, geometry_tolerance: see
-            :class:`benchbox.data.cases.Preprocessing`.
+            :class:`benchbox.data.spec.Preprocessing`.
         name: the leaderboard slug (default: the folder name, lowercased).
         cache: use the preprocessing cache (``BENCHBOX_CACHE``).
     """

@@ -1,4 +1,4 @@
-"""The nnU-Net v2 raw layout (benchbox.data.nnunet), on tiny datasets written here."""
+"""The nnU-Net v2 raw layout (benchbox.data.nifti), on tiny datasets written here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchbox.data.io import write_image
-from benchbox.data.nnunet import open_nnunet
+from benchbox.data.nifti import open_nifti
 from benchbox.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -55,7 +55,7 @@ def write_dataset(
 
 def test_reads_a_3d_dataset(tmp_path):
     root = write_dataset(tmp_path / "Dataset042_Toy")
-    ds = open_nnunet(str(root), image_size=32, fit="pad", crop=False, ct_window="-100,100")
+    ds = open_nifti(str(root), image_size=32, fit="pad", crop=False, ct_window="-100,100")
     assert ds.name == "dataset042_toy"
     assert ds.modalities == ("CT", "T2")
     assert ds.labels == {0: "background", 1: "lesion", 2: "rim"}
@@ -77,7 +77,7 @@ def test_reads_a_3d_dataset(tmp_path):
 
 def test_test_cases_come_from_labels_ts(tmp_path):
     root = write_dataset(tmp_path / "ds", n_train=4, n_test=2)
-    ds = open_nnunet(str(root), image_size=32)
+    ds = open_nifti(str(root), image_size=32)
     splits = ds.config()["splits"]
     assert splits["test"] == ["toy_ts000", "toy_ts001"]
     assert len(splits["val"]) == 1 and len(splits["train"]) == 3
@@ -86,7 +86,7 @@ def test_test_cases_come_from_labels_ts(tmp_path):
 
 def test_reads_a_2d_dataset(tmp_path):
     root = write_dataset(tmp_path / "ds2d", n_train=6, n_test=2, dims=2)
-    ds = open_nnunet(str(root), image_size=32)
+    ds = open_nifti(str(root), image_size=32)
     assert ds.volumes("test") is None
     test = ds.split("test")
     assert len(test) == 2 and {s["case_id"] for s in test} == {"toy_ts000", "toy_ts001"}
@@ -97,10 +97,10 @@ def test_reads_a_2d_dataset(tmp_path):
 
 def test_channels_by_name_or_number(tmp_path):
     root = write_dataset(tmp_path / "ds")
-    assert open_nnunet(str(root), image_size=32, modalities="1,0").modalities == ("T2", "CT")
-    assert open_nnunet(str(root), image_size=32, modalities="T2,CT").modalities == ("T2", "CT")
+    assert open_nifti(str(root), image_size=32, modalities="1,0").modalities == ("T2", "CT")
+    assert open_nifti(str(root), image_size=32, modalities="T2,CT").modalities == ("T2", "CT")
     with pytest.raises(ConfigError, match="'PET' is not a channel"):
-        open_nnunet(str(root), image_size=32, modalities="PET,CT")
+        open_nifti(str(root), image_size=32, modalities="PET,CT")
 
 
 def test_nnunet_v1_keys(tmp_path):
@@ -109,7 +109,7 @@ def test_nnunet_v1_keys(tmp_path):
         "labels": {"0": "background", "1": "lesion", "2": "rim"},
     }
     root = write_dataset(tmp_path / "v1", meta=meta)
-    ds = open_nnunet(str(root), image_size=32)
+    ds = open_nifti(str(root), image_size=32)
     assert ds.modalities == ("MRI", "CT") and ds.labels == {0: "background", 1: "lesion", 2: "rim"}
 
 
@@ -120,14 +120,14 @@ def test_missing_channel_file(tmp_path):
     with pytest.raises(
         DataError, match=r"case 'toy_tr002': missing modality file .*toy_tr002_0001"
     ):
-        open_nnunet(str(root))
+        open_nifti(str(root))
 
 
 def test_missing_label_file(tmp_path):
     root = write_dataset(tmp_path / "ds")
     (root / "labelsTr" / "toy_tr001.nii.gz").unlink()
     with pytest.raises(DataError, match=r"case 'toy_tr001': missing label file"):
-        open_nnunet(str(root))
+        open_nifti(str(root))
 
 
 def test_undeclared_label_value(tmp_path):
@@ -136,30 +136,30 @@ def test_undeclared_label_value(tmp_path):
     with pytest.raises(
         DataError, match=r"toy_tr000\.nii\.gz: unexpected label values 2 \(expected 0, 1\)"
     ):
-        open_nnunet(str(root), image_size=32)
+        open_nifti(str(root), image_size=32)
 
 
 def test_layout_errors(tmp_path):
     with pytest.raises(DataError, match=r"no dataset\.json"):
         (tmp_path / "empty").mkdir()
-        open_nnunet(str(tmp_path / "empty"))
+        open_nifti(str(tmp_path / "empty"))
     root = write_dataset(tmp_path / "ds")
     (root / "imagesTr" / "stray.nii.gz").write_bytes(b"")
     with pytest.raises(DataError, match=r"stray\.nii\.gz: image name must end in _XXXX"):
-        open_nnunet(str(root))
+        open_nifti(str(root))
     (root / "imagesTr" / "stray.nii.gz").unlink()
     (root / "imagesTr" / "toy_tr000_0002.nii.gz").write_bytes(b"")
     with pytest.raises(DataError, match=r"channel 2 .* is not in dataset\.json"):
-        open_nnunet(str(root))
+        open_nifti(str(root))
     (root / "dataset.json").write_text("{broken")
     with pytest.raises(DataError, match="invalid JSON"):
-        open_nnunet(str(root))
+        open_nifti(str(root))
 
 
 def test_one_channel_cannot_be_fused(tmp_path):
     root = write_dataset(tmp_path / "ds", meta={**META, "channel_names": {"0": "CT"}})
     with pytest.raises(DataError, match="fusion needs two"):
-        open_nnunet(str(root))
+        open_nifti(str(root))
 
 
 def test_empty_dataset(tmp_path):
@@ -167,4 +167,4 @@ def test_empty_dataset(tmp_path):
     (root / "imagesTr").mkdir(parents=True)
     (root / "dataset.json").write_text(json.dumps(META))
     with pytest.raises(DataError, match="empty dataset"):
-        open_nnunet(str(root))
+        open_nifti(str(root))
