@@ -12,8 +12,9 @@
    else (no schedule, no loss read). Its images/s is measured the same way: a step runs
    from the end of the previous one, the same first steps excluded.
 
-The two alternate, ``--repeats`` times, in one process, so a change of machine load
-hits both; the result is the ratio of the medians. The load average and the CPU time
+The two alternate, ``--repeats`` times, in one process, in ABBA order (run first in
+odd repeats, loop first in even ones), so a change of machine load hits both and a
+steady drift cancels; the result is the ratio of the medians. The load average and the CPU time
 used by other processes are recorded: the machine may be shared.
 """
 
@@ -114,8 +115,13 @@ def main() -> None:
     start = cpu_seconds()
     runs, loops = [], []
     for r in range(args.repeats):
-        runs.append(run_img_s(args))
-        loops.append(loop_img_s(args))
+        # ABBA order: a steady drift of the machine's load cancels over two repeats.
+        if r % 2 == 0:
+            runs.append(run_img_s(args))
+            loops.append(loop_img_s(args))
+        else:
+            loops.append(loop_img_s(args))
+            runs.append(run_img_s(args))
         print(f"repeat {r + 1}: run {runs[-1]:.2f} img/s, loop {loops[-1]:.2f} img/s", flush=True)
     end = cpu_seconds()
     others = max(0.0, (end[0] - start[0]) - (end[1] - start[1])) / (end[2] - start[2])
@@ -142,7 +148,8 @@ def main() -> None:
 --batch-size {s["batch_size"]} --n-train {s["n_train"]} --epochs {s["epochs"]}` on \
 {report["cpu"]}, {report["cores"]} cores, torch {report["torch"]} \
 ({report["torch_threads"]} threads): `dual` + `attunet`, the synthetic phantom, joint \
-stage only (`--fusion-epochs 0`), float32. Run and loop alternate in one process.
+stage only (`--fusion-epochs 0`), float32. Run and loop alternate in one process
+(ABBA order).
 
 | repeat | benchbox run img/s | bare loop img/s |
 |---|---|---|
