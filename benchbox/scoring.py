@@ -374,7 +374,7 @@ def score_fusion_folders(
         "fused": str(fused_dir),
         "a": str(a_dir),
         "b": str(b_dir),
-        "intensity": "8-bit / 255, 16-bit / 65535, colour -> BT.601 luminance",
+        "intensity": "colour -> BT.601 luma rounded to the bit depth; 8-bit / 255, 16-bit / 65535",
         "metrics": [e.name for e in entries],
     }
     return Scores("fusion", per_case, summarize(per_case), entries, settings, {}, notes)

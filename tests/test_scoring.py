@@ -195,10 +195,11 @@ def test_fusion_scores_equal_the_suite_on_images_over_255(fusion_folders) -> Non
     assert any("too small for ms-ssim" in n for n in scores.warnings)
 
 
-def test_colour_becomes_bt601_luminance_and_16_bit_is_scaled(tmp_path: Path) -> None:
+def test_colour_becomes_rounded_bt601_luma_and_16_bit_is_scaled(tmp_path: Path) -> None:
     rgb = np.stack([_gray(2), _gray(3), _gray(4)], axis=-1)
     write_image(rgb, tmp_path / "rgb.png")
-    expected = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
+    i = rgb.astype(np.int64)  # BT.601 luma rounded to 8 bits, halves up, in integers
+    expected = (299 * i[..., 0] + 587 * i[..., 1] + 114 * i[..., 2] + 500) // 1000 / 255
     np.testing.assert_allclose(read_fusion_image(tmp_path / "rgb.png"), expected, atol=1e-12)
     wide = _gray(5).astype(np.uint16) * 257
     write_image(wide, tmp_path / "wide.png")

@@ -5,9 +5,10 @@ Files are matched by name without the image ending (``case01.nii.gz`` matches
 ``docs/metrics.md``):
 
 * label files hold one integer label per voxel (NIfTI, NRRD, PNG, ...);
-* fusion images: 8-bit images are divided by 255 and 16-bit ones by 65535; float
-  images must already lie in ``[0, 1]``; colour images become their luminance
-  ``Y = 0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601).
+* fusion images: a colour image becomes the grey image of the field's tools
+  (:func:`benchbox.data.color.to_grey`: alpha dropped, BT.601 luma rounded to the
+  file's bit depth); 8-bit values are then divided by 255 and 16-bit ones by 65535;
+  float images must already lie in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from benchbox.data.color import to_grey
 from benchbox.errors import DataError
 
 if TYPE_CHECKING:
     from benchbox.data.io import Image
-
-#: ITU-R BT.601 luma weights for R, G, B.
-BT601 = (0.299, 0.587, 0.114)
 
 
 def find_images(folder: str | Path, role: str) -> dict[str, Path]:
@@ -66,8 +65,11 @@ def read_labels(path: Path) -> tuple[np.ndarray, Image]:
     arr = image.array
     if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
         return arr, image
-    if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
+    if not np.issubdtype(arr.dtype, np.floating):
         raise DataError(f"{path}: labels must be integers, got {arr.dtype}")
+    if not np.isfinite(arr).all():
+        kinds = "NaN" if np.isnan(arr).any() else "infinite"
+        raise DataError(f"{path}: labels must be integers; the file holds {kinds} values")
     rounded = np.rint(arr)
     if not np.array_equal(rounded, arr):
         raise DataError(f"{path}: labels must be integers; the file holds fractional values")
@@ -79,7 +81,7 @@ def read_fusion_image(path: Path) -> np.ndarray:
     image = _read(path)
     if image.ndim != 2:
         raise DataError(f"{path}: fusion images must be 2D, this one is {image.ndim}D")
-    arr = image.array
+    arr = to_grey(image.array, image.components, path)
     if arr.dtype == np.uint8:
         out = arr / 255.0
     elif arr.dtype == np.uint16:
@@ -97,8 +99,4 @@ def read_fusion_image(path: Path) -> np.ndarray:
             )
     else:
         raise DataError(f"{path}: unsupported pixel type {arr.dtype}; use 8- or 16-bit images")
-    if image.components in (3, 4):
-        out = out[..., :3] @ np.asarray(BT601)
-    elif image.components != 1:
-        raise DataError(f"{path}: {image.components} channels; expected grey or RGB")
     return out

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchbox.data import io
+from benchbox.data.color import to_grey
 from benchbox.data.preprocess import (
     Fit,
     Orientation,
@@ -27,7 +28,9 @@ from benchbox.errors import DataError
 
 
 def _as_scalar_volume(img: Any, path: Path) -> Any:
-    """A greyscale ``SimpleITK.Image``; colour images become their luma (BT.601)."""
+    """A greyscale ``SimpleITK.Image``: colour images become their grey values as
+    :func:`benchbox.data.color.to_grey` makes them (alpha dropped, BT.601 luma rounded
+    to the file's bit depth)."""
     import SimpleITK as sitk
 
     if img.GetDimension() not in (2, 3):
@@ -35,11 +38,8 @@ def _as_scalar_volume(img: Any, path: Path) -> Any:
     n = img.GetNumberOfComponentsPerPixel()
     if n == 1:
         return img
-    if n not in (3, 4):
-        raise DataError(f"{path}: {n} values per pixel; expected greyscale or RGB")
-    arr = sitk.GetArrayFromImage(img).astype(np.float32)
-    luma = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
-    out = sitk.GetImageFromArray(luma)
+    grey = to_grey(sitk.GetArrayFromImage(img), n, path)
+    out = sitk.GetImageFromArray(np.ascontiguousarray(grey))
     out.CopyInformation(img)
     return out
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchbox.data.color import (
+    BT601_LUMA,
     channels,
     merge_chroma,
     rgb_to_grey,
@@ -136,6 +138,18 @@ def test_merge_chroma_restores_the_colour_source():
     np.testing.assert_allclose(out, rgb, atol=1e-12)
     with pytest.raises(ValueError, match="chroma"):
         merge_chroma(ycc[..., 0], ycc[..., 1:])
+
+
+def test_luma_weights_are_written_once():
+    root = Path(__file__).resolve().parents[2]
+    hits = [
+        str(path.relative_to(root))
+        for folder in ("benchbox", "plugins")
+        for path in (root / folder).rglob("*.py")
+        if "0.587" in path.read_text(encoding="utf-8")
+    ]
+    assert hits == [str(Path("benchbox", "data", "color.py"))]
+    assert sum(BT601_LUMA) == pytest.approx(1.0)
 
 
 @pytest.mark.data
