@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchbox import atomic
-from benchbox.data.folders import find_images, read_fusion_image, read_labels
+from benchbox.data.folders import (
+    LabelCensus,
+    find_images,
+    match_cases,
+    read_fusion_image,
+    read_labels,
+)
 from benchbox.errors import ConfigError, DataError
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
@@ -57,6 +63,7 @@ class Scores:
         settings: what was scored and how (folders, regions, tolerance), for the record.
         regions: the segmentation regions (``{}`` for fusion).
         warnings: notes on the inputs (ignored files, geometry differences).
+        missing: cases without a result file, left out (``allow_missing``).
     """
 
     task: str
@@ -66,6 +73,7 @@ class Scores:
     settings: dict[str, Any]
     regions: dict[str, tuple[int, ...]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
 # -- a model's predictions of a split (benchbox run) -----------------------------------
@@ -208,14 +216,6 @@ def score_split(
     )
 
 
-def _missing(names: Iterable[str], role: str, folder: Path, other: str) -> DataError:
-    names = sorted(names)
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    return DataError(
-        f"{role} folder {folder} has no file for {len(names)} {other} case(s): {shown}"
-    )
-
-
 # -- scoring ---------------------------------------------------------------------------
 def _labels_present(files: Iterable[Path]) -> dict[str, tuple[int, ...]]:
     found: set[int] = set()
@@ -234,6 +234,9 @@ def score_segmentation_folders(
     nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
     metrics: Sequence[Entry] | None = None,
     progress: Progress | None = None,
+    *,
+    allow_missing: bool = False,
+    strict_labels: bool = False,
 ) -> Scores:
     """Score every reference label file against the prediction of the same name.
 
@@ -245,34 +248,31 @@ def score_segmentation_folders(
         nsd_tolerance: NSD tolerance in mm.
         metrics: metric entries; by default every registered segmentation metric.
         progress: called with each case name before it is scored.
+        allow_missing: score the references that have a prediction and list the others
+            (:attr:`Scores.missing`, ``n_missing``) instead of failing.
+        strict_labels: ``regions`` declare every label the files may hold (a preset):
+            another label is an error instead of a note.
 
     Raises:
         DataError: a folder is missing or empty, a reference has no prediction, a file
-            is unreadable or not a label map, or a prediction's size differs.
+            is unreadable or not a label map, a prediction's size differs, a region is
+            in no file, or (``strict_labels``) a label is outside the regions.
     """
     from benchbox.data.io import compare_geometry
 
     pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
     refs = find_images(ref_dir, "--ref")
     preds = find_images(pred_dir, "--pred")
-    missing = set(refs) - set(preds)
-    if missing:
-        raise _missing(missing, "--pred", pred_dir, "reference")
-    notes = []
-    extra = sorted(set(preds) - set(refs))
-    if extra:
-        notes.append(
-            f"{len(extra)} prediction(s) without a reference ignored: "
-            + ", ".join(extra[:5])
-            + (" ..." if len(extra) > 5 else "")
-        )
-    cases = sorted(refs)
+    cases, missing, notes = match_cases(
+        refs, preds, role="--pred", folder=pred_dir, what="reference", allow_missing=allow_missing
+    )
     if regions is None:
         region_labels = _labels_present([refs[c] for c in cases] + [preds[c] for c in cases])
     else:
         region_labels = check_regions(regions)
     entries = list(metrics) if metrics is not None else select_metrics("segmentation")
 
+    census = LabelCensus()
     rows = []
     for case in cases:
         if progress is not None:
@@ -290,10 +290,14 @@ def score_segmentation_folders(
                 f"{case}: prediction geometry differs from the reference "
                 f"({'; '.join(diffs)}); the reference's spacing is used"
             )
+        census.add(ref, refs[case])
+        census.add(pred, preds[case])
         row = score_segmentation_case(
             pred, ref, ref_img.spacing, region_labels, entries, nsd_tolerance=nsd_tolerance
         )
         rows.append({"case_id": case, **row})
+    if regions is not None:
+        notes += census.check(region_labels, strict=strict_labels)
     per_case = _table(rows)
     settings = {
         "pred": str(pred_dir),
@@ -303,8 +307,22 @@ def score_segmentation_folders(
         "metrics": [e.name for e in entries],
     }
     return Scores(
-        "segmentation", per_case, summarize(per_case), entries, settings, region_labels, notes
+        "segmentation",
+        per_case,
+        _summary(per_case, missing, allow_missing),
+        entries,
+        settings,
+        region_labels,
+        notes,
+        missing,
     )
+
+
+def _summary(per_case: pd.DataFrame, missing: list[str], allow_missing: bool) -> dict[str, float]:
+    summary = summarize(per_case)
+    if allow_missing:
+        summary["n_missing"] = float(len(missing))
+    return summary
 
 
 def score_fusion_folders(
@@ -313,39 +331,56 @@ def score_fusion_folders(
     b_dir: str | Path,
     metrics: Sequence[Entry] | None = None,
     progress: Progress | None = None,
+    *,
+    allow_missing: bool = False,
 ) -> Scores:
-    """Score every fused image against the two sources of the same name.
+    """Score the fused image of every source pair against its two sources.
 
     Args:
-        fused_dir: folder of fused images; it defines the cases.
-        a_dir: folder of the first sources.
+        fused_dir: folder of fused images.
+        a_dir: folder of the first sources; with ``b_dir`` it defines the cases (the
+            names in both).
         b_dir: folder of the second sources.
         metrics: metric entries; by default every registered fusion metric (those too
             large for the images are left out, with a note).
         progress: called with each case name before it is scored.
+        allow_missing: score the pairs that have a fused image and list the others
+            (:attr:`Scores.missing`, ``n_missing``) instead of failing.
 
     Raises:
-        DataError: a folder is missing or empty, a fused image has no source, or an
-            image is unreadable, not 2D, of another size or out of range.
+        DataError: a folder is missing or empty, a source pair has no fused image, a
+            fused image has only one source, or an image is unreadable, not 2D, of
+            another size or out of range.
     """
     import warnings
 
     fused_dir, a_dir, b_dir = Path(fused_dir), Path(a_dir), Path(b_dir)
     fused = find_images(fused_dir, "--fused")
-    sources = {"--a": (a_dir, find_images(a_dir, "--a")), "--b": (b_dir, find_images(b_dir, "--b"))}
-    for role, (folder, files) in sources.items():
-        missing = set(fused) - set(files)
-        if missing:
-            raise _missing(missing, role, folder, "fused")
+    a_files, b_files = find_images(a_dir, "--a"), find_images(b_dir, "--b")
+    for role, folder, files, other in (
+        ("--a", a_dir, a_files, b_files),
+        ("--b", b_dir, b_files, a_files),
+    ):
+        lacking = sorted(c for c in fused if c in other and c not in files)
+        if lacking:
+            raise DataError(
+                f"{role} folder {folder} has no file for {len(lacking)} fused case(s) "
+                f"whose other source exists: {', '.join(lacking[:5])}"
+            )
+    pairs = {c: a_files[c] for c in sorted(set(a_files) & set(b_files))}
+    if not pairs:
+        raise DataError(f"--a folder {a_dir} and --b folder {b_dir} share no case name")
+    cases, missing, notes = match_cases(
+        pairs, fused, role="--fused", folder=fused_dir, what="source", allow_missing=allow_missing
+    )
     entries = list(metrics) if metrics is not None else select_metrics("fusion")
     explicit = metrics is not None
 
-    notes: list[str] = []
     rows = []
-    for case in sorted(fused):
+    for case in cases:
         if progress is not None:
             progress(case)
-        paths = [fused[case], sources["--a"][1][case], sources["--b"][1][case]]
+        paths = [fused[case], a_files[case], b_files[case]]
         images = [read_fusion_image(p) for p in paths]
         for path, img in zip(paths[1:], images[1:], strict=True):
             if img.shape != images[0].shape:
@@ -377,7 +412,8 @@ def score_fusion_folders(
         "intensity": "colour -> BT.601 luma rounded to the bit depth; 8-bit / 255, 16-bit / 65535",
         "metrics": [e.name for e in entries],
     }
-    return Scores("fusion", per_case, summarize(per_case), entries, settings, {}, notes)
+    summary = _summary(per_case, missing, allow_missing)
+    return Scores("fusion", per_case, summary, entries, settings, {}, notes, missing)
 
 
 def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -400,7 +436,8 @@ def write_scores(scores: Scores, out_dir: str | Path, fmt: str = "csv") -> list[
 
     ``csv``: the per-case table, and the summary as ``statistic,value`` rows. ``json``:
     the per-case rows as a list of objects, and ``{"task", "settings", "summary",
-    "warnings"}``.
+    "warnings", "missing"}``. Cases left out for want of a result file are also listed
+    in ``missing.<fmt>`` (a ``case_id`` column, or a JSON list).
     """
     import pandas as pd
 
@@ -408,12 +445,16 @@ def write_scores(scores: Scores, out_dir: str | Path, fmt: str = "csv") -> list[
         raise ConfigError(f"unknown output format {fmt!r}; use csv or json")
     out = Path(out_dir)
     per_case_path, summary_path = out / f"per_case.{fmt}", out / f"summary.{fmt}"
+    missing_path = out / f"missing.{fmt}"
     if fmt == "csv":
         _atomic_write(per_case_path, scores.per_case.to_csv(index=False, float_format="%.10g"))
         summary = pd.DataFrame(
             {"statistic": list(scores.summary), "value": list(scores.summary.values())}
         )
         _atomic_write(summary_path, summary.to_csv(index=False, float_format="%.10g"))
+        if scores.missing:
+            table = pd.DataFrame({"case_id": scores.missing})
+            _atomic_write(missing_path, table.to_csv(index=False))
     else:
         records = scores.per_case.to_dict(orient="records")
         _atomic_write(per_case_path, json.dumps(records, indent=1) + "\n")
@@ -422,8 +463,14 @@ def write_scores(scores: Scores, out_dir: str | Path, fmt: str = "csv") -> list[
             "settings": scores.settings,
             "summary": scores.summary,
             "warnings": scores.warnings,
+            "missing": scores.missing,
         }
         _atomic_write(summary_path, json.dumps(document, indent=1) + "\n")
+        if scores.missing:
+            _atomic_write(missing_path, json.dumps(scores.missing, indent=1) + "\n")
+    if scores.missing:
+        return [per_case_path, summary_path, missing_path]
+    missing_path.unlink(missing_ok=True)  # from an earlier run into the same folder
     return [per_case_path, summary_path]
 
 

@@ -102,9 +102,74 @@ def test_a_missing_prediction_is_named(seg_folders) -> None:
     pred_dir, ref_dir, _ = seg_folders
     (pred_dir / "case2.nii.gz").unlink()
     with pytest.raises(
-        DataError, match=r"--pred folder .* has no file for 1 reference case\(s\): case2$"
+        DataError,
+        match=r"--pred folder .* has no file for 1 of 2 reference case\(s\): case2 "
+        r"\(--allow-missing",
     ):
         score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_allow_missing_scores_the_rest_and_lists_the_missing(seg_folders, tmp_path, fmt):
+    pred_dir, ref_dir, _ = seg_folders
+    complete = score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)}, allow_missing=True)
+    assert complete.missing == [] and complete.summary["n_missing"] == 0
+    write_scores(complete, tmp_path / "out", fmt)
+    (pred_dir / "case2.nii.gz").unlink()
+    scores = score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)}, allow_missing=True)
+    assert scores.missing == ["case2"] and scores.per_case["case_id"].tolist() == ["case1"]
+    assert scores.summary["n_cases"] == 1 and scores.summary["n_missing"] == 1
+    assert scores.summary["dice_x"] == pytest.approx(complete.per_case["dice_x"].iloc[0])
+    paths = write_scores(scores, tmp_path / "out", fmt)
+    assert [p.name for p in paths] == [f"per_case.{fmt}", f"summary.{fmt}", f"missing.{fmt}"]
+    if fmt == "csv":
+        assert pd.read_csv(paths[2])["case_id"].tolist() == ["case2"]
+        summary = dict(pd.read_csv(paths[1]).itertuples(index=False))
+    else:
+        assert json.loads(paths[2].read_text()) == ["case2"]
+        document = json.loads(paths[1].read_text())
+        assert document["missing"] == ["case2"]
+        summary = document["summary"]
+    assert summary["n_missing"] == 1
+    # Scoring again with every prediction present removes the stale list.
+    write_image(_labels(0), pred_dir / "case2.nii.gz", spacing=SPACING)
+    again = score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)}, allow_missing=True)
+    write_scores(again, tmp_path / "out", fmt)
+    assert not (tmp_path / "out" / f"missing.{fmt}").exists()
+    for path in pred_dir.iterdir():
+        path.unlink()
+    write_image(_labels(0), pred_dir / "other.nii.gz", spacing=SPACING)
+    with pytest.raises(DataError, match=r"no file for 2 of 2 reference case\(s\)"):
+        score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)}, allow_missing=True)
+
+
+def test_a_region_in_no_file_is_refused(seg_folders) -> None:
+    pred_dir, ref_dir, _ = seg_folders
+    with pytest.raises(
+        DataError,
+        match=r"region\(s\) label5 \(5\); gone \(8, 9\) hold no voxel in any reference or "
+        r"prediction file \(labels found: 1, 2\)",
+    ):
+        score_segmentation_folders(
+            pred_dir, ref_dir, {"label1": (1,), "label5": (5,), "gone": (8, 9)}
+        )
+
+
+def test_labels_outside_the_regions(seg_folders) -> None:
+    pred_dir, ref_dir, cases = seg_folders
+    ref = cases["case1"][1].copy()
+    ref[0, 0, :3] = 7
+    write_image(ref, ref_dir / "case1.nii.gz", spacing=SPACING)
+    # Regions the user chose: the other labels are noted, scored as background.
+    scores = score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)})
+    assert any(
+        "label 2 in " in n and "label 7 in " in n and "case1.nii.gz" in n and "background" in n
+        for n in scores.warnings
+    )
+    # A preset declares every label the files may hold: another is an error.
+    regions = {"whole-tumour": (1, 2, 3, 4), "core": (1,)}
+    with pytest.raises(DataError, match=r"label 7 in .*ref/case1\.nii\.gz: outside the regions"):
+        score_segmentation_folders(pred_dir, ref_dir, regions, strict_labels=True)
 
 
 def test_extra_predictions_are_noted_and_ignored(seg_folders) -> None:
@@ -222,8 +287,25 @@ def test_fusion_size_mismatch_and_missing_source(fusion_folders) -> None:
         score_fusion_folders(root / "fused", root / "a", root / "b")
     (root / "b" / "x.png").unlink()
     write_image(_gray(6), root / "b" / "y.png")
-    with pytest.raises(DataError, match=r"--b folder .* has no file for 1 fused case\(s\): x"):
+    with pytest.raises(DataError, match=r"--b folder .* has no file for 1 fused case\(s\).*: x"):
         score_fusion_folders(root / "fused", root / "a", root / "b")
+
+
+def test_a_source_pair_without_a_fused_image(fusion_folders) -> None:
+    root, (fused, a, b) = fusion_folders
+    write_image(a, root / "a" / "y.png")
+    write_image(b, root / "b" / "y.png")
+    write_image(a, root / "a" / "only_a.png")  # not a pair: not a case
+    with pytest.raises(
+        DataError, match=r"--fused folder .* has no file for 1 of 2 source case\(s\): y"
+    ):
+        score_fusion_folders(root / "fused", root / "a", root / "b")
+    scores = score_fusion_folders(root / "fused", root / "a", root / "b", allow_missing=True)
+    assert scores.missing == ["y"] and scores.per_case["case_id"].tolist() == ["x"]
+    assert scores.summary["n_missing"] == 1 and scores.summary["n_cases"] == 1
+    write_image(fused, root / "fused" / "z.png")  # no source: ignored with a note
+    scores = score_fusion_folders(root / "fused", root / "a", root / "b", allow_missing=True)
+    assert any("z" in n and "ignored" in n for n in scores.warnings)
 
 
 # -- output ----------------------------------------------------------------------------

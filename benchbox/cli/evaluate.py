@@ -29,6 +29,12 @@ _OUT = typer.Option(
 )
 _FORMAT = typer.Option("csv", "--format", help="csv or json.")
 _METRIC = typer.Option([], "--metric", "-m", help="Only this metric (repeatable); default all.")
+_ALLOW_MISSING = typer.Option(
+    False,
+    "--allow-missing",
+    help="Score the cases that have a result file and list the others (table, summary and "
+    "missing.<format>), instead of failing.",
+)
 
 
 def _score(run: Callable[[Callable[[str], None] | None], Scores], total: int) -> Scores:
@@ -62,6 +68,8 @@ def _render(scores: Scores, paths: list[Path]) -> None:
 
     summary = scores.summary
     title = f"benchbox evaluate {scores.task}: {int(summary['n_cases'])} case(s)"
+    if scores.missing:
+        title += f" scored, {len(scores.missing)} missing"
     if scores.task == "segmentation":
         title += f", NSD tolerance {scores.settings['nsd_tolerance_mm']:g} mm"
     console.print(f"[bold]{escape(title)}[/]", highlight=False)
@@ -108,6 +116,13 @@ def _render(scores: Scores, paths: list[Path]) -> None:
                 "empty-mask rule (docs/metrics.md)",
                 highlight=False,
             )
+    if scores.missing:
+        shown = ", ".join(scores.missing[:20]) + (" ..." if len(scores.missing) > 20 else "")
+        console.print(
+            f"[yellow]missing[/] {len(scores.missing)} case(s) without a result file, not "
+            f"scored: {escape(shown)}",
+            highlight=False,
+        )
     for note in scores.warnings:
         console_err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(escape(str(p)) for p in paths), highlight=False)
@@ -131,17 +146,28 @@ def seg(
     metric: list[str] = _METRIC,
     out: Path | None = _OUT,
     fmt: str = _FORMAT,
+    allow_missing: bool = _ALLOW_MISSING,
 ) -> None:
     """Score label files (NIfTI, NRRD, PNG...) matched by name; spacing from the files."""
     from benchbox.data.io import is_image_file
-    from benchbox.metrics.suite import parse_regions, select_metrics
+    from benchbox.metrics.suite import REGION_PRESETS, parse_regions, select_metrics
     from benchbox.scoring import score_segmentation_folders, write_scores
 
     regions = parse_regions(labels, region)
+    strict = any(r.strip().lower() in REGION_PRESETS for r in region)  # a preset's full label set
     entries = select_metrics("segmentation", metric)
     total = sum(1 for p in ref.iterdir() if is_image_file(p)) if ref.is_dir() else 0
     scores = _score(
-        lambda step: score_segmentation_folders(pred, ref, regions, nsd_tolerance, entries, step),
+        lambda step: score_segmentation_folders(
+            pred,
+            ref,
+            regions,
+            nsd_tolerance,
+            entries,
+            step,
+            allow_missing=allow_missing,
+            strict_labels=strict,
+        ),
         total,
     )
     paths = write_scores(scores, out or Path("benchbox-out/evaluate/seg"), fmt)
@@ -150,12 +176,15 @@ def seg(
 
 @app.command("fusion")
 def fusion(
-    fused: Path = typer.Option(..., "--fused", help="Folder of fused images (the cases)."),
-    a: Path = typer.Option(..., "--a", help="Folder of the first source images."),
+    fused: Path = typer.Option(..., "--fused", help="Folder of fused images."),
+    a: Path = typer.Option(
+        ..., "--a", help="Folder of the first source images (with --b: the cases)."
+    ),
     b: Path = typer.Option(..., "--b", help="Folder of the second source images."),
     metric: list[str] = _METRIC,
     out: Path | None = _OUT,
     fmt: str = _FORMAT,
+    allow_missing: bool = _ALLOW_MISSING,
 ) -> None:
     """Score fused images against their two sources, matched by file name (8-bit / 255)."""
     from benchbox.data.io import is_image_file
@@ -164,6 +193,9 @@ def fusion(
 
     entries = select_metrics("fusion", metric) if metric else None
     total = sum(1 for p in fused.iterdir() if is_image_file(p)) if fused.is_dir() else 0
-    scores = _score(lambda step: score_fusion_folders(fused, a, b, entries, step), total)
+    scores = _score(
+        lambda step: score_fusion_folders(fused, a, b, entries, step, allow_missing=allow_missing),
+        total,
+    )
     paths = write_scores(scores, out or Path("benchbox-out/evaluate/fusion"), fmt)
     _render(scores, paths)

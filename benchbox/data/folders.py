@@ -13,6 +13,7 @@ Files are matched by name without the image ending (``case01.nii.gz`` matches
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,3 +101,115 @@ def read_fusion_image(path: Path) -> np.ndarray:
     else:
         raise DataError(f"{path}: unsupported pixel type {arr.dtype}; use 8- or 16-bit images")
     return out
+
+
+def _shown(names: Sequence[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def match_cases(
+    expected: Mapping[str, Path],
+    found: Mapping[str, Path],
+    *,
+    role: str,
+    folder: Path,
+    what: str,
+    allow_missing: bool = False,
+) -> tuple[list[str], list[str], list[str]]:
+    """Match result files to the cases that should have one.
+
+    Args:
+        expected: ``{case: file}`` of the cases (references, or sources).
+        found: ``{case: file}`` of the result folder (predictions, fused images).
+        role: the result folder's option (``--pred``), for messages.
+        folder: the result folder, for messages.
+        what: what defines the cases (``reference``), for messages.
+        allow_missing: score the cases that have a result and report the others,
+            instead of failing.
+
+    Returns:
+        ``(cases to score, missing cases, notes)``, sorted; results without an
+        expected case are ignored with a note.
+
+    Raises:
+        DataError: cases without a result (unless ``allow_missing``), or none at all.
+    """
+    missing = sorted(set(expected) - set(found))
+    cases = sorted(set(expected) & set(found))
+    hint = "" if allow_missing else " (--allow-missing scores the others and lists these)"
+    if missing and (not allow_missing or not cases):
+        raise DataError(
+            f"{role} folder {folder} has no file for {len(missing)} of {len(expected)} "
+            f"{what} case(s): {_shown(missing)}{hint}"
+        )
+    notes = []
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        notes.append(f"{len(extra)} file(s) in {role} without a {what} ignored: {_shown(extra)}")
+    return cases, missing, notes
+
+
+def labels_in(array: np.ndarray) -> list[int]:
+    """The distinct values of an integer label array (a counting pass when it can)."""
+    flat = np.asarray(array).ravel()
+    if flat.size == 0:
+        return []
+    if flat.dtype == bool:
+        flat = flat.astype(np.uint8)
+    lo, hi = int(flat.min()), int(flat.max())
+    if lo >= 0 and hi < 1 << 16:
+        return np.flatnonzero(np.bincount(flat, minlength=hi + 1)).tolist()
+    return np.unique(flat).astype(np.int64).tolist()
+
+
+class LabelCensus:
+    """Which label files hold which labels, to check the regions against them."""
+
+    def __init__(self) -> None:
+        self.files: dict[int, list[Path]] = {}
+
+    def add(self, array: np.ndarray, path: Path) -> None:
+        for value in labels_in(array):
+            self.files.setdefault(int(value), []).append(path)
+
+    def check(self, regions: Mapping[str, Sequence[int]], strict: bool = False) -> list[str]:
+        """Refuse regions no file holds; name labels that no region covers.
+
+        Args:
+            regions: ``{name: labels}`` being scored.
+            strict: the regions declare every label the files may hold (a preset such
+                as ``brats``), so another label is an error, not a note.
+
+        Returns:
+            A note naming labels outside every region (scored as background).
+
+        Raises:
+            DataError: a region whose labels are in no file (every case would score as
+                two empty masks), or, with ``strict``, a label outside the regions.
+        """
+        found = sorted(v for v in self.files if v != 0)
+        absent = [
+            f"{name} ({', '.join(map(str, labels))})"
+            for name, labels in regions.items()
+            if not any(v in self.files for v in labels)
+        ]
+        if absent:
+            raise DataError(
+                f"region(s) {'; '.join(absent)} hold no voxel in any reference or prediction "
+                f"file (labels found: {', '.join(map(str, found)) or 'none'}); every case "
+                "would score as two empty masks"
+            )
+        covered = {int(v) for labels in regions.values() for v in labels} | {0}
+        unknown = [v for v in found if v not in covered]
+        if not unknown:
+            return []
+        where = "; ".join(
+            f"label {v} in {self.files[v][0]}"
+            + (f" and {len(self.files[v]) - 1} more file(s)" if len(self.files[v]) > 1 else "")
+            for v in unknown[:5]
+        )
+        covers = ", ".join(map(str, sorted(covered - {0})))
+        if strict:
+            raise DataError(f"{where}: outside the regions' labels ({covers})")
+        return [f"{where}: in no region (regions cover {covers}), scored as background"]

@@ -129,3 +129,83 @@ def test_real_spinal_cord_masks(tmp_path: Path, capsys) -> None:
         sm.compute_hd95(pred.array == 1, ref.array == 1, ref.spacing)
     )
     assert 0 < row["dice_label1"] <= 1
+
+
+def _bad_inputs(root: Path) -> None:
+    """The bad inputs of issue 10 as files: NaN labels, label 7, missing results."""
+    ref = np.zeros((6, 20, 20), np.uint8)
+    ref[2:5, 5:12, 6:14] = 2
+    ref[3, 7:10, 8:11] = 4
+    nan = ref.astype(np.float32)
+    nan[:] = np.nan
+    write_image(nan, root / "nan" / "a.nii.gz")  # ITK < 6 alone would read zeros
+    write_image(ref.astype(np.float32), root / "nan" / "b.nii.gz")
+    seven = ref.copy()
+    seven[0, :2, :2] = 7
+    write_image(seven, root / "ref7" / "a.nii.gz")
+    write_image(ref, root / "ref7" / "b.nii.gz")
+    rng = np.random.default_rng(1)
+    for case in ("c1", "c2", "c3"):
+        a, b = (rng.integers(0, 256, (32, 32)).astype(np.uint8) for _ in range(2))
+        write_image(a, root / "A" / f"{case}.png")
+        write_image(b, root / "B" / f"{case}.png")
+        if case != "c2":
+            write_image(np.maximum(a, b), root / "F" / f"{case}.png")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["seg", "--pred", "{tmp}/nan", "--ref", "{tmp}/ref"],
+         "error: {tmp}/nan/a.nii.gz: labels must be integers; the file holds NaN values"),
+        (["seg", "--pred", "{tmp}/pred", "--ref", "{tmp}/ref", "--labels", "5"],
+         "error: region(s) label5 (5) hold no voxel in any reference or prediction file "
+         "(labels found: 1, 2)"),
+        (["seg", "--pred", "{tmp}/pred", "--ref", "{tmp}/ref7", "--region", "brats"],
+         "error: label 7 in {tmp}/ref7/a.nii.gz: outside the regions' labels (1, 2, 3, 4)"),
+        (["fusion", "--fused", "{tmp}/F", "--a", "{tmp}/A", "--b", "{tmp}/B"],
+         "error: --fused folder {tmp}/F has no file for 1 of 3 source case(s): c2 "
+         "(--allow-missing"),
+        (["seg", "--pred", "{tmp}/F", "--ref", "{tmp}/ref"],
+         "error: --pred folder {tmp}/F has no file for 2 of 2 reference case(s): a, b"),
+    ],
+)  # fmt: skip
+def test_bad_results_are_one_line_exit_1_and_write_nothing(seg_dirs: Path, capsys, args, message):
+    _bad_inputs(seg_dirs)
+    args = [a.replace("{tmp}", str(seg_dirs)) for a in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", *args, "--out", str(seg_dirs / "out")])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message.replace("{tmp}", str(seg_dirs))), err
+    assert len(err.splitlines()) == 1
+    assert not (seg_dirs / "out").exists()
+
+
+@pytest.mark.parametrize("task", ["seg", "fusion"])
+def test_allow_missing_reports_the_missing_cases(seg_dirs: Path, capsys, task):
+    _bad_inputs(seg_dirs)
+    (seg_dirs / "pred" / "b.nii.gz").unlink()
+    folders = {
+        "seg": ["--pred", "pred", "--ref", "ref"],
+        "fusion": ["--fused", "F", "--a", "A", "--b", "B"],
+    }[task]
+    out = seg_dirs / "out"
+    code = main(
+        [
+            "evaluate",
+            task,
+            *(str(seg_dirs / f) if not f.startswith("-") else f for f in folders),
+            "--allow-missing",
+            "--out",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    missing = {"seg": "b", "fusion": "c2"}[task]
+    assert "case(s) scored, 1 missing" in captured.out
+    assert f"missing 1 case(s) without a result file, not scored: {missing}" in captured.out
+    assert pd.read_csv(out / "missing.csv")["case_id"].tolist() == [missing]
+    summary = dict(pd.read_csv(out / "summary.csv").itertuples(index=False))
+    assert summary["n_missing"] == 1 and summary["n_cases"] == {"seg": 1, "fusion": 2}[task]
