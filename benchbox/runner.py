@@ -78,6 +78,10 @@ def _dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
         if not entry.accepts("resample"):
             raise errors.ConfigError(f"dataset {entry.name!r} does not support --resample")
         kwargs["resample"] = True
+    if not config.has_seg and entry.accepts("lesion_fraction"):
+        # Lesion-based slice sampling serves a segmenter; a fusion-only run samples
+        # slices whatever their labels (unless --data-opt lesion_fraction says otherwise).
+        kwargs["lesion_fraction"] = "none"
     kwargs.update(config.dataset_params())
     if config.dataset_root is not None:
         if not entry.accepts("root"):
@@ -127,6 +131,15 @@ def prepare(
         raise errors.ConfigError(
             f"dataset {config.dataset!r} has no labels, so it cannot train segmenter "
             f"{config.seg!r}; run it fusion-only with --seg none"
+        )
+    has_foreground = getattr(dataset, "has_foreground", None)
+    if config.has_seg and has_foreground is not None and has_foreground("train") is False:
+        # A segmenter trained on background only, scored by the empty-mask rule, would
+        # put a meaningless row on the leaderboard: refuse rather than warn.
+        raise errors.DataError(
+            f"dataset {config.dataset!r}: no training case holds a labelled voxel (every "
+            f"mask is background), so segmenter {config.seg!r} has nothing to learn; check "
+            "the label files, or run fusion-only with --seg none"
         )
     sizes = {}
     for split in ("train", "test"):

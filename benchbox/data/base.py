@@ -98,6 +98,14 @@ class BenchDataset(abc.ABC):
             DataError: the split does not exist or holds no sample.
         """
 
+    def has_foreground(self, split: str) -> bool | None:
+        """Whether any sample of ``split`` holds a foreground (non-zero) class.
+
+        ``None`` when unlabelled or not known cheaply; the runner refuses to train a
+        segmenter on a training split whose masks are all background.
+        """
+        return None
+
     def volumes(self, split: str) -> Sequence[Volume] | None:
         """Whole 3D cases of ``split`` for 3D evaluation; ``None`` for 2D datasets."""
         return None

@@ -331,6 +331,15 @@ class PairsDataset(BenchDataset):
             )
         return PairSplit(self._entries[name], rows, self.colour)
 
+    def has_foreground(self, split: str) -> bool | None:
+        """Whether a mask of ``split`` holds a foreground pixel (``None``: no masks)."""
+        self.check_split(split)
+        entry = self._entries[split]
+        if not entry.has("mask"):
+            return None
+        masks = entry.array("mask")
+        return any(bool(np.asarray(masks[row]).any()) for row in self._rows[split])
+
     def config(self) -> dict[str, Any]:
         return {
             "name": self.name,

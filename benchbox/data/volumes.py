@@ -191,6 +191,18 @@ class VolumeDataset(BenchDataset):
         self._lut = lut
         self._values = [0, 1]
 
+    def has_foreground(self, split: str) -> bool | None:
+        """Whether a case of ``split`` holds a foreground label (of ``target``, if set)."""
+        self.check_split(split)
+        if self._lut is None or self._label_spec is None:
+            return None
+        index = {v: i for i, v in enumerate(self._label_spec.sorted_values)}
+        for case_id in self.split_cases[split]:
+            present = self._by_id[case_id].meta["label_values_present"]
+            if any(v in index and self._lut[index[v]] > 0 for v in present):
+                return True
+        return False
+
     # -- building -------------------------------------------------------------------
     def _load_all(
         self,

@@ -151,6 +151,16 @@ def test_masks(tmp_path):
     assert int(m.sum()) == 5 * 6  # 10 x 12 pixels at half size
 
 
+def test_has_foreground(tmp_path):
+    assert open_pairs(str(write_pairs(tmp_path / "a" / "CT-MRI"))).has_foreground("train") is None
+    root = write_pairs(tmp_path / "b" / "CT-MRI", mask=True)
+    assert open_pairs(str(root), image_size=20).has_foreground("train") is True
+    for path in root.glob("*/mask/*.png"):
+        write_image(np.zeros((40, 40), np.uint8), path)
+    ds = open_pairs(str(root), image_size=20)
+    assert ds.has_foreground("train") is False and ds.has_foreground("val") is False
+
+
 def test_modality_choice(tmp_path):
     root = write_pairs(tmp_path / "three", mods=("CT", "MRI", "PET"))
     with pytest.raises(DataError, match=r"3 modality folders.*modalities=A,B"):

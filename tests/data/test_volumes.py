@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchbox.data.cases import open_cases
-from benchbox.data.io import compare_geometry, read_image, save_prediction
+from benchbox.data.io import compare_geometry, read_image, save_prediction, write_image
 from benchbox.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -152,3 +152,47 @@ def test_3d_run_scores_whole_cases_on_the_scan_grid_and_saves_predictions(make_c
     assert compare_geometry(scan.geometry, saved.geometry, tolerance=1e-6) == []
     assert set(np.unique(saved.array)) <= {0, 1, 2, 4}  # label values, not class indices
     assert result.leaderboard.name == "toy.csv"
+
+
+def test_all_background_labels_fusion_only_runs_segmentation_refused(make_cases, tmp_path):
+    from benchbox import config, errors, runner
+
+    root, cfg = make_cases(4)
+    for seg in root.glob("*/seg.nii.gz"):
+        img = read_image(seg)
+        write_image(np.zeros_like(img.array), seg, reference=img)
+    cfg.write_text(cfg.read_text() + "\n[sampling]\nlesion_fraction = 0.5\n")
+    ds = open_cases(str(root), config=str(cfg), image_size=32)
+    assert ds.has_foreground("train") is False and ds.has_foreground("test") is False
+    with pytest.raises(DataError, match="split 'train' holds no slice"):
+        ds.split("train")  # lesion sampling on cases without lesions: nothing to sample
+
+    def run_config(seg: str, **data_opts: str) -> config.RunConfig:
+        opts = {"config": str(cfg), **data_opts}
+        return config.resolve(None, None, {
+            "dataset": f"cases:{root}", "data_opts": {"cases": opts}, "fusion": "mean",
+            "seg": seg, "image_size": 32, "epochs": 1, "out": str(tmp_path / "out"),
+        })  # fmt: skip
+
+    # A fusion-only run needs no lesion: its training slices ignore the labels.
+    prepared = runner.prepare(run_config("none"))
+    every_slice = sum(v.a.shape[0] for v in prepared.dataset.volumes("train"))
+    assert len(prepared.dataset.split("train")) == every_slice > 0
+    assert prepared.dataset.config()["lesion_fraction"] is None
+    # A segmentation run with no labelled voxel is refused before anything is trained.
+    for opts in ({}, {"lesion_fraction": "0"}):
+        with pytest.raises(errors.DataError, match=r"no training case holds a labelled voxel"):
+            runner.prepare(run_config("attunet", **opts))
+    assert not list((tmp_path / "out" / "runs").iterdir())
+
+
+def test_has_foreground_follows_the_target(make_cases):
+    root, cfg = make_cases(4)
+    ds = open_cases(str(root), config=str(cfg), image_size=32)
+    assert ds.has_foreground("train") is True
+    for seg in root.glob("*/seg.nii.gz"):  # keep only label 2 (oedema)
+        img = read_image(seg)
+        write_image(np.where(img.array == 2, 2, 0).astype(np.uint8), seg, reference=img)
+    assert open_cases(str(root), config=str(cfg), target="oedema").has_foreground("train")
+    enhancing = open_cases(str(root), config=str(cfg), target="enhancing")
+    assert enhancing.has_foreground("train") is False
