@@ -273,6 +273,18 @@ class Restorer:
         canonical[tuple(slice(a, b) for a, b in self.box)] = crop
         return np.ascontiguousarray(self.orientation.invert(canonical))
 
+    def image(self, values: np.ndarray) -> np.ndarray:
+        """Restore a ``(D, S, S)`` image in ``[0, 1]`` (e.g. a fused image) to the
+        source grid: bilinear in-plane, 0 outside the crop, ``float32``."""
+        vals = np.asarray(values, dtype=np.float32)
+        depth = self.box[0][1] - self.box[0][0]
+        if vals.shape != (depth, self.fit.size, self.fit.size):
+            expected = f"({depth}, {self.fit.size}, {self.fit.size})"
+            raise ValueError(f"image of shape {vals.shape} does not match {expected}")
+        canonical = np.zeros(self.orientation.shape(self.source_shape), dtype=np.float32)
+        canonical[tuple(slice(a, b) for a, b in self.box)] = self.fit.invert(vals, label=False)
+        return np.ascontiguousarray(self.orientation.invert(canonical))
+
 
 # -- slice sampling -------------------------------------------------------------------
 def sample_slices(
