@@ -17,6 +17,7 @@ from benchbox.cli import (
     export,
     leaderboard,
     plugins,
+    predict,
     report,
     run,
     runs,
@@ -64,6 +65,7 @@ app.command("synthetic")(synthetic.synthetic)
 app.command("leaderboard")(leaderboard.leaderboard)
 app.command("compare")(compare.compare)
 app.command("export")(export.export)
+app.command("predict")(predict.predict)
 app.command("report")(report.report)
 app.command("runs")(runs.runs)
 
