@@ -7,7 +7,7 @@ needed (and never read), and the preprocessing is the run's recorded one:
   of new pairs), or a pairs dataset with split folders (``<dir>/test/<MODALITY>/``;
   ``--split all`` takes every split folder). Pixels are scaled as in training
   (8/16-bit by their range, colour split into luma and chroma) and resized to the
-  run's image size; :attr:`PairSample.fit` maps predictions back to the input's size.
+  run's image size; :attr:`PairInput.fit` maps predictions back to the input's size.
 * ``nifti:<dir>``: an nnU-Net dataset folder (``imagesTs``, or with ``--split all``
   ``imagesTr`` too) or a folder of ``<case>_XXXX.nii.gz`` files itself (``imagesTs``);
   channels are matched to the run's modalities by the recorded ``channel_names``.
