@@ -184,3 +184,19 @@ def test_a_failed_export_writes_nothing(tiny_run, tmp_path, monkeypatch):
     with pytest.raises(graphs.ExportError):
         export_run(tiny_run, out=out, rounds=1, test_images=4)
     assert list(out.iterdir()) == []
+
+
+def test_dynamo_exporter_gives_the_same_fused_image(tmp_path):
+    import onnxruntime as ort
+
+    from benchbox.graphs import Graph, export_graph
+
+    fusion = get_fusion("dual", width=4, depth=2).eval()
+    graph = Graph("fusion", fusion, ("a", "b"), ("fused",), (1, 1))
+    item = export_graph(graph, "onnx", tmp_path / "f.onnx", 32, opset=18, exporter="dynamo")
+    assert item.axes in ("batch+size", "batch")
+    a, b = _test_sources()
+    session = ort.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = fusion(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    assert np.abs(session.run(None, {"a": a, "b": b})[0] - expected).max() <= 1e-4
