@@ -205,6 +205,8 @@ class ExamplePicker:
         mask: np.ndarray | None,
         pred: np.ndarray | None,
     ) -> None:
+        if self.n <= 0:  # --examples 0: no figure
+            return
         area = int(np.count_nonzero(mask)) if mask is not None else 0
         self._count += 1
         if area == 0 and len(self.others) >= self.n:

@@ -229,6 +229,9 @@ def test_example_figure_prefers_the_largest_lesions(tmp_path):
         mask.flat[:area] = 1
         picker.offer(zeros, zeros, zeros, mask, mask)
     assert [int(ex["mask"].sum()) for ex in picker.chosen()] == [5, 3]
+    none = records.ExamplePicker(0)  # --examples 0: a lesion offered is simply not kept
+    none.offer(zeros, zeros, zeros, np.ones((4, 4), np.int64), zeros)
+    assert none.chosen() == []
     path = records.save_examples(tmp_path / "ex.png", picker.chosen(), ("CT", "MRI"))
     grid = read_image(path).array
     top = records.TITLE_HEIGHT + 2
