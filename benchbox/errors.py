@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable
 
 
@@ -14,7 +15,20 @@ class PluginError(BenchboxError):
 
 
 class DuplicatePluginError(PluginError):
-    """Two providers registered the same name for the same kind."""
+    """Two providers registered the same name for the same kind, and a run uses it."""
+
+
+class PluginBugError(PluginError):
+    """A plugin's own code raised (a constructor, ``forward`` or metric), not the user.
+
+    The message names the component, its provider and the exception in one line; the
+    original exception is chained (``__cause__``) so ``--debug`` can show its traceback.
+    """
+
+
+class PluginWarning(UserWarning):
+    """A plugin problem that does not stop the command (e.g. an unknown name in
+    ``BENCHBOX_PLUGINS``, a metric left out because it raised)."""
 
 
 class UnknownKindError(BenchboxError):
@@ -95,3 +109,25 @@ class WriteError(BenchboxError, OSError):
 
     def __reduce__(self) -> tuple[type[WriteError], tuple[str, int | None, str | None]]:
         return (type(self), (self.message, self.errno, self.filename))
+
+
+def describe(exc: BaseException, package: str | None = None) -> str:
+    """One line for an exception: its type, first message line and where it was raised.
+
+    Args:
+        exc: the exception.
+        package: a top-level module name (``my_fusion``); when given, the place shown is
+            the innermost frame in that package's code rather than in a library it called.
+    """
+    frames: list[traceback.FrameSummary] = list(traceback.extract_tb(exc.__traceback__))
+    if package is not None:
+        own = [
+            f
+            for f, (frame, _) in zip(frames, traceback.walk_tb(exc.__traceback__), strict=False)
+            if str(frame.f_globals.get("__name__", "")).split(".")[0] == package
+        ]
+        frames = own or frames
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    text = str(exc).strip()
+    msg = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {msg}{where}" if msg else f"{type(exc).__name__}{where}"

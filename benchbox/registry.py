@@ -6,11 +6,14 @@ take them out. :mod:`benchbox.plugins` fills a registry from the installed plugi
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import fnmatch
 import inspect
 import re
-from collections.abc import Callable, Iterator, Mapping
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,14 +140,78 @@ class Entry:
                 )
 
     def build(self, *args: Any, **params: Any) -> Any:
-        """Call the factory, turning a bad parameter into a :class:`ConfigError`."""
+        """Call the factory; a bad parameter is a :class:`ConfigError`, a crash a bug.
+
+        A ``ValueError`` (or :class:`ConfigError`) raised by the factory is how a plugin
+        refuses a parameter value, so it is reported as a configuration error. Any other
+        exception is the plugin's own bug: :class:`PluginBugError` naming the component,
+        its provider and the exception.
+        """
         self.check_params(params)
+        try:
+            inspect.signature(self.factory).bind(*args, **params)
+        except (TypeError, ValueError) as exc:
+            # An unreadable signature raises ValueError from signature(): nothing to check.
+            if isinstance(exc, TypeError):
+                raise errors.ConfigError(f"{self.kind} {self.name!r}: {exc}") from None
         try:
             return self.factory(*args, **params)
         except errors.BenchboxError:
             raise
-        except (TypeError, ValueError, KeyError) as exc:
+        except ValueError as exc:
             raise errors.ConfigError(f"{self.kind} {self.name!r}: {exc}") from exc
+        except Exception as exc:
+            if _out_of_memory(exc):
+                raise
+            raise plugin_bug(self, exc, "while being built") from exc
+
+    @property
+    def package(self) -> str | None:
+        """The top-level package of the factory's code (``benchbox_plugins``)."""
+        module = getattr(self.factory, "__module__", None)
+        return module.split(".")[0] if isinstance(module, str) else None
+
+
+def plugin_bug(entry: Entry, exc: BaseException, doing: str) -> errors.PluginBugError:
+    """The one-line error for an exception raised by a component's own code."""
+    return errors.PluginBugError(
+        f"{entry.kind} {entry.name!r} of plugin {entry.provider} failed {doing}: "
+        f"{errors.describe(exc, entry.package)}; this is a bug in the plugin, not in your "
+        "options (--debug or BENCHBOX_DEBUG=1 shows the traceback)"
+    )
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    # torch's OutOfMemoryError is a RuntimeError; matched by name to keep torch unimported.
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
+@contextmanager
+def blame_plugins(components: Iterable[tuple[Entry, Any]], doing: str) -> Iterator[None]:
+    """Report an exception raised inside a built component as that plugin's bug.
+
+    The culprit is the innermost frame of the traceback whose ``self`` is one of the
+    ``(entry, built object)`` pairs: an ``nn.Module``'s ``forward`` (or the module call
+    around it) runs with ``self`` bound to the module, so a crash deep inside torch
+    called from a plugin's ``forward`` is still that plugin's. Exceptions raised
+    elsewhere, benchbox's own errors and out-of-memory errors pass through unchanged.
+
+    Args:
+        components: ``(entry, object built from it)`` pairs; ``None`` objects are ignored.
+        doing: what was being done, for the message (``"in forward during training"``).
+    """
+    owners = {id(obj): entry for entry, obj in components if obj is not None}
+    try:
+        yield
+    except errors.BenchboxError:
+        raise
+    except Exception as exc:
+        culprit = None
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            culprit = owners.get(id(frame.f_locals.get("self")), culprit)
+        if culprit is None or _out_of_memory(exc):
+            raise
+        raise plugin_bug(culprit, exc, doing) from exc
 
 
 def _same_kind(param: Parameter, value: Any) -> bool:
@@ -178,18 +245,62 @@ def _first_line(obj: Any) -> str:
 
 @dataclass(frozen=True)
 class LoadError:
-    """A plugin that could not be loaded or whose hook failed."""
+    """A plugin that could not be loaded or whose hook failed.
+
+    ``details`` holds the formatted traceback, shown by ``--debug``.
+    """
 
     provider: Provider
     error: str
+    details: str = ""
+
+
+def make_entry(
+    kind: str,
+    name: str,
+    factory: Callable[..., Any],
+    provider: Provider,
+    description: str | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> Entry:
+    """A checked :class:`Entry`; an invalid registration raises :class:`PluginError`."""
+    check_kind(kind)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise errors.PluginError(
+            f"plugin {provider} registered an invalid {kind} name {name!r}: use lowercase "
+            "letters, digits, '-', '_' or '.'"
+        )
+    if not callable(factory):
+        raise errors.PluginError(f"plugin {provider}: {kind} {name!r} factory is not callable")
+    info = dict(info or {})
+    for key in _REQUIRED_INFO.get(kind, ()):
+        if key not in info:
+            raise errors.PluginError(
+                f"plugin {provider}: {kind} {name!r} must be registered with {key}=..."
+            )
+    if "task" in info and info["task"] not in _TASKS:
+        raise errors.PluginError(
+            f"plugin {provider}: {kind} {name!r} has task={info['task']!r}; "
+            f"expected one of {', '.join(_TASKS)}"
+        )
+    return Entry(kind, name, factory, description or _first_line(factory), provider, info)
 
 
 class Registry:
-    """Per-kind tables of registered components, and the errors met while loading."""
+    """Per-kind tables of registered components, and the errors met while loading.
+
+    Two providers may register the same name: both are kept and listed, and only a
+    lookup of that name fails (:class:`DuplicatePluginError` naming both), so runs that
+    use other names keep working until the user disables one of the two plugins.
+    """
 
     def __init__(self) -> None:
-        self._tables: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self._tables: dict[str, dict[str, list[Entry]]] = {kind: {} for kind in KINDS}
         self.load_errors: list[LoadError] = []
+        #: Problems that did not stop loading (an unknown name in ``BENCHBOX_PLUGINS``).
+        self.warnings: list[str] = []
+        #: Plugins the user disabled (``BENCHBOX_DISABLE``, ``--disable``).
+        self.disabled: list[Provider] = []
 
     # -- filling -----------------------------------------------------------------------
     def add(
@@ -201,65 +312,60 @@ class Registry:
         description: str | None = None,
         info: Mapping[str, Any] | None = None,
     ) -> Entry:
-        """Add one component; a duplicate name raises, naming both providers."""
-        check_kind(kind)
-        if not isinstance(name, str) or not _NAME.match(name):
+        """Check and add one component (see :func:`make_entry` and :meth:`insert`)."""
+        return self.insert(make_entry(kind, name, factory, provider, description, info))
+
+    def insert(self, entry: Entry) -> Entry:
+        """Add a checked entry; a name another provider holds is kept as a duplicate.
+
+        Raises:
+            PluginError: the same provider registered this name for this kind twice.
+        """
+        providers = self._tables[entry.kind].setdefault(entry.name, [])
+        if any(e.provider == entry.provider for e in providers):
             raise errors.PluginError(
-                f"plugin {provider} registered an invalid {kind} name {name!r}: use lowercase "
-                "letters, digits, '-', '_' or '.'"
+                f"plugin {entry.provider} registered {entry.kind} {entry.name!r} twice"
             )
-        if not callable(factory):
-            raise errors.PluginError(f"plugin {provider}: {kind} {name!r} factory is not callable")
-        info = dict(info or {})
-        for key in _REQUIRED_INFO.get(kind, ()):
-            if key not in info:
-                raise errors.PluginError(
-                    f"plugin {provider}: {kind} {name!r} must be registered with {key}=..."
-                )
-        if "task" in info and info["task"] not in _TASKS:
-            raise errors.PluginError(
-                f"plugin {provider}: {kind} {name!r} has task={info['task']!r}; "
-                f"expected one of {', '.join(_TASKS)}"
-            )
-        table = self._tables[kind]
-        if name in table:
-            raise errors.DuplicatePluginError(
-                f"{kind} {name!r} is registered twice: by {table[name].provider} and by "
-                f"{provider}; uninstall one, or set BENCHBOX_PLUGINS to choose"
-            )
-        entry = Entry(kind, name, factory, description or _first_line(factory), provider, info)
-        table[name] = entry
+        providers.append(entry)
         return entry
-
-    def callback(self, kind: str, provider: Provider) -> Callable[..., None]:
-        """The ``register`` callback handed to one plugin's hook for one kind."""
-
-        def register(
-            name: str,
-            factory: Callable[..., Any],
-            *,
-            description: str | None = None,
-            **info: Any,
-        ) -> None:
-            self.add(kind, name, factory, provider, description, info)
-
-        return register
 
     # -- reading -----------------------------------------------------------------------
     def get(self, kind: str, name: str) -> Entry:
-        """The entry registered as ``name``, or an ``Unknown...Error`` with suggestions."""
+        """The entry registered as ``name``.
+
+        Raises:
+            UnknownComponentError: no plugin registered ``name`` (with suggestions).
+            DuplicatePluginError: two plugins registered ``name``; names both.
+        """
         table = self._tables[check_kind(kind)]
         if name in table:
-            return table[name]
+            found = table[name]
+            if len(found) > 1:
+                raise duplicate_error(found)
+            return found[0]
         close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
         # Prefix matches ("smp" -> "smp-unet") are suggestions difflib's ratio misses.
         close += [n for n in sorted(table) if n.startswith(name) and n not in close][:3]
         raise _UNKNOWN[kind](name, close[:5], len(table))
 
     def list(self, kind: str, pattern: str = "*") -> list[Entry]:
-        """The entries of a kind whose name matches a glob pattern, sorted by name."""
+        """The entries of a kind whose name matches a glob pattern, sorted by name.
+
+        A name two plugins registered appears once per provider, in loading order; see
+        :meth:`duplicates`.
+        """
         table = self._tables[check_kind(kind)]
-        return [table[n] for n in sorted(table) if fnmatch.fnmatchcase(n, pattern)]
+        return [e for n in sorted(table) if fnmatch.fnmatchcase(n, pattern) for e in table[n]]
+
+    def duplicates(self, kind: str | None = None) -> builtins.list[builtins.list[Entry]]:
+        """Every name registered by more than one plugin: the entries of each, by kind."""
+        kinds = KINDS if kind is None else (check_kind(kind),)
+        return [
+            self._tables[k][n]
+            for k in kinds
+            for n in sorted(self._tables[k])
+            if len(self._tables[k][n]) > 1
+        ]
 
     def __iter__(self) -> Iterator[Entry]:
         for kind in KINDS:
@@ -268,6 +374,19 @@ class Registry:
     def __contains__(self, item: tuple[str, str]) -> bool:
         kind, name = item
         return name in self._tables.get(kind, {})
+
+
+def duplicate_error(entries: Iterable[Entry]) -> errors.DuplicatePluginError:
+    """One line naming every provider of a duplicated name and how to disable one."""
+    found = list(entries)
+    first = found[0]
+    providers = " and by ".join(str(e.provider) for e in found)
+    names = " or ".join(e.provider.plugin for e in found)
+    times = "twice" if len(found) == 2 else f"{len(found)} times"
+    return errors.DuplicatePluginError(
+        f"{first.kind} {first.name!r} is registered {times}: by {providers}; disable one "
+        f"with `benchbox --disable NAME` or BENCHBOX_DISABLE=NAME (NAME: {names})"
+    )
 
 
 def check_kind(kind: str) -> str:

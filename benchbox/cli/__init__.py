@@ -6,7 +6,9 @@ library inside their function bodies.
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import typer
 
@@ -23,7 +25,8 @@ from benchbox.cli import (
     runs,
     synthetic,
 )
-from benchbox.cli._common import console_err, fail
+from benchbox.cli._common import console_err, fail, print_traceback, show_plugin_warnings
+from benchbox.plugins import DEBUG_ENV, DISABLE_ENV
 
 app = typer.Typer(
     name="benchbox",
@@ -53,8 +56,28 @@ def _root(
     version: bool = typer.Option(
         False, "--version", help="Show the version and exit.", callback=_version, is_eager=True
     ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Show tracebacks of errors and plugin failures, and trace plugin hook calls "
+        f"(also {DEBUG_ENV}=1).",
+    ),
+    disable: list[str] | None = typer.Option(
+        None,
+        "--disable",
+        metavar="PLUGIN",
+        help="Do not load this plugin: a distribution or dist:entry-point name, as listed by "
+        f"`benchbox plugins` (repeatable; adds to {DISABLE_ENV}).",
+    ),
 ) -> None:
     """Benchmark medical image fusion and segmentation models, plugged in by entry point."""
+    # The library reads these settings from the environment, the one place every
+    # command (and any process it starts) sees.
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    if disable:
+        given = [os.environ.get(DISABLE_ENV, ""), *disable]
+        os.environ[DISABLE_ENV] = ",".join(part for part in given if part)
 
 
 app.command("plugins")(plugins.plugins)
@@ -87,10 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     from benchbox.interrupts import Terminated, sigterm_as_interrupt
 
     command = typer.main.get_command(app)
+    show_plugin_warnings()
     try:
         with sigterm_as_interrupt() as received:
             result = command.main(args=argv, prog_name="benchbox", standalone_mode=False)
     except BenchboxError as exc:
+        from benchbox.plugins import debug_enabled
+
+        if debug_enabled():
+            print_traceback("".join(traceback.format_exception(exc)))
         fail(str(exc))
     except KeyboardInterrupt as exc:
         return _interrupted(exc)

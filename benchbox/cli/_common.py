@@ -1,8 +1,9 @@
-"""What every command shares: the consoles and the one-line error exit."""
+"""What every command shares: the consoles, the one-line error exit, warnings."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+import warnings
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,3 +16,26 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one error line on stderr and exit with ``code``."""
     console_err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise SystemExit(code)
+
+
+def print_traceback(text: str) -> None:
+    """Print a formatted traceback (``--debug``) on stderr, as is."""
+    console_err.print(escape(text.rstrip()), highlight=False, soft_wrap=True)
+
+
+def show_plugin_warnings() -> None:
+    """Render :class:`benchbox.errors.PluginWarning` as one ``warning:`` line on stderr;
+    every other warning keeps Python's format."""
+    from benchbox.errors import PluginWarning
+
+    default = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, PluginWarning):
+            console_err.print(
+                f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True, highlight=False
+            )
+        else:
+            default(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
