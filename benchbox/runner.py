@@ -56,16 +56,63 @@ class Prepared:
         return self.fusion is not None and any(p.requires_grad for p in self.fusion.parameters())
 
 
-def _loss(
-    registry: Registry, name: str, task: str, opts: dict[str, Any], flag: str
-) -> tuple[Entry, Any]:
+def _loss_entry(registry: Registry, name: str, task: str, flag: str) -> Entry:
     entry = registry.get("loss", name)
     if entry.info.get("task") != task:
         raise errors.ConfigError(
             f"{flag} {name!r} is a {entry.info.get('task')} loss; {flag} needs a {task} loss "
             f"({', '.join(e.name for e in registry.list('loss') if e.info.get('task') == task)})"
         )
-    return entry, entry.build(**opts)
+    return entry
+
+
+def _components(p: Prepared) -> list[tuple[Entry, Any]]:
+    """``(entry, built object)`` of every plugin component, for :func:`blame_plugins`."""
+    built = {
+        "fusion": p.fusion,
+        "segmenter": p.segmenter,
+        "loss": p.seg_loss,
+        "fusion_loss": p.fusion_loss,
+        "dataset": p.dataset,
+    }
+    return [(p.entries[k], obj) for k, obj in built.items() if k in p.entries]
+
+
+def _check_outputs(p: Prepared, probe: Any) -> None:
+    """Run the models once on a probe and check their outputs against the hook contracts,
+    so a wrong shape is named here, not as a crash inside the next model."""
+    import torch
+
+    from benchbox.registry import blame_plugins
+
+    def fail(kind: str, got: Any, expected: str) -> None:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        entry = p.entries[kind]
+        raise errors.PluginBugError(
+            f"{kind} {entry.name!r} of plugin {entry.provider} returned {shape} for a "
+            f"{tuple(probe.shape)} input; the {kind} contract is {expected} "
+            "(benchbox/hookspecs.py)"
+        )
+
+    with torch.inference_mode(), blame_plugins(_components(p), "on a probe input"):
+        x = torch.cat([probe, probe], dim=1)
+        if p.fusion is not None:
+            p.fusion.eval()
+            x = p.fusion(probe, probe)
+            if not isinstance(x, torch.Tensor) or x.shape != probe.shape:
+                fail("fusion", x, "one fused image (B, 1, H, W) from two (B, 1, H, W) sources")
+        if p.segmenter is not None:
+            p.segmenter.eval()
+            logits = p.segmenter(x)
+            k = p.dataset.num_classes
+            channels = (1, 2) if k == 2 else (k,)  # one sigmoid channel for two classes
+            if (
+                not isinstance(logits, torch.Tensor)
+                or logits.ndim != 4
+                or logits.shape[1] not in channels
+                or logits.shape[2:] != x.shape[2:]
+            ):
+                fail("segmenter", logits, f"logits (B, {k}, H, W) for {k} classes")
 
 
 def _dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
@@ -100,6 +147,7 @@ def prepare(
 
     from benchbox.plugins import get_registry
     from benchbox.records import check_writable
+    from benchbox.registry import blame_plugins
     from benchbox.train import observed_dtype, resolve_amp, resolve_device, seed_everything
 
     log = log or (lambda _msg: None)
@@ -111,6 +159,16 @@ def prepare(
     if config.has_seg:
         entries["segmenter"] = registry.get("segmenter", config.seg)
     entries["dataset"] = registry.get("dataset", config.dataset_name)
+    # Every name and parameter is checked before the dataset is built: a typo must not
+    # wait for a (possibly long) dataset preparation.
+    if config.has_seg:
+        entries["loss"] = _loss_entry(registry, config.loss, "segmentation", "--loss")
+        entries["loss"].check_params(config.params("loss_opts"))
+        entries["segmenter"].check_params(config.params("seg_opts"))
+    if config.has_fusion:
+        fusion_loss_entry = _loss_entry(registry, config.fusion_loss, "fusion", "--fusion-loss")
+        fusion_loss_entry.check_params(config.params("fusion_loss_opts"))
+        entries["fusion"].check_params(config.params("fusion_opts"))
     device = resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
     check_writable(config.out)
@@ -159,13 +217,8 @@ def prepare(
 
             load_weights(fusion, config.fusion_weights)
         if any(p.requires_grad for p in fusion.parameters()):
-            entries["fusion_loss"], fusion_loss = _loss(
-                registry,
-                config.fusion_loss,
-                "fusion",
-                config.params("fusion_loss_opts"),
-                "--fusion-loss",
-            )
+            entries["fusion_loss"] = fusion_loss_entry
+            fusion_loss = fusion_loss_entry.build(**config.params("fusion_loss_opts"))
     if config.has_seg:
         in_channels = 1 if config.has_fusion else 2
         segmenter = entries["segmenter"].build(
@@ -175,24 +228,12 @@ def prepare(
             from benchbox.weights import load_weights
 
             load_weights(segmenter, config.seg_weights)
-        entries["loss"], seg_loss = _loss(
-            registry, config.loss, "segmentation", config.params("loss_opts"), "--loss"
-        )
+        seg_loss = entries["loss"].build(**config.params("loss_opts"))
 
     for module in (fusion, segmenter, seg_loss, fusion_loss):
         if module is not None and isinstance(module, torch.nn.Module):
             module.to(device)
-    probe_size = min(config.image_size, 64)
-    probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
-    if segmenter is not None:
-        channels = 1 if fusion is not None else 2
-        amp_observed = observed_dtype(
-            amp, segmenter, probe.expand(1, channels, -1, -1).contiguous()
-        )
-    else:
-        assert fusion is not None
-        amp_observed = observed_dtype(amp, fusion, probe, probe)
-    return Prepared(
+    prepared = Prepared(
         config,
         registry,
         dataset,
@@ -202,13 +243,34 @@ def prepare(
         fusion_loss,
         device,
         amp,
-        amp_observed,
+        "",
         entries,
     )
+    probe_size = min(config.image_size, 64)
+    probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
+    _check_outputs(prepared, probe)
+    with blame_plugins(_components(prepared), "on a probe input"):
+        if segmenter is not None:
+            channels = 1 if fusion is not None else 2
+            prepared.amp_observed = observed_dtype(
+                amp, segmenter, probe.expand(1, channels, -1, -1).contiguous()
+            )
+        else:
+            assert fusion is not None
+            prepared.amp_observed = observed_dtype(amp, fusion, probe, probe)
+    return prepared
 
 
 def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
-    """Fusion pre-training (or fusion-only training), then joint training."""
+    """Fusion pre-training (or fusion-only training), then joint training; a crash in a
+    plugin's code is reported as that plugin's bug."""
+    from benchbox.registry import blame_plugins
+
+    with blame_plugins(_components(p), "while training"):
+        return _train(p, progress)
+
+
+def _train(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
     import torch
 
     from benchbox.train import LabelCheckedLoader, make_loader, train_stage
@@ -330,6 +392,7 @@ def execute(
 def _execute(p: Prepared, progress: ProgressReporter | None, log: Log | None) -> RunResult:
     from benchbox import __version__, atomic, leaderboard, records
     from benchbox.predict import Predictor
+    from benchbox.registry import blame_plugins
     from benchbox.restore import model_io
     from benchbox.scoring import score_split
     from benchbox.train import device_name
@@ -365,15 +428,16 @@ def _execute(p: Prepared, progress: ProgressReporter | None, log: Log | None) ->
                 module.eval()
         predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
         save_dir = run.file("predictions") if c.save_predictions else None
-        result = score_split(
-            p.dataset,
-            predictor,
-            split="test",
-            batch_size=c.eval_batch_size,
-            nsd_tolerance=c.nsd_tolerance,
-            examples=c.examples,
-            save_predictions=save_dir,
-        )
+        with blame_plugins(_components(p), "while evaluating"):
+            result = score_split(
+                p.dataset,
+                predictor,
+                split="test",
+                batch_size=c.eval_batch_size,
+                nsd_tolerance=c.nsd_tolerance,
+                examples=c.examples,
+                save_predictions=save_dir,
+            )
         for note in result.notes:
             log(note)
         profile = _profile(p)

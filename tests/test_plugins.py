@@ -9,7 +9,7 @@ import pytest
 
 import benchbox
 from benchbox import errors, hookimpl
-from benchbox.plugins import ENV_VAR, create_registry, use_registry
+from benchbox.plugins import DISABLE_ENV, ENV_VAR, create_registry, use_registry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 BUILTIN_FUSIONS = {"dual"}
@@ -78,13 +78,55 @@ def test_plugin_that_fails_to_import_is_listed_and_others_work(third_party):
         create_registry(strict=True)
 
 
-def test_duplicate_name_names_both_providers(third_party):
+def test_duplicate_name_is_kept_and_fails_only_when_used(third_party):
     third_party("dup")
+    registry = create_registry()
+    [entries] = registry.duplicates()
+    assert [e.provider.distribution for e in entries] == ["benchbox", "benchbox-dup-plugin"]
+    assert [e.name for e in registry.list("fusion", "dual")] == ["dual", "dual"]
     with pytest.raises(errors.DuplicatePluginError) as info:
-        create_registry()
+        registry.get("fusion", "dual")
     message = str(info.value)
-    assert "fusion 'dual'" in message
-    assert "benchbox-dup-plugin" in message and "benchbox 0.1.0" in message
+    assert "fusion 'dual' is registered twice" in message
+    assert "benchbox-dup-plugin 1.0" in message and "benchbox 0.1.0" in message
+    assert "--disable" in message and "benchbox-dup-plugin:dup" in message
+    assert registry.get("fusion", "mean").provider.distribution == "benchbox"
+    with pytest.raises(errors.PluginError, match="registered twice"):
+        create_registry(strict=True)
+
+
+@pytest.mark.parametrize(
+    "name", ["benchbox-dup-plugin", "Benchbox_Dup_Plugin", "benchbox-dup-plugin:dup"]
+)
+def test_disabling_a_plugin_resolves_the_duplicate(third_party, monkeypatch, name):
+    third_party("dup")
+    monkeypatch.setenv(DISABLE_ENV, f"unrelated-but-fine, {name}")
+    with pytest.warns(errors.PluginWarning, match="BENCHBOX_DISABLE names 'unrelated-but-fine'"):
+        registry = create_registry()
+    assert not registry.duplicates()
+    assert registry.get("fusion", "dual").provider.distribution == "benchbox"
+    assert [p.distribution for p in registry.disabled] == ["benchbox-dup-plugin"]
+    # the argument wins over the environment; in-process plugins are disabled by name
+    registry = create_registry([_plugin("mine")], disable=["mine", "benchbox:fusion"])
+    assert registry.get("fusion", "dual").provider.distribution == "benchbox-dup-plugin"
+    assert [p.plugin for p in registry.disabled] == ["benchbox:fusion", "mine"]
+
+
+def test_misspelled_name_in_benchbox_plugins_is_one_warning(third_party, monkeypatch):
+    third_party("good")
+    monkeypatch.setenv(ENV_VAR, "benchbox,benchbox-demo-plugn")
+    with pytest.warns(errors.PluginWarning) as caught:
+        registry = create_registry()
+    [warning] = caught
+    assert str(warning.message) == (
+        "BENCHBOX_PLUGINS names 'benchbox-demo-plugn', which is no installed benchbox "
+        "plugin; did you mean 'benchbox-demo-plugin'? installed: benchbox, "
+        "benchbox-demo-plugin"
+    )
+    assert registry.warnings == [str(warning.message)]
+    assert ("fusion", "dual") in registry and ("fusion", "demo-average") not in registry
+    with pytest.raises(errors.PluginError, match="benchbox-demo-plugn"):
+        create_registry(strict=True)
 
 
 def test_environment_variable_limits_loaded_plugins(third_party, monkeypatch):

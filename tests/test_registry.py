@@ -64,12 +64,19 @@ def test_glob_listing(registry):
     assert [e.name for e in registry.list("fusion")] == sorted(e.name for e in registry)
 
 
-def test_duplicate_names_both_providers(registry):
+def test_duplicate_name_is_listed_and_fails_only_its_lookup(registry):
+    registry.add("fusion", "dual", make_model, P2)
+    assert [e.provider for e in registry.list("fusion", "dual")] == [P1, P2]
+    assert [[e.provider for e in d] for d in registry.duplicates()] == [[P1, P2]]
     with pytest.raises(errors.DuplicatePluginError) as info:
-        registry.add("fusion", "dual", make_model, P2)
+        registry.get("fusion", "dual")
     assert "pkg-one 1.0 (one:fusion)" in str(info.value)
     assert "pkg-two 2.0 (two:fusion)" in str(info.value)
+    assert "(NAME: one:fusion or two:fusion)" in str(info.value)
+    assert registry.get("fusion", "mean").provider == P1  # other names still work
     registry.add("segmenter", "dual", make_model, P2)  # another kind: no clash
+    with pytest.raises(errors.PluginError, match="registered fusion 'mean' twice"):
+        registry.add("fusion", "mean", make_model, P1)
 
 
 def test_unknown_parameter_is_a_config_error_with_suggestion(registry):

@@ -103,9 +103,69 @@ def test_broken_plugin_is_reported_and_strict_fails():
     assert len(strict.stderr.strip().splitlines()) == 1
 
 
-def test_duplicate_plugin_is_one_line_naming_both():
-    result = benchbox("plugins", extra_path=[FIXTURES / "dup"])
-    assert result.returncode == 1
+def test_duplicate_is_listed_marked_and_fails_only_the_run_that_uses_it():
+    dup = [FIXTURES / "dup"]
+    listing = benchbox("plugins", "--kind", "fusion", extra_path=dup)
+    assert listing.returncode == 0, listing.stderr
+    rows = [line for line in listing.stdout.splitlines() if "dual (duplicate)" in line]
+    assert len(rows) == 2
+    assert sorted(row.split("│")[3].strip() for row in rows) == ["benchbox", "benchbox-dup-plugin"]
+    [conflict] = listing.stderr.strip().splitlines()
+    assert conflict.startswith("conflict: fusion 'dual' is registered twice")
+    assert "benchbox-dup-plugin 1.0" in conflict and "benchbox 0.1.0" in conflict
+
+    strict = benchbox("plugins", "--strict", extra_path=dup)
+    assert strict.returncode == 1 and "registered twice" in strict.stderr
+
+    run = benchbox("run", "--fusion", "dual", "--out", "/nonexistent/never", extra_path=dup)
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("error: fusion 'dual' is registered twice: by ")
+    assert "benchbox 0.1.0 (benchbox:fusion)" in line
+    assert "benchbox-dup-plugin 1.0 (benchbox-dup-plugin:dup)" in line
+
+
+def test_disable_option_and_environment_variable():
+    dup = [FIXTURES / "dup"]
+    by_option = benchbox(
+        "--disable", "benchbox-dup-plugin", "plugins", "-k", "fusion", extra_path=dup
+    )
+    by_env = benchbox(
+        "plugins", "-k", "fusion", extra_path=dup, env={"BENCHBOX_DISABLE": "benchbox-dup-plugin"}
+    )
+    for result in (by_option, by_env):
+        assert result.returncode == 0, result.stderr
+        assert "duplicate" not in result.stdout and "benchbox-dup-plugin" not in result.stdout
+        assert result.stderr.strip() == "disabled benchbox-dup-plugin 1.0 (benchbox-dup-plugin:dup)"
+    typo = benchbox("--disable", "benchbox-dup-plugn", "plugins", "-k", "fusion", extra_path=dup)
+    assert typo.returncode == 0
+    assert "warning: BENCHBOX_DISABLE names 'benchbox-dup-plugn', which is no installed" in (
+        typo.stderr
+    )
+    assert "did you mean 'benchbox-dup-plugin'?" in typo.stderr
+
+
+def test_misspelled_benchbox_plugins_is_one_warning_line():
+    result = benchbox(
+        "plugins",
+        "-k",
+        "fusion",
+        extra_path=[FIXTURES / "good"],
+        env={"BENCHBOX_PLUGINS": "benchbox,benchbox-demo-plugn"},
+    )
+    assert result.returncode == 0
     [line] = result.stderr.strip().splitlines()
-    assert "fusion 'dual' is registered twice" in line
-    assert "benchbox-dup-plugin 1.0" in line and "benchbox 0.1.0" in line
+    assert line == (
+        "warning: BENCHBOX_PLUGINS names 'benchbox-demo-plugn', which is no installed benchbox "
+        "plugin; did you mean 'benchbox-demo-plugin'? installed: benchbox, benchbox-demo-plugin"
+    )
+
+
+def test_debug_shows_the_load_error_traceback_and_the_hook_trace():
+    result = benchbox("--debug", "plugins", "-k", "fusion", extra_path=[FIXTURES / "broken"])
+    assert result.returncode == 0
+    err = result.stderr
+    assert "Traceback (most recent call last)" in err
+    assert "benchbox_dependency_that_is_not_installed" in err
+    assert "register_fusions [hook]" in err and "finish register_fusions" in err
+    assert err.strip().splitlines()[-1].startswith("failed to load benchbox-broken-plugin")

@@ -1,0 +1,208 @@
+"""A plugin's own bug is reported as that plugin's, not as the user's; checks run early."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from benchbox import config as cfg
+from benchbox import errors, hookimpl, runner
+from benchbox.cli import main
+from benchbox.plugins import DEBUG_ENV, create_registry, use_registry
+from benchbox.registry import Registry
+
+TINY = {
+    "image_size": 32,
+    "batch_size": 4,
+    "eval_batch_size": 8,
+    "epochs": 1,
+    "fusion_epochs": 1,
+    "warmup_steps": 0,
+    "examples": 0,
+    "data_opts": {"synthetic": {"n_train": 4, "n_val": 2, "n_test": 2}},
+    "seg_opts": {"width": 4, "depth": 2},
+}
+
+
+def tiny(out: Path, **overrides: object) -> cfg.RunConfig:
+    return cfg.resolve(None, None, {**TINY, "out": str(out), **overrides})
+
+
+def crash_in_init(width: int = 4) -> nn.Module:
+    """A fusion model whose constructor has a bug."""
+    return nn.Conv2d(2, 1, 1) if width / 0 else nn.Identity()
+
+
+def refuses_value(width: int = 4) -> nn.Module:
+    """A fusion model that refuses a parameter value (the user's mistake)."""
+    raise ValueError(f"width must be even, got {width}")
+
+
+class CrashInForward(nn.Module):
+    """A fusion model whose forward has a bug."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.w * (a.flatten(1) @ b.flatten(1))  # (B, HW) @ (B, HW): torch raises
+
+
+class ThreeChannels(nn.Module):
+    """A fusion model returning RGB instead of one fused channel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (self.w * torch.cat([a, b, a], dim=1)).clamp(0, 1)
+
+
+class CrashingLoss(nn.Module):
+    """A segmentation loss that fails on its first real batch."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise KeyError("lookup table entry missing")
+
+
+@hookimpl
+def register_fusions(register):
+    register("crash-init", crash_in_init)
+    register("refuses", refuses_value)
+    register("crash-forward", CrashInForward)
+    register("rgb", ThreeChannels)
+
+
+@hookimpl
+def register_losses(register):
+    register("crash-loss", CrashingLoss, task="segmentation")
+
+
+@pytest.fixture
+def buggy() -> Iterator[Registry]:
+    """The installed plugins plus the buggy test plugin, as the process-wide registry."""
+    plugin = types.SimpleNamespace(
+        __name__="buggy-plugin", register_fusions=register_fusions, register_losses=register_losses
+    )
+    registry = create_registry([plugin])
+    with use_registry(registry):
+        yield registry
+
+
+def test_constructor_bug_names_the_plugin_and_the_exception(buggy, tmp_path):
+    with pytest.raises(errors.PluginBugError) as info:
+        runner.prepare(tiny(tmp_path, fusion="crash-init", seg="none"), buggy)
+    message = str(info.value)
+    assert message.startswith(
+        "fusion 'crash-init' of plugin buggy-plugin failed while being built: "
+        "ZeroDivisionError: division by zero ("
+    )
+    assert "test_plugin_errors.py:" in message and "this is a bug in the plugin" in message
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    # a value the plugin refuses is the user's configuration error
+    with pytest.raises(errors.ConfigError, match="fusion 'refuses': width must be even, got 4"):
+        runner.prepare(tiny(tmp_path, fusion="refuses", seg="none"), buggy)
+
+
+def test_forward_bug_is_caught_on_the_probe_before_training(buggy, tmp_path):
+    with pytest.raises(errors.PluginBugError) as info:
+        runner.prepare(tiny(tmp_path, fusion="crash-forward", seg="none"), buggy)
+    message = str(info.value)
+    assert "fusion 'crash-forward' of plugin buggy-plugin failed on a probe input: " in message
+    assert "RuntimeError" in message and "this is a bug in the plugin" in message
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_bug_during_training_is_the_plugins_and_marks_the_run_failed(buggy, tmp_path):
+    with pytest.raises(errors.PluginBugError) as info:
+        runner.run(tiny(tmp_path, loss="crash-loss", fusion="none"), registry=buggy)
+    message = str(info.value)
+    assert message.startswith(
+        "loss 'crash-loss' of plugin buggy-plugin failed while training: "
+        "KeyError: 'lookup table entry missing' ("
+    )
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert "crash-loss" in (run_dir / "status.json").read_text()
+
+
+def test_fusion_returning_three_channels_is_caught_at_the_contract_check(
+    buggy, tmp_path, monkeypatch
+):
+    from benchbox_plugins.segmenters import attunet
+
+    calls: list[tuple[int, ...]] = []
+    original = attunet.UNet.forward
+
+    def spy(self, x):
+        calls.append(tuple(x.shape))
+        return original(self, x)
+
+    monkeypatch.setattr(attunet.UNet, "forward", spy)
+    with pytest.raises(errors.PluginBugError) as info:
+        runner.prepare(tiny(tmp_path, fusion="rgb", seg="attunet"), buggy)
+    assert str(info.value) == (
+        "fusion 'rgb' of plugin buggy-plugin returned (1, 3, 32, 32) for a (1, 1, 32, 32) "
+        "input; the fusion contract is one fused image (B, 1, H, W) from two (B, 1, H, W) "
+        "sources (benchbox/hookspecs.py)"
+    )
+    assert calls == []  # the segmenter never saw the 3-channel image
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"loss": "dicee"}, "unknown loss 'dicee'; did you mean 'dice'"),
+        ({"fusion_loss": "fusoin"}, "unknown loss 'fusoin'; did you mean 'fusion'"),
+        ({"loss": "ssim"}, "--loss 'ssim' is a fusion loss"),
+        ({"loss_opts": {"smoth": 1}}, "loss 'hybrid' has no parameter 'smoth'"),
+    ],
+)
+def test_loss_names_and_parameters_are_checked_before_the_dataset_is_built(
+    tmp_path, overrides, error
+):
+    built: list[dict[str, object]] = []
+
+    @hookimpl
+    def register_datasets(register):
+        from benchbox.data.synthetic import SyntheticDataset
+
+        def counted(**kwargs: object) -> object:
+            built.append(kwargs)
+            return SyntheticDataset(**kwargs)  # type: ignore[arg-type]
+
+        register("counted", counted)
+
+    plugin = types.SimpleNamespace(__name__="counting", register_datasets=register_datasets)
+    registry = create_registry([plugin])
+    with pytest.raises(errors.BenchboxError, match=error):
+        runner.prepare(tiny(tmp_path, dataset="counted", **overrides), registry)
+    assert built == []
+
+
+def test_cli_reports_a_plugin_bug_in_one_line_and_debug_shows_the_traceback(
+    buggy, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)  # restored to unset after the test
+    args = ["run", "--fusion", "crash-init", "--seg", "none", "--image-size", "32"]
+    args += ["--data-opt", "n_train=4", "--data-opt", "n_test=2", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: fusion 'crash-init' of plugin buggy-plugin failed")
+    assert "Traceback" not in err
+
+    with pytest.raises(SystemExit):
+        main(["--debug", *args])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert any("width / 0" in line for line in lines)  # the plugin's own source line
+    assert lines[-1].startswith("error: fusion 'crash-init' of plugin buggy-plugin failed")
