@@ -161,7 +161,7 @@ class Entry:
         except ValueError as exc:
             raise errors.ConfigError(f"{self.kind} {self.name!r}: {exc}") from exc
         except Exception as exc:
-            if _out_of_memory(exc):
+            if is_out_of_memory(exc):
                 raise
             raise plugin_bug(self, exc, "while being built") from exc
 
@@ -181,7 +181,8 @@ def plugin_bug(entry: Entry, exc: BaseException, doing: str) -> errors.PluginBug
     )
 
 
-def _out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an out-of-memory error (never blamed on a plugin)."""
     # torch's OutOfMemoryError is a RuntimeError; matched by name to keep torch unimported.
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
 
@@ -209,7 +210,7 @@ def blame_plugins(components: Iterable[tuple[Entry, Any]], doing: str) -> Iterat
         culprit = None
         for frame, _ in traceback.walk_tb(exc.__traceback__):
             culprit = owners.get(id(frame.f_locals.get("self")), culprit)
-        if culprit is None or _out_of_memory(exc):
+        if culprit is None or is_out_of_memory(exc):
             raise
         raise plugin_bug(culprit, exc, doing) from exc
 

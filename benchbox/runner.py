@@ -169,6 +169,11 @@ def prepare(
         fusion_loss_entry = _loss_entry(registry, config.fusion_loss, "fusion", "--fusion-loss")
         fusion_loss_entry.check_params(config.params("fusion_loss_opts"))
         entries["fusion"].check_params(config.params("fusion_opts"))
+    from benchbox.metrics.suite import metrics_for
+
+    for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
+        if used:
+            metrics_for(task, registry)  # a duplicated metric name fails now, not after training
     device = resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
     check_writable(config.out)

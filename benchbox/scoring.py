@@ -31,6 +31,7 @@ from benchbox.data.folders import (
     read_labels,
 )
 from benchbox.errors import ConfigError, DataError
+from benchbox.metrics.failures import MetricFailures
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
     check_regions,
@@ -111,6 +112,8 @@ class _FusionScorer:
     def __init__(self) -> None:
         self.metrics: list[Entry] | None = None
         self.left_out: list[str] = []
+        #: Shared by every metric call of one split: a metric that raises is left out.
+        self.failures = MetricFailures()
 
     def __call__(self, fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         if self.metrics is None:
@@ -119,7 +122,11 @@ class _FusionScorer:
                 f"{e.name} needs images of at least {e.info['min_size']} px" for e in too_small
             ]
         return score_fusion_case(
-            fused.astype(np.float64), a.astype(np.float64), b.astype(np.float64), self.metrics
+            fused.astype(np.float64),
+            a.astype(np.float64),
+            b.astype(np.float64),
+            self.metrics,
+            failures=self.failures,
         )
 
 
@@ -128,12 +135,15 @@ def score_case(
     regions: Mapping[str, Iterable[int]],
     score_fusion: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]],
     nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
+    failures: MetricFailures | None = None,
 ) -> dict[str, Any]:
     """One per-case row of a model's prediction.
 
     A 2D case is scored as it is. A 3D case gets the mean fusion metrics of its slices
     that hold anatomy (empty slices say nothing about fusion) and its segmentation
-    metrics in 3D on the source grid (``restored`` against ``reference``).
+    metrics in 3D on the source grid (``restored`` against ``reference``). With
+    ``failures``, a segmentation metric that raises is left out (see
+    :class:`benchbox.metrics.failures.MetricFailures`).
     """
     row: dict[str, Any] = {"case_id": case.case_id}
     if case.fused is not None:
@@ -146,7 +156,8 @@ def score_case(
                 if case.a[z].max() > 0 or case.b[z].max() > 0
             ]
             if slices:
-                row.update({k: float(np.mean([r[k] for r in slices])) for k in slices[0]})
+                # the last slice's keys: a metric that failed midway is in none of them
+                row.update({k: float(np.mean([r[k] for r in slices])) for k in slices[-1]})
     if case.restored is not None and case.reference is not None:
         row.update(
             score_segmentation_case(
@@ -155,6 +166,7 @@ def score_case(
                 case.reference_spacing,
                 regions,
                 nsd_tolerance=nsd_tolerance,
+                failures=failures,
             )
         )
     return row
@@ -191,7 +203,7 @@ def score_split(
     rows: list[dict[str, Any]] = []
     saved: list[str] = []
     for case in predict_split(dataset, predictor, split, batch_size):
-        rows.append(score_case(case, regions, score_fusion, nsd_tolerance))
+        rows.append(score_case(case, regions, score_fusion, nsd_tolerance, score_fusion.failures))
         if case.volume is None:
             picker.offer(case.a, case.b, case.fused, case.mask, case.labels)
         elif case.mask is not None and case.labels is not None:
@@ -204,7 +216,7 @@ def score_split(
             path = save_predictions / f"{case.case_id}.nii.gz"
             save_prediction(case.volume, case.restored.astype(np.uint8), path)
             saved.append(str(path))
-    per_case = _table(rows)
+    per_case = score_fusion.failures.drop(_table(rows))
     return SplitScores(
         per_case=per_case,
         summary=summarize(per_case),
@@ -212,7 +224,8 @@ def score_split(
         infer_seconds=predictor.seconds,
         examples=picker.chosen(),
         saved_predictions=saved,
-        notes=[f"left out {note}" for note in score_fusion.left_out],
+        notes=[f"left out {note}" for note in score_fusion.left_out]
+        + score_fusion.failures.notes(),
     )
 
 

@@ -23,7 +23,7 @@ TINY = {
     "epochs": 1,
     "fusion_epochs": 1,
     "warmup_steps": 0,
-    "examples": 0,
+    "examples": 1,
     "data_opts": {"synthetic": {"n_train": 4, "n_val": 2, "n_test": 2}},
     "seg_opts": {"width": 4, "depth": 2},
 }
@@ -206,3 +206,76 @@ def test_cli_reports_a_plugin_bug_in_one_line_and_debug_shows_the_traceback(
     assert lines[0] == "Traceback (most recent call last):"
     assert any("width / 0" in line for line in lines)  # the plugin's own source line
     assert lines[-1].startswith("error: fusion 'crash-init' of plugin buggy-plugin failed")
+
+
+def test_a_failing_metric_is_left_out_with_a_warning_and_the_run_completes(tmp_path):
+    import json
+
+    import pandas as pd
+
+    calls = {"n": 0}
+
+    def flaky(fused, a, b):
+        """Fails on the second case: its first case's column must go too."""
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ZeroDivisionError("metric bug")
+        return float(fused.mean())
+
+    def crashing_seg(pred, ref, spacing):
+        """Always fails."""
+        raise AttributeError("'NoneType' object has no attribute 'sum'")
+
+    @hookimpl
+    def register_metrics(register):
+        register("flaky", flaky, task="fusion", higher_is_better=True)
+        register("crashing-seg", crashing_seg, task="segmentation", higher_is_better=True)
+
+    registry = create_registry(
+        [types.SimpleNamespace(__name__="metric-plugin", register_metrics=register_metrics)]
+    )
+    with use_registry(registry), pytest.warns(errors.PluginWarning) as caught:
+        result = runner.run(tiny(tmp_path), registry=registry)
+    messages = sorted(str(w.message) for w in caught if w.category is errors.PluginWarning)
+    assert messages[0].startswith(
+        "left out metric 'crashing-seg' of plugin metric-plugin: it raised AttributeError: "
+    )
+    assert messages[1].startswith(
+        "left out metric 'flaky' of plugin metric-plugin: it raised ZeroDivisionError: metric bug ("
+    )
+    assert calls["n"] == 2  # not called again after it failed
+    assert not any(k.startswith(("flaky", "crashing")) for k in result.summary)
+    assert "dice_lesion" in result.summary and "ssim_mean" in result.summary
+    per_case = pd.read_csv(result.run_dir / "per_case.csv")
+    assert not any(c.startswith(("flaky", "crashing")) for c in per_case.columns)
+    assert len(per_case) == 2 and per_case.notna().all().all()
+    notes = json.loads((result.run_dir / "metrics.json").read_text())["notes"]
+    assert sorted(n for n in notes if "left out metric" in n) == messages
+    status = json.loads((result.run_dir / "status.json").read_text())
+    assert status["status"] == "completed"
+
+
+def test_a_metric_bug_outside_a_run_is_one_plugin_error():
+    import numpy as np
+
+    from benchbox.metrics.suite import score_fusion_case
+
+    def broken(fused, a, b):
+        """Broken."""
+        return {}["missing"]
+
+    @hookimpl
+    def register_metrics(register):
+        register("broken", broken, task="fusion", higher_is_better=True)
+
+    registry = create_registry(
+        [types.SimpleNamespace(__name__="metric-plugin", register_metrics=register_metrics)],
+        entry_points=False,
+    )
+    image = np.full((8, 8), 0.5)
+    with pytest.raises(
+        errors.PluginBugError,
+        match=r"metric 'broken' of plugin metric-plugin "
+        r"failed while scoring: KeyError: 'missing'",
+    ):
+        score_fusion_case(image, image, image, registry.list("metric"))

@@ -28,7 +28,9 @@ import numpy as np
 from benchbox.errors import BenchboxError, ConfigError, MetricInputError, PluginError
 from benchbox.metrics._checks import check_images, check_spacing, check_tolerance, to_numpy
 from benchbox.metrics._share import share_computations
+from benchbox.metrics.failures import MetricFailures
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
+from benchbox.registry import is_out_of_memory, plugin_bug
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,12 +50,17 @@ _REGION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def metrics_for(task: str, registry: Registry | None = None) -> list[Entry]:
-    """Every registered metric whose ``info["task"]`` is ``task``, sorted by name."""
+    """Every registered metric whose ``info["task"]`` is ``task``, sorted by name.
+
+    Raises:
+        DuplicatePluginError: two plugins registered one of these metric names.
+    """
     if registry is None:
         from benchbox.plugins import get_registry
 
         registry = get_registry()
-    return [e for e in registry.list("metric") if e.info.get("task") == task]
+    names = dict.fromkeys(e.name for e in registry.list("metric") if e.info.get("task") == task)
+    return [registry.get("metric", name) for name in names]
 
 
 def fusion_metrics_for_shape(
@@ -98,8 +105,33 @@ def _call(entry: Entry, *args: Any, **options: Any) -> Any:
     return entry.factory(*args, **options)
 
 
+def _score(
+    entry: Entry, failures: MetricFailures | None, suffix: str, *args: Any, **options: Any
+) -> dict[str, float]:
+    """One metric's columns; a metric that raises is the plugin's bug, or, given
+    ``failures``, recorded there and left out."""
+    if failures is not None and entry in failures:
+        return {}
+    try:
+        out = _columns(entry, _call(entry, *args, **options), suffix)
+    except Exception as exc:
+        if failures is not None:
+            failures.failed(entry, exc)
+            return {}
+        if isinstance(exc, BenchboxError) or is_out_of_memory(exc):
+            raise
+        raise plugin_bug(entry, exc, "while scoring") from exc
+    if failures is not None:
+        failures.scored(entry, set(out))
+    return out
+
+
 def score_fusion_case(
-    fused: Any, a: Any, b: Any, metrics: Sequence[Entry] | None = None
+    fused: Any,
+    a: Any,
+    b: Any,
+    metrics: Sequence[Entry] | None = None,
+    failures: MetricFailures | None = None,
 ) -> dict[str, float]:
     """Every fusion metric of one fused image and its two sources, as flat columns.
 
@@ -111,6 +143,8 @@ def score_fusion_case(
             with ``task="fusion"``, skipping (with a warning) those whose ``min_size``
             exceeds the image, such as MS-SSIM below 176x176. A metric named here
             explicitly is always computed and raises on a small image.
+        failures: shared by the cases of one evaluation: a metric that raises is
+            recorded there and left out instead of failing (see :class:`MetricFailures`).
 
     Returns:
         ``{column: value}``: a metric named ``m`` gives column ``m``, or ``m_<key>`` for
@@ -120,7 +154,8 @@ def score_fusion_case(
     Raises:
         MetricInputError: the images are not 2D, differ in shape, hold NaN or leave
             ``[0, 1]``.
-        PluginError: a metric returned a value that is not a finite number.
+        PluginError: without ``failures``, a metric returned a value that is not a
+            finite number, or raised (:class:`PluginBugError` naming it).
     """
     f, a_, b_ = check_images(fused, a, b)
     if metrics is None:
@@ -137,7 +172,7 @@ def score_fusion_case(
     out: dict[str, float] = {}
     with share_computations():
         for entry in entries:
-            out.update(_columns(entry, entry.factory(f, a_, b_)))
+            out.update(_score(entry, failures, "", f, a_, b_))
     return out
 
 
@@ -274,6 +309,7 @@ def score_segmentation_case(
     regions: Mapping[str, Iterable[int]],
     metrics: Sequence[Entry] | None = None,
     nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
+    failures: MetricFailures | None = None,
 ) -> dict[str, float]:
     """Every segmentation metric of one case, per region, as flat columns.
 
@@ -287,6 +323,7 @@ def score_segmentation_case(
             with ``task="segmentation"``.
         nsd_tolerance: the NSD tolerance in mm, passed as ``tolerance=`` to every metric
             whose signature takes a ``tolerance`` parameter.
+        failures: as for :func:`score_fusion_case`.
 
     Returns:
         ``{column: value}`` with, per region ``r``, ``<metric>_<r>`` for each metric (or
@@ -296,7 +333,8 @@ def score_segmentation_case(
     Raises:
         MetricInputError: shapes differ, labels are not integers, the spacing has the
             wrong length, or a region is invalid.
-        PluginError: a metric returned a value that is not a finite number.
+        PluginError: without ``failures``, a metric returned a value that is not a
+            finite number, or raised (:class:`PluginBugError` naming it).
     """
     p, r = _check_labels("pred", pred), _check_labels("ref", ref)
     if p.shape != r.shape:
@@ -312,8 +350,7 @@ def score_segmentation_case(
         suffix = f"_{name}"
         with share_computations():
             for entry in entries:
-                value = _call(entry, pm, rm, sp, tolerance=tolerance)
-                out.update(_columns(entry, value, suffix))
+                out.update(_score(entry, failures, suffix, pm, rm, sp, tolerance=tolerance))
         out[f"ref_empty{suffix}"] = float(not rm.any())
         out[f"pred_empty{suffix}"] = float(not pm.any())
     return out
