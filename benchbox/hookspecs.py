@@ -9,8 +9,15 @@ known by declaring an entry point in the ``benchbox`` group of its ``pyproject.t
 
 Each hook receives one argument, ``register``, a callback with the signature of
 :class:`Register`. The plugin calls it once per component; benchbox owns the tables.
-Registering a name that another provider already registered for the same kind is an
-error naming both providers.
+Hooks are called through pluggy's hook caller: ``tryfirst``/``trylast`` and hook
+wrappers work as pluggy documents. A plugin's registrations are kept only if none of
+its hooks raises. A name that two providers register for the same kind is kept twice
+and listed as a conflict; a run that uses it fails naming both providers until the
+user disables one (``benchbox --disable NAME``).
+
+A factory refuses a parameter value by raising ``ValueError`` (reported as the user's
+configuration error); any other exception raised by a factory, a ``forward``, a loss or
+a metric is reported as a bug of the plugin that registered it.
 
 Conventions shared by every contract below (``B`` batch, ``H``/``W`` height/width):
 
@@ -151,9 +158,11 @@ def register_metrics(register: Register) -> None:
 
     Results must be finite numbers for every input, empty masks included: the metric
     owns its empty-mask rule (benchbox's: both empty is a perfect score, one empty the
-    worst; see ``docs/metrics.md``). A NaN or infinite result is reported as a plugin
-    error naming the metric. Invalid input raises
-    :class:`benchbox.errors.MetricInputError` naming the argument.
+    worst; see ``docs/metrics.md``). Invalid input raises
+    :class:`benchbox.errors.MetricInputError` naming the argument. A metric that raises
+    anything else, or returns NaN or an infinite value, is the plugin's bug: a run
+    leaves it out of every case with a warning naming it and completes;
+    ``benchbox evaluate`` stops with one line naming it.
 
     ``info``:
 

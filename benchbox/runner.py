@@ -85,34 +85,40 @@ def _check_outputs(p: Prepared, probe: Any) -> None:
 
     from benchbox.registry import blame_plugins
 
-    def fail(kind: str, got: Any, expected: str) -> None:
+    def wrong(kind: str, got: Any, expected: str) -> errors.PluginBugError:
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
         entry = p.entries[kind]
-        raise errors.PluginBugError(
+        return errors.PluginBugError(
             f"{kind} {entry.name!r} of plugin {entry.provider} returned {shape} for a "
             f"{tuple(probe.shape)} input; the {kind} contract is {expected} "
             "(benchbox/hookspecs.py)"
         )
 
-    with torch.inference_mode(), blame_plugins(_components(p), "on a probe input"):
-        x = torch.cat([probe, probe], dim=1)
-        if p.fusion is not None:
-            p.fusion.eval()
-            x = p.fusion(probe, probe)
-            if not isinstance(x, torch.Tensor) or x.shape != probe.shape:
-                fail("fusion", x, "one fused image (B, 1, H, W) from two (B, 1, H, W) sources")
-        if p.segmenter is not None:
-            p.segmenter.eval()
-            logits = p.segmenter(x)
-            k = p.dataset.num_classes
-            channels = (1, 2) if k == 2 else (k,)  # one sigmoid channel for two classes
-            if (
-                not isinstance(logits, torch.Tensor)
-                or logits.ndim != 4
-                or logits.shape[1] not in channels
-                or logits.shape[2:] != x.shape[2:]
-            ):
-                fail("segmenter", logits, f"logits (B, {k}, H, W) for {k} classes")
+    modules = [m for m in (p.fusion, p.segmenter) if m is not None]
+    modes = [m.training for m in modules]
+    try:
+        with torch.inference_mode(), blame_plugins(_components(p), "on a probe input"):
+            for module in modules:
+                module.eval()
+            x = torch.cat([probe, probe], dim=1)
+            if p.fusion is not None:
+                x = p.fusion(probe, probe)
+                if not isinstance(x, torch.Tensor) or x.shape != probe.shape:
+                    raise wrong("fusion", x, "one fused image (B, 1, H, W) from two sources")
+            if p.segmenter is not None:
+                logits = p.segmenter(x)
+                k = p.dataset.num_classes
+                channels = (1, 2) if k == 2 else (k,)  # one sigmoid channel for two classes
+                if (
+                    not isinstance(logits, torch.Tensor)
+                    or logits.ndim != 4
+                    or logits.shape[1] not in channels
+                    or logits.shape[2:] != x.shape[2:]
+                ):
+                    raise wrong("segmenter", logits, f"logits (B, {k}, H, W) for {k} classes")
+    finally:
+        for module, mode in zip(modules, modes, strict=True):
+            module.train(mode)
 
 
 def _dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:

@@ -149,8 +149,8 @@ def test_fusion_returning_three_channels_is_caught_at_the_contract_check(
         runner.prepare(tiny(tmp_path, fusion="rgb", seg="attunet"), buggy)
     assert str(info.value) == (
         "fusion 'rgb' of plugin buggy-plugin returned (1, 3, 32, 32) for a (1, 1, 32, 32) "
-        "input; the fusion contract is one fused image (B, 1, H, W) from two (B, 1, H, W) "
-        "sources (benchbox/hookspecs.py)"
+        "input; the fusion contract is one fused image (B, 1, H, W) from two sources "
+        "(benchbox/hookspecs.py)"
     )
     assert calls == []  # the segmenter never saw the 3-channel image
 
