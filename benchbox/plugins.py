@@ -18,7 +18,7 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -236,6 +236,13 @@ def create_registry(
     """
     host = PluginHost(disable)
     if debug_enabled():
+        # pluggy's trace names each hook call; plugin authors also want to see which
+        # implementations run, in pluggy's call order (tryfirst ... trylast).
+        def called(hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Any) -> None:
+            order = ", ".join(i.plugin_name for i in reversed(impls))
+            sys.stderr.write(f"      called in order: {order}\n")
+
+        host.pm.add_hookcall_monitoring(called, lambda *args: None)
         host.pm.trace.root.setwriter(sys.stderr.write)
         host.pm.enable_tracing()
     if entry_points:

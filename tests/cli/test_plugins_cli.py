@@ -168,4 +168,5 @@ def test_debug_shows_the_load_error_traceback_and_the_hook_trace():
     assert "Traceback (most recent call last)" in err
     assert "benchbox_dependency_that_is_not_installed" in err
     assert "register_fusions [hook]" in err and "finish register_fusions" in err
+    assert "called in order: benchbox:fusion, benchbox:baselines" in err
     assert err.strip().splitlines()[-1].startswith("failed to load benchbox-broken-plugin")
