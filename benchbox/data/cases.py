@@ -33,8 +33,8 @@ reference)::
 
     [split]                              # case-level split
     seed = 0
-    val_fraction = 0.25
-    test_fraction = 0.25
+    val_fraction = 0.2
+    test_fraction = 0.2
     # test = ["case_a"]                  # explicit lists override the fractions
 
 Options given on the command line (``--data-opt key=value``) override the config.
@@ -222,20 +222,16 @@ def open_cases(
             name (``brats2015``), or the data folder (then ``config`` or a
             ``benchbox.toml`` inside it gives the config).
         config: the config file when ``root`` is the data folder.
-        image_size: side of the square training slices (default 128).
+        image_size: side of the square training slices.
         seed: the run seed; picks the training slices (not the split).
         resample: resample modalities/labels whose grid differs from modality ``a``.
         modalities: the two fused modalities ``"A,B"`` (default: ``fuse`` of the config).
         target: train on one region or label as a binary task (e.g. ``whole-tumour``).
-        val_fraction, test_fraction, split_seed: the case-level split (default 0.2, 0.2,
-            0; the config's ``[split]`` table comes first).
-        slices_per_case, lesion_fraction: training slice sampling (0 = all slices;
-            share of lesion-bearing slices, ``None`` = natural share).
-        ct_window: HU window ``"low,high"`` for CT (default ``-1000,1000``).
-        percentiles: MRI percentiles ``"low,high"`` (default ``0.5,99.5``).
-        crop, crop_margin: foreground crop and its margin in voxels (default on, 2).
-        fit: ``resize`` (scale the crop to the training size) or ``pad``.
-        geometry_tolerance: relative tolerance of the geometry check (default 1e-3).
+        val_fraction, test_fraction, split_seed, slices_per_case, lesion_fraction,
+            ct_window, percentiles, crop, crop_margin, fit, geometry_tolerance: the
+            shared dataset options (:data:`benchbox.data.options.OPTIONS`); ``None``
+            takes the config's value (``[preprocess]``, ``[sampling]``, ``[split]``),
+            else the default declared there.
         name: the leaderboard slug (default: the config's ``name``).
         cache: use the preprocessing cache (``BENCHBOX_CACHE``).
     """

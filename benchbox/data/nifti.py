@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchbox.data.options import as_names, resolve_options
+from benchbox.data.options import DEFAULTS, as_names, resolve_options
 from benchbox.data.paths import slugify
 from benchbox.data.spec import CaseFiles, LabelSpec, default_norm
 from benchbox.data.volumes import VolumeDataset, open_volume_dataset
@@ -153,22 +153,22 @@ def _pick_modalities(value: Any, channels: list[str], path: Path) -> tuple[str, 
 
 def open_nifti(
     root: str | None = None,
-    image_size: int = 128,
+    image_size: int = DEFAULTS["image_size"],
     seed: int = 0,
-    resample: bool = False,
+    resample: bool = DEFAULTS["resample"],
     modalities: str | None = None,
-    target: str | None = None,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    split_seed: int = 0,
-    slices_per_case: int = 0,
-    lesion_fraction: float | None = None,
-    ct_window: str = "-1000,1000",
-    percentiles: str = "0.5,99.5",
-    crop: bool = True,
-    crop_margin: int = 2,
-    fit: str = "resize",
-    geometry_tolerance: float = 1e-3,
+    target: str | None = DEFAULTS["target"],
+    val_fraction: float = DEFAULTS["val_fraction"],
+    test_fraction: float = DEFAULTS["test_fraction"],
+    split_seed: int = DEFAULTS["split_seed"],
+    slices_per_case: int = DEFAULTS["slices_per_case"],
+    lesion_fraction: float | None = DEFAULTS["lesion_fraction"],
+    ct_window: tuple[float, float] | str = DEFAULTS["ct_window"],
+    percentiles: tuple[float, float] | str = DEFAULTS["percentiles"],
+    crop: bool = DEFAULTS["crop"],
+    crop_margin: int = DEFAULTS["crop_margin"],
+    fit: str = DEFAULTS["fit"],
+    geometry_tolerance: float = DEFAULTS["geometry_tolerance"],
     name: str | None = None,
     cache: bool = True,
 ) -> VolumeDataset:
@@ -182,12 +182,11 @@ def open_nifti(
         modalities: the two fused channels by name or number, ``"FLAIR,T1c"`` or
             ``"0,2"`` (default: channels 0 and 1). CT channels get the HU window, the
             others percentile normalisation.
-        target: train on one region or label as a binary task.
-        val_fraction, test_fraction, split_seed: the case-level split (no test share
-            is taken when ``labelsTs`` gives the test cases).
-        slices_per_case, lesion_fraction: training slice sampling (0 = all slices).
-        ct_window, percentiles, crop, crop_margin, fit, geometry_tolerance: see
-            :class:`benchbox.data.spec.Preprocessing`.
+        target, val_fraction, test_fraction, split_seed, slices_per_case,
+            lesion_fraction, ct_window, percentiles, crop, crop_margin, fit,
+            geometry_tolerance: the shared dataset options, declared with their defaults
+            in :data:`benchbox.data.options.OPTIONS` (no test share is taken when
+            ``labelsTs`` gives the test cases).
         name: the leaderboard slug (default: the folder name, lowercased).
         cache: use the preprocessing cache (``BENCHBOX_CACHE``).
     """
@@ -233,8 +232,7 @@ def open_nifti(
             "crop_margin": crop_margin,
             "fit": fit,
             "geometry_tolerance": geometry_tolerance,
-        },
-        {},
+        }
     )
     raw_names = meta.get("channel_names", meta.get("modality", {}))
     norms = {ch: default_norm(str(raw_names.get(str(i), ch))) for i, ch in enumerate(channels)}

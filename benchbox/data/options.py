@@ -1,13 +1,15 @@
 """Dataset options: their defaults, declared once, and their parsing.
 
 Options arrive as strings from ``--data-opt key=value``, as TOML values from a config,
-or as Python values; :func:`resolve_options` merges them over :data:`DEFAULTS` and
-parses each one.
+or as Python values; :func:`resolve_options` merges them over the defaults of
+:data:`OPTIONS` and parses each one. A reader's signature takes its defaults from
+:data:`DEFAULTS`, so ``benchbox plugins --params`` shows the same values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from benchbox.errors import ConfigError
@@ -81,47 +83,91 @@ def as_modalities(value: Any, key: str = "modalities") -> tuple[str, str]:
     return names[0], names[1]
 
 
-#: Library defaults of the options every volume layout accepts.
-DEFAULTS: dict[str, Any] = {
-    "image_size": 128,
-    "resample": False,
-    "val_fraction": 0.2,
-    "test_fraction": 0.2,
-    "split_seed": 0,
-    "slices_per_case": 0,
-    "lesion_fraction": None,
-    "ct_window": (-1000.0, 1000.0),
-    "percentiles": (0.5, 99.5),
-    "crop": True,
-    "crop_margin": 2,
-    "fit": "resize",
-    "geometry_tolerance": 1e-3,
-    "target": None,
-}
-
-
 def _optional(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
 
 
-def resolve_options(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge options (``None`` = not given) over defaults, parsing strings from the CLI."""
-    merged = {**DEFAULTS, **{k: v for k, v in defaults.items() if v is not None}}
+@dataclass(frozen=True)
+class DatasetOption:
+    """One dataset option: its default, its meaning and how a given value is parsed.
+
+    Attributes:
+        default: the library default (a reader's config file or the run may override).
+        help: what it means, for docstrings and ``docs/datasets.md``.
+        parse: ``parse(value, key)`` -> the checked value; raises :class:`ConfigError`.
+    """
+
+    default: Any
+    help: str
+    parse: Callable[[Any, str], Any]
+
+
+def _nullable(parse: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, key: None if _optional(value) else parse(value, key)
+
+
+#: Every option the readers of real images share, declared once. The volume readers
+#: (``nifti``, ``cases``) take them all; ``pairs`` takes ``image_size``, ``resample``,
+#: ``val_fraction`` and ``split_seed``.
+#:
+#: ``val_fraction`` and ``test_fraction`` default to 0.2 everywhere: a fifth of the
+#: cases for testing is the usual hold-out of medical segmentation papers and of
+#: 5-fold cross-validation, and the same share for validation keeps both estimates
+#: from resting on one or two cases of a small collection.
+OPTIONS: dict[str, DatasetOption] = {
+    "image_size": DatasetOption(
+        128, "side of the square training slices", lambda v, k: as_int(v, k, 16)
+    ),
+    "resample": DatasetOption(
+        False, "resample a modality whose grid differs from modality a, instead of failing", as_bool
+    ),
+    "val_fraction": DatasetOption(
+        0.2, "share of the cases held out for validation", lambda v, k: as_float(v, k, 0.0, 0.9)
+    ),
+    "test_fraction": DatasetOption(
+        0.2, "share of the cases held out for testing", lambda v, k: as_float(v, k, 0.0, 0.9)
+    ),
+    "split_seed": DatasetOption(0, "seed of the split (independent of the run seed)", as_int),
+    "slices_per_case": DatasetOption(
+        0, "training slices drawn per case (0: all)", lambda v, k: as_int(v, k, 0)
+    ),
+    "lesion_fraction": DatasetOption(
+        None,
+        "share of lesion-bearing training slices (none: the natural share)",
+        _nullable(lambda v, k: as_float(v, k, 0, 1)),
+    ),
+    "ct_window": DatasetOption((-1000.0, 1000.0), "HU window mapped to [0, 1]", as_float_pair),
+    "percentiles": DatasetOption(
+        (0.5, 99.5), "MRI percentiles mapped to 0 and 1, in the foreground", as_float_pair
+    ),
+    "crop": DatasetOption(True, "crop to the foreground's bounding box", as_bool),
+    "crop_margin": DatasetOption(
+        2, "voxels kept around the foreground", lambda v, k: as_int(v, k, 0)
+    ),
+    "fit": DatasetOption(
+        "resize", "resize (scale the crop) or pad (only pad)", lambda v, k: str(v).strip().lower()
+    ),
+    "geometry_tolerance": DatasetOption(
+        1e-3, "relative tolerance of the geometry check", lambda v, k: as_float(v, k, 0)
+    ),
+    "target": DatasetOption(
+        None,
+        "train one region or label as a binary task",
+        _nullable(lambda v, k: str(v).strip()),
+    ),
+}
+#: The default of each option in :data:`OPTIONS`.
+DEFAULTS: dict[str, Any] = {name: option.default for name, option in OPTIONS.items()}
+
+
+def resolve_options(
+    given: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every option of :data:`OPTIONS`, parsed: ``given`` over a reader's ``defaults``
+    (e.g. a config file's) over :data:`DEFAULTS`; ``None`` means "not given"."""
+    merged = {**DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}}
     merged.update({k: v for k, v in given.items() if v is not None})
     out = dict(merged)
-    out["image_size"] = as_int(merged["image_size"], "image_size", 16)
-    out["resample"] = as_bool(merged["resample"], "resample")
-    out["crop"] = as_bool(merged["crop"], "crop")
-    out["val_fraction"] = as_float(merged["val_fraction"], "val_fraction", 0.0, 0.9)
-    out["test_fraction"] = as_float(merged["test_fraction"], "test_fraction", 0.0, 0.9)
-    out["split_seed"] = as_int(merged["split_seed"], "split_seed")
-    out["slices_per_case"] = as_int(merged["slices_per_case"], "slices_per_case", 0)
-    out["crop_margin"] = as_int(merged["crop_margin"], "crop_margin", 0)
-    out["geometry_tolerance"] = as_float(merged["geometry_tolerance"], "geometry_tolerance", 0)
-    out["ct_window"] = as_float_pair(merged["ct_window"], "ct_window")
-    out["percentiles"] = as_float_pair(merged["percentiles"], "percentiles")
-    lf = merged["lesion_fraction"]
-    out["lesion_fraction"] = None if _optional(lf) else as_float(lf, "lesion_fraction", 0, 1)
-    out["target"] = None if _optional(merged["target"]) else str(merged["target"]).strip()
-    out["fit"] = str(merged["fit"]).strip().lower()
+    for name, option in OPTIONS.items():
+        out[name] = option.parse(merged[name], name)
     return out

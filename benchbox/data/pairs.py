@@ -15,8 +15,9 @@ the neutral chroma of a grey pixel, 0.5, which is exact.
 
 Splits: ``train`` and ``test`` are the folders. ``val`` is the ``val`` folder if there
 is one, else a fixed share (``val_fraction``) of the ``train`` pairs chosen with
-``split_seed`` and removed from ``train``; it does not change with the run seed, so all
-runs train on the same pairs.
+``split_seed`` and removed from ``train`` by the same case-level split as every other
+reader (:mod:`benchbox.data.splits`); it does not change with the run seed, so all runs
+train on the same pairs.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from benchbox.data import io
 from benchbox.data.base import BenchDataset, Sample
 from benchbox.data.cache import CacheEntry, SliceCache, cache_key, file_digest
 from benchbox.data.color import channels, rgb_to_grey, rgb_to_ycbcr
-from benchbox.data.options import as_bool, as_float, as_int, as_modalities
+from benchbox.data.options import DEFAULTS, OPTIONS, as_bool, as_modalities
 from benchbox.data.paths import slugify
 from benchbox.data.preprocess import Fit, resize_stack
+from benchbox.data.splits import assign_splits
 from benchbox.errors import ConfigError, DataError
 
 #: Folder names holding masks rather than a modality.
@@ -203,19 +205,12 @@ class PairsDataset(BenchDataset):
         for split, entry in self._entries.items():
             self._rows[split] = list(range(len(entry.meta["names"])))
         if "val" not in self._entries:
-            n = len(self._rows["train"])
-            n_val = round(n * val_fraction) if val_fraction > 0 else 0
-            if val_fraction > 0 and n_val == 0 and n > 1:
-                n_val = 1
-            if n - n_val < 1:
-                raise DataError(
-                    f"{root / 'train'}: {n} pair(s) are too few to carve a validation share"
-                )
-            order = np.random.default_rng(split_seed).permutation(n)
-            val = sorted(int(i) for i in order[:n_val])
+            names = self._entries["train"].meta["names"]
+            chosen = assign_splits(names, val_fraction, 0.0, split_seed)
+            index = {n: i for i, n in enumerate(names)}
             self._entries["val"] = self._entries["train"]
-            self._rows["val"] = val
-            self._rows["train"] = sorted(set(self._rows["train"]) - set(val))
+            self._rows["val"] = sorted(index[n] for n in chosen["val"])
+            self._rows["train"] = sorted(index[n] for n in chosen["train"])
 
     def _load(self, split: str) -> CacheEntry:
         split_dir = self.root / split
@@ -381,10 +376,10 @@ def open_pairs(
     root: str | None = None,
     image_size: int | None = None,
     seed: int = 0,
-    resample: bool = False,
+    resample: bool = DEFAULTS["resample"],
     modalities: str | None = None,
-    val_fraction: float = 0.1,
-    split_seed: int = 0,
+    val_fraction: float = DEFAULTS["val_fraction"],
+    split_seed: int = DEFAULTS["split_seed"],
     name: str | None = None,
     cache: bool = True,
 ) -> PairsDataset:
@@ -398,7 +393,9 @@ def open_pairs(
         modalities: ``"A,B"``, the two modality folders (default: the folder name's
             order, ``CT-MRI`` -> CT, MRI; else the two folders alphabetically).
         val_fraction: share of ``train`` held out as ``val`` when there is no ``val``
-            folder; chosen with ``split_seed``, the same for every run seed.
+            folder, chosen with ``split_seed`` by :func:`benchbox.data.splits.assign_splits`
+            (the same for every run seed); defaults declared in
+            :data:`benchbox.data.options.OPTIONS`.
         split_seed: seed of that choice.
         name: the leaderboard slug (default: parent and folder, ``aanlib-ct-mri``).
         cache: use the preprocessing cache (``BENCHBOX_CACHE``).
@@ -412,16 +409,16 @@ def open_pairs(
     size = (
         None
         if image_size is None or str(image_size).lower() == "none"
-        else as_int(image_size, "image_size", 16)
+        else OPTIONS["image_size"].parse(image_size, "image_size")
     )
     folder = folder.resolve()
     return PairsDataset(
         root=folder,
         modalities=mods,
         image_size=size,
-        resample=as_bool(resample, "resample"),
-        val_fraction=as_float(val_fraction, "val_fraction", 0.0, 0.9),
-        split_seed=as_int(split_seed, "split_seed"),
+        resample=OPTIONS["resample"].parse(resample, "resample"),
+        val_fraction=OPTIONS["val_fraction"].parse(val_fraction, "val_fraction"),
+        split_seed=OPTIONS["split_seed"].parse(split_seed, "split_seed"),
         name=name or slugify(folder.parent.name, folder.name),
         cache=SliceCache(enabled=as_bool(cache, "cache")),
     )

@@ -60,7 +60,8 @@ def assign_splits(
     if "train" not in fixed and len(order) - n_test - n_val < 1:
         raise DataError(
             f"{n} case(s) are too few for test_fraction={test_fraction} and "
-            f"val_fraction={val_fraction}: no case would be left for training"
+            f"val_fraction={val_fraction}: no case would be left for training (lower them "
+            "with --data-opt)"
         )
     splits["test"] += order[:n_test]
     splits["val"] += order[n_test : n_test + n_val]

@@ -26,6 +26,7 @@ import numpy as np
 from benchbox.data import io
 from benchbox.data.base import BenchDataset, Sample, Volume
 from benchbox.data.cache import CacheEntry, SliceCache, cache_key, file_digest
+from benchbox.data.options import DEFAULTS
 from benchbox.data.pipeline import preprocess_case
 from benchbox.data.preprocess import Fit, Orientation, Restorer, sample_slices
 from benchbox.data.spec import CaseFiles, LabelSpec, Preprocessing, default_norm
@@ -113,9 +114,9 @@ class VolumeDataset(BenchDataset):
         modalities: tuple[str, str],
         labels: LabelSpec | None,
         params: Preprocessing,
-        val_fraction: float = 0.25,
-        test_fraction: float = 0.25,
-        split_seed: int = 0,
+        val_fraction: float = DEFAULTS["val_fraction"],
+        test_fraction: float = DEFAULTS["test_fraction"],
+        split_seed: int = DEFAULTS["split_seed"],
         fixed_splits: Mapping[str, Sequence[str]] | None = None,
         seed: int = 0,
         slices_per_case: int = 0,

@@ -46,7 +46,7 @@ def test_greyscale_pairs(tmp_path):
     assert ds.name == "atlas-ct-mri" and ds.modalities == ("CT", "MRI")
     assert ds.labels is None and ds.color_source is None
     counts = ds.config()["counts"]
-    assert counts == {"train": 9, "val": 1, "test": 3}
+    assert counts == {"train": 8, "val": 2, "test": 3}  # val_fraction 0.2 of 10
     s = ds.split("test")[0]
     assert s["a"].shape == (1, 32, 32) and str(s["a"].dtype) == "torch.float32"
     assert s["case_id"] == "te000" and "a_chroma" not in s
@@ -67,6 +67,16 @@ def test_val_is_a_fixed_share_of_train(tmp_path):
     assert ds.config()["val_cases"] == sorted(val)
     with pytest.raises(DataError, match="holds no pair"):
         open_pairs(str(root), image_size=32, val_fraction=0).split("val")
+
+
+def test_val_is_the_case_level_split_every_reader_uses(tmp_path):
+    from benchbox.data.splits import assign_splits
+
+    root = write_pairs(tmp_path / "CT-MRI", n={"train": 12, "test": 2})
+    ds = open_pairs(str(root), image_size=32, split_seed=3)
+    expected = assign_splits([f"tr{i:03d}" for i in range(12)], 0.2, 0.0, seed=3)
+    assert ds.config()["val_cases"] == expected["val"] and len(expected["val"]) == 2
+    assert sorted(s["case_id"] for s in ds.split("train")) == expected["train"]
 
 
 def test_colour_source_is_split_into_luma_and_chroma(tmp_path):
