@@ -79,3 +79,34 @@ def disk_full(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
     monkeypatch.setattr(atomic, "_sync", sync)
     return full
+
+
+def _torch_globals(torch: Any) -> dict[str, Any]:
+    return {
+        "threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "dtype": torch.get_default_dtype(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "grad": torch.is_grad_enabled(),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals() -> Any:
+    """Give back every process-wide torch setting a test changed, directly or through a
+    run (``--deterministic``, threads, default dtype, cuDNN flags, grad mode), so no test
+    passes or fails because of the one before it."""
+    import torch
+
+    saved = _torch_globals(torch)
+    yield
+    if _torch_globals(torch) == saved:
+        return
+    torch.set_num_threads(saved["threads"])
+    torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["warn_only"])
+    torch.set_default_dtype(saved["dtype"])
+    torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
+    torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
+    torch.set_grad_enabled(saved["grad"])

@@ -50,12 +50,28 @@ def test_deterministic_flag_toggles_torch():
 
 def test_devices():
     assert train.resolve_device("cpu").type == "cpu"
-    assert train.resolve_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="CUDA is not available"):
-            train.resolve_device("cuda")
     with pytest.raises(ConfigError, match="is not a device"):
         train.resolve_device("gpu0")
+
+
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    import types
+
+    mps = types.SimpleNamespace(is_available=lambda: False)
+    monkeypatch.setattr(torch.backends, "mps", mps, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train.resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        train.resolve_device("cuda")
+    with pytest.raises(ConfigError, match="MPS is not available"):
+        train.resolve_device("mps")
+    mps.is_available = lambda: True
+    assert train.resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert train.resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(ConfigError, match="only 1 CUDA device"):
+        train.resolve_device("cuda:3")
 
 
 def test_amp_plans_on_cpu_are_honest():

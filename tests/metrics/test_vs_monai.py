@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 monai_metrics = pytest.importorskip("monai.metrics")
@@ -64,36 +65,37 @@ def test_distances_equal_monai_on_non_empty_masks(shape, spacing, seed) -> None:
     assert got == pytest.approx(expected, rel=1e-5)
 
 
-def test_monai_gives_nan_for_an_empty_prediction_and_drops_it_from_the_mean() -> None:
+def test_an_empty_prediction_counts_in_benchbox_mean_at_the_worst_distance() -> None:
+    """Where MONAI has no value (an empty prediction), benchbox scores the image diagonal
+    and keeps the case in the mean; where MONAI has one, they agree."""
+    from benchbox.metrics.suite import summarize
+
     ref = np.zeros((12, 12), bool)
     ref[3:7, 2:9] = True
     good, empty = np.roll(ref, 1, axis=1), np.zeros_like(ref)
-    metric = monai_metrics.HausdorffDistanceMetric(
-        include_background=True, percentile=95, reduction="mean"
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MONAI warns about the empty prediction
-        metric(
-            torch.from_numpy(np.stack([good, empty])[:, None]).float(), _t(ref).repeat(2, 1, 1, 1)
-        )
-        per_case = metric.get_buffer().flatten().tolist()
-        aggregate = float(metric.aggregate())
-    ours = [sm.compute_hd95(good, ref, (1, 1)), sm.compute_hd95(empty, ref, (1, 1))]
-    assert per_case[0] == pytest.approx(ours[0]) and np.isnan(per_case[1])
-    assert aggregate == pytest.approx(ours[0])  # the failed case silently vanished
-    assert ours[1] == pytest.approx(sm.image_diagonal((12, 12), (1, 1)))
-    assert np.mean(ours) > aggregate  # benchbox's mean counts the failure
-
-
-def test_monai_has_no_value_for_two_empty_masks() -> None:
-    empty = np.zeros((8, 8), bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        hd = float(monai_metrics.compute_hausdorff_distance(_t(empty), _t(empty), True))
-        nsd = float(monai_metrics.compute_surface_dice(_t(empty), _t(empty), [1.0], True))
-    assert np.isnan(hd) and np.isnan(nsd)
+        monai_good = float(
+            monai_metrics.compute_hausdorff_distance(_t(good), _t(ref), True, percentile=95)
+        )
+    ours = [sm.compute_hd95(good, ref, (1, 1)), sm.compute_hd95(empty, ref, (1, 1))]
+    assert ours[0] == pytest.approx(monai_good)
+    assert ours[1] == pytest.approx(sm.image_diagonal((12, 12), (1, 1)))
+    table = pd.DataFrame(
+        [{"case_id": "good", "hd95_r": ours[0], "pred_empty_r": 0.0, "ref_empty_r": 0.0},
+         {"case_id": "empty", "hd95_r": ours[1], "pred_empty_r": 1.0, "ref_empty_r": 0.0}]
+    )  # fmt: skip
+    summary = summarize(table)
+    assert summary["hd95_r"] == pytest.approx(np.mean(ours))  # the failure is counted
+    assert summary["n_pred_empty_r"] == 1 and summary["n_cases"] == 2
+
+
+def test_two_empty_masks_are_a_perfect_score_in_benchbox() -> None:
+    """MONAI has no value for two empty masks; benchbox's rule is agreement."""
+    empty = np.zeros((8, 8), bool)
     assert sm.compute_hd95(empty, empty, (1, 1)) == 0.0
     assert sm.compute_nsd(empty, empty, (1, 1)) == 1.0
+    assert sm.compute_dice(empty, empty) == 1.0
 
 
 def test_ms_ssim_equals_monai() -> None:
