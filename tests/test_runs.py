@@ -47,6 +47,8 @@ def running(pid: int, host: str = HOST, age: float = 5.0, **extra) -> dict:
 
 @pytest.fixture
 def folder(tmp_path):
+    global NOW
+    NOW = time.time()  # heartbeats are written relative to the time the test runs
     me = os.getpid()
     write_run(tmp_path, "done", status="completed", error=None, elapsed_s=12.5)
     write_run(tmp_path, "nan", status="failed", error="the joint loss became nan ...")
