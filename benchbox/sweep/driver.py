@@ -1,0 +1,280 @@
+"""``benchbox sweep`` as a library call: plan the runs of a grid, run them through an
+executor, keep the ledger, and compare what completed.
+
+A sweep lives in ``<out>/sweeps/<name>/``: ``ledger.csv`` (one line per run, see
+:mod:`benchbox.sweep.ledger`), ``grid.json`` (the settings and axes it was started
+with) and ``logs/<index>-<config hash>.log`` (each run's log). The runs write their run
+folders and leaderboard rows to ``<out>`` exactly as ``benchbox run --out <out>`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchbox import config as cfg
+from benchbox.errors import BenchboxError, ConfigError
+from benchbox.registry import Registry
+from benchbox.sweep.executor import Executor, Job, Outcome
+from benchbox.sweep.grid import Grid
+from benchbox.sweep.ledger import LEDGER_FILE, Entry, Ledger, plan
+
+
+@dataclass
+class PlannedRun:
+    """One combination of the grid, resolved into the config ``benchbox run`` would use."""
+
+    axes: dict[str, Any]
+    config: cfg.RunConfig
+
+    @property
+    def config_hash(self) -> str:
+        return self.config.hash()
+
+
+def plan_runs(
+    grid: Grid,
+    preset: str | None = None,
+    config_file: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+) -> list[PlannedRun]:
+    """Resolve every combination of ``grid`` into a checked run config.
+
+    Precedence for each run: defaults < preset < config file < ``overrides`` (the
+    command line's fixed options) < the grid's base settings < the combination. A bad
+    value in any combination stops the sweep before anything runs, naming the run.
+    """
+    from benchbox.plugins import get_registry
+
+    registry = registry or get_registry()
+    runs: list[PlannedRun] = []
+    seen: dict[str, dict[str, Any]] = {}
+    for combo in grid.combinations():
+        values = {**(overrides or {})}
+        for key, value in grid.overrides(combo).items():
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                values[key] = {**values[key], **value}
+            else:
+                values[key] = value
+        try:
+            config = cfg.resolve(values.get("preset", preset), config_file, values)
+        except ConfigError as exc:
+            label = " ".join(f"{k}={v}" for k, v in combo.items())
+            raise ConfigError(f"run {label or '(no axes)'}: {exc}") from None
+        try:
+            _check_plugins(config, registry)
+        except BenchboxError as exc:
+            label = " ".join(f"{k}={v}" for k, v in combo.items())
+            raise ConfigError(f"run {label or '(no axes)'}: {exc}") from None
+        run = PlannedRun(dict(combo), config)
+        if run.config_hash in seen:
+            raise ConfigError(
+                f"two combinations make the same run ({seen[run.config_hash]} and {combo}): "
+                "an axis value has no effect on the config"
+            )
+        seen[run.config_hash] = combo
+        runs.append(run)
+    if not runs:
+        raise ConfigError("the grid is empty: every combination is excluded")
+    return runs
+
+
+def _check_plugins(config: cfg.RunConfig, registry: Registry) -> None:
+    """Names and parameters of every component of a run, checked without building any:
+    a typo in one value of an axis stops the sweep before the first run."""
+    parts = [("dataset", config.dataset_name, "data_opts")]
+    if config.has_fusion:
+        parts.append(("fusion", config.fusion, "fusion_opts"))
+        parts.append(("loss", config.fusion_loss, "fusion_loss_opts"))
+    if config.has_seg:
+        parts.append(("segmenter", config.seg, "seg_opts"))
+        parts.append(("loss", config.loss, "loss_opts"))
+    for kind, name, table in parts:
+        entry = registry.get(kind, name)
+        if kind in ("fusion", "segmenter"):
+            entry.check_params(config.params(table))
+
+
+def sweep_name(runs: Sequence[PlannedRun]) -> str:
+    """The default name of a sweep: a short hash of its runs' config hashes, so the same
+    command resumes the same sweep."""
+    blob = "\n".join(r.config_hash for r in runs).encode()
+    return "sweep-" + hashlib.sha256(blob).hexdigest()[:8]
+
+
+@dataclass
+class SweepState:
+    """What the driver knows while the sweep runs (read by the CLI's live table)."""
+
+    ledger: Ledger
+    todo: int
+    slots: int = 1
+    started_at: float = field(default_factory=time.monotonic)
+    running: dict[int, float] = field(default_factory=dict)
+    finished_walls: list[float] = field(default_factory=list)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def eta(self) -> float | None:
+        """Seconds left: the mean wall time of this sweep's finished runs times the runs
+        still to start, spread over the executor's slots, plus what the running ones
+        still need. None until a run has finished."""
+        if not self.finished_walls:
+            return None
+        mean = sum(self.finished_walls) / len(self.finished_walls)
+        counts = self.ledger.counts()
+        now = time.monotonic()
+        running_left = sum(max(0.0, mean - (now - t)) for t in self.running.values())
+        queued = counts["queued"]
+        return (queued * mean + running_left) / max(1, self.slots)
+
+
+@dataclass
+class SweepResult:
+    folder: Path
+    ledger: Ledger
+    interrupted: bool
+    skipped: int
+
+
+class _Events:
+    def __init__(self, state: SweepState, entries: dict[int, Entry], notify: Callable[[], None]):
+        self.state = state
+        self.entries = entries
+        self.notify = notify
+        self.lock = threading.Lock()
+
+    def started(self, job: Job) -> None:
+        with self.lock:
+            self.state.running[job.index] = time.monotonic()
+            self.state.ledger.update(
+                self.entries[job.index],
+                status="running",
+                started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                error="",
+            )
+        self.notify()
+
+    def ended(self, job: Job, outcome: Outcome) -> None:
+        with self.lock:
+            self.state.running.pop(job.index, None)
+            if outcome.status != "interrupted":
+                self.state.finished_walls.append(outcome.wall_s)
+            status = outcome.status if outcome.status in ("completed", "failed") else "interrupted"
+            self.state.ledger.update(
+                self.entries[job.index],
+                status=status,
+                run_id=outcome.run_id,
+                error=outcome.error,
+                wall_s=outcome.wall_s,
+                finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+        self.notify()
+
+
+def run_sweep(
+    runs: Sequence[PlannedRun],
+    executor: Executor,
+    out: str | Path,
+    name: str | None = None,
+    retry_failed: bool = False,
+    on_start: Callable[[SweepState], None] | None = None,
+    notify: Callable[[], None] | None = None,
+) -> SweepResult:
+    """Run every planned run not already completed in this sweep's folder.
+
+    Ctrl-C (KeyboardInterrupt) stops the executor's running runs, which mark their run
+    folders ``interrupted``; the ledger says ``interrupted`` for them and ``queued`` for
+    those never started, and the sweep returns with ``interrupted=True``.
+    """
+    folder = Path(out) / "sweeps" / (name or sweep_name(runs))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "grid.json").write_text(
+        json.dumps([{"axes": r.axes, "config_hash": r.config_hash} for r in runs], indent=1)
+    )
+    ledger, todo = plan(folder / LEDGER_FILE, [(r.config_hash, r.axes) for r in runs], retry_failed)
+    state = SweepState(ledger, len(todo), getattr(executor, "slots", 1))
+    by_index = {e.index: e for e in ledger}
+    jobs = [
+        Job(
+            index=e.index,
+            config_hash=e.config_hash,
+            config=runs[e.index].config.to_dict(),
+            log_path=str(folder / "logs" / f"{e.index:03d}-{e.config_hash}.log"),
+        )
+        for e in todo
+    ]
+    stop = threading.Event()
+    events = _Events(state, by_index, notify or (lambda: None))
+    if on_start is not None:
+        on_start(state)
+    interrupted = False
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            executor.run(jobs, events, stop)
+        except BaseException as exc:  # surfaced in the driver's thread below
+            error.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True, name="sweep-executor")
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+            state.slots = getattr(executor, "slots", state.slots)
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        while worker.is_alive():
+            try:
+                worker.join(0.5)
+            except KeyboardInterrupt:  # a second Ctrl-C: the workers are already told
+                continue
+    with events.lock:
+        for entry in ledger:
+            if entry.status == "running":  # the executor did not report it: say so
+                ledger.update(entry, status="interrupted", error="the sweep was stopped")
+    if error:
+        raise error[0]
+    return SweepResult(folder, ledger, interrupted, len(runs) - len(todo))
+
+
+def compare_completed(result: SweepResult, out: str | Path) -> list[tuple[Path, list[str], Any]]:
+    """The sweep's completed runs compared over seeds: for each leaderboard file they were
+    appended to, the mean and std of each metric (:func:`benchbox.leaderboard.compare`)
+    per combination of the sweep's axes other than ``seed``. Returns (leaderboard path,
+    group columns, table) triples."""
+    import pandas as pd
+
+    from benchbox import leaderboard
+
+    done = [e for e in result.ledger if e.status == "completed" and e.run_id]
+    if not done:
+        return []
+    axes = [a for a in done[0].axes if a != "seed"]
+    labels = pd.DataFrame(
+        [{"run_id": e.run_id, **{a: str(e.axes.get(a)) for a in axes}} for e in done]
+    )
+    tables = []
+    for path in sorted((Path(out) / "leaderboards").glob("*.csv")):
+        if path.name.endswith(".cases.csv"):
+            continue
+        frame = leaderboard.read(path)
+        if "run_id" not in frame.columns:
+            continue
+        mine = frame[frame["run_id"].isin(labels["run_id"])]
+        if mine.empty:
+            continue
+        mine = mine.drop(columns=[a for a in axes if a in mine.columns]).merge(labels, on="run_id")
+        by = axes or ["dataset"]
+        tables.append((path, by, leaderboard.compare(mine, by)))
+    return tables

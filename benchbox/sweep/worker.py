@@ -1,0 +1,88 @@
+"""One run of a sweep in a process of its own: ``python -m benchbox.sweep.worker``.
+
+Reads a :class:`~benchbox.sweep.executor.Job` as JSON on standard input, runs it exactly
+as ``benchbox run`` would (same checks, records and leaderboard row), writes the run's
+log to the job's log file and prints one line ``benchbox-sweep-result: {json}`` with its
+:class:`~benchbox.sweep.executor.Outcome`. SIGTERM is treated like Ctrl-C: the run
+folder is marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from benchbox.sweep.executor import RESULT_PREFIX, Job, Outcome
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_job(job: Job, log_file: TextIO | None) -> Outcome:
+    """Run one job in this process and say how it ended."""
+    import torch
+
+    from benchbox import config as cfg
+    from benchbox.errors import BenchboxError
+    from benchbox.runner import execute, prepare
+
+    def log(message: str) -> None:
+        if log_file is not None:
+            log_file.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+            log_file.flush()
+
+    torch.set_num_threads(max(1, job.threads))
+    t0 = time.perf_counter()
+    run_id = ""
+
+    def remember(message: str) -> None:
+        # The runner's first line names the run ("run <id>: device ..."); keep the id
+        # so that a failed run's folder can be found from the ledger.
+        nonlocal run_id
+        if not run_id and message.startswith("run ") and ":" in message:
+            run_id = message[4:].split(":", 1)[0]
+        log(message)
+
+    try:
+        config = cfg.apply(cfg.RunConfig(), job.config, "sweep")
+        config.validate()
+        result = execute(prepare(config, log=remember), None, remember)
+    except KeyboardInterrupt:
+        return Outcome("interrupted", run_id, "interrupted", time.perf_counter() - t0)
+    except BenchboxError as exc:
+        log(f"error: {exc}")
+        return Outcome("failed", run_id, str(exc), time.perf_counter() - t0)
+    except Exception as exc:  # a plugin's own bug: keep its traceback in the log
+        if log_file is not None:
+            traceback.print_exc(file=log_file)
+        return Outcome("failed", run_id, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+    summary = {k: float(v) for k, v in result.summary.items() if isinstance(v, int | float)}
+    return Outcome("completed", result.run_id, "", time.perf_counter() - t0, summary)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    job = Job(**json.loads(sys.stdin.read()))
+    log_file = None
+    if job.log_path:
+        Path(job.log_path).parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(job.log_path, "a", encoding="utf-8")  # noqa: SIM115
+    try:
+        outcome = run_job(job, log_file)
+    except KeyboardInterrupt:
+        outcome = Outcome("interrupted", error="interrupted")
+    finally:
+        if log_file is not None:
+            log_file.close()
+    print(RESULT_PREFIX + json.dumps(outcome.__dict__), flush=True)
+    return {"completed": 0, "interrupted": 130}.get(outcome.status, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The ``local`` executor: up to ``jobs`` worker processes at once on this machine."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from benchbox.errors import ConfigError
+from benchbox.sweep.executor import Events, Job, run_worker
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask, as a container or taskset sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    """Runs each run in its own process, ``jobs`` at a time, on this machine.
+
+    Each worker gets ``threads`` torch/OpenMP threads, by default the cores divided by
+    ``jobs``, so that the workers together use every core without oversubscribing it.
+    """
+
+    def __init__(self, jobs: int = 1, threads: int = 0) -> None:
+        if jobs < 1:
+            raise ConfigError(f"local executor: jobs must be >= 1, got {jobs}")
+        if threads < 0:
+            raise ConfigError(f"local executor: threads must be >= 0, got {threads}")
+        self.slots = jobs
+        self.threads = threads or max(1, cpu_count() // jobs)
+
+    def run(self, jobs: Sequence[Job], events: Events, stop: threading.Event) -> None:
+        # Threads only wait on worker processes here; the work is in the processes.
+        def one(job: Job) -> None:
+            if stop.is_set():
+                return
+            job.threads = self.threads
+            events.started(job)
+            events.ended(job, run_worker(job, stop))
+
+        with ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="sweep") as pool:
+            for future in [pool.submit(one, job) for job in jobs]:
+                future.result()

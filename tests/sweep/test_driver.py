@@ -1,0 +1,148 @@
+"""The sweep driver: planning, the ledger during and after a sweep, crashes, Ctrl-C."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+
+from benchbox.errors import ConfigError
+from benchbox.sweep import executor as ex
+from benchbox.sweep.driver import plan_runs, run_sweep, sweep_name
+from benchbox.sweep.grid import Grid
+from benchbox.sweep.ledger import read_ledger
+
+TINY = {
+    "image_size": 32,
+    "batch_size": 4,
+    "eval_batch_size": 8,
+    "epochs": 1,
+    "fusion_epochs": 1,
+    "warmup_steps": 0,
+    "examples": 1,
+    "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
+    "fusion_opts": {"dual": {"width": 4, "depth": 2}},
+    "seg_opts": {"attunet": {"width": 4, "depth": 2}},
+}
+
+
+def test_plan_resolves_each_combination_like_benchbox_run(tmp_path):
+    grid = Grid(base={"epochs": 2}, axes={"fusion": ["mean", "dual"], "seed": [0, 1]})
+    runs = plan_runs(grid, overrides={**TINY, "out": str(tmp_path)})
+    assert [(r.config.fusion, r.config.seed, r.config.epochs) for r in runs] == [
+        ("mean", 0, 2),
+        ("mean", 1, 2),
+        ("dual", 0, 2),
+        ("dual", 1, 2),
+    ]
+    assert len({r.config_hash for r in runs}) == 4
+    assert sweep_name(runs) == sweep_name(plan_runs(grid, overrides={**TINY, "out": "x"}))
+
+
+def test_a_bad_value_stops_the_sweep_before_any_run_naming_the_run():
+    grid = Grid(axes={"seed": [0, 1], "image_size": [32, 33]})
+    with pytest.raises(ConfigError, match=r"run seed=0 image_size=33: image_size must be"):
+        plan_runs(grid)
+
+
+def test_an_axis_without_effect_is_refused():
+    grid = Grid(axes={"out": ["a", "b"]})  # the output folder is not part of the experiment
+    with pytest.raises(ConfigError, match="make the same run"):
+        plan_runs(grid)
+
+
+class FakeExecutor:
+    """Ends each job at once with a scripted outcome, or blocks until stopped."""
+
+    def __init__(self, outcomes):
+        self.outcomes = outcomes
+        self.slots = 2
+        self.seen = []
+
+    def run(self, jobs, events, stop):
+        for job in jobs:
+            self.seen.append(job.index)
+            events.started(job)
+            outcome = self.outcomes[job.index]
+            if outcome == "block":
+                while not stop.is_set():
+                    time.sleep(0.01)
+                events.ended(job, ex.Outcome("interrupted", error="stopped"))
+                return
+            events.ended(job, outcome)
+
+
+def test_ledger_records_outcomes_and_resume_skips_completed(tmp_path):
+    runs = plan_runs(Grid(axes={"seed": [0, 1, 2]}), overrides={"out": str(tmp_path)})
+    fake = FakeExecutor(
+        {
+            0: ex.Outcome("completed", run_id="r0", wall_s=3.0),
+            1: ex.Outcome("failed", run_id="r1", error="loss is NaN", wall_s=1.0),
+            2: ex.Outcome("completed", run_id="r2", wall_s=2.0),
+        }
+    )
+    result = run_sweep(runs, fake, tmp_path)
+    rows = read_ledger(result.folder / "ledger.csv")
+    assert [(r.status, r.run_id, r.error) for r in rows] == [
+        ("completed", "r0", ""),
+        ("failed", "r1", "loss is NaN"),
+        ("completed", "r2", ""),
+    ]
+    assert rows[0].wall_s == 3.0 and rows[0].started and rows[0].finished
+
+    again = FakeExecutor({1: ex.Outcome("completed", run_id="r1b", wall_s=1.0)})
+    result = run_sweep(runs, again, tmp_path)
+    assert again.seen == [] and result.skipped == 3  # failed runs wait for --retry-failed
+    run_sweep(runs, again, tmp_path, retry_failed=True)
+    assert again.seen == [1]
+    assert read_ledger(result.folder / "ledger.csv")[1].run_id == "r1b"
+
+
+def test_ctrl_c_marks_running_interrupted_and_the_rest_queued(tmp_path, monkeypatch):
+    runs = plan_runs(Grid(axes={"seed": [0, 1, 2]}), overrides={"out": str(tmp_path)})
+    fake = FakeExecutor({0: ex.Outcome("completed", run_id="r0"), 1: "block"})
+
+    def interrupt_soon():
+        time.sleep(0.3)
+        import _thread
+
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_soon, daemon=True).start()
+    result = run_sweep(runs, fake, tmp_path)
+    assert result.interrupted
+    statuses = [r.status for r in read_ledger(result.folder / "ledger.csv")]
+    assert statuses == ["completed", "interrupted", "queued"]
+
+
+def test_a_killed_worker_is_a_failed_run_with_the_signal(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        ex,
+        "worker_command",
+        lambda: [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+    )
+    job = ex.Job(index=0, config_hash="x", config={})
+    outcome = ex.run_worker(job, threading.Event())
+    assert outcome.status == "failed"
+    assert "killed by signal 9" in outcome.error
+
+
+def test_stop_sends_sigint_and_the_worker_reports_interrupted(tmp_path, monkeypatch):
+    script = (
+        "import sys, time, json\n"
+        "sys.stdin.read()\n"
+        "try:\n"
+        "    time.sleep(30)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('benchbox-sweep-result: ' + json.dumps({'status': 'interrupted'}), flush=True)\n"
+        "    sys.exit(130)\n"
+    )
+    monkeypatch.setattr(ex, "worker_command", lambda: [sys.executable, "-c", script])
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    t0 = time.monotonic()
+    outcome = ex.run_worker(ex.Job(index=0, config_hash="x", config={}), stop)
+    assert outcome.status == "interrupted"
+    assert time.monotonic() - t0 < 10
