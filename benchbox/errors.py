@@ -73,6 +73,10 @@ class UnknownMetricError(UnknownComponentError):
     kind = "metric"
 
 
+class UnknownExecutorError(UnknownComponentError):
+    kind = "executor"
+
+
 class ConfigError(BenchboxError):
     """An invalid option, parameter or config file value."""
 

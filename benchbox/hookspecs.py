@@ -172,3 +172,19 @@ def register_metrics(register: Register) -> None:
     * ``min_size`` (optional, fusion): the smallest image side the metric accepts; by
       default the runner leaves the metric out, with a warning, on smaller images.
     """
+
+
+@hookspec
+def register_executors(register: Register) -> None:
+    """Register sweep executors: what runs the runs of ``benchbox sweep``.
+
+    ``factory(**params)`` returns an object with an ``int`` attribute ``slots`` (runs
+    that may run at once, for the live table's ETA) and a method
+    ``run(jobs, events, stop)``: start every :class:`benchbox.sweep.executor.Job`, each
+    in a process of its own (:func:`benchbox.sweep.executor.run_worker` does that for
+    one job), call ``events.started(job)`` and ``events.ended(job, outcome)`` for each,
+    and return when all have ended; when the ``threading.Event`` ``stop`` is set, stop
+    the running jobs with SIGINT and report them ``interrupted``. Parameters come from
+    ``--executor-opt key=value``. Built-ins: ``local`` (``jobs``, ``threads``) and
+    ``ray`` (``address``, ``num_cpus``, ``cpus_per_run``, ``gpus_per_run``).
+    """

@@ -19,7 +19,7 @@ from typing import Any
 
 from benchbox import errors
 
-KINDS: tuple[str, ...] = ("fusion", "segmenter", "loss", "dataset", "metric")
+KINDS: tuple[str, ...] = ("fusion", "segmenter", "loss", "dataset", "metric", "executor")
 
 #: The hook that fills each kind's table.
 HOOKS: Mapping[str, str] = {
@@ -28,6 +28,7 @@ HOOKS: Mapping[str, str] = {
     "loss": "register_losses",
     "dataset": "register_datasets",
     "metric": "register_metrics",
+    "executor": "register_executors",
 }
 
 _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
@@ -36,6 +37,7 @@ _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
     "loss": errors.UnknownLossError,
     "dataset": errors.UnknownDatasetError,
     "metric": errors.UnknownMetricError,
+    "executor": errors.UnknownExecutorError,
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

@@ -23,6 +23,7 @@ from benchbox.cli import (
     report,
     run,
     runs,
+    sweep,
     synthetic,
 )
 from benchbox.cli._common import console_err, fail, print_traceback, show_plugin_warnings
@@ -83,6 +84,9 @@ def _root(
 app.command("plugins")(plugins.plugins)
 app.command("run")(run.run)
 app.command("bench")(bench.bench)
+app.command(
+    "sweep", context_settings={"help_option_names": ["-h", "--help"]}
+)(sweep.sweep)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("synthetic")(synthetic.synthetic)
 app.command("leaderboard")(leaderboard.leaderboard)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import time
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from rich.live import Live
@@ -58,36 +59,18 @@ def _status_table(state: Any, title: str) -> Table:
     return table
 
 
-def sweep(
-    ctx: typer.Context,
-    grid: str | None = typer.Option(
-        None, "--grid", help="A TOML grid file: [base] settings, [axes], [[exclude]] rules."
-    ),
-    fusion: str | None = typer.Option(None, "--fusion", "-f", help="Fusion models, a,b,c."),
-    seg: str | None = typer.Option(None, "--seg", "-s", help="Segmenters, a,b,c."),
-    loss: str | None = typer.Option(None, "--loss", help="Segmentation losses, a,b."),
-    fusion_loss: str | None = typer.Option(None, "--fusion-loss", help="Fusion losses, a,b."),
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Datasets, a,b."),
-    seed: str | None = typer.Option(None, "--seed", help="Seeds, e.g. 0,1,2."),
-    preset: str | None = typer.Option(None, "--preset", help="Preset of every run."),
-    config: str | None = typer.Option(None, "--config", "-c", help="A TOML run config."),
-    out: str = typer.Option(".", "--out", "-o", help="Folder of runs/, leaderboards/, sweeps/."),
-    name: str | None = typer.Option(
-        None, "--name", help="Sweep folder name under OUT/sweeps (default: from the grid)."
-    ),
-    executor: str = typer.Option("local", "--executor", "-x", help="local, ray, or a plugin's."),
-    executor_opt: list[str] | None = typer.Option(
-        None, "--executor-opt", help="Executor parameter key=value (repeatable)."
-    ),
-    jobs: int | None = typer.Option(
-        None, "--jobs", "-j", help="local: runs at once (threads per run = cores / jobs)."
-    ),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="ray: 'auto' joins a running cluster; default starts one."
-    ),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and exit."),
-) -> None:
+#: Options of ``benchbox run`` that take a comma-separated list here: one axis each.
+AXIS_HELP = {
+    "fusion": "Fusion models, e.g. mean,dual.",
+    "seg": "Segmenters, e.g. attunet,smp-unet.",
+    "loss": "Segmentation losses, e.g. dice,hybrid.",
+    "fusion_loss": "Fusion losses.",
+    "dataset": "Datasets, NAME or NAME:PATH, comma-separated.",
+    "seed": "Seeds, e.g. 0,1,2.",
+}
+
+
+def sweep(**options: Any) -> None:
     """Run every combination of the axes (comma-separated lists or --grid) in its own
     process; resume by running the same command again.
 
@@ -95,29 +78,34 @@ def sweep(
     `benchbox sweep --fusion mean,dual --seg attunet --seed 0,1,2 --epochs 4 --jobs 2`.
     """
     from benchbox import config as cfg
+    from benchbox.cli.run import given_settings
     from benchbox.errors import ConfigError
     from benchbox.sweep.driver import plan_runs, run_sweep
     from benchbox.sweep.executor import build_executor
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
 
     axes: dict[str, list[Any]] = {}
-    for key, text in {
-        "fusion": fusion,
-        "seg": seg,
-        "loss": loss,
-        "fusion_loss": fusion_loss,
-        "dataset": dataset,
-        "seed": seed,
-    }.items():
+    for key in AXIS_HELP:
+        text = options.pop(key, None)
         if text is not None:
-            axes[key] = [cfg.parse_value(v) if key == "seed" else v for v in split_list(text)]
-    if "seed" in axes and not all(isinstance(s, int) for s in axes["seed"]):
-        raise ConfigError(f"--seed takes whole numbers, got {seed!r}")
+            values = split_list(text)
+            axes[key] = [cfg.parse_value(v) for v in values] if key == "seed" else values
+    if "seed" in axes and not all(isinstance(s, int) and s >= 0 for s in axes["seed"]):
+        raise ConfigError(f"--seed takes whole numbers >= 0, e.g. 0,1,2; got {axes['seed']}")
+    grid, name, executor = options.pop("grid"), options.pop("name"), options.pop("executor")
+    executor_opt, jobs = options.pop("executor_opt"), options.pop("jobs")
+    ray_address, retry_failed = options.pop("ray_address"), options.pop("retry_failed")
+    dry_run = options.pop("dry_run")
+    overrides = given_settings(options)
+    preset = overrides.pop("preset", None)
+    config = overrides.pop("config_file", None)
+    out = overrides.setdefault("out", ".")
     the_grid = merge_grids(read_grid(grid) if grid else None, axes)
-    overrides = run_overrides(ctx.args)
-    overrides["out"] = out
     runs = plan_runs(the_grid, preset, config, overrides)
     if dry_run:
+        from benchbox.plugins import get_registry
+
+        get_registry().get("executor", executor)  # a misspelt executor fails here too
         table = Table(title=f"{len(runs)} runs", title_justify="left")
         table.add_column("#", justify="right")
         for key in the_grid.axes:
@@ -159,8 +147,14 @@ def sweep(
         if live is not None:
             notify()
             live.stop()
+            console.print()
     if result.skipped:
-        console.print(f"[dim]{result.skipped} run(s) already done in this sweep were skipped[/]")
+        console.print(
+            f"[dim]skipped {result.skipped} run(s) already in the ledger "
+            f"({result.skipped_failed} of them failed: --retry-failed runs those again)[/]"
+            if result.skipped_failed
+            else f"[dim]skipped {result.skipped} run(s) completed earlier in this sweep[/]"
+        )
     _render_summary(result, out)
     console.print(f"ledger: {escape(str(result.folder / 'ledger.csv'))}", highlight=False)
     counts = result.ledger.counts()
@@ -191,3 +185,81 @@ def _render_summary(result: Any, out: str) -> None:
             ]
             view.add_row(*(escape(str(row[g])) for g in by), str(row["n"]), *cells)
         console.print(view)
+
+
+def _parameters() -> list[inspect.Parameter]:
+    from benchbox.cli.run import settings_parameters
+
+    def option(name: str, default: Any, annotation: Any, *flags: str, help: str) -> Any:
+        return inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(default, *flags, help=help, rich_help_panel="Sweep"),
+            annotation=annotation,
+        )
+
+    own = [
+        option(
+            "grid",
+            None,
+            Optional[str],
+            "--grid",
+            help=escape("TOML grid: [base], [axes], [[exclude]]."),
+        ),  # noqa: UP045
+        option(
+            "name",
+            None,
+            Optional[str],
+            "--name",
+            help="Sweep folder under OUT/sweeps/ (default: from the runs).",
+        ),  # noqa: UP045
+        option(
+            "executor", "local", str, "--executor", "-x", help="local, ray, or a plugin's executor."
+        ),
+        option(
+            "executor_opt",
+            None,
+            Optional[list[str]],
+            "--executor-opt",
+            help="Executor parameter key=value (repeatable).",
+        ),  # noqa: UP045
+        option(
+            "jobs",
+            None,
+            Optional[int],
+            "--jobs",
+            "-j",
+            help="local: runs at once (threads per run = cores / jobs).",
+        ),  # noqa: UP045
+        option(
+            "ray_address",
+            None,
+            Optional[str],
+            "--ray-address",
+            help="ray: 'auto' joins a running cluster (default: start one).",
+        ),  # noqa: UP045
+        option(
+            "retry_failed",
+            False,
+            bool,
+            "--retry-failed",
+            help="Run the failed runs of this sweep again.",
+        ),
+        option("dry_run", False, bool, "--dry-run", help="List the runs and exit."),
+    ]
+    params = []
+    for p in settings_parameters():
+        if p.name in AXIS_HELP:
+            flags = [d for d in p.default.param_decls] if hasattr(p.default, "param_decls") else []
+            flags = flags or ["--" + p.name.replace("_", "-")]
+            p = inspect.Parameter(
+                p.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=typer.Option(None, *flags, help=AXIS_HELP[p.name], rich_help_panel="Axes"),
+                annotation=Optional[str],  # noqa: UP045
+            )
+        params.append(p)
+    return own + params
+
+
+sweep.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]

@@ -143,6 +143,7 @@ class SweepResult:
     ledger: Ledger
     interrupted: bool
     skipped: int
+    skipped_failed: int = 0
 
 
 class _Events:
@@ -245,7 +246,9 @@ def run_sweep(
                 ledger.update(entry, status="interrupted", error="the sweep was stopped")
     if error:
         raise error[0]
-    return SweepResult(folder, ledger, interrupted, len(runs) - len(todo))
+    todo_ids = {e.index for e in todo}
+    skipped_failed = sum(1 for e in ledger if e.index not in todo_ids and e.status == "failed")
+    return SweepResult(folder, ledger, interrupted, len(runs) - len(todo), skipped_failed)
 
 
 def compare_completed(result: SweepResult, out: str | Path) -> list[tuple[Path, list[str], Any]]:
@@ -276,5 +279,24 @@ def compare_completed(result: SweepResult, out: str | Path) -> list[tuple[Path, 
             continue
         mine = mine.drop(columns=[a for a in axes if a in mine.columns]).merge(labels, on="run_id")
         by = axes or ["dataset"]
-        tables.append((path, by, leaderboard.compare(mine, by)))
+        tables.append((path, by, leaderboard.compare(mine, by, _headline(mine))))
     return tables
+
+
+def _headline(frame: Any, most: int = 5) -> list[str]:
+    """The few metrics that fit a terminal: Dice and HD95 of every region for
+    segmentation runs, otherwise the leaderboard's first default metrics, then the
+    training speed. ``benchbox compare`` and ``benchbox leaderboard`` show the rest."""
+    from benchbox import leaderboard
+
+    columns = [c for c in frame.columns if frame[c].notna().any()]
+    seg = [c for c in columns if c.startswith(("dice_", "hd95_")) and not c.endswith("_std")]
+    pool = seg or [
+        m
+        for m in leaderboard.DEFAULT_COMPARE
+        if m in columns and m.endswith(("_mean", "qabf", "vif"))
+    ]
+    picked = pool[: most - 1]
+    if "train_img_s" in columns:
+        picked.append("train_img_s")
+    return picked

@@ -142,7 +142,7 @@ def read_grid(path: str | Path) -> Grid:
         raise ConfigError(f"{source}: [base] and [axes] must be tables")
     if not isinstance(rules_in, list):
         raise ConfigError(f"{source}: exclude rules are written [[exclude]]")
-    for key in base:
+    for key, value in _flatten(base).items():
         check_axis_name(key, source)
     axes = {}
     for name, value in _flatten(axes_in).items():
@@ -157,7 +157,7 @@ def read_grid(path: str | Path) -> Grid:
             if key not in axes:
                 raise ConfigError(f"{source}: exclude rule names {key!r}, which is not an axis")
         rules.append({k: _as_values(k, v, source) for k, v in flat.items()})
-    return Grid(base=dict(base), axes=axes, exclude=rules)
+    return Grid(base=_flatten(base), axes=axes, exclude=rules)
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
