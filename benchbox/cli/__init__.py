@@ -84,9 +84,7 @@ def _root(
 app.command("plugins")(plugins.plugins)
 app.command("run")(run.run)
 app.command("bench")(bench.bench)
-app.command(
-    "sweep", context_settings={"help_option_names": ["-h", "--help"]}
-)(sweep.sweep)
+app.command("sweep", context_settings={"help_option_names": ["-h", "--help"]})(sweep.sweep)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("synthetic")(synthetic.synthetic)
 app.command("leaderboard")(leaderboard.leaderboard)

@@ -187,6 +187,13 @@ def _render_summary(result: Any, out: str) -> None:
         console.print(view)
 
 
+# Typer reads these annotations at run time, where ``X | None`` is not understood by
+# every Typer release this project supports.
+_STR: Any = Optional[str]  # noqa: UP045
+_STRS: Any = Optional[list[str]]  # noqa: UP045
+_INT: Any = Optional[int]  # noqa: UP045
+
+
 def _parameters() -> list[inspect.Parameter]:
     from benchbox.cli.run import settings_parameters
 
@@ -202,42 +209,42 @@ def _parameters() -> list[inspect.Parameter]:
         option(
             "grid",
             None,
-            Optional[str],
+            _STR,
             "--grid",
             help=escape("TOML grid: [base], [axes], [[exclude]]."),
-        ),  # noqa: UP045
+        ),
         option(
             "name",
             None,
-            Optional[str],
+            _STR,
             "--name",
             help="Sweep folder under OUT/sweeps/ (default: from the runs).",
-        ),  # noqa: UP045
+        ),
         option(
             "executor", "local", str, "--executor", "-x", help="local, ray, or a plugin's executor."
         ),
         option(
             "executor_opt",
             None,
-            Optional[list[str]],
+            _STRS,
             "--executor-opt",
             help="Executor parameter key=value (repeatable).",
-        ),  # noqa: UP045
+        ),
         option(
             "jobs",
             None,
-            Optional[int],
+            _INT,
             "--jobs",
             "-j",
             help="local: runs at once (threads per run = cores / jobs).",
-        ),  # noqa: UP045
+        ),
         option(
             "ray_address",
             None,
-            Optional[str],
+            _STR,
             "--ray-address",
             help="ray: 'auto' joins a running cluster (default: start one).",
-        ),  # noqa: UP045
+        ),
         option(
             "retry_failed",
             False,
@@ -256,7 +263,7 @@ def _parameters() -> list[inspect.Parameter]:
                 p.name,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=typer.Option(None, *flags, help=AXIS_HELP[p.name], rich_help_panel="Axes"),
-                annotation=Optional[str],  # noqa: UP045
+                annotation=_STR,
             )
         params.append(p)
     return own + params

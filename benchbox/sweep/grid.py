@@ -142,7 +142,7 @@ def read_grid(path: str | Path) -> Grid:
         raise ConfigError(f"{source}: [base] and [axes] must be tables")
     if not isinstance(rules_in, list):
         raise ConfigError(f"{source}: exclude rules are written [[exclude]]")
-    for key, value in _flatten(base).items():
+    for key in _flatten(base):
         check_axis_name(key, source)
     axes = {}
     for name, value in _flatten(axes_in).items():
