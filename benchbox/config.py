@@ -394,13 +394,25 @@ def parse_value(text: str) -> Any:
 
 
 def parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """Parse repeatable ``--xxx-opt key=value`` options."""
+    """Parse repeatable ``--xxx-opt key=value`` options.
+
+    ``name.key=value`` sets ``key`` for the component ``name`` only, like a
+    ``[fusion_opts.name]`` table in a config file: ``--fusion-opt dual.width=8`` in a
+    sweep over ``mean,dual`` sizes ``dual`` and leaves ``mean`` alone.
+    """
     result: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{flag} expects key=value, got {item!r}")
-        result[key.strip()] = parse_value(value.strip())
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or not all(parts) or len(parts) > 2:
+            raise ConfigError(f"{flag} expects key=value or name.key=value, got {item!r}")
+        if len(parts) == 2:
+            table = result.setdefault(parts[0], {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{flag}: {parts[0]!r} is given both as a value and a table")
+            table[parts[1]] = parse_value(value.strip())
+        else:
+            result[parts[0]] = parse_value(value.strip())
     return result
 
 

@@ -389,18 +389,25 @@ def execute(
     p: Prepared,
     progress: ProgressReporter | None = None,
     log: Log | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Train and evaluate a prepared run, write its records, append its leaderboard row.
+
+    ``run_id`` names the run folder (default: a new id from
+    :func:`benchbox.records.new_run_id`); a sweep gives it, so that its ledger can point
+    to the folder of a run that failed.
 
     A SIGTERM is handled like Ctrl-C (:mod:`benchbox.interrupts`): the run is marked
     ``interrupted``. A run that fails is marked ``failed`` with the reason; a failed write
     (e.g. a full disk) is raised as one :class:`~benchbox.errors.WriteError` line.
     """
     with interrupts.sigterm_as_interrupt():
-        return _execute(p, progress, log)
+        return _execute(p, progress, log, run_id)
 
 
-def _execute(p: Prepared, progress: ProgressReporter | None, log: Log | None) -> RunResult:
+def _execute(
+    p: Prepared, progress: ProgressReporter | None, log: Log | None, run_id: str | None
+) -> RunResult:
     from benchbox import __version__, atomic, leaderboard, records
     from benchbox.predict import Predictor
     from benchbox.registry import blame_plugins
@@ -411,7 +418,7 @@ def _execute(p: Prepared, progress: ProgressReporter | None, log: Log | None) ->
     log = log or (lambda _msg: None)
     c = p.config
     t_start = time.perf_counter()
-    run_id = records.new_run_id(c.fusion, c.seg, c.seed)
+    run_id = run_id or records.new_run_id(c.fusion, c.seg, c.seed)
     run = records.RunDir(c.out, run_id).create()
     board: Path | None = None
     try:

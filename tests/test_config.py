@@ -87,8 +87,19 @@ def test_option_parsing():
     assert cfg.parse_options(
         ["width=8", "norm=instance", "p=0.5", "flag=true", "l=[1, 2]"], "--x"
     ) == {"width": 8, "norm": "instance", "p": 0.5, "flag": True, "l": [1, 2]}
-    with pytest.raises(ConfigError, match="--seg-opt expects key=value, got 'width'"):
+    with pytest.raises(ConfigError, match="--seg-opt expects key=value or name.key=value"):
         cfg.parse_options(["width"], "--seg-opt")
+
+
+def test_option_for_one_component_only():
+    opts = cfg.parse_options(["dual.width=8", "depth=2"], "--fusion-opt")
+    assert opts == {"dual": {"width": 8}, "depth": 2}
+    config = cfg.resolve(None, None, {"fusion": "dual", "fusion_opts": opts})
+    assert config.params("fusion_opts") == {"width": 8, "depth": 2}
+    config = cfg.resolve(None, None, {"fusion": "mean", "fusion_opts": opts})
+    assert "width" not in config.params("fusion_opts")
+    with pytest.raises(ConfigError, match="expects key=value or name.key=value"):
+        cfg.parse_options(["a.b.c=1"], "--fusion-opt")
 
 
 def test_hash_ignores_where_and_how_fast_but_not_what():

@@ -10,18 +10,13 @@ folder is marked ``interrupted``.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from benchbox.sweep.executor import RESULT_PREFIX, Job, Outcome
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def run_job(job: Job, log_file: TextIO | None) -> Outcome:
@@ -29,6 +24,7 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
     import torch
 
     from benchbox import config as cfg
+    from benchbox import records
     from benchbox.errors import BenchboxError
     from benchbox.runner import execute, prepare
 
@@ -40,19 +36,13 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
     torch.set_num_threads(max(1, job.threads))
     t0 = time.perf_counter()
     run_id = ""
-
-    def remember(message: str) -> None:
-        # The runner's first line names the run ("run <id>: device ..."); keep the id
-        # so that a failed run's folder can be found from the ledger.
-        nonlocal run_id
-        if not run_id and message.startswith("run ") and ":" in message:
-            run_id = message[4:].split(":", 1)[0]
-        log(message)
-
     try:
         config = cfg.apply(cfg.RunConfig(), job.config, "sweep")
         config.validate()
-        result = execute(prepare(config, log=remember), None, remember)
+        prepared = prepare(config, log=log)
+        # Named here, so the ledger can point to the folder of a run that fails.
+        run_id = records.new_run_id(config.fusion, config.seg, config.seed)
+        result = execute(prepared, None, log, run_id=run_id)
     except KeyboardInterrupt:
         return Outcome("interrupted", run_id, "interrupted", time.perf_counter() - t0)
     except BenchboxError as exc:
@@ -67,14 +57,16 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
+    from benchbox.interrupts import sigterm_as_interrupt
+
     job = Job(**json.loads(sys.stdin.read()))
     log_file = None
     if job.log_path:
         Path(job.log_path).parent.mkdir(parents=True, exist_ok=True)
         log_file = open(job.log_path, "a", encoding="utf-8")  # noqa: SIM115
     try:
-        outcome = run_job(job, log_file)
+        with sigterm_as_interrupt():
+            outcome = run_job(job, log_file)
     except KeyboardInterrupt:
         outcome = Outcome("interrupted", error="interrupted")
     finally:

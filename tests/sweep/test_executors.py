@@ -52,3 +52,24 @@ def test_ray_executor_runs_a_sweep_on_a_local_ray(tmp_path):
     assert [e.status for e in entries] == ["completed", "completed"], [e.error for e in entries]
     board = pd.read_csv(tmp_path / "leaderboards" / "synthetic.csv")
     assert sorted(board["seed"]) == [0, 1]
+
+
+def test_ray_executor_without_ray_names_the_extra(monkeypatch):
+    import sys
+
+    from benchbox.errors import ConfigError
+    from benchbox.sweep.executor import build_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ConfigError, match=r'pip install "benchbox\[ray\]"'):
+        build_executor("ray", {})
+
+
+def test_executor_options_are_checked():
+    from benchbox.errors import ConfigError
+    from benchbox.sweep.executor import build_executor
+
+    with pytest.raises(ConfigError, match="has no parameter 'job'"):
+        build_executor("local", {"job": 2})
+    with pytest.raises(ConfigError, match="jobs must be >= 1"):
+        build_executor("local", {"jobs": 0})
