@@ -87,7 +87,7 @@ def test_option_parsing():
     assert cfg.parse_options(
         ["width=8", "norm=instance", "p=0.5", "flag=true", "l=[1, 2]"], "--x"
     ) == {"width": 8, "norm": "instance", "p": 0.5, "flag": True, "l": [1, 2]}
-    with pytest.raises(ConfigError, match="--seg-opt expects key=value or name.key=value"):
+    with pytest.raises(ConfigError, match=r"--seg-opt expects key=value or name\.key=value"):
         cfg.parse_options(["width"], "--seg-opt")
 
 
@@ -98,7 +98,7 @@ def test_option_for_one_component_only():
     assert config.params("fusion_opts") == {"width": 8, "depth": 2}
     config = cfg.resolve(None, None, {"fusion": "mean", "fusion_opts": opts})
     assert "width" not in config.params("fusion_opts")
-    with pytest.raises(ConfigError, match="expects key=value or name.key=value"):
+    with pytest.raises(ConfigError, match=r"expects key=value or name\.key=value"):
         cfg.parse_options(["a.b.c=1"], "--fusion-opt")
 
 
