@@ -50,6 +50,7 @@ def test_each_kind_has_its_unknown_error():
         "loss": errors.UnknownLossError,
         "dataset": errors.UnknownDatasetError,
         "metric": errors.UnknownMetricError,
+        "executor": errors.UnknownExecutorError,
     }
     assert set(expected) == set(KINDS)
     for kind, exc in expected.items():
