@@ -61,7 +61,7 @@ def test_html_report_is_one_self_contained_file(board, tmp_path):
 
     out = tmp_path / "report.html"
     assert main(["report", str(board), "-o", str(out)]) == 0
-    page = out.read_text()
+    page = out.read_text(encoding="utf-8")
     # Nothing is fetched: no script, stylesheet link, remote source or CSS url() other
     # than the SVGs' references to their own clip paths (url(#id)).
     assert not re.search(r"<script|<link|@import|url\((?!#)|src=\"(?!data:)", page)
@@ -86,7 +86,7 @@ def test_markdown_report_links_pngs_written_beside_it(board, tmp_path):
 
     out = tmp_path / "report.md"
     assert main(["report", str(board), "-o", str(out), "-m", "dice_lesion"]) == 0
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 5  # cases, ranks, significance, cost, examples
     for link in links:
@@ -103,7 +103,7 @@ def test_report_of_a_leaderboard_without_per_case_results_says_so(tmp_path, caps
         path = leaderboard.append_row(tmp_path / "old.csv", {**row, "dice_lesion": dice})
     assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) == 0
     assert "old.cases.csv" in capsys.readouterr().err
-    page = (tmp_path / "r.html").read_text()
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
     # What the leaderboard alone gives: mean ± sd over seeds, said to be that.
     assert "old.cases.csv" in page and "mean ± sd over seeds" in page
     assert "0.6000 ± 0.14" in page
@@ -137,7 +137,7 @@ def _page_requests(page, tmp_path, name):
         timeout=180,
         check=True,
     ).stdout
-    events = json.loads(netlog.read_text())
+    events = json.loads(netlog.read_text(encoding="utf-8"))
     start = events["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
     urls = {
         e["params"]["url"]
