@@ -59,7 +59,23 @@ def ssim_map(
         raise ValueError(
             f"ssim needs images of at least {window}x{window}, got {tuple(x.shape[-2:])}"
         )
-    # Compute in at least float32: under autocast a half-precision variance is noise.
+    # In at least float32 and with autocast off: E[x^2] - E[x]^2 cancels catastrophically
+    # in bf16 (8 bits of mantissa), and autocast would run the convolutions in bf16 even
+    # on float32 inputs.
+    with torch.autocast(x.device.type, enabled=False):
+        return _ssim_map(x, y, data_range, window, sigma, k1, k2, return_cs)
+
+
+def _ssim_map(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float,
+    window: int,
+    sigma: float,
+    k1: float,
+    k2: float,
+    return_cs: bool,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     dtype = torch.promote_types(x.dtype, torch.float32)
     x, y = x.to(dtype), y.to(dtype)
     g = gaussian_window(window, sigma, dtype, x.device)
