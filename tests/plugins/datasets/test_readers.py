@@ -137,9 +137,10 @@ def test_aanlib_ct_mri(shared_data):
     ds = get_dataset("pairs", root=str(root), image_size=64, seed=0)
     assert ds.name == "aanlib-ct-mri" and ds.labels is None
     assert ds.modalities == ("CT", "MRI")
+    # 20% of the 160 training pairs held out for validation (the default val_fraction)
     assert {s: len(ds.split(s)) for s in ("train", "val", "test")} == {
-        "train": 144,
-        "val": 16,
+        "train": 128,
+        "val": 32,
         "test": 24,
     }
     s = ds.split("test")[0]
