@@ -220,24 +220,29 @@ def run_sweep(
     interrupted = False
     error: list[BaseException] = []
 
+    done = threading.Event()
+
     def target() -> None:
         try:
             executor.run(jobs, events, stop)
         except BaseException as exc:  # surfaced in the driver's thread below
             error.append(exc)
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=target, daemon=True, name="sweep-executor")
-    worker.start()
+    # The driver waits on an Event rather than Thread.join(): a Ctrl-C that interrupts
+    # join() can leave the thread looking finished while it still runs (CPython's
+    # tstate-lock race), and the ledger would then be closed under a running run.
+    threading.Thread(target=target, daemon=True, name="sweep-executor").start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
             state.slots = getattr(executor, "slots", state.slots)
     except KeyboardInterrupt:
         interrupted = True
         stop.set()
-        while worker.is_alive():
+        while not done.is_set():
             try:
-                worker.join(0.5)
+                done.wait(0.5)
             except KeyboardInterrupt:  # a second Ctrl-C: the workers are already told
                 continue
     with events.lock:

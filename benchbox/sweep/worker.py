@@ -10,6 +10,7 @@ folder is marked ``interrupted``.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 import traceback
@@ -59,6 +60,9 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
 def main() -> int:
     from benchbox.interrupts import sigterm_as_interrupt
 
+    # A process started in the background inherits SIGINT ignored; the driver stops a
+    # worker with SIGINT, so take the default Ctrl-C behaviour back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     job = Job(**json.loads(sys.stdin.read()))
     log_file = None
     if job.log_path:
