@@ -78,12 +78,12 @@ class Setting:
 def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
     """A :class:`RunConfig` field with its :class:`Setting` (``help`` and how it shows).
 
-    A mutable default (a dict) is given as a factory: ``setting(dict, "...")`` uses
-    ``default_factory``.
+    A mutable default (a dict or a list) is given as a factory: ``setting(dict, "...")``
+    uses ``default_factory``.
     """
     meta = {"setting": Setting(help, **kwargs)}
-    if default is dict:
-        return field(default_factory=dict, metadata=meta)
+    if default is dict or default is list:
+        return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -164,7 +164,31 @@ class RunConfig:
     fusion_weight: float = setting(0.1, "Lambda: weight of the fusion loss in joint training.")
     freeze_fusion: bool = setting(False, "Keep the fusion model fixed during joint training.")
     deterministic: bool = setting(False, "Use torch's deterministic algorithms.")
-    # -- evaluation -----------------------------------------------------------------
+    augment: list[str] = setting(
+        list,
+        "Training augmentation: transforms in order, e.g. flip,affine,gamma (none: off).",
+    )
+    augment_opts: dict[str, Any] = setting(
+        dict,
+        "Transform option NAME.KEY=VALUE, e.g. affine.degrees=15 (repeatable).",
+        flag="--augment-opt",
+    )
+    # -- validation and evaluation --------------------------------------------------
+    val_every: int = setting(
+        1, "Validate every N epochs of the main stage (0: off).", panel=EVALUATION
+    )
+    max_val_cases: int = setting(
+        64, "Validate on at most N val cases, evenly spaced (0: all).", panel=EVALUATION
+    )
+    select: str = setting(
+        "auto",
+        "Val metric that selects the checkpoint: dice (mean over regions), dice_<region>, "
+        "hd95, ...; loss for fusion-only runs.",
+        panel=EVALUATION,
+    )
+    patience: int = setting(
+        0, "Stop after N validations without improvement (0: never).", panel=EVALUATION
+    )
     # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
     nsd_tolerance: float = setting(1.0, "NSD tolerance in mm (default 1).", panel=EVALUATION)
     eval_batch_size: int = setting(64, "Slices per forward pass when predicting.", panel=EVALUATION)
@@ -190,6 +214,13 @@ class RunConfig:
     )
     num_workers: int = setting(0, "DataLoader worker processes.", panel=HARDWARE, hashed=False)
     # -- files and configs ----------------------------------------------------------
+    trackers: list[str] = setting(
+        list,
+        "Experiment tracker to log to: tensorboard, mlflow, or a plugin's (repeatable).",
+        panel=OUTPUT,
+        flag="--tracker",
+        hashed=False,
+    )
     preset: str = setting("quick", "quick (default, 2-core CPU) or standard (GPU).", panel=OUTPUT)
     config_file: str | None = setting(
         None,
@@ -259,9 +290,18 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def hash(self) -> str:
-        """A short hash of what the run computes (paths and hardware left out)."""
+    def hash(self, amp_mode: str | None = None) -> str:
+        """A short hash of what the run computes (paths and hardware left out).
+
+        The dataset counts by name and parameters, not by where it lies on disk
+        (``cases:/data/brats.toml`` and ``cases:/mnt/brats.toml`` hash alike). Given
+        ``amp_mode``, the precision actually used (``off``, ``fp16``, ``bf16``) replaces
+        the requested one: ``--amp auto`` is float32 on a CPU and bf16 on a GPU.
+        """
         data = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        data["dataset"] = self.dataset_name
+        if amp_mode is not None:
+            data["amp"] = amp_mode
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -275,7 +315,16 @@ class RunConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("fusion_epochs", "epochs", "num_workers", "warmup_steps", "examples"):
+        for name in (
+            "fusion_epochs",
+            "epochs",
+            "num_workers",
+            "warmup_steps",
+            "examples",
+            "val_every",
+            "max_val_cases",
+            "patience",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.has_seg and self.epochs < 1:
@@ -352,6 +401,17 @@ def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfi
             close = difflib.get_close_matches(key, list(_FIELDS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
+        if key == "trackers":
+            names = [value] if isinstance(value, str) else value
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ConfigError(f"{source}: trackers must be a list of tracker names")
+            config.trackers = list(dict.fromkeys(names))
+            continue
+        if key == "augment":
+            _apply_augment(config, value, source)
+            continue
+        if key == "augment_opts" and isinstance(value, Mapping):
+            value = _nest_augment_options(value, source)
         if key in _OPT_TABLES:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: {key} must be a table of parameters")
@@ -359,6 +419,50 @@ def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfi
             continue
         setattr(config, key, _coerce(key, value, source))
     return config
+
+
+def _apply_augment(config: RunConfig, value: Any, source: str) -> None:
+    """``augment``: a list of transform names (``"flip,affine"`` or ``"none"`` as text),
+    which replaces the enabled transforms and drops the options of those turned off; or
+    a table ``{name: {option: value}}`` (``[augment]`` in a preset), which sets both."""
+    if isinstance(value, Mapping):
+        for name, opts in value.items():
+            if not isinstance(opts, Mapping):
+                raise ConfigError(f"{source}: augment.{name} must be a table of options")
+            if opts:
+                _merge(config.augment_opts.setdefault(name, {}), opts)
+        config.augment = list(value)
+        return
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise ConfigError(f"{source}: augment must be a list of transform names")
+    names = [n.strip() for item in value for n in item.split(",")]
+    config.augment = list(dict.fromkeys(n for n in names if n and n != NONE))
+    config.augment_opts = {k: v for k, v in config.augment_opts.items() if k in config.augment}
+
+
+def parse_augment_options(items: list[str] | None) -> dict[str, Any]:
+    """Parse repeatable ``--augment-opt NAME.KEY=VALUE`` into ``{NAME: {KEY: VALUE}}``."""
+    return _nest_augment_options(parse_options(items, "--augment-opt"), "--augment-opt")
+
+
+def _nest_augment_options(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``{"affine.degrees": 15}`` (the command line) as ``{"affine": {"degrees": 15}}``;
+    a nested table (a config file's ``[augment_opts.affine]``) is kept as it is."""
+    result: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            _merge(result.setdefault(key, {}), value)
+            continue
+        name, dot, option = key.partition(".")
+        if not dot or not name or not option:
+            raise ConfigError(
+                f"{source}: augment options are TRANSFORM.OPTION=VALUE (affine.degrees=15), "
+                f"got {key!r}"
+            )
+        result.setdefault(name, {})[option] = value
+    return result
 
 
 def _merge(target: dict[str, Any], values: Mapping[str, Any]) -> None:

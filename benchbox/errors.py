@@ -77,6 +77,14 @@ class UnknownExecutorError(UnknownComponentError):
     kind = "executor"
 
 
+class UnknownTrackerError(UnknownComponentError):
+    kind = "tracker"
+
+
+class UnknownTransformError(UnknownComponentError):
+    kind = "transform"
+
+
 class ConfigError(BenchboxError):
     """An invalid option, parameter or config file value."""
 

@@ -7,7 +7,7 @@ known by declaring an entry point in the ``benchbox`` group of its ``pyproject.t
     [project.entry-points.benchbox]
     my_models = "my_package.benchbox_plugin"
 
-Each hook receives one argument, ``register``, a callback with the signature of
+Each ``register_*`` hook receives one argument, ``register``, a callback with the signature of
 :class:`Register`. The plugin calls it once per component; benchbox owns the tables.
 Hooks are called through pluggy's hook caller: ``tryfirst``/``trylast`` and hook
 wrappers work as pluggy documents. A plugin's registrations are kept only if none of
@@ -26,14 +26,21 @@ Conventions shared by every contract below (``B`` batch, ``H``/``W`` height/widt
 * a segmentation target is an ``int64`` tensor ``(B, H, W)`` of class indices in
   ``[0, K)``, class 0 being the background;
 * segmentation logits are a floating tensor ``(B, K, H, W)``, unnormalised.
+
+The run-lifecycle hooks at the end (``run_started``, ``epoch_ended``, ``run_finished``)
+let a plugin observe runs; trackers (``register_trackers``) are built on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    from benchbox.lifecycle import RunInfo
 
 PROJECT = "benchbox"
 
@@ -187,4 +194,104 @@ def register_executors(register: Register) -> None:
     the running jobs with SIGINT and report them ``interrupted``. Parameters come from
     ``--executor-opt key=value``. Built-ins: ``local`` (``jobs``, ``threads``) and
     ``ray`` (``address``, ``num_cpus``, ``cpus_per_run``, ``gpus_per_run``).
+    """
+
+
+@hookspec
+def register_trackers(register: Register) -> None:
+    """Register experiment trackers (TensorBoard, MLflow, Weights & Biases, ...).
+
+    ``factory(**params)`` returns a tracker: any object with methods named after the
+    run-lifecycle hooks below (``run_started``, ``epoch_ended``, ``run_finished``), each
+    decorated with :data:`benchbox.hookimpl`. A run enabled with ``--tracker NAME`` (or
+    ``trackers = ["NAME"]`` in a config) builds the tracker before training and
+    registers it as a plugin for that run only.
+
+    The factory runs before training starts: a tracker whose library is missing raises
+    :class:`benchbox.errors.ConfigError` there, naming the package or extra to install
+    (``pip install "benchbox[mlflow]"``), so no run is wasted.
+
+    ``info``: none required.
+    """
+
+
+@hookspec
+def register_transforms(register: Register) -> None:
+    """Register data augmentation transforms, applied to training batches only.
+
+    ``factory(**params)`` returns a callable ``transform(batch, generator) -> batch``.
+    ``batch`` is a dict on the training device holding the sources ``a`` and ``b``,
+    each ``float32 (B, 1, H, W)`` in ``[0, 1]``, and, for labelled data, ``mask``,
+    ``int64 (B, H, W)``; other keys pass through. ``generator`` is the
+    ``torch.Generator`` (on the batch's device) that every random draw must use, so
+    the same run seed gives the same augmentations. The transform returns a new dict
+    with the same keys, shapes and dtypes: sources still in ``[0, 1]``, the mask
+    holding only labels it held before. Draw parameters per sample, not per batch.
+
+    ``info["family"]`` is required:
+
+    * ``"geometric"``: moves pixels; the same draw applies to ``a``, ``b`` and ``mask``
+      (nearest-neighbour for the mask, so labels are never blended);
+    * ``"intensity"``: changes values only, drawn independently per source; the mask is
+      returned unchanged.
+    """
+
+
+# -- run lifecycle --------------------------------------------------------------------
+# Observers (trackers, loggers, notifiers) hear about runs through these hooks. They are
+# called through pluggy's hook caller for every registered plugin that implements them,
+# in pluggy's order (``tryfirst``/``trylast``). An implementation that raises is reported
+# once as a warning naming its plugin and is not called again during that run; the run
+# itself and its records are never affected. Return values are ignored.
+
+
+@hookspec
+def run_started(run: RunInfo) -> None:
+    """A run's folder exists and its config is written; training is about to start.
+
+    ``run`` is a :class:`benchbox.lifecycle.RunInfo`: ``run_id``, ``run_dir`` (a
+    :class:`pathlib.Path`), ``config`` (the resolved settings, JSON-serialisable) and
+    ``config_hash``.
+    """
+
+
+@hookspec
+def epoch_ended(
+    run: RunInfo, stage: str, epoch: int, train_loss: float, val_metrics: dict[str, float]
+) -> None:
+    """One training epoch ended.
+
+    Args:
+        run: the run (see :func:`run_started`).
+        stage: ``"fusion"`` (fusion pre-training or fusion-only training), ``"joint"``
+            (fusion + segmenter) or ``"segmentation"`` (``--fusion none``).
+        epoch: the epoch within the stage, counted from 1.
+        train_loss: the stage loss averaged over the epoch's training images.
+        val_metrics: the validation metrics of this epoch by column (``dice``,
+            ``dice_lesion``, ``hd95_lesion``, ``loss``); empty when the epoch was not
+            validated (pre-training, ``--val-every N``, no val split).
+    """
+
+
+@hookspec
+def run_finished(
+    run: RunInfo,
+    status: str,
+    summary: dict[str, float],
+    record: dict[str, Any],
+    files: dict[str, Path],
+    error: str | None,
+) -> None:
+    """A run ended; called from a ``finally``, so failed and interrupted runs too.
+
+    Args:
+        run: the run (see :func:`run_started`).
+        status: ``"completed"``, ``"failed"`` or ``"interrupted"``.
+        summary: the test metrics (means, ``_std`` and counts, as on the leaderboard);
+            empty unless completed.
+        record: the contents of ``metrics.json`` (``selection``, ``curve``, ``stages``,
+            ``throughput``, ...); empty unless completed.
+        files: what the run wrote, by name (``config``, ``metrics``, ``per_case``,
+            ``checkpoint``, ``examples``); a failed run lists those that exist.
+        error: why the run failed or stopped; ``None`` when completed.
     """

@@ -3,7 +3,9 @@
 A leaderboard row is a projection of a run record. Columns come in a fixed order:
 
 1. identity: ``run_id, time, dataset, task, fusion, segmenter, loss, fusion_loss,
-   seed, preset, fusion_epochs, epochs, image_size, amp, device``;
+   seed, preset, fusion_epochs, epochs, selected_epoch, select_metric, select_value,
+   image_size, amp, device`` (the epoch whose weights were tested, chosen on the
+   validation split by ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
 2. metrics: the summary columns of the run, in the order the metric suite gives them
    (fusion metrics, then segmentation metrics per region with their empty-case counts);
 3. cost and provenance: ``train_img_s, infer_img_s, fusion_params, seg_params,
@@ -65,6 +67,9 @@ LEADING: tuple[str, ...] = (
     "preset",
     "fusion_epochs",
     "epochs",
+    "selected_epoch",
+    "select_metric",
+    "select_value",
     "image_size",
     "amp",
     "device",

@@ -252,6 +252,7 @@ def create_registry(
     host._warn_unknown(DISABLE_ENV, sorted(host._disable))
     host.check_pending()
     registry = host.fill(Registry())
+    registry.plugin_manager = host.pm
     problems = [f"plugin {e.provider} failed to load: {e.error}" for e in registry.load_errors]
     problems += registry.warnings
     problems += [str(duplicate_error(entries)) for entries in registry.duplicates()]

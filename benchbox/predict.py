@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,6 +143,7 @@ def predict_split(
     split: str = "test",
     batch_size: int = 64,
     whole_cases: bool | None = None,
+    max_cases: int = 0,
 ) -> Iterator[CasePrediction]:
     """Predict every case of a split, in order.
 
@@ -154,6 +156,8 @@ def predict_split(
             volume, restored to the source grid) rather than its 2D samples. By
             default volumes are used when the predictor segments and the dataset has
             them; a fusion-only predictor yields 2D samples.
+        max_cases: predict at most this many cases (samples or volumes), evenly spaced
+            over the split (see :func:`spread`); 0 predicts them all.
 
     Yields:
         One :class:`CasePrediction` per sample or volume.
@@ -162,19 +166,35 @@ def predict_split(
         whole_cases = predictor.segmenter is not None
     volumes = dataset.volumes(split) if whole_cases else None
     if volumes is None:
-        yield from _predict_samples(dataset, split, predictor, batch_size)
+        samples = spread(dataset.split(split), max_cases)
+        yield from _predict_samples(samples, predictor, batch_size)
     else:
-        for volume in volumes:
+        for volume in spread(volumes, max_cases):
             yield predict_volume(volume, predictor, batch_size)
 
 
 _KNOWN = frozenset({"a", "b", "mask", "case_id", "spacing"})
 
 
+def spread(cases: Any, limit: int) -> Any:
+    """At most ``limit`` cases, evenly spaced (deterministic); all when ``limit`` is 0.
+
+    ``cases`` is a list (volumes) or a ``torch.utils.data.Dataset`` (samples, kept as a
+    ``Subset``).
+    """
+    n = len(cases)
+    if limit <= 0 or n <= limit:
+        return cases
+    keep = sorted({round(i * (n - 1) / max(limit - 1, 1)) for i in range(limit)})
+    if isinstance(cases, torch.utils.data.Dataset):
+        return torch.utils.data.Subset(cases, keep)
+    return [cases[i] for i in keep]
+
+
 def _predict_samples(
-    dataset: BenchDataset, split: str, predictor: Predictor, batch_size: int
+    samples: Any, predictor: Predictor, batch_size: int
 ) -> Iterator[CasePrediction]:
-    loader = make_loader(dataset.split(split), batch_size, shuffle=False, seed=0)
+    loader = make_loader(samples, batch_size, shuffle=False, seed=0)
     for batch in loader:
         fused, labels, _ = predictor(batch["a"], batch["b"])
         a = batch["a"][:, 0].numpy()

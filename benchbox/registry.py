@@ -19,7 +19,16 @@ from typing import Any
 
 from benchbox import errors
 
-KINDS: tuple[str, ...] = ("fusion", "segmenter", "loss", "dataset", "metric", "executor")
+KINDS: tuple[str, ...] = (
+    "fusion",
+    "segmenter",
+    "loss",
+    "dataset",
+    "metric",
+    "executor",
+    "tracker",
+    "transform",
+)
 
 #: The hook that fills each kind's table.
 HOOKS: Mapping[str, str] = {
@@ -29,6 +38,8 @@ HOOKS: Mapping[str, str] = {
     "dataset": "register_datasets",
     "metric": "register_metrics",
     "executor": "register_executors",
+    "tracker": "register_trackers",
+    "transform": "register_transforms",
 }
 
 _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
@@ -38,13 +49,17 @@ _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
     "dataset": errors.UnknownDatasetError,
     "metric": errors.UnknownMetricError,
     "executor": errors.UnknownExecutorError,
+    "tracker": errors.UnknownTrackerError,
+    "transform": errors.UnknownTransformError,
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _REQUIRED_INFO: Mapping[str, tuple[str, ...]] = {
     "loss": ("task",),
     "metric": ("task", "higher_is_better"),
+    "transform": ("family",),
 }
+_FAMILIES = ("geometric", "intensity")
 _TASKS = ("fusion", "segmentation")
 
 
@@ -286,6 +301,11 @@ def make_entry(
             f"plugin {provider}: {kind} {name!r} has task={info['task']!r}; "
             f"expected one of {', '.join(_TASKS)}"
         )
+    if kind == "transform" and info["family"] not in _FAMILIES:
+        raise errors.PluginError(
+            f"plugin {provider}: transform {name!r} has family={info['family']!r}; "
+            f"expected one of {', '.join(_FAMILIES)}"
+        )
     return Entry(kind, name, factory, description or _first_line(factory), provider, info)
 
 
@@ -304,6 +324,9 @@ class Registry:
         self.warnings: list[str] = []
         #: Plugins the user disabled (``BENCHBOX_DISABLE``, ``--disable``).
         self.disabled: list[Provider] = []
+        #: The plugin manager that filled this registry; runs call the lifecycle hooks
+        #: of its plugins (``None``: a registry filled by hand has no observers).
+        self.plugin_manager: Any = None
 
     # -- filling -----------------------------------------------------------------------
     def add(

@@ -17,7 +17,10 @@ from typing import Any
 
 from benchbox import errors, interrupts
 from benchbox.config import RunConfig
+from benchbox.lifecycle import Observers, RunInfo
 from benchbox.registry import Entry, Registry
+from benchbox.schedule import train_stages
+from benchbox.selection import Monitor
 from benchbox.train import ProgressReporter
 
 Log = Callable[[str], None]
@@ -50,6 +53,9 @@ class Prepared:
     amp: Any
     amp_observed: str
     entries: dict[str, Entry]
+    objective: Any = None  # benchbox.selection.Objective: what selects the checkpoint
+    trackers: dict[str, Any] = field(default_factory=dict)  # name -> tracker (a plugin)
+    augmenter: Any = None  # benchbox.augment.Augmenter of the training batches
 
     @property
     def fusion_trainable(self) -> bool:
@@ -194,7 +200,7 @@ def prepare(
     if config.seg_weights and not config.has_seg:
         raise errors.ConfigError("--seg-weights given but --seg is none")
 
-    seed_everything(config.seed, config.deterministic)
+    seed_everything(config.seed, config.deterministic, cuda=device.type == "cuda")
     dataset = entries["dataset"].build(**_dataset_kwargs(entries["dataset"], config))
     if config.has_seg and not dataset.has_labels:
         raise errors.ConfigError(
@@ -244,6 +250,17 @@ def prepare(
     for module in (fusion, segmenter, seg_loss, fusion_loss):
         if module is not None and isinstance(module, torch.nn.Module):
             module.to(device)
+    from benchbox.augment import Augmenter, build_transforms
+    from benchbox.selection import resolve_objective
+
+    # Trackers are built before training: a missing library fails here, not at the end.
+    trackers = {name: registry.get("tracker", name).build() for name in config.trackers}
+    augmenter = Augmenter(
+        build_transforms(registry, config.augment, config.augment_opts), config.seed, device
+    )
+    objective = resolve_objective(
+        config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
+    )
     prepared = Prepared(
         config,
         registry,
@@ -256,6 +273,9 @@ def prepare(
         amp,
         "",
         entries,
+        objective,
+        trackers,
+        augmenter,
     )
     probe_size = min(config.image_size, 64)
     probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
@@ -272,117 +292,13 @@ def prepare(
     return prepared
 
 
-def _stages(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
-    """Fusion pre-training (or fusion-only training), then joint training; a crash in a
-    plugin's code is reported as that plugin's bug."""
+def _stages(p: Prepared, progress: ProgressReporter | None, monitor: Monitor) -> list[Any]:
+    """Fusion pre-training (or fusion-only training), then joint training, validated by
+    ``monitor``; a crash in a plugin's code is reported as that plugin's bug."""
     from benchbox.registry import blame_plugins
 
     with blame_plugins(_components(p), "while training"):
-        return _train(p, progress)
-
-
-def _train(p: Prepared, progress: ProgressReporter | None) -> list[Any]:
-    import torch
-
-    from benchbox.train import LabelCheckedLoader, make_loader, train_stage
-
-    c = p.config
-    loader = make_loader(
-        p.dataset.split("train"),
-        c.batch_size,
-        shuffle=True,
-        seed=c.seed,
-        num_workers=c.num_workers,
-        drop_last=True,
-    )
-    dev = p.device
-    stats = []
-    fusion_epochs = c.epochs if not c.has_seg else c.fusion_epochs
-    if p.fusion_trainable and fusion_epochs > 0:
-        assert p.fusion_loss is not None
-
-        def fusion_step(batch: dict[str, Any]) -> torch.Tensor:
-            a, b = batch["a"].to(dev), batch["b"].to(dev)
-            return p.fusion_loss(p.fusion(a, b), a, b)
-
-        p.fusion.train()
-        stats.append(
-            train_stage(
-                "fusion",
-                p.fusion.parameters(),
-                fusion_step,
-                loader,
-                epochs=fusion_epochs,
-                lr=c.fusion_lr,
-                weight_decay=c.weight_decay,
-                warmup_steps=c.warmup_steps,
-                amp=p.amp,
-                progress=progress,
-            )
-        )
-    if p.segmenter is None:
-        return stats
-
-    joint_fusion = p.fusion_trainable and not c.freeze_fusion
-    params = list(p.segmenter.parameters())
-    if p.fusion is not None:
-        if joint_fusion:
-            params += list(p.fusion.parameters())
-            p.fusion.train()
-        else:
-            p.fusion.eval()
-    use_fusion_loss = joint_fusion and c.fusion_weight > 0
-
-    def joint_step(batch: dict[str, Any]) -> torch.Tensor:
-        a, b, mask = batch["a"].to(dev), batch["b"].to(dev), batch["mask"].to(dev)
-        if p.fusion is None:
-            x = torch.cat([a, b], dim=1)
-        elif joint_fusion:
-            x = p.fusion(a, b)
-        else:
-            with torch.no_grad():
-                x = p.fusion(a, b)
-        loss = p.seg_loss(p.segmenter(x), mask)
-        if use_fusion_loss:
-            loss = loss + c.fusion_weight * p.fusion_loss(x, a, b)
-        return loss
-
-    p.segmenter.train()
-    name = "joint" if p.fusion is not None else "segmentation"
-    stats.append(
-        train_stage(
-            name,
-            params,
-            joint_step,
-            LabelCheckedLoader(loader, p.dataset.num_classes),
-            epochs=c.epochs,
-            lr=c.lr,
-            weight_decay=c.weight_decay,
-            warmup_steps=c.warmup_steps,
-            amp=p.amp,
-            progress=progress,
-        )
-    )
-    return stats
-
-
-def _profile(p: Prepared) -> dict[str, Any]:
-    """Parameter counts and FLOPs for one sample at the training size."""
-    import torch
-
-    from benchbox.metrics.flops import count_flops, count_parameters
-
-    size = p.config.image_size
-    x = torch.rand(1, 1, size, size, device=p.device)
-    prof: dict[str, Any] = {}
-    if p.fusion is not None:
-        prof["fusion_params"] = count_parameters(p.fusion)
-        prof["fusion_gflops"] = count_flops(p.fusion.eval(), x, x) / 1e9
-    if p.segmenter is not None:
-        channels = 1 if p.fusion is not None else 2
-        prof["seg_params"] = count_parameters(p.segmenter)
-        prof["seg_gflops"] = count_flops(p.segmenter.eval(), x.expand(1, channels, -1, -1)) / 1e9
-    return prof
+        return train_stages(p, progress, monitor)
 
 
 def execute(
@@ -400,6 +316,8 @@ def execute(
     A SIGTERM is handled like Ctrl-C (:mod:`benchbox.interrupts`): the run is marked
     ``interrupted``. A run that fails is marked ``failed`` with the reason; a failed write
     (e.g. a full disk) is raised as one :class:`~benchbox.errors.WriteError` line.
+    Observers hear ``run_started``, ``epoch_ended`` and, from a ``finally``,
+    ``run_finished`` (see :mod:`benchbox.lifecycle`).
     """
     with interrupts.sigterm_as_interrupt():
         return _execute(p, progress, log, run_id)
@@ -408,11 +326,8 @@ def execute(
 def _execute(
     p: Prepared, progress: ProgressReporter | None, log: Log | None, run_id: str | None
 ) -> RunResult:
-    from benchbox import __version__, atomic, leaderboard, records
-    from benchbox.predict import Predictor
-    from benchbox.registry import blame_plugins
+    from benchbox import records
     from benchbox.restore import model_io
-    from benchbox.scoring import score_split
     from benchbox.train import device_name
 
     log = log or (lambda _msg: None)
@@ -420,121 +335,197 @@ def _execute(
     t_start = time.perf_counter()
     run_id = run_id or records.new_run_id(c.fusion, c.seg, c.seed)
     run = records.RunDir(c.out, run_id).create()
+    info = RunInfo(run_id, run.path, c.to_dict(), c.hash(p.amp.mode))
+    observers = Observers(
+        p.registry.plugin_manager, p.trackers, warn=lambda m: log(f"warning: {m}")
+    )
+    files: dict[str, Path] = {
+        "config": run.file("config.json"),
+        "environment": run.file("environment.json"),
+    }
+    metrics: dict[str, Any] = {}
     board: Path | None = None
-    try:
-        amp_record = {
-            "requested": p.amp.requested,
-            "mode": p.amp.mode,
-            "observed_dtype": p.amp_observed,
-            "reason": p.amp.reason,
-        }
-        env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
-        run.write_json(
-            "config.json",
-            {
-                **c.to_dict(),
-                "config_hash": c.hash(),
-                "dataset_config": p.dataset.config(),
-                "model_io": model_io(p.dataset, c),
-            },
-        )
-        run.write_json("environment.json", env)
-        log(f"run {run_id}: device {env['device_name']}, amp {p.amp.mode} ({p.amp.reason})")
-        stages = _stages(p, progress)
-        for module in (p.fusion, p.segmenter):
-            if module is not None:
-                module.eval()
-        predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
-        save_dir = run.file("predictions") if c.save_predictions else None
-        with blame_plugins(_components(p), "while evaluating"):
-            result = score_split(
-                p.dataset,
-                predictor,
-                split="test",
-                batch_size=c.eval_batch_size,
-                nsd_tolerance=c.nsd_tolerance,
-                examples=c.examples,
-                save_predictions=save_dir,
+    status, error = "failed", None
+    with observers:
+        try:
+            amp_record = {
+                "requested": p.amp.requested,
+                "mode": p.amp.mode,
+                "observed_dtype": p.amp_observed,
+                "reason": p.amp.reason,
+            }
+            env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
+            run.write_json(
+                "config.json",
+                {
+                    **c.to_dict(),
+                    "config_hash": info.config_hash,
+                    "dataset_config": p.dataset.config(),
+                    "model_io": model_io(p.dataset, c),
+                },
             )
-        for note in result.notes:
-            log(note)
-        profile = _profile(p)
-        wall = time.perf_counter() - t_start
-        # The run's main stage: joint (or segmentation-only, or fusion-only) training.
-        main = stages[-1] if stages else None
-        throughput = {
-            "train_stage": main.name if main else None,
-            "train_img_s": main.images_per_s if main and main.timed_seconds else None,
-            "train_excluded_steps": main.excluded_steps if main else 0,
-            "stage_img_s": {s.name: s.images_per_s for s in stages},
-            "infer_img_s": result.infer_images_per_s,
-            "infer_images": result.infer_images,
-            "infer_seconds": result.infer_seconds,
-        }
-        metrics = {
-            "summary": result.summary,
-            "stages": [s.to_dict() for s in stages],
-            "throughput": throughput,
-            "profile": profile,
-            "amp": amp_record,
-            "wall_s": wall,
-            "notes": result.notes,
-        }
-        files = {
-            "config": run.file("config.json"),
-            "environment": run.file("environment.json"),
-            "metrics": run.write_json("metrics.json", metrics),
-            "per_case": run.file("per_case.csv"),
-            "checkpoint": records.save_checkpoint(
-                run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}
-            ),
-        }
-        atomic.write_text(files["per_case"], result.per_case.to_csv(index=False))
-        examples = records.save_examples(
-            run.file("examples.png"), result.examples, p.dataset.modalities
-        )
-        if examples:
-            files["examples"] = examples
-        if result.saved_predictions:
-            files["predictions"] = run.file("predictions")
+            run.write_json("environment.json", env)
+            log(f"run {run_id}: device {env['device_name']}, amp {p.amp.mode} ({p.amp.reason})")
+            observers.call("run_started", run=info)
+            board, metrics = _train_and_test(
+                p, run, files, progress, log, t_start, env, amp_record, observers, info
+            )
+            status = "completed"
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            error = _reason(exc)
+            note = ""
+            if status == "failed" and "checkpoint" in files and not isinstance(exc, OSError):
+                note = f" (after training; the selected checkpoint is {files['checkpoint']})"
+            _record_end(run, exc, board, log, note)
+            error += note
+            raise
+        finally:
+            observers.call(
+                "run_finished",
+                run=info,
+                status=status,
+                summary=dict(metrics.get("summary", {})) if status == "completed" else {},
+                record=metrics if status == "completed" else {},
+                files={k: v for k, v in files.items() if v.exists()},
+                error=error,
+            )
+    assert board is not None
+    return RunResult(run_id, run.path, board, metrics["summary"], metrics, files)
 
-        row = {
-            "run_id": run_id,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "dataset": p.dataset.name,
-            "task": c.task,
-            "fusion": c.fusion,
-            "segmenter": c.seg,
-            "loss": c.loss if c.has_seg else "",
-            "fusion_loss": c.fusion_loss if p.fusion_loss else "",
-            "seed": c.seed,
-            "preset": c.preset,
-            "fusion_epochs": c.fusion_epochs if c.has_seg else 0,
-            "epochs": c.epochs,
-            "image_size": c.image_size,
-            "amp": p.amp.mode,
-            "device": env["device_name"],
-            **result.summary,
-            "train_img_s": throughput["train_img_s"],
-            "infer_img_s": throughput["infer_img_s"],
-            **profile,
-            "wall_s": wall,
-            "config_hash": c.hash(),
-            "benchbox_version": __version__,
-            "torch_version": env["torch"],
-            "python_version": env["python"],
-            "plugin_versions": ";".join(f"{k}={v}" for k, v in env["plugin_distributions"].items()),
-        }
-        board = leaderboard.append_row(
-            leaderboard.leaderboard_path(c.out, p.dataset.name),
-            row,
-            cases=result.per_case.to_dict("records"),
+
+def _train_and_test(
+    p: Prepared,
+    run: Any,
+    files: dict[str, Path],
+    progress: ProgressReporter | None,
+    log: Log,
+    t_start: float,
+    env: dict[str, Any],
+    amp_record: dict[str, Any],
+    observers: Observers,
+    info: RunInfo,
+) -> tuple[Path, dict[str, Any]]:
+    """The body of :func:`execute`: train, select, test, record; returns the leaderboard
+    and the metrics record. ``files`` is filled as files are written."""
+    from benchbox import __version__, atomic, leaderboard, records
+    from benchbox.metrics.flops import profile_models
+    from benchbox.predict import Predictor
+    from benchbox.registry import blame_plugins
+    from benchbox.scoring import score_split
+
+    c = p.config
+
+    def epoch_ended(stage: str, epoch: int, loss: float, val: dict[str, float]) -> None:
+        observers.call(
+            "epoch_ended", run=info, stage=stage, epoch=epoch, train_loss=loss, val_metrics=val
         )
-        run.set_status("completed", wall_s=round(wall, 2), leaderboard=str(board))
-    except BaseException as exc:
-        _record_end(run, exc, board, log)
-        raise
-    return RunResult(run_id, run.path, board, result.summary, metrics, files)
+
+    monitor = Monitor(p, log, emit=epoch_ended)
+    stages = _stages(p, progress, monitor)
+    selection = monitor.finish()
+    if selection["note"]:
+        log(selection["note"])
+    else:
+        log(
+            f"selected epoch {selection['epoch']} of {selection['stage']} by val "
+            f"{selection['metric']} = {selection['value']:.4f} ({selection['mode']})"
+        )
+    for module in (p.fusion, p.segmenter):
+        if module is not None:
+            module.eval()
+    # The selected weights are saved before the test split is touched: a metric that
+    # fails below leaves a failed run with its checkpoint.
+    files["checkpoint"] = records.save_checkpoint(
+        run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}
+    )
+    predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
+    save_dir = run.file("predictions") if c.save_predictions else None
+    with blame_plugins(_components(p), "while evaluating"):
+        result = score_split(
+            p.dataset,
+            predictor,
+            split="test",
+            batch_size=c.eval_batch_size,
+            nsd_tolerance=c.nsd_tolerance,
+            examples=c.examples,
+            save_predictions=save_dir,
+        )
+    for note in result.notes:
+        log(note)
+    profile = profile_models(p.fusion, p.segmenter, c.image_size, p.device)
+    wall = time.perf_counter() - t_start
+    # The run's main stage: joint (or segmentation-only, or fusion-only) training.
+    main = stages[-1] if stages else None
+    throughput = {
+        "train_stage": main.name if main else None,
+        "train_img_s": main.images_per_s if main and main.timed_seconds else None,
+        "train_excluded_steps": main.excluded_steps if main else 0,
+        "stage_img_s": {s.name: s.images_per_s for s in stages},
+        "infer_img_s": result.infer_images_per_s,
+        "infer_images": result.infer_images,
+        "infer_seconds": result.infer_seconds,
+    }
+    metrics = {
+        "summary": result.summary,
+        "selection": selection,
+        "curve": monitor.curve,
+        "stages": [s.to_dict() for s in stages],
+        "throughput": throughput,
+        "profile": profile,
+        "amp": amp_record,
+        "wall_s": wall,
+        "notes": result.notes + ([selection["note"]] if selection["note"] else []),
+        "observer_failures": dict(observers.failed),
+    }
+    files["metrics"] = run.write_json("metrics.json", metrics)
+    files["per_case"] = run.file("per_case.csv")
+    atomic.write_text(files["per_case"], result.per_case.to_csv(index=False))
+    examples = records.save_examples(
+        run.file("examples.png"), result.examples, p.dataset.modalities
+    )
+    if examples:
+        files["examples"] = examples
+    if result.saved_predictions:
+        files["predictions"] = run.file("predictions")
+
+    row = {
+        "run_id": run.run_id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "dataset": p.dataset.name,
+        "task": c.task,
+        "fusion": c.fusion,
+        "segmenter": c.seg,
+        "loss": c.loss if c.has_seg else "",
+        "fusion_loss": c.fusion_loss if p.fusion_loss else "",
+        "seed": c.seed,
+        "preset": c.preset,
+        "fusion_epochs": c.fusion_epochs if c.has_seg else 0,
+        "epochs": c.epochs,
+        "selected_epoch": selection["epoch"],
+        "select_metric": f"val_{selection['metric']}" if selection["metric"] else "last epoch",
+        "select_value": selection["value"],
+        "image_size": c.image_size,
+        "amp": p.amp.mode,
+        "device": env["device_name"],
+        **result.summary,
+        "train_img_s": throughput["train_img_s"],
+        "infer_img_s": throughput["infer_img_s"],
+        **profile,
+        "wall_s": wall,
+        "config_hash": c.hash(p.amp.mode),
+        "benchbox_version": __version__,
+        "torch_version": env["torch"],
+        "python_version": env["python"],
+        "plugin_versions": ";".join(f"{k}={v}" for k, v in env["plugin_distributions"].items()),
+    }
+    board = leaderboard.append_row(
+        leaderboard.leaderboard_path(c.out, p.dataset.name),
+        row,
+        cases=result.per_case.to_dict("records"),
+    )
+    run.set_status("completed", wall_s=round(wall, 2), leaderboard=str(board))
+    return board, metrics
 
 
 def run(
@@ -547,8 +538,17 @@ def run(
     return execute(prepare(config, registry, log), progress, log)
 
 
-def _record_end(run: Any, exc: BaseException, board: Path | None, log: Log) -> None:
-    """Mark a run that did not complete ``interrupted`` or ``failed``, with the reason.
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return interrupts.describe(exc)
+    if isinstance(exc, errors.BenchboxError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _record_end(run: Any, exc: BaseException, board: Path | None, log: Log, note: str = "") -> None:
+    """Mark a run that did not complete ``interrupted`` or ``failed``, with the reason
+    (and ``note``).
 
     A failed write (a full disk...) is re-raised as one WriteError line that also says
     whether the status could be recorded; a status file that cannot be written is added
@@ -562,12 +562,8 @@ def _record_end(run: Any, exc: BaseException, board: Path | None, log: Log) -> N
         and exc.errno in _DISK_ERRNOS
     ):
         exc = write_error(exc, exc.filename or run.path)
-    if isinstance(exc, KeyboardInterrupt):
-        status, reason = "interrupted", interrupts.describe(exc)
-    elif isinstance(exc, errors.BenchboxError):
-        status, reason = "failed", str(exc)
-    else:
-        status, reason = "failed", f"{type(exc).__name__}: {exc}"
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    reason = _reason(exc) + note
     if board is None:
         reason += "; no leaderboard row"
     else:
@@ -575,16 +571,16 @@ def _record_end(run: Any, exc: BaseException, board: Path | None, log: Log) -> N
     try:
         run.set_status(status, reason)
     except errors.WriteError as status_exc:
-        note = (
+        message = (
             f"{run.status.path} could not be updated either "
             f"({describe_errno(status_exc.errno)}) and still says running"
         )
         if isinstance(exc, errors.WriteError):
-            raise errors.WriteError(f"{exc}; {note}", exc.errno, exc.filename) from exc
+            raise errors.WriteError(f"{exc}; {message}", exc.errno, exc.filename) from exc
         if isinstance(exc, errors.BenchboxError):
-            exc.args = (f"{exc}; {note}",)
+            exc.args = (f"{exc}; {message}",)
         else:
-            log(f"run {run.run_id}: {note}")
+            log(f"run {run.run_id}: {message}")
         return
     if isinstance(exc, errors.WriteError):
         message = f"{exc}; run {run.run_id} is marked {status}"

@@ -109,13 +109,16 @@ class SplitScores:
 class _FusionScorer:
     """Scores fused images with the fusion metrics that fit their size, chosen once."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.metrics: list[Entry] | None = None
         self.left_out: list[str] = []
         #: Shared by every metric call of one split: a metric that raises is left out.
         self.failures = MetricFailures()
 
     def __call__(self, fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        if not self.enabled:
+            return {}
         if self.metrics is None:
             self.metrics, too_small = fusion_metrics_for_shape(fused.shape)
             self.left_out = [
@@ -181,6 +184,8 @@ def score_split(
     nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
     examples: int = 4,
     save_predictions: Path | None = None,
+    fusion_metrics: bool = True,
+    max_cases: int = 0,
 ) -> SplitScores:
     """Predict every case of ``split`` and score it with the metrics that apply.
 
@@ -193,16 +198,20 @@ def score_split(
         examples: cases kept for the example figure.
         save_predictions: a folder for each 3D case's prediction as NIfTI with the
             scan's geometry; ``None`` writes nothing.
+        fusion_metrics: score fused images; validation of a segmentation run turns
+            this off, since only segmentation metrics select its checkpoint.
+        max_cases: score at most this many cases (2D samples or 3D volumes), evenly
+            spaced over the split; 0 scores them all.
     """
     from benchbox.predict import predict_split, save_prediction
     from benchbox.records import ExamplePicker
 
-    score_fusion = _FusionScorer()
+    score_fusion = _FusionScorer(enabled=fusion_metrics)
     regions = dataset.eval_regions()
     picker = ExamplePicker(examples)
     rows: list[dict[str, Any]] = []
     saved: list[str] = []
-    for case in predict_split(dataset, predictor, split, batch_size):
+    for case in predict_split(dataset, predictor, split, batch_size, max_cases=max_cases):
         rows.append(score_case(case, regions, score_fusion, nsd_tolerance, score_fusion.failures))
         if case.volume is None:
             picker.offer(case.a, case.b, case.fused, case.mask, case.labels)

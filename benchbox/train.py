@@ -24,15 +24,24 @@ from benchbox.errors import ConfigError, DataError, TrainingDivergedError
 
 
 # -- reproducibility ------------------------------------------------------------------
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch; optionally force deterministic torch algorithms."""
+def seed_everything(seed: int, deterministic: bool = False, cuda: bool = False) -> None:
+    """Seed Python, NumPy and torch; optionally force deterministic torch algorithms.
+
+    On CUDA some operations have no deterministic implementation; the backward pass of
+    bilinear upsampling (``upsample_bilinear2d_backward``, used by the default models'
+    decoders) is one. There torch is asked to warn (``warn_only``) instead of raising, so
+    ``--deterministic`` runs: everything with a deterministic kernel uses it, and those
+    operations stay non-deterministic (results may differ in the last bits between two
+    GPU runs). On the CPU every kernel the default models use is deterministic and a
+    missing one raises.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
         # cuBLAS needs this workspace setting for deterministic matmuls on CUDA >= 10.2.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=cuda)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     else:
@@ -199,6 +208,9 @@ TIMING_WARMUP_STEPS = 5
 #: The loss value is read on the host (a device synchronisation on CUDA) at the first
 #: step, every this many steps, and at the end of each epoch; nowhere else.
 LOSS_READ_EVERY = 10
+#: With fp16 and the gradient scaler, a step whose loss is not finite is skipped (the
+#: scaler lowers its scale); only this many such steps in a row stop the run as diverged.
+MAX_NONFINITE_STEPS = 5
 
 
 @dataclass
@@ -313,6 +325,7 @@ def train_stage(
     warmup_steps: int,
     amp: AmpPlan,
     progress: ProgressReporter | None = None,
+    on_epoch_end: Callable[[int, float], bool] | None = None,
 ) -> StageStats:
     """Train ``parameters`` by AdamW with a warm-up + cosine schedule, stepping per batch.
 
@@ -321,6 +334,10 @@ def train_stage(
     first step, every :data:`LOSS_READ_EVERY` steps and at the end of each epoch (what
     ``progress`` shows between reads is the last value read); a NaN or infinite value
     there, or in an epoch's mean, raises :class:`TrainingDivergedError`.
+
+    ``on_epoch_end(epoch, mean_loss)`` (``epoch`` counts from 1) runs after each epoch,
+    outside the timed steps (validation, trackers); returning ``True`` ends the stage
+    early (early stopping). ``stats.epochs`` is then the number of epochs run.
     """
     params = [p for p in parameters if p.requires_grad]
     stats = StageStats(name, epochs)
@@ -331,7 +348,8 @@ def train_stage(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(total, warmup_steps)
     )
-    scaler = torch.amp.GradScaler("cuda") if amp.uses_scaler else None
+    scaler = torch.amp.GradScaler(amp.device_type) if amp.uses_scaler else None
+    nonfinite = 0  # consecutive steps with a non-finite loss (fp16 with the scaler)
     stats.excluded_steps = excluded_steps(total)
     cuda = next((p.device for p in params if p.device.type == "cuda"), None)
     if progress:
@@ -349,32 +367,46 @@ def train_stage(
                 with amp.autocast():
                     loss = compute_loss(batch)
                 n = int(batch["a"].shape[0])
-                running += loss.detach().double() * n
-                read = stats.steps == 0 or (stats.steps + 1) % LOSS_READ_EVERY == 0
-                if read or i == len(loader) - 1:
-                    last = float(loss.detach())
-                    if not math.isfinite(last):
-                        raise TrainingDivergedError(
-                            explain(
-                                name,
-                                last,
-                                epoch=epoch + 1,
-                                step=stats.steps + 1,
-                                lr=float(scheduler.get_last_lr()[0]),
-                                batch=batch,
-                                parameters=params,
-                                rerun=functools.partial(compute_loss, batch),
-                                autocast=amp.autocast,
-                                amp=amp.mode != "off",
-                                last_read=last_read,
-                            )
-                        )
-                    last_read = stats.steps + 1
                 if scaler is not None:
+                    # The scaler reads its inf/NaN check on the host at every step anyway.
+                    last = float(loss.detach())
+                    nonfinite = 0 if math.isfinite(last) else nonfinite + 1
+                    if nonfinite >= MAX_NONFINITE_STEPS:
+                        raise TrainingDivergedError(
+                            f"the {name} loss was not finite for {nonfinite} steps in a row "
+                            f"(last {last}, epoch {epoch + 1}, step {stats.steps + 1}); the "
+                            "gradient scaler skipped them and the run is marked failed: lower "
+                            "the learning rate, or try --amp bf16 or off"
+                        )
+                    if nonfinite == 0:
+                        running += loss.detach().double() * n
+                        count += n
                     scaler.scale(loss).backward()
-                    scaler.step(optimizer)
+                    scaler.step(optimizer)  # skipped when the gradients are not finite
                     scaler.update()
                 else:
+                    running += loss.detach().double() * n
+                    count += n
+                    read = stats.steps == 0 or (stats.steps + 1) % LOSS_READ_EVERY == 0
+                    if read or i == len(loader) - 1:
+                        last = float(loss.detach())
+                        if not math.isfinite(last):
+                            raise TrainingDivergedError(
+                                explain(
+                                    name,
+                                    last,
+                                    epoch=epoch + 1,
+                                    step=stats.steps + 1,
+                                    lr=float(scheduler.get_last_lr()[0]),
+                                    batch=batch,
+                                    parameters=params,
+                                    rerun=functools.partial(compute_loss, batch),
+                                    autocast=amp.autocast,
+                                    amp=amp.mode != "off",
+                                    last_read=last_read,
+                                )
+                            )
+                        last_read = stats.steps + 1
                     loss.backward()
                     optimizer.step()
                 scheduler.step()
@@ -390,16 +422,18 @@ def train_stage(
                 if stats.steps > stats.excluded_steps:
                     stats.timed_images += n
                     stats.timed_seconds += dt
-                count += n
                 if progress:
                     progress.step(last, n, dt)
-            epoch_loss = float(running) / max(count, 1)
+            epoch_loss = float(running) / count if count else math.nan
             if not math.isfinite(epoch_loss):
                 raise TrainingDivergedError(
                     f"the {name} loss became {epoch_loss} during epoch {epoch + 1}; the run is "
                     "marked failed: lower the learning rate, or try --amp off"
                 )
             stats.epoch_losses.append(epoch_loss)
+            if on_epoch_end is not None and on_epoch_end(epoch + 1, epoch_loss):
+                stats.epochs = epoch + 1
+                break
     finally:
         if progress:
             progress.end()

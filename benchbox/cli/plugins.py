@@ -12,7 +12,7 @@ from benchbox.cli._common import console, console_err, fail, print_traceback
 def plugins(
     pattern: str = typer.Argument("*", help="Glob pattern on component names, e.g. 'smp-*'."),
     kind: str | None = typer.Option(
-        None, "--kind", "-k", help="fusion, segmenter, loss, dataset or metric."
+        None, "--kind", "-k", help="fusion, segmenter, loss, dataset, metric, tracker or transform."
     ),
     params: bool = typer.Option(False, "--params", "-p", help="Show each factory's parameters."),
     strict: bool = typer.Option(

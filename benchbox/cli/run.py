@@ -55,7 +55,7 @@ def settings_parameters(config_class: type[Any] = RunConfig) -> list[inspect.Par
         kind = _bare(hints[f.name])
         extra: dict[str, Any] = {}
         annotation: Any
-        if typing.get_origin(kind) is dict or kind is dict:
+        if _is_table(kind):
             annotation = Optional[list[str]]  # noqa: UP045 - Typer reads the annotation at runtime
         elif kind is bool:
             flag = f"{flag}/--no-{flag[2:]}"
@@ -77,11 +77,18 @@ def settings_parameters(config_class: type[Any] = RunConfig) -> list[inspect.Par
     return params
 
 
+def _is_table(kind: Any) -> bool:
+    """Whether a config field's type is a table of parameters (``key=value`` items)."""
+    kind = _bare(kind)
+    return typing.get_origin(kind) is dict or kind is dict
+
+
 def given_settings(values: dict[str, Any], config_class: type[Any] = RunConfig) -> dict[str, Any]:
     """The options given on the command line as config values: unset ones (``None``)
     dropped, choices as strings, ``key=value`` lists parsed into tables."""
     from benchbox.config import parse_options
 
+    hints = typing.get_type_hints(config_class)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(config_class):
         value = values.get(f.name)
@@ -90,7 +97,7 @@ def given_settings(values: dict[str, Any], config_class: type[Any] = RunConfig) 
         spec = setting_of(f)
         if isinstance(value, Enum):
             value = value.value
-        elif isinstance(value, list):
+        elif isinstance(value, list) and _is_table(hints[f.name]):
             flag = spec.flag or "--" + f.name.replace("_", "-")
             value = parse_options(value, flag)
             if not value:
@@ -190,6 +197,16 @@ def _render(result: Any) -> None:
         table.add_row(escape(key.replace("_", " ")), text, "")
     table.add_row("wall time (s)", f"{result.record['wall_s']:.1f}", "")
     console.print(table)
+    sel = result.record["selection"]
+    if sel["metric"]:
+        console.print(
+            f"tested the weights of {escape(sel['stage'])} epoch {sel['epoch']} of "
+            f"{sel['epochs_run']}{' (stopped early)' if sel['stopped_early'] else ''}, "
+            f"selected by val {escape(sel['metric'])} = {sel['value']:.4f} ({sel['mode']})",
+            highlight=False,
+        )
+    else:
+        console.print(f"tested the last epoch: {escape(sel['note'])}", highlight=False)
     regions = sorted({k.rsplit("_", 1)[-1] for k in counts if k.startswith("n_ref_empty_")})
     for region in regions:
         ref = int(counts.get(f"n_ref_empty_{region}", 0))

@@ -1,0 +1,119 @@
+"""The training schedule of ``benchbox run``: fusion pre-training, then joint training.
+
+Each stage is one :func:`benchbox.train.train_stage` call; the last stage is the main
+one, validated by the :class:`benchbox.selection.Monitor` after each epoch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from benchbox.train import ProgressReporter
+
+if TYPE_CHECKING:
+    from benchbox.runner import Prepared
+    from benchbox.selection import Monitor
+
+
+def train_stages(p: Prepared, progress: ProgressReporter | None, monitor: Monitor) -> list[Any]:
+    """Fusion pre-training (or fusion-only training), then joint training.
+
+    The last stage is the main one: ``monitor`` validates it and may stop it early.
+    """
+    import torch
+
+    from benchbox.train import LabelCheckedLoader, make_loader, train_stage
+
+    c = p.config
+    loader = make_loader(
+        p.dataset.split("train"),
+        c.batch_size,
+        shuffle=True,
+        seed=c.seed,
+        num_workers=c.num_workers,
+        drop_last=True,
+    )
+    dev = p.device
+    stats = []
+    augment = p.augmenter
+
+    def on_device(batch: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        """The batch's tensors on the device, augmented (training batches only)."""
+        moved = {k: batch[k].to(dev) for k in keys}
+        if augment:
+            # The step runs under autocast; the transforms resample in float32.
+            with torch.autocast(dev.type, enabled=False):
+                moved = augment(moved)
+        return moved
+
+    fusion_epochs = c.epochs if not c.has_seg else c.fusion_epochs
+    if p.fusion_trainable and fusion_epochs > 0:
+        assert p.fusion_loss is not None
+
+        def fusion_step(batch: dict[str, Any]) -> torch.Tensor:
+            moved = on_device(batch, ("a", "b"))
+            a, b = moved["a"], moved["b"]
+            return p.fusion_loss(p.fusion(a, b), a, b)
+
+        p.fusion.train()
+        stats.append(
+            train_stage(
+                "fusion",
+                p.fusion.parameters(),
+                fusion_step,
+                loader,
+                epochs=fusion_epochs,
+                lr=c.fusion_lr,
+                weight_decay=c.weight_decay,
+                warmup_steps=c.warmup_steps,
+                amp=p.amp,
+                progress=progress,
+                on_epoch_end=monitor.callback("fusion", fusion_epochs, main=not c.has_seg),
+            )
+        )
+    if p.segmenter is None:
+        return stats
+
+    joint_fusion = p.fusion_trainable and not c.freeze_fusion
+    params = list(p.segmenter.parameters())
+    if p.fusion is not None:
+        if joint_fusion:
+            params += list(p.fusion.parameters())
+            p.fusion.train()
+        else:
+            p.fusion.eval()
+    use_fusion_loss = joint_fusion and c.fusion_weight > 0
+
+    def joint_step(batch: dict[str, Any]) -> torch.Tensor:
+        moved = on_device(batch, ("a", "b", "mask"))
+        a, b, mask = moved["a"], moved["b"], moved["mask"]
+        if p.fusion is None:
+            x = torch.cat([a, b], dim=1)
+        elif joint_fusion:
+            x = p.fusion(a, b)
+        else:
+            with torch.no_grad():
+                x = p.fusion(a, b)
+        loss = p.seg_loss(p.segmenter(x), mask)
+        if use_fusion_loss:
+            loss = loss + c.fusion_weight * p.fusion_loss(x, a, b)
+        return loss
+
+    p.segmenter.train()
+    name = "joint" if p.fusion is not None else "segmentation"
+    stats.append(
+        train_stage(
+            name,
+            params,
+            joint_step,
+            LabelCheckedLoader(loader, p.dataset.num_classes),
+            epochs=c.epochs,
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            warmup_steps=c.warmup_steps,
+            amp=p.amp,
+            progress=progress,
+            on_epoch_end=monitor.callback(name, c.epochs, main=True),
+        )
+    )
+    return stats
