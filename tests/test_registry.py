@@ -51,6 +51,8 @@ def test_each_kind_has_its_unknown_error():
         "dataset": errors.UnknownDatasetError,
         "metric": errors.UnknownMetricError,
         "executor": errors.UnknownExecutorError,
+        "tracker": errors.UnknownTrackerError,
+        "transform": errors.UnknownTransformError,
     }
     assert set(expected) == set(KINDS)
     for kind, exc in expected.items():
