@@ -10,14 +10,26 @@ registry with this manager.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import pluggy
 
 from benchbox import errors, hookspecs
 from benchbox.registry import Entry, LoadError, Provider, Registry, make_entry
+
+#: The run-lifecycle hooks: observers of a run implement them (see :mod:`benchbox.lifecycle`).
+LIFECYCLE_HOOKS: tuple[str, ...] = ("run_started", "epoch_ended", "run_finished")
+
+
+class Observing(Protocol):
+    """What the guards consult while a run is observed (:class:`benchbox.lifecycle.Observers`)."""
+
+    failed: Mapping[str, str]
+
+    def fail(self, plugin: str, hook: str, exc: BaseException) -> None:
+        """Report a plugin's first failure in a lifecycle hook and disable it for the run."""
 
 
 class Filling:
@@ -111,13 +123,21 @@ class PluginManager(pluggy.PluginManager):
     the other implementations still run and the failed plugin's staged registrations
     are dropped. Wrappers (``hookwrapper=True`` and ``wrapper=True``) are guarded around
     each part of their generator. Ordering, wrappers, tracing and monitoring are left
-    to pluggy; outside a filling the guard calls straight through.
+    to pluggy.
+
+    The same guard isolates the observers of a run: while :attr:`observers` is set, an
+    exception raised by a (non-wrapper) implementation of a lifecycle hook is that
+    plugin's failure, reported once through :meth:`Observing.fail`, and the plugin is
+    not called again for the rest of the run. Outside a filling and a run the guard
+    calls straight through.
     """
 
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.filling: Filling | None = None
+        #: The observers of the run in progress (see :mod:`benchbox.lifecycle`), if any.
+        self.observers: Observing | None = None
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         plugin_name = super().register(plugin, name)
@@ -125,20 +145,30 @@ class PluginManager(pluggy.PluginManager):
             for caller in self.get_hookcallers(plugin) or ():
                 for impl in caller.get_hookimpls():
                     if impl.plugin is plugin:
-                        impl.function = self._guard(impl)  # type: ignore[misc]
+                        impl.function = self._guard(impl, caller.name)  # type: ignore[misc]
         return plugin_name
 
-    def _guard(self, impl: pluggy.HookImpl) -> Callable[..., Any]:
+    def _guard(self, impl: pluggy.HookImpl, hook: str) -> Callable[..., Any]:
         name, function = impl.plugin_name, impl.function
         if impl.hookwrapper:
             return _guard_old_wrapper(self, name, function)
         if impl.wrapper:
             return _guard_wrapper(self, name, function)
+        observed = hook in LIFECYCLE_HOOKS
 
         def guarded(*args: Any) -> Any:
             filling = self.filling
             if filling is None:
-                return function(*args)
+                observers = self.observers
+                if observers is None or not observed:
+                    return function(*args)
+                if name in observers.failed:
+                    return None
+                try:
+                    return function(*args)
+                except Exception as exc:
+                    observers.fail(name, hook, exc)
+                    return None
             if name in filling.failed:
                 return None
             with filling.speaking(name):

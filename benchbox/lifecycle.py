@@ -5,9 +5,10 @@ Observers are the installed plugins that implement ``run_started``, ``epoch_ende
 ``--tracker NAME``: each tracker object is registered on the plugin manager as a plugin
 for the duration of the run, so it hears the same hook calls in pluggy's order.
 
-An observer never costs a run: while a run is observed, every lifecycle implementation
-is guarded; the first exception it raises is reported once as a warning naming the
-plugin, and that plugin is not called again for the rest of the run.
+An observer never costs a run: while a run is observed, the guard that
+:class:`benchbox.hookcall.PluginManager` puts around every hook implementation catches
+the first exception of a lifecycle implementation, reports it once as a warning naming
+the plugin, and skips that plugin for the rest of the run.
 """
 
 from __future__ import annotations
@@ -17,12 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
-from benchbox import hookspecs
-
-LIFECYCLE_HOOKS: tuple[str, ...] = ("run_started", "epoch_ended", "run_finished")
-_GUARD = "_benchbox_observer_guard"
+from benchbox.hookcall import LIFECYCLE_HOOKS, PluginManager
 
 
 @dataclass(frozen=True)
@@ -54,28 +50,25 @@ class Observers:
         warn: receives the one-line warning about an observer that failed.
     """
 
-    pm: pluggy.PluginManager | None = None
+    pm: PluginManager | None = None
     trackers: Mapping[str, Any] = field(default_factory=dict)
     warn: Callable[[str], None] = print
     failed: dict[str, str] = field(default_factory=dict)
     _names: list[str] = field(default_factory=list)
+    _outer: Any = None
 
     def __enter__(self) -> Observers:
         if self.pm is None:
-            self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-            self.pm.add_hookspecs(hookspecs)
+            self.pm = PluginManager()
         for name, tracker in self.trackers.items():
             self._names.append(self.pm.register(tracker, name=f"tracker {name}") or "")
-        for hook in LIFECYCLE_HOOKS:
-            for impl in getattr(self.pm.hook, hook).get_hookimpls():
-                if not impl.hookwrapper and not impl.wrapper:
-                    _guard(self.pm, impl)
-        self.pm._benchbox_observers = self  # type: ignore[attr-defined]
+        self._outer = self.pm.observers
+        self.pm.observers = self
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.pm is not None
-        self.pm._benchbox_observers = None  # type: ignore[attr-defined]
+        self.pm.observers = self._outer
         for name in self._names:
             if name and self.pm.has_plugin(name):
                 self.pm.unregister(name=name)
@@ -99,30 +92,6 @@ class Observers:
             f"observer {plugin!r} failed in {hook} ({message}); it is disabled for the rest "
             "of this run, which goes on"
         )
-
-
-def _guard(pm: pluggy.PluginManager, impl: Any) -> None:
-    """Wrap one lifecycle implementation once: while a run is observed, its exception
-    is that plugin's failure (reported once, then the plugin is skipped)."""
-    function = impl.function
-    if getattr(function, _GUARD, False):
-        return
-    plugin, hook = impl.plugin_name, getattr(function, "__name__", "hook")
-
-    def guarded(*args: Any) -> Any:
-        observers: Observers | None = getattr(pm, "_benchbox_observers", None)
-        if observers is None:
-            return function(*args)
-        if plugin in observers.failed:
-            return None
-        try:
-            return function(*args)
-        except Exception as exc:
-            observers.fail(plugin, hook, exc)
-            return None
-
-    setattr(guarded, _GUARD, True)
-    impl.function = guarded
 
 
 def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -81,16 +81,16 @@ def test_config_hash_ignores_the_dataset_folder_and_follows_the_precision_used()
 
 
 def test_a_failure_after_training_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import benchbox.evaluate as evaluation
+    import benchbox.scoring as scoring
 
-    real = evaluation.evaluate
+    real = scoring.score_split
 
     def failing(dataset, predictor, *, split="test", **kwargs):
         if split == "test":
             raise RuntimeError("metric exploded")
         return real(dataset, predictor, split=split, **kwargs)
 
-    monkeypatch.setattr(evaluation, "evaluate", failing)
+    monkeypatch.setattr(scoring, "score_split", failing)
     overrides = {
         "image_size": 32,
         "batch_size": 4,

@@ -11,8 +11,8 @@ import torch
 from benchbox import config as cfg
 from benchbox import errors, hookimpl, leaderboard, records, runner
 from benchbox.data.base import BenchDataset
-from benchbox.evaluate import Predictor
 from benchbox.plugins import create_registry, get_registry, use_registry
+from benchbox.predict import Predictor
 from benchbox.selection import Objective, Selector, resolve_objective, val_columns, validate
 from benchbox.train import resolve_amp
 

@@ -32,6 +32,8 @@ def test_tensorboard_and_mlflow_show_the_numbers_of_the_record(tmp_path, monkeyp
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # A database store puts artifacts in ./mlruns of the working folder: keep it in tmp.
+    monkeypatch.chdir(tmp_path)
     config = cfg.resolve(
         None, None, {**TINY, "out": str(tmp_path), "trackers": ["tensorboard", "mlflow"]}
     )
