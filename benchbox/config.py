@@ -458,8 +458,8 @@ def _nest_augment_options(values: Mapping[str, Any], source: str) -> dict[str, A
         name, dot, option = key.partition(".")
         if not dot or not name or not option:
             raise ConfigError(
-                f"{source}: augment options are TRANSFORM.OPTION=VALUE (affine.degrees=15), "
-                f"got {key!r}"
+                f"{source}: augment_opts (--augment-opt) takes TRANSFORM.OPTION=VALUE "
+                f"(affine.degrees=15), got {key!r}"
             )
         result.setdefault(name, {})[option] = value
     return result

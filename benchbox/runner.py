@@ -188,6 +188,14 @@ def prepare(
             metrics_for(task, registry)  # a duplicated metric name fails now, not after training
     device = resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
+    from benchbox.augment import Augmenter, build_transforms
+
+    # Trackers are built before training (a missing library fails here, not at the end)
+    # and, with the transforms, before the output folder is made.
+    trackers = {name: registry.get("tracker", name).build() for name in config.trackers}
+    augmenter = Augmenter(
+        build_transforms(registry, config.augment, config.augment_opts), config.seed, device
+    )
     check_writable(config.out)
     for path, flag in (
         (config.fusion_weights, "--fusion-weights"),
@@ -250,14 +258,8 @@ def prepare(
     for module in (fusion, segmenter, seg_loss, fusion_loss):
         if module is not None and isinstance(module, torch.nn.Module):
             module.to(device)
-    from benchbox.augment import Augmenter, build_transforms
     from benchbox.selection import resolve_objective
 
-    # Trackers are built before training: a missing library fails here, not at the end.
-    trackers = {name: registry.get("tracker", name).build() for name in config.trackers}
-    augmenter = Augmenter(
-        build_transforms(registry, config.augment, config.augment_opts), config.seed, device
-    )
     objective = resolve_objective(
         config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
     )

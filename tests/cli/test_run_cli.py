@@ -205,6 +205,38 @@ def test_only_given_options_reach_the_config_parsed_by_kind():
     }
 
 
+def test_list_settings_are_repeatable_options_and_not_tables():
+    """--tracker and --augment repeat (or take a comma list); --augment-opt NAME.KEY=VALUE."""
+    from typer.testing import CliRunner
+
+    from benchbox import config as cfg
+    from benchbox.config import RunConfig
+
+    app, seen = _echo_command(RunConfig)
+    args = ["--tracker", "tensorboard", "--tracker", "mlflow", "--augment", "flip,gamma"]
+    args += ["--augment", "affine", "--augment-opt", "affine.degrees=15", "--select", "dice"]
+    result = CliRunner().invoke(app, [*args, "--val-every", "2", "--patience", "3"])
+    assert result.exit_code == 0, result.output
+    assert seen == {
+        "trackers": ["tensorboard", "mlflow"],
+        "augment": ["flip,gamma", "affine"],
+        "augment_opts": {"affine": {"degrees": 15}},
+        "select": "dice",
+        "val_every": 2,
+        "patience": 3,
+    }
+    config = cfg.resolve(None, None, seen)
+    assert config.trackers == ["tensorboard", "mlflow"]
+    assert config.augment == ["flip", "gamma", "affine"]
+    assert config.augment_opts == {"affine": {"degrees": 15}}
+    assert cfg.resolve(None, None, {"augment": ["none"]}).augment == []
+    # where a run is logged is not what it computes
+    assert config.hash() == cfg.resolve(None, None, {**seen, "trackers": []}).hash()
+    assert config.hash() != cfg.resolve(None, None, {**seen, "augment": ["flip"]}).hash()
+    with pytest.raises(cfg.ConfigError, match=r"TRANSFORM\.OPTION=VALUE"):
+        cfg.resolve(None, None, {"augment": ["affine"], "augment_opts": {"degrees": 15}})
+
+
 def test_a_new_setting_is_one_field_with_its_help():
     from dataclasses import dataclass
 
