@@ -26,7 +26,9 @@ LIFECYCLE_HOOKS: tuple[str, ...] = ("run_started", "epoch_ended", "run_finished"
 class Observing(Protocol):
     """What the guards consult while a run is observed (:class:`benchbox.lifecycle.Observers`)."""
 
-    failed: Mapping[str, str]
+    @property
+    def failed(self) -> Mapping[str, str]:
+        """The plugins that failed during this run, with why."""
 
     def fail(self, plugin: str, hook: str, exc: BaseException) -> None:
         """Report a plugin's first failure in a lifecycle hook and disable it for the run."""
