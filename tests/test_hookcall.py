@@ -229,3 +229,32 @@ def test_outside_a_filling_hooks_are_plain_pluggy_calls(host, plugin):
     with pytest.raises(RuntimeError, match="not isolated here"):
         host.pm.hook.register_fusions(register=lambda name, factory: got.append(name))
     assert got == ["x"]
+
+
+def test_while_a_run_is_observed_only_lifecycle_failures_are_caught(host, plugin, tmp_path):
+    """The observer guard covers run_started/epoch_ended/run_finished, nothing else."""
+    from benchbox.lifecycle import Observers, RunInfo
+
+    @hookimpl
+    def run_started(run):
+        raise OSError("tracker server down")
+
+    @hookimpl
+    def register_fusions(register):
+        raise RuntimeError("a registration bug")
+
+    plugin("observer", run_started=run_started, register_fusions=register_fusions)
+    warned: list[str] = []
+    info = RunInfo("r1", tmp_path, {}, "abc")
+    with Observers(host.pm, warn=warned.append) as observers:
+        observers.call("run_started", run=info)
+        observers.call("run_started", run=info)  # disabled: not called, not warned again
+        with pytest.raises(RuntimeError, match="a registration bug"):
+            host.pm.hook.register_fusions(register=lambda *a, **k: None)
+    assert warned == [
+        "observer 'observer' failed in run_started (OSError: tracker server down); it is "
+        "disabled for the rest of this run, which goes on"
+    ]
+    assert host.pm.observers is None
+    with pytest.raises(OSError, match="tracker server down"):  # outside a run: plain pluggy
+        host.pm.hook.run_started(run=info)
