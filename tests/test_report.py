@@ -133,7 +133,9 @@ def _page_requests(page, tmp_path, name):
     dom = subprocess.run(
         [CHROMIUM, *BROWSER_FLAGS, f"--log-net-log={netlog}", "--dump-dom", page.as_uri()],
         capture_output=True,
-        text=True,
+        # Chromium writes UTF-8 whatever locale an earlier test left this process in.
+        encoding="utf-8",
+        errors="replace",
         timeout=180,
         check=True,
     ).stdout
