@@ -94,6 +94,18 @@ def _torch_globals(torch: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
+def _restore_locale() -> Any:
+    """Give back the C library's character locale if a test (or a library it imports)
+    changed it: Python decodes subprocess output with it."""
+    import locale
+
+    before = locale.setlocale(locale.LC_CTYPE)
+    yield
+    if locale.setlocale(locale.LC_CTYPE) != before:
+        locale.setlocale(locale.LC_CTYPE, before)
+
+
+@pytest.fixture(autouse=True)
 def _restore_torch_globals() -> Any:
     """Give back every process-wide torch setting a test changed, directly or through a
     run (``--deterministic``, threads, default dtype, cuDNN flags, grad mode), so no test

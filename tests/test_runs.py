@@ -178,7 +178,8 @@ def _start(out: Path) -> tuple[subprocess.Popen[str], Path]:
         [sys.executable, "-c", code, *SLOW_RUN, "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        encoding="utf-8",  # rich draws box characters, whatever this process's locale
+        errors="replace",
         env={**os.environ, "COLUMNS": "120"},
     )
     deadline = time.monotonic() + 180

@@ -52,7 +52,7 @@ def test_bad_input_is_one_line_before_anything_runs(tmp_path, capsys, args, mess
 
 def _sweep(tmp_path, *args, **kwargs):
     return subprocess.Popen(
-        [sys.executable, "-m", "benchbox", "sweep", *args, *TINY, "-o", str(tmp_path)],
+        [sys.executable, "-m", "benchbox", "sweep", *TINY, *args, "-o", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -61,7 +61,9 @@ def _sweep(tmp_path, *args, **kwargs):
 
 
 def test_ctrl_c_stops_the_sweep_and_the_same_command_resumes(tmp_path):
+    # Enough steps (300) that the first run is still training when Ctrl-C comes.
     args = ["--fusion", "dual", "--seed", "0,1", "--name", "s", "--jobs", "1", "--epochs", "3"]
+    args += ["--data-opt", "n_train=400"]
     proc = _sweep(tmp_path, *args)
     ledger = tmp_path / "sweeps" / "s" / "ledger.csv"
     deadline = time.monotonic() + 240
@@ -73,7 +75,7 @@ def test_ctrl_c_stops_the_sweep_and_the_same_command_resumes(tmp_path):
             break
         time.sleep(0.5)
     assert runs, "the first run never started"
-    time.sleep(2)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
