@@ -237,6 +237,19 @@ class RunConfig:
         short="-o",
         hashed=False,
     )
+    leaderboard_dir: str | None = setting(
+        None,
+        "Folder of the leaderboard CSVs (default: OUT/leaderboards).",
+        panel=OUTPUT,
+        hashed=False,
+    )
+
+    @property
+    def leaderboards(self) -> Path:
+        """The folder this run's leaderboard row goes to."""
+        if self.leaderboard_dir:
+            return Path(self.leaderboard_dir)
+        return Path(self.out) / "leaderboards"
 
     @property
     def dataset_name(self) -> str:

@@ -111,11 +111,11 @@ class RunDir:
         return self.path / name
 
 
-def check_writable(out: str | Path) -> Path:
-    """Fail early, with one clear message, if the output folder cannot take a run."""
+def check_writable(out: str | Path, leaderboards: str | Path | None = None) -> Path:
+    """Fail early, with one clear message, if the output folder (its ``runs/``) or the
+    leaderboard folder (default ``out/leaderboards``) cannot take a run."""
     out = Path(out)
-    for sub in ("runs", "leaderboards"):
-        folder = out / sub
+    for folder in (out / "runs", Path(leaderboards) if leaderboards else out / "leaderboards"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):

@@ -196,7 +196,7 @@ def prepare(
     augmenter = Augmenter(
         build_transforms(registry, config.augment, config.augment_opts), config.seed, device
     )
-    check_writable(config.out)
+    check_writable(config.out, config.leaderboards)
     for path, flag in (
         (config.fusion_weights, "--fusion-weights"),
         (config.seg_weights, "--seg-weights"),
@@ -500,7 +500,9 @@ def _train_and_test(
         "segmenter": c.seg,
         "loss": c.loss if c.has_seg else "",
         "fusion_loss": c.fusion_loss if p.fusion_loss else "",
+        "augment": ",".join(c.augment) or "none",
         "seed": c.seed,
+        "fold": _fold(p.dataset),
         "preset": c.preset,
         "fusion_epochs": c.fusion_epochs if c.has_seg else 0,
         "epochs": c.epochs,
@@ -522,7 +524,7 @@ def _train_and_test(
         "plugin_versions": ";".join(f"{k}={v}" for k, v in env["plugin_distributions"].items()),
     }
     board = leaderboard.append_row(
-        leaderboard.leaderboard_path(c.out, p.dataset.name),
+        c.leaderboards / f"{p.dataset.name}.csv",
         row,
         cases=result.per_case.to_dict("records"),
     )
@@ -591,3 +593,9 @@ def _record_end(run: Any, exc: BaseException, board: Path | None, log: Log, note
 
 #: OSError numbers that mean "the disk cannot take this write".
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def _fold(dataset: Any) -> str:
+    """``"k/n"`` for fold k of n-fold cross-validation by case, else empty."""
+    described = dataset.config()
+    return f"{described['fold']}/{described['folds']}" if described.get("folds") else ""

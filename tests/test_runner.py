@@ -84,6 +84,7 @@ def test_joint_run_writes_records_and_one_leaderboard_row(tmp_path):
     assert row["run_id"] == result.run_id and row["config_hash"] == config["config_hash"]
     assert row["dice_lesion"] == pytest.approx(summary["dice_lesion"], abs=1e-6)
     assert list(board.columns[: len(leaderboard.LEADING)]) == list(leaderboard.LEADING)
+    assert row["augment"] == "none" and pd.isna(row["fold"])  # no augmentation, no folds
     # The per-case results travel with the row, keyed by run id.
     cases = leaderboard.read_cases(tmp_path / "leaderboards" / "synthetic.csv")
     assert cases["run_id"].tolist() == [result.run_id] * 4
@@ -242,3 +243,11 @@ def test_example_figure_prefers_the_largest_lesions(tmp_path):
         strip = grid[: records.TITLE_HEIGHT, column * 130 : column * 130 + 128]
         assert (strip < 100).sum() > 20
     assert grid[top, 3 * 130] == 255 and grid[top - 1, 3 * 130] == 255
+
+
+def test_the_row_names_the_fold_of_a_cross_validated_dataset():
+    def described(**extra):
+        return types.SimpleNamespace(config=lambda: {"name": "x", **extra})
+
+    assert runner._fold(described(folds=4, fold=2)) == "2/4"
+    assert runner._fold(described()) == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -155,7 +156,7 @@ def sweep(**options: Any) -> None:
             if result.skipped_failed
             else f"[dim]skipped {result.skipped} run(s) completed earlier in this sweep[/]"
         )
-    _render_summary(result, out)
+    _render_summary(result, {run.config.leaderboards for run in runs})
     console.print(f"ledger: {escape(str(result.folder / 'ledger.csv'))}", highlight=False)
     counts = result.ledger.counts()
     if result.interrupted:
@@ -169,10 +170,10 @@ def sweep(**options: Any) -> None:
         raise typer.Exit(1)
 
 
-def _render_summary(result: Any, out: str) -> None:
+def _render_summary(result: Any, folders: set[Path]) -> None:
     from benchbox.sweep.driver import compare_completed
 
-    for path, by, table in compare_completed(result, out):
+    for path, by, table in compare_completed(result, folders):
         metrics = [c for c in table.columns if c not in by and c != "n"]
         metrics = [m for m in metrics if not m.endswith("_std")]
         view = Table(title=escape(f"{path} (this sweep's runs, mean ± std over seeds)"))

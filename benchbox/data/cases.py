@@ -88,7 +88,7 @@ _SECTION_KEYS = {
         "geometry_tolerance",
     },
     "sampling": {"slices_per_case", "lesion_fraction", "target"},
-    "split": {"seed", "val_fraction", "test_fraction", "train", "val", "test"},
+    "split": {"seed", "val_fraction", "test_fraction", "folds", "train", "val", "test"},
 }
 
 
@@ -204,6 +204,8 @@ def open_cases(
     val_fraction: float | None = None,
     test_fraction: float | None = None,
     split_seed: int | None = None,
+    folds: int | None = None,
+    fold: int | None = None,
     slices_per_case: int | None = None,
     lesion_fraction: float | None = None,
     ct_window: str | None = None,
@@ -227,7 +229,7 @@ def open_cases(
         resample: resample modalities/labels whose grid differs from modality ``a``.
         modalities: the two fused modalities ``"A,B"`` (default: ``fuse`` of the config).
         target: train on one region or label as a binary task (e.g. ``whole-tumour``).
-        val_fraction, test_fraction, split_seed, slices_per_case, lesion_fraction,
+        val_fraction, test_fraction, split_seed, folds, fold, slices_per_case, lesion_fraction,
             ct_window, percentiles, crop, crop_margin, fit, geometry_tolerance: the
             shared dataset options (:data:`benchbox.data.options.OPTIONS`); ``None``
             takes the config's value (``[preprocess]``, ``[sampling]``, ``[split]``),
@@ -271,6 +273,7 @@ def open_cases(
         "val_fraction": split.get("val_fraction"),
         "test_fraction": split.get("test_fraction"),
         "split_seed": split.get("seed"),
+        "folds": split.get("folds"),
     }
     options = resolve_options(
         {
@@ -280,6 +283,8 @@ def open_cases(
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
             "split_seed": split_seed,
+            "folds": folds,
+            "fold": fold,
             "slices_per_case": slices_per_case,
             "lesion_fraction": lesion_fraction,
             "ct_window": ct_window,

@@ -161,6 +161,8 @@ def open_nifti(
     val_fraction: float = DEFAULTS["val_fraction"],
     test_fraction: float = DEFAULTS["test_fraction"],
     split_seed: int = DEFAULTS["split_seed"],
+    folds: int = DEFAULTS["folds"],
+    fold: int = DEFAULTS["fold"],
     slices_per_case: int = DEFAULTS["slices_per_case"],
     lesion_fraction: float | None = DEFAULTS["lesion_fraction"],
     ct_window: tuple[float, float] | str = DEFAULTS["ct_window"],
@@ -182,7 +184,7 @@ def open_nifti(
         modalities: the two fused channels by name or number, ``"FLAIR,T1c"`` or
             ``"0,2"`` (default: channels 0 and 1). CT channels get the HU window, the
             others percentile normalisation.
-        target, val_fraction, test_fraction, split_seed, slices_per_case,
+        target, val_fraction, test_fraction, split_seed, folds, fold, slices_per_case,
             lesion_fraction, ct_window, percentiles, crop, crop_margin, fit,
             geometry_tolerance: the shared dataset options, declared with their defaults
             in :data:`benchbox.data.options.OPTIONS` (no test share is taken when
@@ -224,6 +226,8 @@ def open_nifti(
             "val_fraction": val_fraction,
             "test_fraction": 0.0 if has_test else test_fraction,
             "split_seed": split_seed,
+            "folds": folds,
+            "fold": fold,
             "slices_per_case": slices_per_case,
             "lesion_fraction": lesion_fraction,
             "ct_window": ct_window,

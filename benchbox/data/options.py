@@ -108,7 +108,7 @@ def _nullable(parse: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
 
 #: Every option the readers of real images share, declared once. The volume readers
 #: (``nifti``, ``cases``) take them all; ``pairs`` takes ``image_size``, ``resample``,
-#: ``val_fraction`` and ``split_seed``.
+#: ``val_fraction`` and ``split_seed`` (its test split is a folder, so no folds).
 #:
 #: ``val_fraction`` and ``test_fraction`` default to 0.2 everywhere: a fifth of the
 #: cases for testing is the usual hold-out of medical segmentation papers and of
@@ -128,6 +128,14 @@ OPTIONS: dict[str, DatasetOption] = {
         0.2, "share of the cases held out for testing", lambda v, k: as_float(v, k, 0.0, 0.9)
     ),
     "split_seed": DatasetOption(0, "seed of the split (independent of the run seed)", as_int),
+    "folds": DatasetOption(
+        0,
+        "k-fold cross-validation by case: the number of folds (0: one hold-out split)",
+        lambda v, k: as_int(v, k, 0),
+    ),
+    "fold": DatasetOption(
+        0, "with folds: the fold whose cases are the test split", lambda v, k: as_int(v, k, 0)
+    ),
     "slices_per_case": DatasetOption(
         0, "training slices drawn per case (0: all)", lambda v, k: as_int(v, k, 0)
     ),

@@ -20,6 +20,8 @@ def assign_splits(
     test_fraction: float,
     seed: int = 0,
     fixed: Mapping[str, Sequence[str]] | None = None,
+    folds: int = 0,
+    fold: int = 0,
 ) -> dict[str, list[str]]:
     """A deterministic case-level split: no case has slices in two splits.
 
@@ -28,9 +30,15 @@ def assign_splits(
     cases) and cut into ``test_fraction`` and ``val_fraction`` of all cases (at least
     one each when the fraction is positive, rounded), the rest being ``train``.
 
+    With ``folds`` >= 2 (k-fold cross-validation by case), the shuffled cases are cut into
+    ``folds`` parts of near-equal size and part ``fold`` is the test split, whatever
+    ``test_fraction`` says; validation cases are then taken from the other parts as above.
+    Over ``fold = 0 .. folds-1`` every case is tested exactly once.
+
     Raises:
         DataError: unknown or duplicated cases in ``fixed``, or too few cases for a
-            non-empty training split.
+            non-empty training split (or for the folds).
+        ConfigError: ``folds`` with a fixed test list, ``folds`` = 1 or ``fold`` out of range.
     """
     fixed = {k: list(v) for k, v in (fixed or {}).items() if v}
     known = set(case_ids)
@@ -49,6 +57,9 @@ def assign_splits(
     rest = sorted(c for c in case_ids if c not in seen)
     order = [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
     n = len(case_ids)
+    if folds:
+        order = _hold_out_fold(order, folds, fold, splits, fixed)
+        fixed["test"] = splits["test"]
 
     def quota(split: str, fraction: float) -> int:
         if split in fixed or fraction <= 0:
@@ -67,3 +78,28 @@ def assign_splits(
     splits["val"] += order[n_test : n_test + n_val]
     splits["train"] += order[n_test + n_val :] if "train" not in fixed else []
     return {k: sorted(v) for k, v in splits.items()}
+
+
+def _hold_out_fold(
+    order: list[str],
+    folds: int,
+    fold: int,
+    splits: dict[str, list[str]],
+    fixed: Mapping[str, Sequence[str]],
+) -> list[str]:
+    """Put part ``fold`` of ``folds`` of the shuffled ``order`` into the test split and
+    return the other cases, in order."""
+    if "test" in fixed:
+        raise ConfigError(
+            "folds cannot be combined with fixed test cases (a [split] test list or labelsTs)"
+        )
+    if folds < 2:
+        raise ConfigError(f"folds={folds}: cross-validation needs at least 2 folds (0: off)")
+    if not 0 <= fold < folds:
+        raise ConfigError(f"fold={fold} is out of range for folds={folds} (0..{folds - 1})")
+    if len(order) < folds:
+        raise DataError(f"{len(order)} case(s) cannot be cut into {folds} folds")
+    parts = np.array_split(np.arange(len(order)), folds)
+    held = set(parts[fold].tolist())
+    splits["test"] += [order[i] for i in sorted(held)]
+    return [c for i, c in enumerate(order) if i not in held]

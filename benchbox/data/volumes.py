@@ -118,6 +118,8 @@ class VolumeDataset(BenchDataset):
         test_fraction: float = DEFAULTS["test_fraction"],
         split_seed: int = DEFAULTS["split_seed"],
         fixed_splits: Mapping[str, Sequence[str]] | None = None,
+        folds: int = DEFAULTS["folds"],
+        fold: int = DEFAULTS["fold"],
         seed: int = 0,
         slices_per_case: int = 0,
         lesion_fraction: float | None = None,
@@ -133,6 +135,7 @@ class VolumeDataset(BenchDataset):
         self.params = params
         self.seed, self.split_seed = seed, split_seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.folds, self.fold = folds, fold
         self.slices_per_case, self.lesion_fraction = slices_per_case, lesion_fraction
         self.source = dict(source or {})
         self.cache = cache or SliceCache()
@@ -153,7 +156,13 @@ class VolumeDataset(BenchDataset):
             {v for c in self._cases for v in c.meta["label_values_present"]}
         )
         self.split_cases = assign_splits(
-            [c.case_id for c in self._cases], val_fraction, test_fraction, split_seed, fixed_splits
+            [c.case_id for c in self._cases],
+            val_fraction,
+            test_fraction,
+            split_seed,
+            fixed_splits,
+            folds=folds,
+            fold=fold,
         )
         self._by_id = {c.case_id: c for c in self._cases}
         self._samples: dict[str, VolumeSamples] = {}
@@ -357,6 +366,7 @@ class VolumeDataset(BenchDataset):
             "split_seed": self.split_seed,
             "val_fraction": self.val_fraction,
             "test_fraction": self.test_fraction,
+            **({"folds": self.folds, "fold": self.fold} if self.folds else {}),
             "seed": self.seed,
             "slices_per_case": self.slices_per_case,
             "lesion_fraction": self.lesion_fraction,
@@ -404,6 +414,8 @@ def open_volume_dataset(
         val_fraction=options["val_fraction"],
         test_fraction=options["test_fraction"],
         split_seed=options["split_seed"],
+        folds=options["folds"],
+        fold=options["fold"],
         fixed_splits=fixed_splits,
         seed=opt.as_int(seed or 0, "seed"),
         slices_per_case=options["slices_per_case"],

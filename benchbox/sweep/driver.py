@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,11 +256,13 @@ def run_sweep(
     return SweepResult(folder, ledger, interrupted, len(runs) - len(todo), skipped_failed)
 
 
-def compare_completed(result: SweepResult, out: str | Path) -> list[tuple[Path, list[str], Any]]:
-    """The sweep's completed runs compared over seeds: for each leaderboard file they were
-    appended to, the mean and std of each metric (:func:`benchbox.leaderboard.compare`)
-    per combination of the sweep's axes other than ``seed``. Returns (leaderboard path,
-    group columns, table) triples."""
+def compare_completed(
+    result: SweepResult, folders: Iterable[str | Path]
+) -> list[tuple[Path, list[str], Any]]:
+    """The sweep's completed runs compared over seeds: for each leaderboard file in
+    ``folders`` (the runs' leaderboard folders) they were appended to, the mean and std of
+    each metric (:func:`benchbox.leaderboard.compare`) per combination of the sweep's axes
+    other than ``seed``. Returns (leaderboard path, group columns, table) triples."""
     import pandas as pd
 
     from benchbox import leaderboard
@@ -273,7 +275,8 @@ def compare_completed(result: SweepResult, out: str | Path) -> list[tuple[Path, 
         [{"run_id": e.run_id, **{a: str(e.axes.get(a)) for a in axes}} for e in done]
     )
     tables = []
-    for path in sorted((Path(out) / "leaderboards").glob("*.csv")):
+    files = sorted({p for folder in folders for p in Path(folder).glob("*.csv")})
+    for path in files:
         if path.name.endswith(".cases.csv"):
             continue
         frame = leaderboard.read(path)

@@ -39,8 +39,8 @@ def test_config_errors(tmp_path):
     bad.write_text('label = "seg.nii.gz"\n[modalities]\nA = "a*"\nB = "b*"\n')
     with pytest.raises(ConfigError, match=r"\[labels\]"):
         load_config(bad)
-    bad.write_text('[modalities]\nA = "a*"\nB = "b*"\n[split]\nfolds = 5\n')
-    with pytest.raises(ConfigError, match=r"\[split\]: folds"):
+    bad.write_text('[modalities]\nA = "a*"\nB = "b*"\n[split]\nnfolds = 5\n')
+    with pytest.raises(ConfigError, match=r"\[split\]: nfolds"):
         load_config(bad)
     bad.write_text("not toml = = =")
     with pytest.raises(ConfigError, match="cannot read"):
@@ -96,6 +96,20 @@ def test_options_from_the_command_line_are_parsed(make_cases):
         open_cases(str(root), config=str(cfg), image_size=32, crop="maybe")
     with pytest.raises(ConfigError, match="percentiles"):
         open_cases(str(root), config=str(cfg), image_size=32, percentiles="99,1")
+
+
+def test_folds_from_the_command_line_cut_the_cases(make_cases):
+    root, cfg = make_cases(4)
+    tested = []
+    for fold in range(4):
+        ds = open_cases(str(root), config=str(cfg), image_size=32, folds="4", fold=str(fold))
+        splits = ds.config()["splits"]
+        assert [len(splits[k]) for k in ("train", "val", "test")] == [2, 1, 1]
+        assert ds.config()["folds"] == 4 and ds.config()["fold"] == fold
+        tested += splits["test"]
+    assert len(set(tested)) == 4
+    with pytest.raises(ConfigError, match="fold=4 is out of range"):
+        open_cases(str(root), config=str(cfg), image_size=32, folds=4, fold=4)
 
 
 def test_ambiguous_pattern(make_cases, tmp_path):

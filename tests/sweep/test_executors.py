@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from benchbox.sweep.driver import plan_runs, run_sweep
+from benchbox.sweep.driver import compare_completed, plan_runs, run_sweep
 from benchbox.sweep.grid import Grid
 from benchbox.sweep.ledger import read_ledger
 from benchbox_plugins.executors.local import LocalExecutor
@@ -17,15 +17,23 @@ from .test_driver import TINY
 
 def test_local_executor_runs_each_run_in_its_process_and_survives_a_failing_one(tmp_path):
     grid = Grid(axes={"dataset": ["synthetic", "pairs:/no/such/folder"], "seed": [0]})
-    runs = plan_runs(grid, overrides={**TINY, "seg": "none", "out": str(tmp_path)})
+    boards = tmp_path / "reference"
+    overrides = {**TINY, "seg": "none", "out": str(tmp_path), "leaderboard_dir": str(boards)}
+    runs = plan_runs(grid, overrides=overrides)
     result = run_sweep(runs, LocalExecutor(jobs=2), tmp_path)
     ok, bad = read_ledger(result.folder / "ledger.csv")
     assert ok.status == "completed", ok.error
     assert bad.status == "failed" and "/no/such/folder" in bad.error
     status = json.loads((tmp_path / "runs" / ok.run_id / "status.json").read_text())
     assert status["status"] == "completed"
-    board = pd.read_csv(tmp_path / "leaderboards" / "synthetic.csv")
+    # --leaderboard-dir: the rows and their per-case companion go there, not to out/
+    assert not (tmp_path / "leaderboards").exists()
+    board = pd.read_csv(boards / "synthetic.csv")
     assert board["run_id"].tolist() == [ok.run_id]
+    cases = pd.read_csv(boards / "synthetic.cases.csv")
+    assert set(cases["run_id"]) == {ok.run_id}
+    [(path, by, table)] = compare_completed(result, {run.config.leaderboards for run in runs})
+    assert path == boards / "synthetic.csv" and by == ["dataset"] and table["n"].tolist() == [1]
     logs = sorted((result.folder / "logs").iterdir())
     assert len(logs) == 2 and "no/such/folder" in logs[1].read_text()
 
