@@ -14,12 +14,28 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from benchbox.errors import ConfigError
+from benchbox.settings import (
+    DATA,
+    EVALUATION,
+    HARDWARE,
+    MODELS,
+    OUTPUT,
+    merge_tables,
+    nest_augment_options,
+    setting,
+    setting_of,
+)
+
+# Re-exported for code written before the option parsers moved to benchbox.settings.
+from benchbox.settings import parse_augment_options as parse_augment_options
+from benchbox.settings import parse_options as parse_options
+from benchbox.settings import parse_value as parse_value
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,59 +54,6 @@ class Amp(str, Enum):
 
 AMP_MODES = tuple(mode.value for mode in Amp)
 NONE = "none"
-
-# Help panels of `benchbox run --help`, in the order they are shown.
-MODELS, DATA, TRAINING, EVALUATION, HARDWARE, OUTPUT = (
-    "Models",
-    "Data",
-    "Training",
-    "Evaluation",
-    "Hardware",
-    "Files and configs",
-)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """How one :class:`RunConfig` field is shown to users (``dataclasses.field`` metadata).
-
-    Attributes:
-        help: one sentence for ``benchbox run --help``.
-        panel: the help panel that groups it.
-        flag: the option name; by default ``--`` and the field name with dashes.
-        short: a one-letter alias such as ``-f``.
-        choices: the accepted values of a string setting, shown in the help.
-        cli: ``False`` keeps a setting out of the command line (config files only).
-        hashed: ``False`` for settings that say where or how fast a run happens, not
-            what it computes; they are left out of the config hash, so the same
-            experiment on two machines hashes the same.
-    """
-
-    help: str
-    panel: str = TRAINING
-    flag: str | None = None
-    short: str | None = None
-    choices: tuple[str, ...] = ()
-    cli: bool = True
-    hashed: bool = True
-
-
-def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
-    """A :class:`RunConfig` field with its :class:`Setting` (``help`` and how it shows).
-
-    A mutable default (a dict or a list) is given as a factory: ``setting(dict, "...")``
-    uses ``default_factory``.
-    """
-    meta = {"setting": Setting(help, **kwargs)}
-    if default is dict or default is list:
-        return field(default_factory=default, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def setting_of(f: dataclasses.Field[Any]) -> Setting:
-    """The :class:`Setting` of a config field (a bare field gets one without help)."""
-    spec = f.metadata.get("setting")
-    return spec if isinstance(spec, Setting) else Setting("")
 
 
 @dataclass
@@ -424,11 +387,11 @@ def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfi
             _apply_augment(config, value, source)
             continue
         if key == "augment_opts" and isinstance(value, Mapping):
-            value = _nest_augment_options(value, source)
+            value = nest_augment_options(value, source)
         if key in _OPT_TABLES:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: {key} must be a table of parameters")
-            _merge(getattr(config, key), value)
+            merge_tables(getattr(config, key), value)
             continue
         setattr(config, key, _coerce(key, value, source))
     return config
@@ -443,7 +406,7 @@ def _apply_augment(config: RunConfig, value: Any, source: str) -> None:
             if not isinstance(opts, Mapping):
                 raise ConfigError(f"{source}: augment.{name} must be a table of options")
             if opts:
-                _merge(config.augment_opts.setdefault(name, {}), opts)
+                merge_tables(config.augment_opts.setdefault(name, {}), opts)
         config.augment = list(value)
         return
     if isinstance(value, str):
@@ -453,38 +416,6 @@ def _apply_augment(config: RunConfig, value: Any, source: str) -> None:
     names = [n.strip() for item in value for n in item.split(",")]
     config.augment = list(dict.fromkeys(n for n in names if n and n != NONE))
     config.augment_opts = {k: v for k, v in config.augment_opts.items() if k in config.augment}
-
-
-def parse_augment_options(items: list[str] | None) -> dict[str, Any]:
-    """Parse repeatable ``--augment-opt NAME.KEY=VALUE`` into ``{NAME: {KEY: VALUE}}``."""
-    return _nest_augment_options(parse_options(items, "--augment-opt"), "--augment-opt")
-
-
-def _nest_augment_options(values: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``{"affine.degrees": 15}`` (the command line) as ``{"affine": {"degrees": 15}}``;
-    a nested table (a config file's ``[augment_opts.affine]``) is kept as it is."""
-    result: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            _merge(result.setdefault(key, {}), value)
-            continue
-        name, dot, option = key.partition(".")
-        if not dot or not name or not option:
-            raise ConfigError(
-                f"{source}: augment_opts (--augment-opt) takes TRANSFORM.OPTION=VALUE "
-                f"(affine.degrees=15), got {key!r}"
-            )
-        result.setdefault(name, {})[option] = value
-    return result
-
-
-def _merge(target: dict[str, Any], values: Mapping[str, Any]) -> None:
-    """Merge parameter tables key by key, nested tables included."""
-    for key, value in values.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = dict(value) if isinstance(value, Mapping) else value
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
@@ -499,38 +430,6 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             f"{source}: {key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
         )
     return value
-
-
-def parse_value(text: str) -> Any:
-    """A ``key=value`` option value: TOML literal if it parses (``3``, ``0.5``, ``true``,
-    ``[1, 2]``, ``"x"``), else the plain string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """Parse repeatable ``--xxx-opt key=value`` options.
-
-    ``name.key=value`` sets ``key`` for the component ``name`` only, like a
-    ``[fusion_opts.name]`` table in a config file: ``--fusion-opt dual.width=8`` in a
-    sweep over ``mean,dual`` sizes ``dual`` and leaves ``mean`` alone.
-    """
-    result: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        parts = [p.strip() for p in key.split(".")]
-        if not sep or not all(parts) or len(parts) > 2:
-            raise ConfigError(f"{flag} expects key=value or name.key=value, got {item!r}")
-        if len(parts) == 2:
-            table = result.setdefault(parts[0], {})
-            if not isinstance(table, dict):
-                raise ConfigError(f"{flag}: {parts[0]!r} is given both as a value and a table")
-            table[parts[1]] = parse_value(value.strip())
-        else:
-            result[parts[0]] = parse_value(value.strip())
-    return result
 
 
 def resolve(

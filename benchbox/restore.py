@@ -193,11 +193,11 @@ def open_training_dataset(config: RunConfig, registry: Registry | None = None) -
     """The run's dataset, opened with the recorded parameters (its test split is the
     one the run was scored on)."""
     from benchbox.plugins import get_registry
-    from benchbox.runner import _dataset_kwargs
+    from benchbox.prepare import dataset_kwargs
 
     registry = registry or get_registry()
     missing = missing_plugins(config, registry, dataset=True)
     if missing:
         raise errors.PluginError(f"plugins not installed: {', '.join(missing)}")
     entry = registry.get("dataset", config.dataset_name)
-    return entry.build(**_dataset_kwargs(entry, config))
+    return entry.build(**dataset_kwargs(entry, config))

@@ -1,16 +1,16 @@
 """``benchbox run`` as a library call: check everything, train, evaluate, record.
 
-Everything a user can get wrong (plugin names, parameters, dataset, device, output
-folder) is checked before training starts. A leaderboard row is appended only when the
-run has finished and its records are written; a failed or interrupted run leaves its
-run folder marked as such and no row.
+:func:`run` is :func:`benchbox.prepare.prepare` (every input checked, the dataset and
+models built, before training starts) then :func:`execute` (train, select, test,
+record). A leaderboard row is appended only when the run has finished and its records
+are written; a failed or interrupted run leaves its run folder marked as such and no
+row.
 """
 
 from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,11 @@ from typing import Any
 from benchbox import errors, interrupts
 from benchbox.config import RunConfig
 from benchbox.lifecycle import Observers, RunInfo
-from benchbox.registry import Entry, Registry
+from benchbox.prepare import Log, Prepared, prepare
+from benchbox.registry import Registry
 from benchbox.schedule import train_stages
 from benchbox.selection import Monitor
 from benchbox.train import ProgressReporter
-
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -38,268 +37,12 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-@dataclass
-class Prepared:
-    """A run whose inputs have all been checked; nothing is trained or written yet."""
-
-    config: RunConfig
-    registry: Registry
-    dataset: Any
-    fusion: Any
-    segmenter: Any
-    seg_loss: Any
-    fusion_loss: Any
-    device: Any
-    amp: Any
-    amp_observed: str
-    entries: dict[str, Entry]
-    objective: Any = None  # benchbox.selection.Objective: what selects the checkpoint
-    trackers: dict[str, Any] = field(default_factory=dict)  # name -> tracker (a plugin)
-    augmenter: Any = None  # benchbox.augment.Augmenter of the training batches
-
-    @property
-    def fusion_trainable(self) -> bool:
-        return self.fusion is not None and any(p.requires_grad for p in self.fusion.parameters())
-
-
-def _loss_entry(registry: Registry, name: str, task: str, flag: str) -> Entry:
-    entry = registry.get("loss", name)
-    if entry.info.get("task") != task:
-        raise errors.ConfigError(
-            f"{flag} {name!r} is a {entry.info.get('task')} loss; {flag} needs a {task} loss "
-            f"({', '.join(e.name for e in registry.list('loss') if e.info.get('task') == task)})"
-        )
-    return entry
-
-
-def _components(p: Prepared) -> list[tuple[Entry, Any]]:
-    """``(entry, built object)`` of every plugin component, for :func:`blame_plugins`."""
-    built = {
-        "fusion": p.fusion,
-        "segmenter": p.segmenter,
-        "loss": p.seg_loss,
-        "fusion_loss": p.fusion_loss,
-        "dataset": p.dataset,
-    }
-    return [(p.entries[k], obj) for k, obj in built.items() if k in p.entries]
-
-
-def _check_outputs(p: Prepared, probe: Any) -> None:
-    """Run the models once on a probe and check their outputs against the hook contracts,
-    so a wrong shape is named here, not as a crash inside the next model."""
-    import torch
-
-    from benchbox.registry import blame_plugins
-
-    def wrong(kind: str, got: Any, expected: str) -> errors.PluginBugError:
-        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        entry = p.entries[kind]
-        return errors.PluginBugError(
-            f"{kind} {entry.name!r} of plugin {entry.provider} returned {shape} for a "
-            f"{tuple(probe.shape)} input; the {kind} contract is {expected} "
-            "(benchbox/hookspecs.py)"
-        )
-
-    modules = [m for m in (p.fusion, p.segmenter) if m is not None]
-    modes = [m.training for m in modules]
-    try:
-        with torch.inference_mode(), blame_plugins(_components(p), "on a probe input"):
-            for module in modules:
-                module.eval()
-            x = torch.cat([probe, probe], dim=1)
-            if p.fusion is not None:
-                x = p.fusion(probe, probe)
-                if not isinstance(x, torch.Tensor) or x.shape != probe.shape:
-                    raise wrong("fusion", x, "one fused image (B, 1, H, W) from two sources")
-            if p.segmenter is not None:
-                logits = p.segmenter(x)
-                k = p.dataset.num_classes
-                channels = (1, 2) if k == 2 else (k,)  # one sigmoid channel for two classes
-                if (
-                    not isinstance(logits, torch.Tensor)
-                    or logits.ndim != 4
-                    or logits.shape[1] not in channels
-                    or logits.shape[2:] != x.shape[2:]
-                ):
-                    raise wrong("segmenter", logits, f"logits (B, {k}, H, W) for {k} classes")
-    finally:
-        for module, mode in zip(modules, modes, strict=True):
-            module.train(mode)
-
-
-def _dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
-    """The dataset factory's arguments; run-wide ones only if the factory takes them."""
-    kwargs: dict[str, Any] = {}
-    for key, value in (("image_size", config.image_size), ("seed", config.data_seed)):
-        if entry.accepts(key):
-            kwargs[key] = value
-    if config.resample:
-        if not entry.accepts("resample"):
-            raise errors.ConfigError(f"dataset {entry.name!r} does not support --resample")
-        kwargs["resample"] = True
-    if not config.has_seg and entry.accepts("lesion_fraction"):
-        # Lesion-based slice sampling serves a segmenter; a fusion-only run samples
-        # slices whatever their labels (unless --data-opt lesion_fraction says otherwise).
-        kwargs["lesion_fraction"] = "none"
-    kwargs.update(config.dataset_params())
-    if config.dataset_root is not None:
-        if not entry.accepts("root"):
-            raise errors.ConfigError(
-                f"dataset {entry.name!r} takes no path; use --dataset {entry.name}"
-            )
-        kwargs["root"] = config.dataset_root
-    return kwargs
-
-
-def prepare(
-    config: RunConfig, registry: Registry | None = None, log: Log | None = None
-) -> Prepared:
-    """Resolve plugins, build the dataset and models, and check the output folder."""
-    import torch
-
-    from benchbox.plugins import get_registry
-    from benchbox.records import check_writable
-    from benchbox.registry import blame_plugins
-    from benchbox.train import observed_dtype, resolve_amp, resolve_device, seed_everything
-
-    log = log or (lambda _msg: None)
-    registry = registry or get_registry()
-    config.validate()
-    entries: dict[str, Entry] = {}
-    if config.has_fusion:
-        entries["fusion"] = registry.get("fusion", config.fusion)
-    if config.has_seg:
-        entries["segmenter"] = registry.get("segmenter", config.seg)
-    entries["dataset"] = registry.get("dataset", config.dataset_name)
-    # Every name and parameter is checked before the dataset is built: a typo must not
-    # wait for a (possibly long) dataset preparation.
-    if config.has_seg:
-        entries["loss"] = _loss_entry(registry, config.loss, "segmentation", "--loss")
-        entries["loss"].check_params(config.params("loss_opts"))
-        entries["segmenter"].check_params(config.params("seg_opts"))
-    if config.has_fusion:
-        fusion_loss_entry = _loss_entry(registry, config.fusion_loss, "fusion", "--fusion-loss")
-        fusion_loss_entry.check_params(config.params("fusion_loss_opts"))
-        entries["fusion"].check_params(config.params("fusion_opts"))
-    from benchbox.metrics.suite import metrics_for
-
-    for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
-        if used:
-            metrics_for(task, registry)  # a duplicated metric name fails now, not after training
-    device = resolve_device(config.device)
-    amp = resolve_amp(config.amp, device)
-    from benchbox.augment import Augmenter, build_transforms
-
-    # Trackers are built before training (a missing library fails here, not at the end)
-    # and, with the transforms, before the output folder is made.
-    trackers = {name: registry.get("tracker", name).build() for name in config.trackers}
-    augmenter = Augmenter(
-        build_transforms(registry, config.augment, config.augment_opts), config.seed, device
-    )
-    check_writable(config.out, config.leaderboards)
-    for path, flag in (
-        (config.fusion_weights, "--fusion-weights"),
-        (config.seg_weights, "--seg-weights"),
-    ):
-        if path and not Path(path).is_file():
-            raise errors.ConfigError(f"{flag} {path}: no such file")
-    if config.fusion_weights and not config.has_fusion:
-        raise errors.ConfigError("--fusion-weights given but --fusion is none")
-    if config.seg_weights and not config.has_seg:
-        raise errors.ConfigError("--seg-weights given but --seg is none")
-
-    seed_everything(config.seed, config.deterministic, cuda=device.type == "cuda")
-    dataset = entries["dataset"].build(**_dataset_kwargs(entries["dataset"], config))
-    if config.has_seg and not dataset.has_labels:
-        raise errors.ConfigError(
-            f"dataset {config.dataset!r} has no labels, so it cannot train segmenter "
-            f"{config.seg!r}; run it fusion-only with --seg none"
-        )
-    has_foreground = getattr(dataset, "has_foreground", None)
-    if config.has_seg and has_foreground is not None and has_foreground("train") is False:
-        # A segmenter trained on background only, scored by the empty-mask rule, would
-        # put a meaningless row on the leaderboard: refuse rather than warn.
-        raise errors.DataError(
-            f"dataset {config.dataset!r}: no training case holds a labelled voxel (every "
-            f"mask is background), so segmenter {config.seg!r} has nothing to learn; check "
-            "the label files, or run fusion-only with --seg none"
-        )
-    sizes = {}
-    for split in ("train", "test"):
-        sizes[split] = len(dataset.split(split))
-        if sizes[split] == 0:
-            raise errors.DataError(f"dataset {config.dataset!r}: the {split} split is empty")
-    log(
-        f"dataset {dataset.name}: {sizes['train']} training and {sizes['test']} test samples, "
-        f"modalities {' + '.join(dataset.modalities)}"
-    )
-
-    fusion = segmenter = seg_loss = fusion_loss = None
-    if config.has_fusion:
-        fusion = entries["fusion"].build(**config.params("fusion_opts"))
-        if config.fusion_weights:
-            from benchbox.weights import load_weights
-
-            load_weights(fusion, config.fusion_weights)
-        if any(p.requires_grad for p in fusion.parameters()):
-            entries["fusion_loss"] = fusion_loss_entry
-            fusion_loss = fusion_loss_entry.build(**config.params("fusion_loss_opts"))
-    if config.has_seg:
-        in_channels = 1 if config.has_fusion else 2
-        segmenter = entries["segmenter"].build(
-            in_channels=in_channels, num_classes=dataset.num_classes, **config.params("seg_opts")
-        )
-        if config.seg_weights:
-            from benchbox.weights import load_weights
-
-            load_weights(segmenter, config.seg_weights)
-        seg_loss = entries["loss"].build(**config.params("loss_opts"))
-
-    for module in (fusion, segmenter, seg_loss, fusion_loss):
-        if module is not None and isinstance(module, torch.nn.Module):
-            module.to(device)
-    from benchbox.selection import resolve_objective
-
-    objective = resolve_objective(
-        config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
-    )
-    prepared = Prepared(
-        config,
-        registry,
-        dataset,
-        fusion,
-        segmenter,
-        seg_loss,
-        fusion_loss,
-        device,
-        amp,
-        "",
-        entries,
-        objective,
-        trackers,
-        augmenter,
-    )
-    probe_size = min(config.image_size, 64)
-    probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
-    _check_outputs(prepared, probe)
-    with blame_plugins(_components(prepared), "on a probe input"):
-        if segmenter is not None:
-            channels = 1 if fusion is not None else 2
-            prepared.amp_observed = observed_dtype(
-                amp, segmenter, probe.expand(1, channels, -1, -1).contiguous()
-            )
-        else:
-            assert fusion is not None
-            prepared.amp_observed = observed_dtype(amp, fusion, probe, probe)
-    return prepared
-
-
 def _stages(p: Prepared, progress: ProgressReporter | None, monitor: Monitor) -> list[Any]:
     """Fusion pre-training (or fusion-only training), then joint training, validated by
     ``monitor``; a crash in a plugin's code is reported as that plugin's bug."""
     from benchbox.registry import blame_plugins
 
-    with blame_plugins(_components(p), "while training"):
+    with blame_plugins(p.components(), "while training"):
         return train_stages(p, progress, monitor)
 
 
@@ -443,7 +186,7 @@ def _train_and_test(
     )
     predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
     save_dir = run.file("predictions") if c.save_predictions else None
-    with blame_plugins(_components(p), "while evaluating"):
+    with blame_plugins(p.components(), "while evaluating"):
         result = score_split(
             p.dataset,
             predictor,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from benchbox.train import ProgressReporter
 
 if TYPE_CHECKING:
-    from benchbox.runner import Prepared
+    from benchbox.prepare import Prepared
     from benchbox.selection import Monitor
 
 

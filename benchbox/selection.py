@@ -203,7 +203,7 @@ class Monitor:
     the curve, tell observers (``emit``), and stop early when patience runs out.
 
     Args:
-        prepared: the :class:`benchbox.runner.Prepared` run.
+        prepared: the :class:`benchbox.prepare.Prepared` run.
         log: one-line progress messages.
         emit: called as ``emit(stage, epoch, train_loss, val_metrics)`` after each epoch
             of every stage (``val_metrics`` empty when the epoch was not validated).

@@ -52,10 +52,10 @@ def bench(
     One pair runs in this process; a grid runs each pair in its own subprocess. Rows
     are appended to leaderboards/throughput-<device type>.csv.
     """
-    from benchbox import config as cfg
     from benchbox.bench import BenchSpec
     from benchbox.bench import bench as measure
     from benchbox.bench_grid import Outcome, check_names, combinations, run_grid, save_row
+    from benchbox.settings import parse_options
 
     base = BenchSpec(
         image_size=image_size,
@@ -67,8 +67,8 @@ def bench(
         warmup=warmup,
         steps=steps,
         mode=mode,
-        fusion_opts=cfg.parse_options(fusion_opt, "--fusion-opt"),
-        seg_opts=cfg.parse_options(seg_opt, "--seg-opt"),
+        fusion_opts=parse_options(fusion_opt, "--fusion-opt"),
+        seg_opts=parse_options(seg_opt, "--seg-opt"),
     )
     if all_pairs:
         from benchbox.plugins import get_registry

@@ -2,7 +2,7 @@
 
 The command's options are generated from the one declaration of the run settings,
 the fields of :class:`benchbox.config.RunConfig`: each field's
-:class:`~benchbox.config.Setting` gives its help text, help panel and option name, and
+:class:`~benchbox.settings.Setting` gives its help text, help panel and option name, and
 its type gives the kind of option (``--x/--no-x`` for a flag, a repeatable
 ``--fusion-opt key=value`` for a table of plugin parameters, a choice list for a setting
 with ``choices``). Adding a run setting is one edit, a field in ``RunConfig`` with its
@@ -25,7 +25,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err
-from benchbox.config import Amp, RunConfig, setting_of
+from benchbox.config import Amp, RunConfig
+from benchbox.settings import setting_of
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -43,7 +44,7 @@ def settings_parameters(config_class: type[Any] = RunConfig) -> list[inspect.Par
 
     Args:
         config_class: :class:`~benchbox.config.RunConfig` or a dataclass declared the
-            same way (fields made with :func:`benchbox.config.setting`).
+            same way (fields made with :func:`benchbox.settings.setting`).
     """
     hints = typing.get_type_hints(config_class)
     params = []
@@ -86,7 +87,7 @@ def _is_table(kind: Any) -> bool:
 def given_settings(values: dict[str, Any], config_class: type[Any] = RunConfig) -> dict[str, Any]:
     """The options given on the command line as config values: unset ones (``None``)
     dropped, choices as strings, ``key=value`` lists parsed into tables."""
-    from benchbox.config import parse_options
+    from benchbox.settings import parse_options
 
     hints = typing.get_type_hints(config_class)
     out: dict[str, Any] = {}
@@ -160,7 +161,8 @@ def _log(message: str) -> None:
 def run(**options: Any) -> None:
     """Train fusion and/or segmentation, evaluate on the test split, append a leaderboard row."""
     from benchbox import config as cfg
-    from benchbox.runner import execute, prepare
+    from benchbox.prepare import prepare
+    from benchbox.runner import execute
 
     overrides = given_settings(options)
     preset = overrides.pop("preset", None)

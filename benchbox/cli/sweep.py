@@ -78,9 +78,9 @@ def sweep(**options: Any) -> None:
     Every option of `benchbox run` is accepted and applies to every run, e.g.
     `benchbox sweep --fusion mean,dual --seg attunet --seed 0,1,2 --epochs 4 --jobs 2`.
     """
-    from benchbox import config as cfg
     from benchbox.cli.run import given_settings
     from benchbox.errors import ConfigError
+    from benchbox.settings import parse_options, parse_value
     from benchbox.sweep.driver import plan_runs, run_sweep
     from benchbox.sweep.executor import build_executor
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
@@ -90,7 +90,7 @@ def sweep(**options: Any) -> None:
         text = options.pop(key, None)
         if text is not None:
             values = split_list(text)
-            axes[key] = [cfg.parse_value(v) for v in values] if key == "seed" else values
+            axes[key] = [parse_value(v) for v in values] if key == "seed" else values
     if "seed" in axes and not all(isinstance(s, int) and s >= 0 for s in axes["seed"]):
         raise ConfigError(f"--seed takes whole numbers >= 0, e.g. 0,1,2; got {axes['seed']}")
     grid, name, executor = options.pop("grid"), options.pop("name"), options.pop("executor")
@@ -118,7 +118,7 @@ def sweep(**options: Any) -> None:
             )
         console.print(table)
         return
-    options = cfg.parse_options(executor_opt, "--executor-opt")
+    options = parse_options(executor_opt, "--executor-opt")
     if jobs is not None:
         options["jobs"] = jobs
     if ray_address is not None:

@@ -357,48 +357,6 @@ def compute_nabf(fused: Any, a: Any, b: Any) -> float:
 
 
 # -- SSIM, MS-SSIM, PSNR ---------------------------------------------------------------
-def _pyramid(x: Any, y: Any, scales: int) -> tuple[Any, Any]:
-    """Mean SSIM and mean contrast-structure of ``(B, C, H, W)`` pairs at each scale.
-
-    Returns two ``(scales, B)`` tensors; the image is halved between scales by 2x2
-    average pooling (odd sizes drop the last row or column).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from benchbox.metrics.ssim import ssim_map
-
-    ssims, css = [], []
-    for scale in range(scales):
-        if scale:
-            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-        s, cs = ssim_map(x, y, return_cs=True)
-        ssims.append(s.flatten(1).mean(1))
-        css.append(cs.flatten(1).mean(1))
-    return torch.stack(ssims), torch.stack(css)
-
-
-def _combine(ssims: Any, css: Any, weights: tuple[float, ...]) -> Any:
-    import torch
-
-    w = torch.as_tensor(weights, dtype=ssims.dtype)
-    factors = torch.cat([torch.relu(css[: len(weights) - 1]), torch.relu(ssims[-1:])])
-    return torch.prod(factors ** w[:, None], dim=0)
-
-
-def ms_ssim(x: Any, y: Any, weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> Any:
-    """Multi-scale SSIM of ``(B, C, H, W)`` tensor pairs in ``[0, 1]`` -> ``(B,)``.
-
-    ``MS-SSIM = relu(l_M cs_M)^w_M · prod_{j<M} relu(cs_j)^w_j``: the contrast-structure
-    mean ``cs_j`` at each scale, the full SSIM at the coarsest scale ``M``, halving the
-    image between scales by 2x2 average pooling (odd sizes drop the last row or column,
-    as ``torch.nn.functional.avg_pool2d`` and MONAI). The negative-value guard ``relu``
-    is the one of MONAI, TensorFlow and pytorch-msssim.
-    """
-    ssims, css = _pyramid(x, y, len(weights))
-    return _combine(ssims, css, weights)
-
-
 def _source_pyramid(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
     """SSIM(F, X) and CS(F, X) means, X = A and B, at every scale the image allows.
 
@@ -407,7 +365,7 @@ def _source_pyramid(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, A
     (the three means, three squares, two products) are filtered in one separable pass
     (:func:`_valid_filter`, the 11-tap Gaussian of :mod:`benchbox.metrics.ssim`, valid
     positions only), and the image is halved by 2x2 averaging (odd sizes drop the last
-    row or column), as the torch :func:`ms_ssim` does.
+    row or column, as ``torch.nn.functional.avg_pool2d`` and MONAI do).
     """
     from benchbox.metrics.ssim import K1, K2, SIGMA, WINDOW
 
@@ -438,7 +396,10 @@ def _source_pyramid(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, A
 
 
 def _combine_np(ssims: np.ndarray, css: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
-    """:func:`_combine` on ``(scales, k)`` NumPy arrays."""
+    """MS-SSIM of ``(scales, k)`` arrays: ``relu(l_M cs_M)^w_M · prod_{j<M} relu(cs_j)^w_j``,
+    the contrast-structure mean ``cs_j`` at each scale and the full SSIM at the
+    coarsest scale ``M``; the negative-value guard ``relu`` is the one of MONAI,
+    TensorFlow and pytorch-msssim."""
     m = len(weights)
     factors = np.concatenate([np.maximum(css[: m - 1], 0), np.maximum(ssims[m - 1 : m], 0)])
     return np.prod(factors ** np.asarray(weights)[:, None], axis=0)
@@ -475,7 +436,7 @@ def compute_ms_ssim(fused: Any, a: Any, b: Any) -> float:
 
     ``(MS-SSIM(F, A) + MS-SSIM(F, B)) / 2`` with 5 scales and the standard weights
     ``(0.0448, 0.2856, 0.3001, 0.2363, 0.1333)``, each scale's SSIM as in
-    :func:`compute_ssim` (see :func:`ms_ssim`).
+    :func:`compute_ssim` (see :func:`_combine_np`).
 
     Range ``[0, 1]``, higher is better. Symmetric in ``A`` and ``B``.
 

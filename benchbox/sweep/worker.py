@@ -27,7 +27,8 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
     from benchbox import config as cfg
     from benchbox import records
     from benchbox.errors import BenchboxError
-    from benchbox.runner import execute, prepare
+    from benchbox.prepare import prepare
+    from benchbox.runner import execute
 
     def log(message: str) -> None:
         if log_file is not None:
