@@ -34,13 +34,14 @@ from benchbox_plugins.segmenters.attunet import ConvBlock, norm_layer, pad_to_mu
 _EPS = 1e-3
 
 
-class _Encoder(nn.Module):
-    """Feature pyramid of one modality: ``depth + 1`` maps, finest first."""
+class PyramidEncoder(nn.Module):
+    """Feature pyramid of its input (one modality here, both in ``concat``): ``depth + 1``
+    maps, finest first."""
 
-    def __init__(self, chans: list[int], norm: str) -> None:
+    def __init__(self, chans: list[int], norm: str, in_channels: int = 1) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            [ConvBlock(1, chans[0], norm)]
+            [ConvBlock(in_channels, chans[0], norm)]
             + [ConvBlock(chans[lv - 1], chans[lv], norm) for lv in range(1, len(chans))]
         )
 
@@ -50,6 +51,30 @@ class _Encoder(nn.Module):
             x = block(x if level == 0 else F.max_pool2d(x, 2))
             feats.append(x)
         return feats
+
+
+def decoder_blocks(chans: list[int], norm: str) -> nn.ModuleList:
+    """The U-Net decoder's blocks, finest first: level ``l`` takes the skip of level ``l``
+    concatenated with the upsampled output of level ``l + 1``."""
+    return nn.ModuleList(
+        [ConvBlock(chans[lv] + chans[lv + 1], chans[lv], norm) for lv in range(len(chans) - 1)]
+    )
+
+
+def decode(blocks: nn.ModuleList, skips: list[torch.Tensor]) -> torch.Tensor:
+    """Run :func:`decoder_blocks` from the coarsest map of ``skips`` back to the finest."""
+    d = skips[-1]
+    for level in reversed(range(len(skips) - 1)):
+        skip = skips[level]
+        d = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        d = blocks[level](torch.cat([skip, d], dim=1))
+    return d
+
+
+def residual_head(logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(logits + logit((a + b) / 2))``: a correction to the sources' average."""
+    mean = 0.5 * (a + b)
+    return torch.sigmoid(logits + torch.logit(mean.clamp(_EPS, 1 - _EPS)))
 
 
 class DualEncoderFusion(nn.Module):
@@ -79,8 +104,8 @@ class DualEncoderFusion(nn.Module):
         norm_layer(norm, 8)  # validate before building anything
         self.depth = depth
         chans = [width * 2**level for level in range(depth + 1)]
-        self.encoder_a = _Encoder(chans, norm)
-        self.encoder_b = _Encoder(chans, norm)
+        self.encoder_a = PyramidEncoder(chans, norm)
+        self.encoder_b = PyramidEncoder(chans, norm)
         self.fuse = nn.ModuleList(
             nn.Sequential(
                 nn.Conv2d(2 * c, c, kernel_size=1, bias=norm == "none"),
@@ -89,9 +114,7 @@ class DualEncoderFusion(nn.Module):
             )
             for c in chans
         )
-        self.decoder = nn.ModuleList(
-            [ConvBlock(chans[lv] + chans[lv + 1], chans[lv], norm) for lv in range(depth)]
-        )
+        self.decoder = decoder_blocks(chans, norm)
         self.head = nn.Conv2d(chans[0], 1, kernel_size=1)
         self.residual = residual
         if residual:
@@ -110,13 +133,6 @@ class DualEncoderFusion(nn.Module):
             fuse(torch.cat([fa, fb], dim=1))
             for fuse, fa, fb in zip(self.fuse, self.encoder_a(a), self.encoder_b(b), strict=True)
         ]
-        d = fused.pop()
-        for level in reversed(range(self.depth)):
-            skip = fused[level]
-            d = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            d = self.decoder[level](torch.cat([skip, d], dim=1))
-        logits = self.head(d)
-        if self.residual:
-            mean = 0.5 * (a + b)
-            logits = logits + torch.logit(mean.clamp(_EPS, 1 - _EPS))
-        return torch.sigmoid(logits)[..., :h, :w]
+        logits = self.head(decode(self.decoder, fused))
+        out = residual_head(logits, a, b) if self.residual else torch.sigmoid(logits)
+        return out[..., :h, :w]

@@ -49,7 +49,7 @@ def test_every_installed_plugin_loads() -> None:
 
 def test_the_built_ins_are_covered() -> None:
     for kind, names in {
-        "fusion": {"dual"},
+        "fusion": {"dual", "concat"},
         "segmenter": {"attunet", "unet"},
         "loss": {"dice", "focal", "hybrid", "ssim", "fusion"},
     }.items():
