@@ -1,4 +1,5 @@
-"""Built-in losses: Dice, focal and hybrid for segmentation; SSIM and fusion for fusion."""
+"""Built-in losses: Dice, focal and hybrid for segmentation; SSIM, fusion and maxgrad for
+fusion."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from benchbox.hookspecs import Register
 @hookimpl
 def register_losses(register: Register) -> None:
     from benchbox_plugins.losses.fusion import FusionLoss, SSIMLoss
+    from benchbox_plugins.losses.maxgrad import MaxGradLoss
     from benchbox_plugins.losses.segmentation import DiceLoss, FocalLoss, HybridLoss
 
     register("dice", DiceLoss, task="segmentation", description="Soft Dice loss")
@@ -25,4 +27,11 @@ def register_losses(register: Register) -> None:
         FusionLoss,
         task="fusion",
         description="0.7 * (2 - SSIM(F,A) - SSIM(F,B)) + 0.3 * max-gradient L1",
+    )
+    register(
+        "maxgrad",
+        MaxGradLoss,
+        task="fusion",
+        description="w_i * L1(F, max(A,B) or saliency target) + w_g * Sobel max-gradient L1 "
+        "+ w_s * (1 - SSIM)",
     )

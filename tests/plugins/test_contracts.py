@@ -51,7 +51,7 @@ def test_the_built_ins_are_covered() -> None:
     for kind, names in {
         "fusion": {"dual", "concat"},
         "segmenter": {"attunet", "unet"},
-        "loss": {"dice", "focal", "hybrid", "ssim", "fusion"},
+        "loss": {"dice", "focal", "hybrid", "ssim", "fusion", "maxgrad"},
     }.items():
         assert names <= {e.name for e in REGISTRY.list(kind)}, kind
 
