@@ -169,6 +169,10 @@ def prepare(
     for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
         if used:
             metrics_for(task, registry)  # a duplicated metric name fails now, not after training
+    from benchbox.selection import resolve_objective
+
+    # --select's metric is known now; its region suffix only once the dataset is built.
+    resolve_objective(config.select, config.has_seg, registry, {})
     device = resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
     from benchbox.augment import Augmenter, build_transforms
@@ -241,8 +245,6 @@ def prepare(
     for module in (fusion, segmenter, seg_loss, fusion_loss):
         if module is not None and isinstance(module, torch.nn.Module):
             module.to(device)
-    from benchbox.selection import resolve_objective
-
     objective = resolve_objective(
         config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
     )

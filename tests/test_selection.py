@@ -57,6 +57,14 @@ def test_objective_rejects_names_of_no_column(select, has_seg, match):
         resolve_objective(select, has_seg, get_registry(), {"lesion": (1,)} if has_seg else {})
 
 
+def test_a_misspelt_select_fails_before_the_dataset_is_built(tmp_path):
+    # The folder does not exist: had the dataset been built first, that would be the error.
+    config = tiny(tmp_path, dataset="pairs:/no/such/folder", seg="none", select="ssmi")
+    with pytest.raises(errors.ConfigError, match="--select 'ssmi'"):
+        runner.run(config)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_val_columns_average_each_metric_over_regions():
     summary = {
         "n_cases": 3.0,
