@@ -30,7 +30,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchbox_plugins.fusion.dual import PyramidEncoder, decode, decoder_blocks, residual_head
+from benchbox_plugins.fusion.dual import (
+    PyramidEncoder,
+    check_base,
+    decode,
+    decoder_blocks,
+    residual_head,
+)
 from benchbox_plugins.segmenters.attunet import norm_layer, pad_to_multiple
 
 
@@ -51,6 +57,7 @@ class ConcatFusion(nn.Module):
         residual: predict a correction, in logit space, to the sources' average
             (starting at zero, so the untrained network is the ``mean`` baseline), as
             ``dual`` does; ``False`` gives a plain sigmoid decoder.
+        base: what the residual form starts from, ``"mean"`` or ``"max"`` (as ``dual``).
 
     Shapes: ``forward(a, b)`` with ``a`` and ``b`` ``float32 (B, 1, H, W)`` in ``[0, 1]``
     returns the fused image ``float32 (B, 1, H, W)`` in ``[0, 1]``. Sides that are not
@@ -58,9 +65,15 @@ class ConcatFusion(nn.Module):
     """
 
     def __init__(
-        self, width: int = 21, depth: int = 3, norm: str = "batch", residual: bool = True
+        self,
+        width: int = 21,
+        depth: int = 3,
+        norm: str = "batch",
+        residual: bool = True,
+        base: str = "mean",
     ) -> None:
         super().__init__()
+        check_base(base)
         if not 1 <= depth <= 4:
             raise ValueError(f"depth must be between 1 and 4, got {depth}")
         if width < 1:
@@ -71,7 +84,7 @@ class ConcatFusion(nn.Module):
         self.encoder = PyramidEncoder(chans, norm, in_channels=2)
         self.decoder = decoder_blocks(chans, norm)
         self.head = nn.Conv2d(chans[0], 1, kernel_size=1)
-        self.residual = residual
+        self.residual, self.base = residual, base
         if residual:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
@@ -84,5 +97,5 @@ class ConcatFusion(nn.Module):
         a, (h, w) = pad_to_multiple(a, 2**self.depth)
         b, _ = pad_to_multiple(b, 2**self.depth)
         logits = self.head(decode(self.decoder, self.encoder(torch.cat([a, b], dim=1))))
-        out = residual_head(logits, a, b) if self.residual else torch.sigmoid(logits)
+        out = residual_head(logits, a, b, self.base) if self.residual else torch.sigmoid(logits)
         return out[..., :h, :w]

@@ -51,12 +51,14 @@ def test_one_encoder_sees_both_sources() -> None:
     assert b.grad is not None and b.grad.abs().sum() > 0
 
 
-def test_untrained_residual_model_is_the_mean_baseline() -> None:
+@pytest.mark.parametrize("base", ["mean", "max"])
+def test_untrained_residual_model_is_its_base(base: str) -> None:
     torch.manual_seed(0)
     a, b = torch.rand(2, 1, 32, 32) * 0.9 + 0.05, torch.rand(2, 1, 32, 32) * 0.9 + 0.05
     with torch.no_grad():
-        fused = ConcatFusion(width=4).eval()(a, b)
-    torch.testing.assert_close(fused, (a + b) / 2, atol=1e-5, rtol=0)
+        fused = ConcatFusion(width=4, base=base).eval()(a, b)
+    expected = (a + b) / 2 if base == "mean" else torch.maximum(a, b)
+    torch.testing.assert_close(fused, expected, atol=1e-5, rtol=0)
 
 
 def test_odd_sizes_are_padded_and_cropped_back() -> None:
@@ -74,7 +76,12 @@ def test_mismatched_sources_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("params", "match"),
-    [({"depth": 0}, "depth"), ({"width": 0}, "width"), ({"norm": "layer"}, "norm")],
+    [
+        ({"depth": 0}, "depth"),
+        ({"width": 0}, "width"),
+        ({"norm": "layer"}, "norm"),
+        ({"base": "min"}, "base must be one of mean, max"),
+    ],
 )
 def test_bad_parameters_are_config_errors(params: dict[str, object], match: str) -> None:
     entry = create_registry().get("fusion", "concat")

@@ -109,3 +109,18 @@ def test_residual_output_starts_at_the_average_and_learns_a_correction() -> None
     grad = next(model.encoder_b.parameters()).grad
     assert grad is not None and grad.abs().sum() > 0
     assert (model.eval()(a, b) - expected).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("base", ["mean", "max"])
+def test_untrained_residual_model_is_its_base(base: str) -> None:
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 1, 32, 32) * 0.9 + 0.05, torch.rand(2, 1, 32, 32) * 0.9 + 0.05
+    with torch.no_grad():
+        fused = DualEncoderFusion(width=4, depth=2, base=base).eval()(a, b)
+    expected = (a + b) / 2 if base == "mean" else torch.maximum(a, b)
+    torch.testing.assert_close(fused, expected, atol=1e-5, rtol=0)
+
+
+def test_unknown_base_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="base must be one of mean, max, not 'min'"):
+        create_registry().get("fusion", "dual").build(base="min")
