@@ -85,6 +85,10 @@ class UnknownTransformError(UnknownComponentError):
     kind = "transform"
 
 
+class UnknownRegionError(UnknownComponentError):
+    kind = "region"
+
+
 class ConfigError(BenchboxError):
     """An invalid option, parameter or config file value."""
 

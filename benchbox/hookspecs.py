@@ -177,7 +177,12 @@ def register_metrics(register: Register) -> None:
     * ``higher_is_better`` (required): ``True`` or ``False``, for tables and ranking;
     * ``unit`` (optional): e.g. ``"mm"``, ``"dB"``, ``"bits"``;
     * ``min_size`` (optional, fusion): the smallest image side the metric accepts; by
-      default the runner leaves the metric out, with a warning, on smaller images.
+      default the runner leaves the metric out, with a warning, on smaller images;
+    * ``headline`` (optional): an ``int``, the metric's place among the columns that
+      ``benchbox leaderboard`` and the sweep's summary show by default (1 first);
+      without it the metric is shown only when asked for (``-m NAME``);
+    * ``headline_key`` (optional, dict results): the one key shown by default
+      (``ssim``: ``mean``, the column ``ssim_mean``).
     """
 
 
@@ -234,6 +239,20 @@ def register_transforms(register: Register) -> None:
       (nearest-neighbour for the mask, so labels are never blended);
     * ``"intensity"``: changes values only, drawn independently per source; the mask is
       returned unchanged.
+    """
+
+
+@hookspec
+def register_regions(register: Register) -> None:
+    """Register region presets: named sets of regions scored in segmentation.
+
+    ``factory()`` returns ``{region name: labels}``, a region being the union of its
+    integer labels (``{"whole-tumour": (1, 2, 3, 4), "enhancing-tumour": (4,)}``).
+    ``benchbox evaluate seg --region NAME`` scores a preset's regions, and its labels
+    are then taken as every label the files may hold: another non-zero label is an
+    error. Region names use letters, digits, ``.``, ``_`` and ``-``.
+
+    ``info``: none required.
     """
 
 

@@ -49,10 +49,13 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchbox import atomic
 from benchbox.errors import WriteError
+
+if TYPE_CHECKING:
+    from benchbox.registry import Registry
 
 LEADING: tuple[str, ...] = (
     "run_id",
@@ -283,31 +286,59 @@ def read_cases(path: str | Path) -> Any:
     return pd.read_csv(companion, dtype={k: str for k in CASE_KEYS})
 
 
-#: Metrics shown by default when comparing rows, in this order, where present.
-DEFAULT_COMPARE = (
-    "ssim_mean",
-    "qabf",
-    "vif",
-    "mi",
-    "en",
-    "sd",
-    "sf",
-    "ag",
-    "psnr",
-    "dice_lesion",
-    "hd95_lesion",
-    "dice_whole-tumour",
-    "hd95_whole-tumour",
-    "train_img_s",
-    "infer_img_s",
-)
+#: The speed columns :func:`compare` shows after the headline metrics.
+SPEED_COLUMNS = ("train_img_s", "infer_img_s")
 
 
-def compare(frame: Any, by: Sequence[str], metrics: Sequence[str] | None = None) -> Any:
+def headline_columns(
+    columns: Sequence[str], task: str | None = None, registry: Registry | None = None
+) -> list[str]:
+    """The metric columns among ``columns`` that tables show by default.
+
+    A metric says it belongs there when it is registered with ``headline=N`` (its
+    place, 1 first), and a metric with a dict result with ``headline_key`` (the one key
+    shown, e.g. ``mean`` for ``ssim_mean``); see ``register_metrics`` in
+    :mod:`benchbox.hookspecs`. Fusion metrics come first, then segmentation metrics
+    (every region's column), each by place, then in the order of ``columns``;
+    ``task`` keeps one task's only. Standard-deviation columns are left out.
+    """
+    if registry is None:
+        from benchbox.plugins import get_registry
+
+        registry = get_registry()
+    tasks = ("fusion", "segmentation") if task is None else (task,)
+    entries = [
+        e
+        for e in registry.list("metric")
+        if e.info.get("task") in tasks and isinstance(e.info.get("headline"), int)
+    ]
+    order = {c: i for i, c in enumerate(columns) if not c.endswith("_std")}
+    chosen: dict[str, tuple[int, int, int]] = {}
+    for entry in entries:
+        stem = entry.name
+        if entry.info.get("headline_key"):
+            stem += f"_{entry.info['headline_key']}"
+        seg = entry.info["task"] == "segmentation"
+        for column, position in order.items():
+            # segmentation metrics have one column per region: <stem>_<region>
+            if column.startswith(stem + "_") if seg else column == stem:
+                key = (tasks.index(entry.info["task"]), entry.info["headline"], position)
+                chosen.setdefault(column, key)
+    return sorted(chosen, key=chosen.__getitem__)
+
+
+def compare(
+    frame: Any,
+    by: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    registry: Registry | None = None,
+) -> Any:
     """Rows grouped by ``by`` (e.g. fusion and segmenter): mean, std and count of each
     metric over the group's runs (usually seeds), in the order the groups first appear.
 
-    Returns a DataFrame with columns ``by``, ``n`` and ``<metric>``, ``<metric>_std``.
+    ``metrics`` default to the :func:`headline_columns` of the frame, then its
+    :data:`SPEED_COLUMNS`. Returns a DataFrame with columns ``by``, ``n`` and
+    ``<metric>``, ``<metric>_std``.
     """
     import pandas as pd
 
@@ -317,7 +348,9 @@ def compare(frame: Any, by: Sequence[str], metrics: Sequence[str] | None = None)
 
         raise ConfigError(f"leaderboard has no column {', '.join(map(repr, missing))}")
     if metrics is None:
-        metrics = [m for m in DEFAULT_COMPARE if m in frame.columns]
+        columns = list(frame.columns)
+        metrics = headline_columns(columns, registry=registry)
+        metrics += [c for c in SPEED_COLUMNS if c in columns]
     unknown = [m for m in metrics if m not in frame.columns]
     if unknown:
         from benchbox.errors import ConfigError

@@ -28,6 +28,7 @@ KINDS: tuple[str, ...] = (
     "executor",
     "tracker",
     "transform",
+    "region",
 )
 
 #: The hook that fills each kind's table.
@@ -40,6 +41,7 @@ HOOKS: Mapping[str, str] = {
     "executor": "register_executors",
     "tracker": "register_trackers",
     "transform": "register_transforms",
+    "region": "register_regions",
 }
 
 _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
@@ -51,6 +53,7 @@ _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
     "executor": errors.UnknownExecutorError,
     "tracker": errors.UnknownTrackerError,
     "transform": errors.UnknownTransformError,
+    "region": errors.UnknownRegionError,
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

@@ -206,7 +206,9 @@ def bench_hd95(data: Path, repeats: int) -> list[dict[str, Any]]:
 
 
 def bench_seg_case(data: Path, repeats: int) -> dict[str, Any]:
-    from benchbox.metrics.suite import BRATS_REGIONS, score_segmentation_case
+    from benchbox.metrics.suite import region_preset, score_segmentation_case
+
+    regions = region_preset("brats")  # the built-in plugin's preset
 
     cases = sorted((data / "brats2015").glob("*/OTMultiClass.nii.gz"))
     if not cases:
@@ -216,12 +218,12 @@ def bench_seg_case(data: Path, repeats: int) -> dict[str, Any]:
     ref = read_image(cases[0]).array.astype(np.int64)
     pred = np.roll(ref, 2, axis=2)
     result = interleaved(
-        {"suite": lambda: score_segmentation_case(pred, ref, (1.0, 1.0, 1.0), BRATS_REGIONS)},
+        {"suite": lambda: score_segmentation_case(pred, ref, (1.0, 1.0, 1.0), regions)},
         max(3, repeats // 3),
     )["suite"]
     return {
         "case": cases[0].parent.name,
-        "regions": list(BRATS_REGIONS),
+        "regions": list(regions),
         "metrics": 8,
         "median_ms": result["median_ms"],
         "min_ms": result["min_ms"],

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from benchbox import atomic, leaderboard
+from benchbox import atomic, hookimpl, leaderboard
 from benchbox.errors import WriteError
 
 
@@ -192,6 +193,68 @@ def test_compare_groups_runs_over_seeds(tmp_path):
     assert table["dice_lesion_std"].tolist() == pytest.approx([0.1, 0.0])
     with pytest.raises(Exception, match="no metric 'hd95'"):
         leaderboard.compare(leaderboard.read(path), ["fusion"], ["hd95"])
+
+
+class HeadlineMetrics:
+    """A package's metrics: one in the headline, one dict result showing one key, one not."""
+
+    __name__ = "headline-metrics"
+
+    @staticmethod
+    @hookimpl
+    def register_metrics(register):
+        def sharpness(fused, a, b):
+            return 0.0
+
+        def spread(fused, a, b):
+            return {"lo": 0.0, "hi": 1.0}
+
+        def overlap(pred, ref, spacing):
+            return 1.0
+
+        register("sharpness", sharpness, task="fusion", higher_is_better=True, headline=2)
+        register(
+            "spread",
+            spread,
+            task="fusion",
+            higher_is_better=True,
+            headline=1,
+            headline_key="hi",
+        )
+        register("quiet", sharpness, task="fusion", higher_is_better=True)
+        register("overlap", overlap, task="segmentation", higher_is_better=True, headline=1)
+
+
+def test_headline_columns_come_from_the_metrics_registrations():
+    from benchbox.plugins import create_registry
+
+    registry = create_registry([HeadlineMetrics], entry_points=False, strict=True)
+    columns = [
+        "run_id", "quiet", "sharpness", "sharpness_std", "spread_hi", "spread_lo",
+        "overlap_whole-tumour", "overlap_core", "overlap_core_std", "overlapping", "train_img_s",
+    ]  # fmt: skip
+    assert leaderboard.headline_columns(columns, registry=registry) == [
+        "spread_hi", "sharpness", "overlap_whole-tumour", "overlap_core",
+    ]  # fmt: skip
+    assert leaderboard.headline_columns(columns, "segmentation", registry) == [
+        "overlap_whole-tumour",
+        "overlap_core",
+    ]
+    frame = pd.DataFrame([dict.fromkeys(columns, 1.0) | {"run_id": "r", "fusion": "f"}])
+    table = leaderboard.compare(frame, ["fusion"], registry=registry)
+    assert [c for c in table.columns if not c.endswith("_std")] == [
+        "fusion", "n", "spread_hi", "sharpness", "overlap_whole-tumour", "overlap_core",
+        "train_img_s",
+    ]  # fmt: skip
+
+
+def test_the_built_in_metrics_headline_the_fusion_papers_columns():
+    columns = ["ag", "dice_lesion", "en", "hd_lesion", "hd95_lesion", "mi", "ms-ssim", "nabf"]
+    columns += ["psnr", "qabf", "scd", "sd", "sf", "ssim_a", "ssim_mean", "vif"]
+    assert leaderboard.headline_columns(columns) == [
+        "ssim_mean", "qabf", "vif", "mi", "en", "sd", "sf", "ag", "psnr",
+        "dice_lesion", "hd95_lesion",
+    ]  # fmt: skip
 
 
 def test_leaderboard_command_renders_markdown(tmp_path, capsys):

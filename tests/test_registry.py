@@ -53,6 +53,7 @@ def test_each_kind_has_its_unknown_error():
         "executor": errors.UnknownExecutorError,
         "tracker": errors.UnknownTrackerError,
         "transform": errors.UnknownTransformError,
+        "region": errors.UnknownRegionError,
     }
     assert set(expected) == set(KINDS)
     for kind, exc in expected.items():

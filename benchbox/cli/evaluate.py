@@ -139,8 +139,9 @@ def seg(
         [],
         "--region",
         "-r",
-        help="A region uniting labels, NAME=1,2,3 (repeatable), or 'brats' for whole-tumour, "
-        "tumour-core and enhancing-tumour. Default: every label found, each on its own.",
+        help="A region uniting labels, NAME=1,2,3 (repeatable), or a region preset such as "
+        "'brats' (whole-tumour, tumour-core, enhancing-tumour; `benchbox plugins -k region`). "
+        "Default: every label found, each on its own.",
     ),
     nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", help="NSD tolerance in mm."),
     metric: list[str] = _METRIC,
@@ -150,11 +151,11 @@ def seg(
 ) -> None:
     """Score label files (NIfTI, NRRD, PNG...) matched by name; spacing from the files."""
     from benchbox.data.io import is_image_file
-    from benchbox.metrics.suite import REGION_PRESETS, parse_regions, select_metrics
+    from benchbox.metrics.suite import parse_regions, select_metrics
     from benchbox.scoring import score_segmentation_folders, write_scores
 
     regions = parse_regions(labels, region)
-    strict = any(r.strip().lower() in REGION_PRESETS for r in region)  # a preset's full label set
+    strict = any("=" not in r for r in region)  # a preset declares the files' full label set
     entries = select_metrics("segmentation", metric)
     total = sum(1 for p in ref.iterdir() if is_image_file(p)) if ref.is_dir() else 0
     scores = _score(

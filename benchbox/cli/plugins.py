@@ -7,13 +7,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err, fail, print_traceback
+from benchbox.registry import KINDS
 
 
 def plugins(
     pattern: str = typer.Argument("*", help="Glob pattern on component names, e.g. 'smp-*'."),
-    kind: str | None = typer.Option(
-        None, "--kind", "-k", help="fusion, segmenter, loss, dataset, metric, tracker or transform."
-    ),
+    kind: str | None = typer.Option(None, "--kind", "-k", help=f"One of: {', '.join(KINDS)}."),
     params: bool = typer.Option(False, "--params", "-p", help="Show each factory's parameters."),
     strict: bool = typer.Option(
         False, "--strict", help="Fail if any plugin failed to load or two share a name."
@@ -21,7 +20,7 @@ def plugins(
 ) -> None:
     """List the registered components, their providers, and plugins that failed to load."""
     from benchbox.plugins import create_registry, debug_enabled, set_registry
-    from benchbox.registry import KINDS, check_kind
+    from benchbox.registry import check_kind
 
     kinds = [check_kind(kind)] if kind else list(KINDS)
     registry = create_registry(strict=strict)

@@ -10,8 +10,8 @@ metric a plugin registers lands in every table with the same column name:
   number of empty-mask cases per region.
 
 Which metrics and regions are scored is chosen here too: :func:`metrics_for` and
-:func:`select_metrics` (``--metric``), :func:`check_regions` and :func:`parse_regions`
-(``--labels``, ``--region``).
+:func:`select_metrics` (``--metric``), :func:`check_regions`, :func:`parse_regions`
+(``--labels``, ``--region``) and :func:`region_preset` (the presets plugins register).
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchbox.errors import BenchboxError, ConfigError, MetricInputError, PluginError
+from benchbox.errors import (
+    BenchboxError,
+    ConfigError,
+    MetricInputError,
+    PluginBugError,
+    PluginError,
+)
 from benchbox.metrics._checks import check_images, check_spacing, check_tolerance, to_numpy
 from benchbox.metrics._share import share_computations
 from benchbox.metrics.failures import MetricFailures
@@ -37,13 +43,6 @@ if TYPE_CHECKING:
 
     from benchbox.registry import Entry, Registry
 
-#: BraTS tumour regions over the labels 1 necrosis / non-enhancing core, 2 oedema,
-#: 3 non-enhancing tumour (BraTS 2013-2015 only) and 4 enhancing tumour.
-BRATS_REGIONS: dict[str, tuple[int, ...]] = {
-    "whole-tumour": (1, 2, 3, 4),
-    "tumour-core": (1, 3, 4),
-    "enhancing-tumour": (4,),
-}
 #: Per-case flags (0 or 1) that :func:`summarize` counts instead of averaging.
 EMPTY_FLAGS = ("ref_empty", "pred_empty")
 _REGION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -204,10 +203,6 @@ def check_regions(regions: Mapping[str, Iterable[int]]) -> dict[str, tuple[int, 
     return out
 
 
-#: Region presets accepted by :func:`parse_regions` (``--region brats``).
-REGION_PRESETS: dict[str, dict[str, tuple[int, ...]]] = {"brats": BRATS_REGIONS}
-
-
 def _int_list(text: str, what: str) -> tuple[int, ...]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
@@ -219,21 +214,58 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def region_preset(spec: str, registry: Registry | None = None) -> dict[str, tuple[int, ...]]:
+    """The regions of the preset a plugin registered as ``spec`` (``--region brats``).
+
+    Raises:
+        ConfigError: no preset has that name (the option was probably meant as
+            ``NAME=LABEL,...``); the message lists the presets.
+        PluginBugError: the preset's factory returned invalid regions.
+    """
+    if registry is None:
+        from benchbox.plugins import get_registry
+
+        registry = get_registry()
+    name = spec.strip().lower()
+    if ("region", name) not in registry:
+        import difflib
+
+        names = [e.name for e in registry.list("region")]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"--region {spec!r}: {hint}expected NAME=LABEL,LABEL,... (e.g. core=1,3,4) or a "
+            f"region preset ({', '.join(names) or 'none is registered'}; see "
+            "`benchbox plugins --kind region`)"
+        )
+    entry = registry.get("region", name)
+    try:
+        return check_regions(entry.build())
+    except MetricInputError as exc:
+        raise PluginBugError(
+            f"region preset {entry.name!r} of plugin {entry.provider} is invalid: {exc}; "
+            "this is a bug in the plugin"
+        ) from None
+
+
 def parse_regions(
-    labels: str | None = None, regions: Sequence[str] = ()
+    labels: str | None = None, regions: Sequence[str] = (), registry: Registry | None = None
 ) -> dict[str, tuple[int, ...]] | None:
     """Turn ``--labels`` and ``--region`` options into ``{region name: labels}``.
 
     Args:
         labels: ``"1,2,4"``: each label its own region, named ``label1``, ``label2``...
-        regions: ``"NAME=1,2,3"`` (a region uniting labels) or a preset name
-            (``"brats"``: whole-tumour, tumour-core, enhancing-tumour).
+        regions: ``"NAME=1,2,3"`` (a region uniting labels) or the name of a region
+            preset a plugin registered (:func:`region_preset`; the built-in ``brats``:
+            whole-tumour, tumour-core, enhancing-tumour).
+        registry: where presets are looked up (default: the installed plugins).
 
     Returns:
         The regions, or ``None`` when neither option was given (score every label found).
 
     Raises:
-        ConfigError: a malformed option, or one region name given twice.
+        ConfigError: a malformed option, an unknown preset, or one region name given
+            twice.
     """
     out: dict[str, tuple[int, ...]] = {}
 
@@ -246,16 +278,15 @@ def parse_regions(
         for value in _int_list(labels, "--labels"):
             add(f"label{value}", (value,))
     for spec in regions:
-        if spec.strip().lower() in REGION_PRESETS:
-            for name, values in REGION_PRESETS[spec.strip().lower()].items():
-                add(name, values)
-            continue
         name, sep, rest = spec.partition("=")
-        if not sep or not name.strip():
-            presets = ", ".join(REGION_PRESETS)
+        if not sep:
+            for preset_name, values in region_preset(spec, registry).items():
+                add(preset_name, values)
+            continue
+        if not name.strip():
             raise ConfigError(
                 f"--region {spec!r}: expected NAME=LABEL,LABEL,... (e.g. core=1,3,4) or a "
-                f"preset ({presets})"
+                "region preset"
             )
         add(name.strip(), _int_list(rest, f"--region {spec!r}"))
     if not out:
@@ -318,7 +349,7 @@ def score_segmentation_case(
         ref: reference label array of the same shape.
         spacing: voxel size in mm per array axis, in the arrays' axis order.
         regions: ``{name: labels}``; each region is the union of its labels, e.g.
-            ``{"lesion": (1,)}`` or :data:`BRATS_REGIONS`.
+            ``{"lesion": (1,)}`` or a preset (:func:`region_preset`).
         metrics: the registry entries to compute; by default every registered metric
             with ``task="segmentation"``.
         nsd_tolerance: the NSD tolerance in mm, passed as ``tolerance=`` to every metric

@@ -292,18 +292,16 @@ def compare_completed(
 
 
 def _headline(frame: Any, most: int = 5) -> list[str]:
-    """The few metrics that fit a terminal: Dice and HD95 of every region for
-    segmentation runs, otherwise the leaderboard's first default metrics, then the
-    training speed. ``benchbox compare`` and ``benchbox leaderboard`` show the rest."""
+    """The few metrics that fit a terminal: the headline segmentation metrics of every
+    region for segmentation runs, otherwise the first headline fusion metrics
+    (:func:`benchbox.leaderboard.headline_columns`), then the training speed.
+    ``benchbox compare`` and ``benchbox leaderboard`` show the rest."""
     from benchbox import leaderboard
 
     columns = [c for c in frame.columns if frame[c].notna().any()]
-    seg = [c for c in columns if c.startswith(("dice_", "hd95_")) and not c.endswith("_std")]
-    pool = seg or [
-        m
-        for m in leaderboard.DEFAULT_COMPARE
-        if m in columns and m.endswith(("_mean", "qabf", "vif"))
-    ]
+    pool = leaderboard.headline_columns(columns, "segmentation") or leaderboard.headline_columns(
+        columns, "fusion"
+    )
     picked = pool[: most - 1]
     if "train_img_s" in columns:
         picked.append("train_img_s")

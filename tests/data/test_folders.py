@@ -32,6 +32,34 @@ def test_colour_fusion_images_become_8_bit_grey_alpha_dropped(tmp_path):
         np.testing.assert_array_equal(read_fusion_image(tmp_path / name) * 255, grey)
 
 
+def _gray(seed: int, shape=(64, 64)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage
+
+    x = ndimage.gaussian_filter(rng.random(shape), 2)
+    return np.round(255 * (x - x.min()) / (x.max() - x.min())).astype(np.uint8)
+
+
+def test_colour_becomes_rounded_bt601_luma_and_16_bit_is_scaled(tmp_path: Path) -> None:
+    rgb = np.stack([_gray(2), _gray(3), _gray(4)], axis=-1)
+    write_image(rgb, tmp_path / "rgb.png")
+    i = rgb.astype(np.int64)  # BT.601 luma rounded to 8 bits, halves up, in integers
+    expected = (299 * i[..., 0] + 587 * i[..., 1] + 114 * i[..., 2] + 500) // 1000 / 255
+    np.testing.assert_allclose(read_fusion_image(tmp_path / "rgb.png"), expected, atol=1e-12)
+    wide = _gray(5).astype(np.uint16) * 257
+    write_image(wide, tmp_path / "wide.png")
+    np.testing.assert_allclose(read_fusion_image(tmp_path / "wide.png"), _gray(5) / 255.0)
+
+
+def test_bad_fusion_images_are_named(tmp_path: Path) -> None:
+    write_image(np.full((16, 16), 2.0, np.float32), tmp_path / "hot.nii.gz")
+    with pytest.raises(DataError, match=r"hot\.nii\.gz: a float image must lie in \[0, 1\]"):
+        read_fusion_image(tmp_path / "hot.nii.gz")
+    write_image(np.zeros((4, 16, 16), np.uint8), tmp_path / "vol.nii.gz")
+    with pytest.raises(DataError, match=r"vol\.nii\.gz: fusion images must be 2D"):
+        read_fusion_image(tmp_path / "vol.nii.gz")
+
+
 def test_nan_in_a_float_label_file_is_refused_like_a_fraction(tmp_path):
     labels = np.zeros((4, 8, 8), np.float32)
     labels[1:3, 2:5, 2:5] = 1

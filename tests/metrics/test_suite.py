@@ -12,7 +12,7 @@ from scipy import ndimage
 
 import benchbox_plugins.metrics as builtin_metrics
 from benchbox import hookimpl
-from benchbox.errors import MetricInputError, PluginError
+from benchbox.errors import ConfigError, MetricInputError, PluginBugError, PluginError
 from benchbox.metrics import fusion as fm
 from benchbox.metrics import segmentation as sm
 from benchbox.metrics import suite
@@ -137,11 +137,15 @@ def test_fusion_bad_input_is_named(registry, images) -> None:
 
 
 # -- segmentation ----------------------------------------------------------------------
+#: Overlapping regions over four labels (BraTS's, written out: the suite knows no preset).
+REGIONS = {"whole-tumour": (1, 2, 3, 4), "tumour-core": (1, 3, 4), "enhancing-tumour": (4,)}
+
+
 def test_segmentation_case_columns_per_region(registry, labels) -> None:
     pred, ref = labels
     spacing = (2.0, 1.0, 0.8)
-    row = suite.score_segmentation_case(pred, ref, spacing, suite.BRATS_REGIONS)
-    for region, values in suite.BRATS_REGIONS.items():
+    row = suite.score_segmentation_case(pred, ref, spacing, REGIONS)
+    for region, values in REGIONS.items():
         p, r = np.isin(pred, values), np.isin(ref, values)
         assert row[f"dice_{region}"] == sm.compute_dice(p, r)
         assert row[f"hd95_{region}"] == sm.compute_hd95(p, r, spacing)
@@ -152,8 +156,8 @@ def test_segmentation_case_columns_per_region(registry, labels) -> None:
             assert math.isfinite(row[f"{metric}_{region}"])
     assert row["dice_tumour-core"] < 1.0 and row["dice_whole-tumour"] < 1.0
     expected = {f"{m}_{r}" for m in (*SEG_METRICS, "volume-ratio", "echo-tolerance") for r in
-                suite.BRATS_REGIONS} | {f"{f}_{r}" for f in suite.EMPTY_FLAGS for r in
-                suite.BRATS_REGIONS}  # fmt: skip
+                REGIONS} | {f"{f}_{r}" for f in suite.EMPTY_FLAGS for r in
+                REGIONS}  # fmt: skip
     assert set(row) == expected
 
 
@@ -261,3 +265,55 @@ def test_fusion_metrics_share_the_ssim_pyramid_and_sobel_terms(registry, images,
     assert calls == {"pyramid": 1, "sobel": 3}  # F, A and B once each
     alone = fm.compute_ssim(*images)["mean"], fm.compute_ms_ssim(*images)
     assert (row["ssim_mean"], row["ms-ssim"]) == alone
+
+
+# -- regions ---------------------------------------------------------------------------
+class RegionPresets:
+    """Region presets as a package would register them."""
+
+    __name__ = "region-presets"
+
+    @staticmethod
+    @hookimpl
+    def register_regions(register):
+        register("kidney", lambda: {"kidney": [1, 2], "tumour": (2,)}, description="KiTS")
+        register("broken", lambda: {"a b": (1,)}, description="An invalid region name")
+
+
+def test_parse_regions() -> None:
+    presets = create_registry([RegionPresets], entry_points=False, strict=True)
+    assert suite.parse_regions() is None
+    assert suite.parse_regions("1, 2") == {"label1": (1,), "label2": (2,)}
+    assert suite.parse_regions("4", ["core=1,3,4"]) == {"label4": (4,), "core": (1, 3, 4)}
+    kidney = {"kidney": (1, 2), "tumour": (2,)}
+    assert suite.parse_regions(None, [" Kidney "], presets) == kidney
+    assert suite.parse_regions("3", ["kidney"], presets) == {"label3": (3,), **kidney}
+    for bad, message in [
+        (
+            (None, ["core"]),
+            r"--region 'core': expected NAME=LABEL.* region preset \(broken, kidney;",
+        ),
+        ((None, ["kidny"]), r"--region 'kidny': did you mean 'kidney'\? expected NAME=LABEL"),
+        ((None, ["=1"]), "expected NAME=LABEL"),
+        ((None, ["core=a"]), "comma-separated integers"),
+        (("1", ["label1=1"]), "given twice"),
+        ((None, ["kidney", "kidney=1"]), "region 'kidney' is given twice"),
+        ((None, ["a b=1"]), "region name 'a b'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            suite.parse_regions(*bad, registry=presets)
+
+
+def test_a_preset_with_invalid_regions_is_its_plugins_bug() -> None:
+    presets = create_registry([RegionPresets], entry_points=False, strict=True)
+    with pytest.raises(
+        PluginBugError,
+        match=r"^region preset 'broken' of plugin RegionPresets is invalid: region name 'a b'",
+    ):
+        suite.region_preset("broken", presets)
+
+
+def test_without_presets_the_error_says_none_is_registered() -> None:
+    empty = create_registry([], entry_points=False, strict=True)
+    with pytest.raises(ConfigError, match=r"region preset \(none is registered"):
+        suite.parse_regions(None, ["brats"], empty)

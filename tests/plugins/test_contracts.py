@@ -143,3 +143,12 @@ def test_fusion_loss_contract(entry: Entry, case: str) -> None:
     _check_scalar(loss, entry.name)
     loss.backward()
     assert raw.grad is not None and torch.isfinite(raw.grad).all()
+
+
+@pytest.mark.parametrize("entry", _params("region"))
+def test_region_preset_contract(entry: Entry) -> None:
+    """Every region preset builds valid, non-empty regions without parameters."""
+    from benchbox.metrics.suite import check_regions, region_preset
+
+    regions = region_preset(entry.name, REGISTRY)
+    assert regions and check_regions(entry.build()) == regions

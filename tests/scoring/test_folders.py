@@ -1,4 +1,5 @@
-"""benchbox.scoring: folders of label files and fused images, as benchbox evaluate reads them."""
+"""benchbox.scoring.folders: folders of label files and fused images, as benchbox evaluate
+scores them, and the tables it writes."""
 
 from __future__ import annotations
 
@@ -11,16 +12,10 @@ import pandas as pd
 import pytest
 
 import benchbox_plugins.metrics as builtin_metrics
-from benchbox.data.folders import read_fusion_image
 from benchbox.data.io import write_image
 from benchbox.errors import ConfigError, DataError
 from benchbox.metrics import segmentation as sm
-from benchbox.metrics.suite import (
-    BRATS_REGIONS,
-    parse_regions,
-    score_fusion_case,
-    score_segmentation_case,
-)
+from benchbox.metrics.suite import score_fusion_case, score_segmentation_case
 from benchbox.plugins import create_registry, use_registry
 from benchbox.scoring import score_fusion_folders, score_segmentation_folders, write_scores
 
@@ -214,22 +209,6 @@ def test_duplicate_case_names_are_refused(seg_folders) -> None:
         score_segmentation_folders(pred_dir, ref_dir)
 
 
-def test_parse_regions() -> None:
-    assert parse_regions() is None
-    assert parse_regions("1, 2") == {"label1": (1,), "label2": (2,)}
-    assert parse_regions(None, ["brats"]) == BRATS_REGIONS
-    assert parse_regions("4", ["core=1,3,4"]) == {"label4": (4,), "core": (1, 3, 4)}
-    for bad, message in [
-        ((None, ["core"]), "expected NAME=LABEL"),
-        ((None, ["core=a"]), "comma-separated integers"),
-        (("1", ["label1=1"]), "given twice"),
-        ((None, ["a b=1"]), "region name 'a b'"),
-    ]:
-        with pytest.raises(ConfigError, match=message):
-            parse_regions(*bad)
-
-
-# -- fusion ----------------------------------------------------------------------------
 def _gray(seed: int, shape=(64, 64)) -> np.ndarray:
     rng = np.random.default_rng(seed)
     from scipy import ndimage
@@ -258,26 +237,6 @@ def test_fusion_scores_equal_the_suite_on_images_over_255(fusion_folders) -> Non
     assert {k: row[k] for k in expected} == pytest.approx(expected)
     assert "ms-ssim" not in scores.per_case.columns
     assert any("too small for ms-ssim" in n for n in scores.warnings)
-
-
-def test_colour_becomes_rounded_bt601_luma_and_16_bit_is_scaled(tmp_path: Path) -> None:
-    rgb = np.stack([_gray(2), _gray(3), _gray(4)], axis=-1)
-    write_image(rgb, tmp_path / "rgb.png")
-    i = rgb.astype(np.int64)  # BT.601 luma rounded to 8 bits, halves up, in integers
-    expected = (299 * i[..., 0] + 587 * i[..., 1] + 114 * i[..., 2] + 500) // 1000 / 255
-    np.testing.assert_allclose(read_fusion_image(tmp_path / "rgb.png"), expected, atol=1e-12)
-    wide = _gray(5).astype(np.uint16) * 257
-    write_image(wide, tmp_path / "wide.png")
-    np.testing.assert_allclose(read_fusion_image(tmp_path / "wide.png"), _gray(5) / 255.0)
-
-
-def test_bad_fusion_images_are_named(tmp_path: Path) -> None:
-    write_image(np.full((16, 16), 2.0, np.float32), tmp_path / "hot.nii.gz")
-    with pytest.raises(DataError, match=r"hot\.nii\.gz: a float image must lie in \[0, 1\]"):
-        read_fusion_image(tmp_path / "hot.nii.gz")
-    write_image(np.zeros((4, 16, 16), np.uint8), tmp_path / "vol.nii.gz")
-    with pytest.raises(DataError, match=r"vol\.nii\.gz: fusion images must be 2D"):
-        read_fusion_image(tmp_path / "vol.nii.gz")
 
 
 def test_fusion_size_mismatch_and_missing_source(fusion_folders) -> None:
