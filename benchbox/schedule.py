@@ -15,16 +15,22 @@ if TYPE_CHECKING:
     from benchbox.selection import Monitor
 
 
-def train_stages(p: Prepared, progress: ProgressReporter | None, monitor: Monitor) -> list[Any]:
+def train_stages(
+    p: Prepared, progress: ProgressReporter | None, monitor: Monitor | None
+) -> list[Any]:
     """Fusion pre-training (or fusion-only training), then joint training.
 
-    The last stage is the main one: ``monitor`` validates it and may stop it early.
+    The last stage is the main one: ``monitor`` validates it and may stop it early. In a
+    distributed run (``p.dist``) every rank runs this with its DDP-wrapped models on its
+    share of each batch; rank 0 alone has a ``monitor`` (the others pass ``None``) and
+    its decisions reach them through :func:`benchbox.train.train_stage`.
     """
     import torch
 
     from benchbox.train import LabelCheckedLoader, make_loader, train_stage
 
     c = p.config
+    dist = p.dist
     loader = make_loader(
         p.dataset.split("train"),
         c.batch_size,
@@ -32,7 +38,17 @@ def train_stages(p: Prepared, progress: ProgressReporter | None, monitor: Monito
         seed=c.seed,
         num_workers=c.num_workers,
         drop_last=True,
+        rank=dist.rank if dist else 0,
+        world_size=dist.world_size if dist else 1,
     )
+
+    def net(module: Any) -> Any:
+        """The module to train through: its DDP wrapper in a distributed run."""
+        return dist.wrap(module) if dist is not None else module
+
+    def callback(stage: str, epochs: int, main: bool) -> Any:
+        return monitor.callback(stage, epochs, main) if monitor is not None else None
+
     dev = p.device
     stats = []
     augment = p.augmenter
@@ -50,10 +66,12 @@ def train_stages(p: Prepared, progress: ProgressReporter | None, monitor: Monito
     if p.fusion_trainable and fusion_epochs > 0:
         assert p.fusion_loss is not None
 
+        fusion_net = net(p.fusion)
+
         def fusion_step(batch: dict[str, Any]) -> torch.Tensor:
             moved = on_device(batch, ("a", "b"))
             a, b = moved["a"], moved["b"]
-            return p.fusion_loss(p.fusion(a, b), a, b)
+            return p.fusion_loss(fusion_net(a, b), a, b)
 
         p.fusion.train()
         stats.append(
@@ -68,7 +86,8 @@ def train_stages(p: Prepared, progress: ProgressReporter | None, monitor: Monito
                 warmup_steps=c.warmup_steps,
                 amp=p.amp,
                 progress=progress,
-                on_epoch_end=monitor.callback("fusion", fusion_epochs, main=not c.has_seg),
+                on_epoch_end=callback("fusion", fusion_epochs, main=not c.has_seg),
+                dist=dist,
             )
         )
     if p.segmenter is None:
@@ -83,18 +102,20 @@ def train_stages(p: Prepared, progress: ProgressReporter | None, monitor: Monito
         else:
             p.fusion.eval()
     use_fusion_loss = joint_fusion and c.fusion_weight > 0
+    seg_net = net(p.segmenter)
+    fusion_net = net(p.fusion) if joint_fusion else p.fusion
 
     def joint_step(batch: dict[str, Any]) -> torch.Tensor:
         moved = on_device(batch, ("a", "b", "mask"))
         a, b, mask = moved["a"], moved["b"], moved["mask"]
-        if p.fusion is None:
+        if fusion_net is None:
             x = torch.cat([a, b], dim=1)
         elif joint_fusion:
-            x = p.fusion(a, b)
+            x = fusion_net(a, b)
         else:
             with torch.no_grad():
-                x = p.fusion(a, b)
-        loss = p.seg_loss(p.segmenter(x), mask)
+                x = fusion_net(a, b)
+        loss = p.seg_loss(seg_net(x), mask)
         if use_fusion_loss:
             loss = loss + c.fusion_weight * p.fusion_loss(x, a, b)
         return loss
@@ -113,7 +134,8 @@ def train_stages(p: Prepared, progress: ProgressReporter | None, monitor: Monito
             warmup_steps=c.warmup_steps,
             amp=p.amp,
             progress=progress,
-            on_epoch_end=monitor.callback(name, c.epochs, main=True),
+            on_epoch_end=callback(name, c.epochs, main=True),
+            dist=dist,
         )
     )
     return stats

@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from benchbox.divergence import explain
 from benchbox.errors import ConfigError, DataError, TrainingDivergedError
+
+if TYPE_CHECKING:
+    from benchbox.distributed import Distributed
 
 
 # -- reproducibility ------------------------------------------------------------------
@@ -48,8 +51,16 @@ def seed_everything(seed: int, deterministic: bool = False, cuda: bool = False) 
         torch.use_deterministic_algorithms(False)
 
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: derive NumPy's and Python's seeds from torch's."""
+def seed_worker(worker_id: int, rank: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: derive NumPy's and Python's seeds from torch's.
+
+    On ``rank > 0`` of a distributed run torch's worker seed (the same on every rank) is
+    first mixed with the rank, so the ranks' workers draw different numbers.
+    """
+    if rank:
+        from benchbox.distributed import rank_seed
+
+        torch.manual_seed(rank_seed(torch.initial_seed() % 2**32, rank))
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
@@ -63,19 +74,40 @@ def make_loader(
     seed: int,
     num_workers: int = 0,
     drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader whose shuffling and workers are seeded from ``seed``."""
+    """A DataLoader whose shuffling and workers are seeded from ``seed``.
+
+    With ``world_size > 1`` (training in a distributed run) ``batch_size`` is the global
+    batch: every rank draws the batches a single process would and loads its share of
+    each (:class:`benchbox.distributed.ShardedBatchSampler`).
+    """
     generator = torch.Generator()
     generator.manual_seed(seed)
+    drop = drop_last and len(data) > batch_size
+    common: dict[str, Any] = {
+        "num_workers": num_workers,
+        "worker_init_fn": functools.partial(seed_worker, rank=rank) if rank else seed_worker,
+        "generator": generator,
+        "persistent_workers": num_workers > 0,
+    }
+    if world_size <= 1:
+        return torch.utils.data.DataLoader(
+            data, batch_size=batch_size, shuffle=shuffle, drop_last=drop, **common
+        )
+    from benchbox.distributed import ShardedBatchSampler
+
+    # The same samplers DataLoader(shuffle=...) builds, drawing from the same generator,
+    # so the global batches are the single-process ones.
+    sampler: Any = (
+        torch.utils.data.RandomSampler(data, generator=generator)
+        if shuffle
+        else torch.utils.data.SequentialSampler(data)
+    )
+    batches = torch.utils.data.BatchSampler(sampler, batch_size, drop)
     return torch.utils.data.DataLoader(
-        data,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last and len(data) > batch_size,
-        num_workers=num_workers,
-        worker_init_fn=seed_worker,
-        generator=generator,
-        persistent_workers=num_workers > 0,
+        data, batch_sampler=ShardedBatchSampler(batches, rank, world_size), **common
     )
 
 
@@ -326,6 +358,7 @@ def train_stage(
     amp: AmpPlan,
     progress: ProgressReporter | None = None,
     on_epoch_end: Callable[[int, float], bool] | None = None,
+    dist: Distributed | None = None,
 ) -> StageStats:
     """Train ``parameters`` by AdamW with a warm-up + cosine schedule, stepping per batch.
 
@@ -338,6 +371,12 @@ def train_stage(
     ``on_epoch_end(epoch, mean_loss)`` (``epoch`` counts from 1) runs after each epoch,
     outside the timed steps (validation, trackers); returning ``True`` ends the stage
     early (early stopping). ``stats.epochs`` is then the number of epochs run.
+
+    In a distributed run (``dist`` with a world size above 1) every rank calls this with
+    its share of each batch and its DDP-wrapped models in ``compute_loss``: the losses
+    read and the epoch means are averaged over the ranks (so every rank sees the same
+    values, and a divergence stops all of them at the same step), image counts are
+    global, and rank 0's ``on_epoch_end`` decides for every rank.
     """
     params = [p for p in parameters if p.requires_grad]
     stats = StageStats(name, epochs)
@@ -352,6 +391,8 @@ def train_stage(
     nonfinite = 0  # consecutive steps with a non-finite loss (fp16 with the scaler)
     stats.excluded_steps = excluded_steps(total)
     cuda = next((p.device for p in params if p.device.type == "cuda"), None)
+    world = dist.world_size if dist is not None else 1
+    mean = dist.mean if dist is not None else (lambda value: value)
     if progress:
         progress.start(name, total)
     try:
@@ -366,10 +407,11 @@ def train_stage(
                 optimizer.zero_grad(set_to_none=True)
                 with amp.autocast():
                     loss = compute_loss(batch)
-                n = int(batch["a"].shape[0])
+                local = int(batch["a"].shape[0])  # this rank's share
+                n = local * world  # the step's (global) batch
                 if scaler is not None:
                     # The scaler reads its inf/NaN check on the host at every step anyway.
-                    last = float(loss.detach())
+                    last = float(mean(loss.detach()))
                     nonfinite = 0 if math.isfinite(last) else nonfinite + 1
                     if nonfinite >= MAX_NONFINITE_STEPS:
                         raise TrainingDivergedError(
@@ -379,17 +421,17 @@ def train_stage(
                             "the learning rate, or try --amp bf16 or off"
                         )
                     if nonfinite == 0:
-                        running += loss.detach().double() * n
-                        count += n
+                        running += loss.detach().double() * local
+                        count += local
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)  # skipped when the gradients are not finite
                     scaler.update()
                 else:
-                    running += loss.detach().double() * n
-                    count += n
+                    running += loss.detach().double() * local
+                    count += local
                     read = stats.steps == 0 or (stats.steps + 1) % LOSS_READ_EVERY == 0
                     if read or i == len(loader) - 1:
-                        last = float(loss.detach())
+                        last = float(mean(loss.detach()))
                         if not math.isfinite(last):
                             raise TrainingDivergedError(
                                 explain(
@@ -424,6 +466,9 @@ def train_stage(
                     stats.timed_seconds += dt
                 if progress:
                     progress.step(last, n, dt)
+            if dist is not None and dist.active:
+                running = dist.sum(running.reshape(1))[0]
+                count = int(dist.sum(torch.tensor([count], device=running.device))[0])
             epoch_loss = float(running) / count if count else math.nan
             if not math.isfinite(epoch_loss):
                 raise TrainingDivergedError(
@@ -431,7 +476,10 @@ def train_stage(
                     "marked failed: lower the learning rate, or try --amp off"
                 )
             stats.epoch_losses.append(epoch_loss)
-            if on_epoch_end is not None and on_epoch_end(epoch + 1, epoch_loss):
+            stop = on_epoch_end is not None and on_epoch_end(epoch + 1, epoch_loss)
+            if dist is not None:
+                stop = dist.agree(stop)
+            if stop:
                 stats.epochs = epoch + 1
                 break
     finally:
