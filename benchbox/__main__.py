@@ -5,4 +5,6 @@ import sys
 
 from benchbox.cli import main
 
-sys.exit(main())
+# Guarded: ``benchbox run --nproc N`` spawns processes that import this module again.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,9 +32,11 @@ to rounding (``tests/test_distributed.py`` measures it).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import inspect
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,15 +108,6 @@ class Distributed:
     def active(self) -> bool:
         return self.world_size > 1
 
-    def record(self, batch_size: int) -> dict[str, Any]:
-        """What a run record says about the processes."""
-        return {
-            "world_size": self.world_size,
-            "backend": self.backend or None,
-            "global_batch_size": batch_size,
-            "batch_size_per_rank": batch_size // self.world_size,
-        }
-
     # -- collectives (all ranks call them in the same order) --------------------------
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of a scalar tensor over the ranks."""
@@ -159,9 +152,14 @@ class Distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self._wrapped[key] = DistributedDataParallel(
-                module, device_ids=ids, broadcast_buffers=False
+            # Newer torch names the setting forward_sync_buffers (and warns about the old).
+            sync = (
+                "forward_sync_buffers"
+                if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                else "broadcast_buffers"
             )
+            options: dict[str, Any] = {"device_ids": ids, sync: False}
+            self._wrapped[key] = DistributedDataParallel(module, **options)
         return self._wrapped[key]
 
 
@@ -286,9 +284,7 @@ def start(device: torch.device, world: tuple[int, int, int, int]) -> Distributed
         torch.cuda.set_device(device)
     try:
         dist.init_process_group(
-            backend,
-            timeout=timeout(),
-            **({"device_id": device} if device.type == "cuda" else {}),
+            backend, timeout=timeout(), device_id=device if device.type == "cuda" else None
         )
     except (RuntimeError, ValueError) as exc:
         raise DistributedError(
@@ -306,13 +302,24 @@ def stop() -> None:
         dist.destroy_process_group()
 
 
-def single(device: torch.device) -> Distributed:
-    """A single process (world size 1)."""
-    return Distributed(device=device)
+def describe(d: Distributed | None, batch_size: int) -> dict[str, Any]:
+    """What a run's records say about its processes (a single one without ``d``)."""
+    world = d.world_size if d is not None else 1
+    return {
+        "world_size": world,
+        "backend": (d.backend or None) if d is not None else None,
+        "global_batch_size": batch_size,
+        "batch_size_per_rank": batch_size // world,
+    }
 
 
-def describe(d: Distributed | None) -> Mapping[str, Any]:
-    """``{"world_size": N, "backend": ...}`` for records (world size 1 without ``d``)."""
-    if d is None:
-        return {"world_size": 1, "backend": None}
-    return {"world_size": d.world_size, "backend": d.backend or None}
+@contextlib.contextmanager
+def peers_checked(d: Distributed | None) -> Iterator[None]:
+    """Turn a failed collective of a distributed run (a peer that died, a timeout) into
+    one :class:`DistributedError` line (see :func:`lost_peer`)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if d is not None and d.active and is_collective_failure(exc):
+            raise lost_peer(exc) from exc
+        raise

@@ -36,7 +36,7 @@ class LaunchError(BenchboxError):
     """A process of a run started by :func:`launch` failed."""
 
 
-class RankFailed(Exception):  # noqa: N818 - its name prefixes the message the launcher keeps
+class RankFailed(Exception):
     """Carries a rank's one-line error to the launcher (see :func:`launch`)."""
 
 
@@ -104,13 +104,15 @@ def _rank_main(
 def _quiet_launcher() -> Iterator[None]:
     """Keep torch's launcher logs (tracebacks of failed ranks) off the console: the
     failure is reported as one line instead."""
-    logger = logging.getLogger("torch.distributed")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    loggers = [logging.getLogger(n) for n in ("torch.distributed", "torch.multiprocessing")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

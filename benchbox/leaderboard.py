@@ -4,7 +4,7 @@ A leaderboard row is a projection of a run record. Columns come in a fixed order
 
 1. identity: ``run_id, time, dataset, task, fusion, segmenter, loss, fusion_loss,
    seed, preset, fusion_epochs, epochs, selected_epoch, select_metric, select_value,
-   image_size, amp, device`` (the epoch whose weights were tested, chosen on the
+   image_size, amp, device, world_size`` (the epoch whose weights were tested, chosen on the
    validation split by ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
 2. metrics: the summary columns of the run, in the order the metric suite gives them
    (fusion metrics, then segmentation metrics per region with their empty-case counts);
@@ -16,11 +16,15 @@ Columns that need a definition:
 
 * ``device``: the device model, e.g. ``AMD EPYC 7B13 (2 logical cores, 2 torch
   threads)`` or the GPU's name (:func:`benchbox.train.device_name`).
+* ``world_size``: the processes that trained the run together (DistributedDataParallel
+  under ``torchrun``, see :mod:`benchbox.distributed`); 1 for a single process, empty in
+  rows written before it was recorded. ``device`` is rank 0's.
 * ``train_img_s``: training images per second of the run's main stage (the joint
   stage; the segmentation stage with ``--fusion none``; the fusion stage of a
   fusion-only run), its first steps excluded (:func:`benchbox.train.excluded_steps`).
   A step runs from the end of the previous one: loading, forward, loss, backward and
-  optimizer step. The fusion pre-training stage's figure is in the run's
+  optimizer step. In a distributed run the images of every process count (global
+  images/s, timed by rank 0). The fusion pre-training stage's figure is in the run's
   ``metrics.json`` (``throughput.stage_img_s``).
 * ``infer_img_s``: images per second of the forward passes over the test split (fusion
   and segmenter, under ``torch.inference_mode``), after one untimed warm-up pass;
@@ -78,6 +82,7 @@ LEADING: tuple[str, ...] = (
     "image_size",
     "amp",
     "device",
+    "world_size",
 )
 TRAILING: tuple[str, ...] = (
     "train_img_s",

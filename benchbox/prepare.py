@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchbox import errors
 from benchbox.config import RunConfig
 from benchbox.registry import Entry, Registry
+
+if TYPE_CHECKING:
+    from benchbox.distributed import Distributed
 
 Log = Callable[[str], None]
 
@@ -39,6 +42,7 @@ class Prepared:
     objective: Any = None  # benchbox.selection.Objective: what selects the checkpoint
     trackers: dict[str, Any] = field(default_factory=dict)  # name -> tracker (a plugin)
     augmenter: Any = None  # benchbox.augment.Augmenter of the training batches
+    dist: Distributed | None = None  # this process's rank in a distributed run
 
     @property
     def fusion_trainable(self) -> bool:
@@ -135,11 +139,22 @@ def dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
 
 
 def prepare(
-    config: RunConfig, registry: Registry | None = None, log: Log | None = None
+    config: RunConfig,
+    registry: Registry | None = None,
+    log: Log | None = None,
+    dist: Distributed | None = None,
 ) -> Prepared:
-    """Resolve plugins, build the dataset and models, and check the output folder."""
+    """Resolve plugins, build the dataset and models, and check the output folder.
+
+    ``dist`` is this process's place in a distributed run (:mod:`benchbox.launch`): its
+    device replaces ``config.device``; only rank 0 builds trackers and checks the output
+    folder (it alone writes); the global batch must split evenly over the ranks; rank 0
+    keeps the run's random stream while the others are reseeded after the models are
+    built (:func:`benchbox.distributed.rank_seed`; their weights come from rank 0).
+    """
     import torch
 
+    from benchbox.distributed import check_batches, rank_seed
     from benchbox.plugins import get_registry
     from benchbox.records import check_writable
     from benchbox.registry import blame_plugins
@@ -173,17 +188,22 @@ def prepare(
 
     # --select's metric is known now; its region suffix only once the dataset is built.
     resolve_objective(config.select, config.has_seg, registry, {})
-    device = resolve_device(config.device)
+    device = dist.device if dist is not None else resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
+    main = dist is None or dist.is_main
+    rank = dist.rank if dist is not None else 0
     from benchbox.augment import Augmenter, build_transforms
 
     # Trackers are built before training (a missing library fails here, not at the end)
     # and, with the transforms, before the output folder is made.
-    trackers = {name: registry.get("tracker", name).build() for name in config.trackers}
+    trackers = {name: registry.get("tracker", name).build() for name in config.trackers if main}
     augmenter = Augmenter(
-        build_transforms(registry, config.augment, config.augment_opts), config.seed, device
+        build_transforms(registry, config.augment, config.augment_opts),
+        rank_seed(config.seed, rank),
+        device,
     )
-    check_writable(config.out, config.leaderboards)
+    if main:
+        check_writable(config.out, config.leaderboards)
     for path, flag in (
         (config.fusion_weights, "--fusion-weights"),
         (config.seg_weights, "--seg-weights"),
@@ -216,6 +236,8 @@ def prepare(
         sizes[split] = len(dataset.split(split))
         if sizes[split] == 0:
             raise errors.DataError(f"dataset {config.dataset!r}: the {split} split is empty")
+    if dist is not None:
+        check_batches(config.batch_size, sizes["train"], dist.world_size)
     log(
         f"dataset {dataset.name}: {sizes['train']} training and {sizes['test']} test samples, "
         f"modalities {' + '.join(dataset.modalities)}"
@@ -263,6 +285,7 @@ def prepare(
         objective,
         trackers,
         augmenter,
+        dist,
     )
     probe_size = min(config.image_size, 64)
     probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
@@ -276,4 +299,6 @@ def prepare(
         else:
             assert fusion is not None
             prepared.amp_observed = observed_dtype(amp, fusion, probe, probe)
+    if rank:
+        seed_everything(rank_seed(config.seed, rank), config.deterministic, device.type == "cuda")
     return prepared

@@ -72,6 +72,7 @@ def _execute(
     p: Prepared, progress: ProgressReporter | None, log: Log | None, run_id: str | None
 ) -> RunResult:
     from benchbox import records
+    from benchbox.distributed import describe
     from benchbox.restore import model_io
     from benchbox.train import device_name
 
@@ -100,6 +101,7 @@ def _execute(
                 "reason": p.amp.reason,
             }
             env = records.environment(p.device, device_name(p.device), amp_record, p.registry)
+            env["distributed"] = describe(p.dist, c.batch_size)
             run.write_json(
                 "config.json",
                 {
@@ -107,6 +109,7 @@ def _execute(
                     "config_hash": info.config_hash,
                     "dataset_config": p.dataset.config(),
                     "model_io": model_io(p.dataset, c),
+                    "distributed": env["distributed"],
                 },
             )
             run.write_json("environment.json", env)
@@ -202,7 +205,9 @@ def _train_and_test(
     wall = time.perf_counter() - t_start
     # The run's main stage: joint (or segmentation-only, or fusion-only) training.
     main = stages[-1] if stages else None
+    world = env["distributed"]["world_size"]
     throughput = {
+        "world_size": world,  # the images/s below are global: every process's images
         "train_stage": main.name if main else None,
         "train_img_s": main.images_per_s if main and main.timed_seconds else None,
         "train_excluded_steps": main.excluded_steps if main else 0,
@@ -255,6 +260,7 @@ def _train_and_test(
         "image_size": c.image_size,
         "amp": p.amp.mode,
         "device": env["device_name"],
+        "world_size": world,
         **result.summary,
         "train_img_s": throughput["train_img_s"],
         "infer_img_s": throughput["infer_img_s"],

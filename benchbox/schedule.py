@@ -25,6 +25,15 @@ def train_stages(
     share of each batch; rank 0 alone has a ``monitor`` (the others pass ``None``) and
     its decisions reach them through :func:`benchbox.train.train_stage`.
     """
+    from benchbox.distributed import peers_checked
+
+    with peers_checked(p.dist):
+        return _train_stages(p, progress, monitor)
+
+
+def _train_stages(
+    p: Prepared, progress: ProgressReporter | None, monitor: Monitor | None
+) -> list[Any]:
     import torch
 
     from benchbox.train import LabelCheckedLoader, make_loader, train_stage

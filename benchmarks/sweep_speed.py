@@ -131,10 +131,10 @@ def one_run(executor: Any, args: argparse.Namespace, out: Path, seed: int) -> di
 
 
 def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
     from benchbox_plugins.executors.local import LocalExecutor
     from benchbox_plugins.executors.ray import RayExecutor
-
-    import ray
 
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -3,6 +3,13 @@ real 2-process runs on the CPU (gloo) compared with the single-process run."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
 
@@ -34,7 +41,7 @@ def test_the_ranks_shares_make_the_single_process_batches(n, batch, world):
     for _epoch in range(3):  # reshuffled every epoch, identically on every rank
         expected = [b.tolist() for b in single]
         shares = [[b.tolist() for b in loader] for loader in ranks]
-        got = [sum((shares[r][k] for r in range(world)), []) for k in range(len(expected))]
+        got = [[i for r in range(world) for i in shares[r][k]] for k in range(len(expected))]
         assert got == expected
         for k in range(len(expected)):  # contiguous, equal and disjoint shares
             assert {len(shares[r][k]) for r in range(world)} == {len(expected[k]) // world}
@@ -78,3 +85,110 @@ def test_device_rules():
     assert distributed.resolve_device("cpu", 1, 2) == torch.device("cpu")
     if not torch.cuda.is_available():
         assert distributed.resolve_device("auto", 1, 2) == torch.device("cpu")
+
+
+# -- real processes: torchrun with 2 CPU processes (gloo) ------------------------------
+#: A run whose loss is a mean over images (per-image Dice) and whose models have no
+#: BatchNorm (GroupNorm), so that 2 processes with half a batch each compute the
+#: single-process step: see benchbox.distributed. 2 fusion + 2 joint steps.
+EQUIVALENT = [
+    "--fusion", "dual", "--seg", "attunet", "--image-size", "32", "--batch-size", "4",
+    "--fusion-epochs", "1", "--epochs", "1", "--warmup-steps", "0", "--examples", "1",
+    "--data-opt", "n_train=8", "--data-opt", "n_val=2", "--data-opt", "n_test=4",
+    "--fusion-opt", "norm=group", "--seg-opt", "norm=group", "--loss-opt", "batch=false",
+    "--device", "cpu", "--amp", "off", "--deterministic",
+]  # fmt: skip
+
+
+def _benchbox(*args: str, nproc: int = 0, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``python -m benchbox ARGS`` with one torch thread per process; with ``nproc``
+    under ``torchrun --standalone --nproc-per-node NPROC``. A hang fails the test at
+    ``timeout`` instead of blocking the suite."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    return subprocess.run(
+        [sys.executable, *(launcher if nproc else []), "-m", "benchbox", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _record(out: Path) -> tuple[Path, dict[str, Any]]:
+    (run,) = (out / "runs").iterdir()
+    return run, json.loads((run / "metrics.json").read_text())
+
+
+def test_two_processes_train_the_single_process_run(tmp_path):
+    """Completes, writes one row (world size 2), and matches the single-process run.
+
+    Tolerances: the two runs differ only in the order of floating-point sums (each rank
+    reduces half the batch, then DDP averages the two gradients), i.e. float32 rounding,
+    relative 1e-7 per operation. The losses and every test metric must agree to a
+    relative 1e-5 (measured: 2e-8 for the losses, 1e-7 for the metrics). AdamW's first
+    steps move each weight by about ``lr`` times the sign of its gradient, so a weight
+    whose gradient is rounding noise may step the other way: the weights are only
+    bounded by ``2 * lr * steps`` (measured: 3e-4 at most), and their mean difference
+    must stay at the rounding level (below 1e-5).
+    """
+    from benchbox import leaderboard
+
+    single_out, ddp_out = tmp_path / "single", tmp_path / "ddp"
+    ddp_proc = _benchbox("run", *EQUIVALENT, "-o", str(ddp_out), nproc=2)
+    assert ddp_proc.returncode == 0, ddp_proc.stdout[-3000:] + ddp_proc.stderr[-3000:]
+    single_proc = _benchbox("run", *EQUIVALENT, "-o", str(single_out))
+    assert single_proc.returncode == 0, single_proc.stderr[-3000:]
+    # Rank 0 alone reports: one table.
+    assert ddp_proc.stdout.count("tested the weights of") == 1
+
+    board = leaderboard.read(ddp_out / "leaderboards" / "synthetic.csv")
+    assert len(board) == 1 and int(board["world_size"].iloc[0]) == 2
+    cases = leaderboard.read_cases(ddp_out / "leaderboards" / "synthetic.csv")
+    assert len(cases) == 4 and set(cases["run_id"]) == {board["run_id"].iloc[0]}
+    ddp_run, ddp = _record(ddp_out)
+    single_run, single = _record(single_out)
+    assert json.loads((ddp_run / "status.json").read_text())["status"] == "completed"
+    config = json.loads((ddp_run / "config.json").read_text())
+    assert config["distributed"]["world_size"] == 2
+    assert config["distributed"]["batch_size_per_rank"] == 2
+    single_config = json.loads((single_run / "config.json").read_text())
+    assert config["config_hash"] == single_config["config_hash"]  # the same experiment
+    assert single_config["distributed"]["world_size"] == 1
+    assert ddp["throughput"]["world_size"] == 2
+    # Global images: every step counts the whole batch of 4, whatever the processes.
+    assert [s["images"] for s in ddp["stages"]] == [s["images"] for s in single["stages"]]
+
+    for a, b in zip(ddp["stages"], single["stages"], strict=True):
+        assert a["epoch_losses"] == pytest.approx(b["epoch_losses"], rel=1e-5)
+    assert ddp["summary"].keys() == single["summary"].keys()
+    for key, value in single["summary"].items():
+        assert ddp["summary"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert ddp["selection"]["epoch"] == single["selection"]["epoch"]
+
+    w_ddp = torch.load(ddp_run / "checkpoint.pt", weights_only=True)
+    w_single = torch.load(single_run / "checkpoint.pt", weights_only=True)
+    steps = sum(s["steps"] for s in single["stages"])
+    lr = single_config["lr"]
+    assert single_config["fusion_lr"] == lr
+    diffs = torch.cat(
+        [
+            (w_ddp[m][k].double() - w_single[m][k].double()).abs().flatten()
+            for m in w_single
+            for k in w_single[m]
+        ]
+    )
+    assert 0 < diffs.max() <= 2 * lr * steps
+    assert diffs.mean() < 1e-5
+
+
+def test_a_bad_option_under_torchrun_fails_on_every_rank(tmp_path):
+    """Every rank fails before joining the group: one clear line each, no hang."""
+    proc = _benchbox("run", "--fusion", "dul", "-o", str(tmp_path), nproc=2, timeout=120)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if "unknown fusion 'dul'" in ln]
+    assert len(lines) == 2, proc.stderr[-3000:]
+    assert any(ln.startswith("error: rank 1 of 2:") for ln in lines)
+    assert "benchbox/" not in proc.stderr  # no traceback from benchbox's code
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, NoReturn
 
@@ -13,7 +14,14 @@ console_err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one error line on stderr and exit with ``code``."""
+    """Print one error line on stderr and exit with ``code``.
+
+    In a process of a distributed run other than rank 0 (``torchrun`` sets ``RANK`` and
+    ``WORLD_SIZE``) the line names the rank.
+    """
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if rank and world and rank != "0":
+        message = f"rank {rank} of {world}: {message}"
     console_err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise SystemExit(code)
 

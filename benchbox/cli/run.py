@@ -26,7 +26,7 @@ from rich.table import Table
 
 from benchbox.cli._common import console, console_err
 from benchbox.config import Amp, RunConfig
-from benchbox.settings import setting_of
+from benchbox.settings import HARDWARE, setting_of
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -159,21 +159,59 @@ def _log(message: str) -> None:
 
 
 def run(**options: Any) -> None:
-    """Train fusion and/or segmentation, evaluate on the test split, append a leaderboard row."""
+    """Train fusion and/or segmentation, evaluate on the test split, append a leaderboard row.
+
+    Under ``torchrun`` each process trains its share of one DDP run (rank 0 reports);
+    ``--nproc N`` starts N such processes itself (see benchbox.launch).
+    """
     from benchbox import config as cfg
+    from benchbox.distributed import env_world
+    from benchbox.launch import launch
     from benchbox.prepare import prepare
     from benchbox.runner import execute
 
+    nproc = options.pop("nproc", None)
     overrides = given_settings(options)
     preset = overrides.pop("preset", None)
     config_file = overrides.pop("config_file", None)
     run_config = cfg.resolve(preset, config_file, overrides)
-    prepared = prepare(run_config, log=_log)
-    result = execute(prepared, RichProgress(), _log)
-    _render(result)
+    if nproc is not None:
+        result = launch(run_config, nproc, entry=_launched)
+    elif env_world() is not None:
+        result = _launched(run_config)
+    else:
+        result = execute(prepare(run_config, log=_log), RichProgress(), _log)
+    if result is not None:
+        _render(result)
 
 
-run.__signature__ = inspect.Signature(settings_parameters())  # type: ignore[attr-defined]
+def _launched(config: Any, run_id: str | None = None) -> Any:
+    """One process of a distributed run: rank 0 shows progress and returns the result."""
+    import os
+
+    from benchbox.launch import run_in_group
+
+    main = os.environ.get("RANK", "0") == "0"
+    return run_in_group(
+        config, RichProgress() if main else None, _log if main else None, run_id=run_id
+    )
+
+
+_NPROC = inspect.Parameter(
+    "nproc",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Option(
+        None,
+        "--nproc",
+        help="Train this one run in N processes with DistributedDataParallel (one per GPU "
+        "on CUDA), started by torch's launcher; --batch-size stays the global batch.",
+        rich_help_panel=HARDWARE,
+        show_default=False,
+    ),
+    annotation=Optional[int],  # noqa: UP045
+)
+
+run.__signature__ = inspect.Signature([*settings_parameters(), _NPROC])  # type: ignore[attr-defined]
 
 
 def _render(result: Any) -> None:
