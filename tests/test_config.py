@@ -129,3 +129,19 @@ def test_run_and_evaluate_share_the_nsd_tolerance():
     from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 
     assert cfg.RunConfig().nsd_tolerance == DEFAULT_NSD_TOLERANCE
+
+
+def test_the_real_pairs_recipe_resolves_and_builds():
+    from benchbox.plugins import create_registry
+
+    c = cfg.resolve(None, REPO / "configs" / "aanlib.toml", {"dataset": "pairs:/data"})
+    assert (c.fusion, c.seg, c.fusion_loss, c.select) == ("dual", "none", "maxgrad", "qabf")
+    assert c.image_size == 256
+    registry = create_registry()
+    fusion = registry.get("fusion", c.fusion).build(**c.params("fusion_opts"))
+    assert fusion.base == "max"
+    loss = registry.get("loss", c.fusion_loss).build(**c.params("fusion_loss_opts"))
+    assert (loss.intensity_weight, loss.grad_weight, loss.target) == (1.0, 10.0, "max")
+    # the component-scoped table does not reach a model without that parameter
+    other = cfg.resolve(None, REPO / "configs" / "aanlib.toml", {"fusion": "timm-dual"})
+    assert "base" not in other.params("fusion_opts")
