@@ -16,6 +16,8 @@ import numpy as np
 
 from benchbox.metrics._checks import check_image, check_images, check_min_size
 from benchbox.metrics._share import memo
+from benchbox.metrics.filters import gaussian_taps, row_strips, sobel_polar, valid_filter
+from benchbox.metrics.vif import vif_pixel
 
 #: Histogram bins of EN and MI: ``[0, 1]`` in 256 bins, so an 8-bit value ``v / 255``
 #: falls in bin ``v`` exactly as in the 0-255 integer histograms of VIFB and CDDFuse.
@@ -37,6 +39,11 @@ PSNR_MSE_FLOOR = 1e-10
 def _images(fused: Any, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The checked images; checked once per case while the metrics share their work."""
     return memo("images", (fused, a, b), lambda: check_images(fused, a, b))
+
+
+def _stacked(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The checked images as one ``(3, H, W)`` stack ``(F, A, B)``, made once per case."""
+    return memo("stack", (f, a, b), lambda: np.stack([f, a, b]))
 
 
 # -- information -----------------------------------------------------------------------
@@ -167,73 +174,6 @@ def compute_scd(fused: Any, a: Any, b: Any) -> float:
 
 
 # -- VIF -------------------------------------------------------------------------------
-def _valid_filter(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation of the last two axes of ``x`` with ``outer(g, g)``.
-
-    MATLAB's ``filter2(win, x, 'valid')`` for a separable window, by sliding windows and
-    a matrix product (faster here than scipy.ndimage or a float64 torch convolution).
-    """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    n = g.size
-    h, w = x.shape[-2:]
-    if h < n or w < n:
-        return np.zeros((*x.shape[:-2], max(h - n + 1, 0), max(w - n + 1, 0)))
-    x = sliding_window_view(x, n, axis=-2) @ g
-    return sliding_window_view(x, n, axis=-1) @ g
-
-
-def _gaussian(n: int, sigma: float) -> np.ndarray:
-    # fspecial('gaussian', n, sigma) is outer(g, g) of this g (its eps cut-off never
-    # bites for the VIF windows).
-    x = np.arange(n) - (n - 1) / 2
-    g = np.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def _vif_pixel(refs: np.ndarray, dist: np.ndarray, sigma_nsq: float = 2.0) -> np.ndarray:
-    """Sheikh & Bovik's multi-scale pixel-domain VIF (``vifp_mscale.m``) on 0-255 images.
-
-    ``refs`` is a stack ``(k, H, W)`` of references scored against one ``dist`` image;
-    returns the ``k`` VIF values. Follows the reference code line by line.
-    """
-    eps = 1e-10
-    k = refs.shape[0]
-    num, den = np.zeros(k), np.zeros(k)
-    dist = dist[None]
-    for scale in range(1, 5):
-        n = 2 ** (4 - scale + 1) + 1
-        g = _gaussian(n, n / 5.0)
-        if scale > 1:
-            refs = _valid_filter(refs, g)[:, ::2, ::2]
-            dist = _valid_filter(dist, g)[:, ::2, ::2]
-        stats = _valid_filter(
-            np.concatenate([refs, dist, refs * refs, dist * dist, refs * dist]), g
-        )
-        mu1, mu2 = stats[:k], stats[k : k + 1]
-        s1 = np.maximum(stats[k + 1 : 2 * k + 1] - mu1 * mu1, 0)
-        s2 = np.broadcast_to(np.maximum(stats[2 * k + 1 : 2 * k + 2] - mu2 * mu2, 0), s1.shape)
-        s12 = stats[2 * k + 2 :] - mu1 * mu2
-        gain = s12 / (s1 + eps)
-        sv = s2 - gain * s12
-        flat1 = s1 < eps
-        gain[flat1] = 0
-        sv[flat1] = s2[flat1]
-        s1[flat1] = 0
-        flat2 = s2 < eps
-        gain[flat2] = 0
-        sv[flat2] = 0
-        negative = gain < 0
-        sv[negative] = s2[negative]
-        gain[negative] = 0
-        sv = np.maximum(sv, eps)
-        num += np.log10(1 + gain**2 * s1 / (sv + sigma_nsq)).sum(axis=(1, 2))
-        den += np.log10(1 + s1 / sigma_nsq).sum(axis=(1, 2))
-    # A reference without any variance carries no information to lose.
-    safe = np.where(den > 0, den, 1.0)
-    return np.where(den > 0, num / safe, 1.0)
-
-
 def compute_vif(fused: Any, a: Any, b: Any) -> float:
     """Visual information fidelity (Sheikh & Bovik 2006), multi-scale pixel domain.
 
@@ -253,35 +193,19 @@ def compute_vif(fused: Any, a: Any, b: Any) -> float:
     """
     f, a_, b_ = _images(fused, a, b)
     check_min_size("fused", f.shape, VIF_MIN_SIZE, "VIF")
-    return float(_vif_pixel(np.stack([a_, b_]) * 255.0, f * 255.0).sum())
+    return float(vif_pixel(_stacked(f, a_, b_) * 255.0).sum())
 
 
 # -- Qabf, Nabf ------------------------------------------------------------------------
-def _sobel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge strength and orientation from 3x3 Sobel responses, zero padding ('same')."""
-    p = np.pad(x, 1)
-    # Correlation, not convolution: both responses change sign together, which leaves
-    # the strength and the orientation arctan(sy / sx) unchanged.
-    rows = p[:-2] + 2 * p[1:-1] + p[2:]  # vertical [1, 2, 1] smoothing
-    sx = rows[:, 2:] - rows[:, :-2]
-    cols = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
-    sy = cols[:-2] - cols[2:]
-    strength = np.sqrt(sx * sx + sy * sy)
-    angle = np.full(x.shape, np.pi / 2)
-    nz = sx != 0
-    angle[nz] = np.arctan(sy[nz] / sx[nz])
-    return strength, angle
-
-
 def _edge_preservation(
     g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray
 ) -> np.ndarray:
+    """``Q^XF`` of each source of the stacks ``g_src``, ``a_src`` against ``F``."""
     c = QABF_CONSTANTS
-    ratio = np.ones_like(g_src)  # equal strengths (including both 0) preserve fully
-    weaker_f = g_src > g_f
-    ratio[weaker_f] = g_f[weaker_f] / g_src[weaker_f]
-    stronger_f = g_src < g_f
-    ratio[stronger_f] = g_src[stronger_f] / g_f[stronger_f]
+    weaker, stronger = np.minimum(g_src, g_f), np.maximum(g_src, g_f)
+    # min / max: gF / gX where F is weaker, gX / gF where stronger; equal strengths
+    # (including both 0) preserve fully.
+    ratio = np.divide(weaker, stronger, out=np.ones_like(weaker), where=weaker != stronger)
     # Orientations are lines (arctan gives them modulo π), so a difference of π is
     # agreement: Petrovic's and Kumar's code form, continuous where VIFB's is not.
     orientation = np.abs(np.abs(a_src - a_f) - np.pi / 2) / (np.pi / 2)
@@ -290,13 +214,24 @@ def _edge_preservation(
     return q_g * q_a
 
 
-def _qabf_terms(fused: Any, a: Any, b: Any) -> tuple[np.ndarray, ...]:
-    """``(Q^AF, Q^BF, gA, gB, gF)``, shared by Qabf and Nabf."""
+def _qabf_sums(fused: Any, a: Any, b: Any) -> tuple[float, float, float]:
+    """``(sum(Q^AF gA + Q^BF gB), sum over M of ((1 - Q^AF) gA + (1 - Q^BF) gB),
+    sum(gA + gB))``: the numerators of Qabf and Nabf and their denominator, shared by
+    the two, computed strip by strip of rows."""
     f, a_, b_ = _images(fused, a, b)
 
-    def compute() -> tuple[np.ndarray, ...]:
-        (ga, aa), (gb, ab), (gf, af) = _sobel(a_), _sobel(b_), _sobel(f)
-        return _edge_preservation(ga, aa, gf, af), _edge_preservation(gb, ab, gf, af), ga, gb, gf
+    def compute() -> tuple[float, float, float]:
+        images = _stacked(f, a_, b_)
+        qabf = nabf = den = 0.0
+        for start, stop in row_strips(f.shape[0]):
+            strength, angle = sobel_polar(images, start, stop)
+            gf, ga, gb = strength[0], strength[1], strength[2]
+            q = _edge_preservation(strength[1:], angle[1:], strength[:1], angle[:1])
+            qabf += float((q[0] * ga + q[1] * gb).sum())
+            artefact = (gf > ga) & (gf > gb)
+            nabf += float(((1 - q[0]) * ga + (1 - q[1]) * gb)[artefact].sum())
+            den += float((ga + gb).sum())
+        return qabf, nabf, den
 
     return memo("qabf", (f, a_, b_), compute)
 
@@ -327,9 +262,8 @@ def compute_qabf(fused: Any, a: Any, b: Any) -> float:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    q_af, q_bf, ga, gb, _ = _qabf_terms(fused, a, b)
-    den = float((ga + gb).sum())
-    return float((q_af * ga + q_bf * gb).sum()) / den if den > 0 else 1.0
+    qabf, _, den = _qabf_sums(fused, a, b)
+    return qabf / den if den > 0 else 1.0
 
 
 def compute_nabf(fused: Any, a: Any, b: Any) -> float:
@@ -348,50 +282,74 @@ def compute_nabf(fused: Any, a: Any, b: Any) -> float:
         a: source ``A``, same shape.
         b: source ``B``, same shape.
     """
-    q_af, q_bf, ga, gb, gf = _qabf_terms(fused, a, b)
-    den = float((ga + gb).sum())
-    if den == 0:
-        return 0.0
-    artefact = (gf > ga) & (gf > gb)
-    return float(((1 - q_af) * ga + (1 - q_bf) * gb)[artefact].sum()) / den
+    _, nabf, den = _qabf_sums(fused, a, b)
+    return nabf / den if den > 0 else 0.0
 
 
 # -- SSIM, MS-SSIM, PSNR ---------------------------------------------------------------
-def _source_pyramid(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
+def _ssim_terms(stats: np.ndarray, c1: float, c2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of the SSIM and CS maps of ``F`` with ``A`` and ``B`` from the eight local
+    statistics ``(mu_f, mu_a, mu_b, f², a², b², fa, fb)``; overwrites ``stats``."""
+    mu_f, mu_s = stats[:1], stats[1:3]
+    mu_ff, mu_ss, mu_fs = mu_f * mu_f, mu_s * mu_s, mu_f * mu_s
+    var_f, var_s, cov = stats[3:4], stats[4:6], stats[6:8]
+    var_f -= mu_ff
+    var_s -= mu_ss
+    cov -= mu_fs
+    # cs = (2 cov + C2) / (var_f + var_s + C2) and lum = (2 mu_f mu_s + C1) / (mu_f² +
+    # mu_s² + C1), each operation as the plain formula evaluates it, in place.
+    cs = 2 * cov
+    cs += c2
+    den = var_f + var_s
+    den += c2
+    cs /= den
+    lum = 2 * mu_fs
+    lum += c1
+    den = mu_ff + mu_ss
+    den += c1
+    lum /= den
+    cs_sum = cs.sum(axis=(1, 2))
+    lum *= cs
+    return lum.sum(axis=(1, 2)), cs_sum
+
+
+def _source_pyramid(imgs: np.ndarray) -> tuple[Any, Any]:
     """SSIM(F, X) and CS(F, X) means, X = A and B, at every scale the image allows.
 
     Shared by SSIM (first scale) and MS-SSIM (all five); returns two ``(scales, 2)``
     float64 arrays. NumPy, float64, no torch: at each scale the eight local statistics
-    (the three means, three squares, two products) are filtered in one separable pass
-    (:func:`_valid_filter`, the 11-tap Gaussian of :mod:`benchbox.metrics.ssim`, valid
-    positions only), and the image is halved by 2x2 averaging (odd sizes drop the last
-    row or column, as ``torch.nn.functional.avg_pool2d`` and MONAI do).
+    (the three means, three squares, two products) are filtered together, strip by strip
+    of rows (:func:`~benchbox.metrics.filters.valid_filter`, the 11-tap Gaussian of
+    :mod:`benchbox.metrics.ssim`, valid positions only) and reduced to their sums
+    (:func:`_ssim_terms`), and the image is halved by 2x2
+    averaging (odd sizes drop the last row or column, as
+    ``torch.nn.functional.avg_pool2d`` and MONAI do).
     """
     from benchbox.metrics.ssim import K1, K2, SIGMA, WINDOW
 
-    x = np.arange(WINDOW) - (WINDOW - 1) / 2
-    g = np.exp(-(x**2) / (2 * SIGMA**2))
-    g /= g.sum()
+    g = gaussian_taps(WINDOW, SIGMA)
     c1, c2 = K1**2, K2**2
     scales = 1
-    while scales < len(MS_SSIM_WEIGHTS) and min(f.shape) >> scales >= WINDOW:
+    while scales < len(MS_SSIM_WEIGHTS) and min(imgs.shape[1:]) >> scales >= WINDOW:
         scales += 1
-    imgs = np.stack([f, a, b]).astype(np.float64)
     ssims, css = np.empty((scales, 2)), np.empty((scales, 2))
     for scale in range(scales):
         if scale:
             h, w = (imgs.shape[1] // 2) * 2, (imgs.shape[2] // 2) * 2
             imgs = imgs[:, :h, :w].reshape(3, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
-        fi, src = imgs[:1], imgs[1:]
-        stats = _valid_filter(np.concatenate([imgs, imgs * imgs, fi * src]), g)
-        mu_f, mu_s = stats[:1], stats[1:3]
-        var_f = stats[3:4] - mu_f * mu_f
-        var_s = stats[4:6] - mu_s * mu_s
-        cov = stats[6:8] - mu_f * mu_s
-        cs = (2 * cov + c2) / (var_f + var_s + c2)
-        lum = (2 * mu_f * mu_s + c1) / (mu_f * mu_f + mu_s * mu_s + c1)
-        ssims[scale] = (lum * cs).mean(axis=(1, 2))
-        css[scale] = cs.mean(axis=(1, 2))
+        ssim_sum, cs_sum = np.zeros(2), np.zeros(2)
+        rows, cols = imgs.shape[1] - WINDOW + 1, imgs.shape[2] - WINDOW + 1
+        for start, stop in row_strips(rows):
+            block = imgs[:, start : stop + WINDOW - 1]
+            stack = np.empty((8, *block.shape[1:]))
+            stack[:3] = block
+            np.multiply(block, block, out=stack[3:6])
+            np.multiply(block[:1], block[1:], out=stack[6:8])
+            strip_ssim, strip_cs = _ssim_terms(valid_filter(stack, g), c1, c2)
+            ssim_sum += strip_ssim
+            cs_sum += strip_cs
+        ssims[scale] = ssim_sum / (rows * cols)
+        css[scale] = cs_sum / (rows * cols)
     return ssims, css
 
 
@@ -426,7 +384,7 @@ def compute_ssim(fused: Any, a: Any, b: Any) -> dict[str, float]:
     """
     f, a_, b_ = _images(fused, a, b)
     check_min_size("fused", f.shape, SSIM_MIN_SIZE, "SSIM")
-    ssims, _ = memo("ssim-pyramid", (f, a_, b_), lambda: _source_pyramid(f, a_, b_))
+    ssims, _ = memo("ssim-pyramid", (f, a_, b_), lambda: _source_pyramid(_stacked(f, a_, b_)))
     s_a, s_b = (float(v) for v in ssims[0])
     return {"a": s_a, "b": s_b, "mean": (s_a + s_b) / 2, "sum": s_a + s_b}
 
@@ -448,7 +406,7 @@ def compute_ms_ssim(fused: Any, a: Any, b: Any) -> float:
     """
     f, a_, b_ = _images(fused, a, b)
     check_min_size("fused", f.shape, MS_SSIM_MIN_SIZE, "MS-SSIM")
-    ssims, css = memo("ssim-pyramid", (f, a_, b_), lambda: _source_pyramid(f, a_, b_))
+    ssims, css = memo("ssim-pyramid", (f, a_, b_), lambda: _source_pyramid(_stacked(f, a_, b_)))
     return float(_combine_np(ssims, css, MS_SSIM_WEIGHTS).mean())
 
 

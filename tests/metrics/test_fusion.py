@@ -18,6 +18,7 @@ from skimage.metrics import structural_similarity
 
 from benchbox.errors import MetricInputError
 from benchbox.metrics import fusion as fm
+from benchbox.metrics.vif import vif_pixel
 
 SOURCE_METRICS = (
     fm.compute_mi,
@@ -245,6 +246,44 @@ def test_vif_small_image_matches_reference_where_coarse_scales_vanish() -> None:
     assert fm.compute_vif(f, a, b) == pytest.approx(expected, rel=1e-9)
 
 
+def branchy_triple(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sources and a fused image that reach every branch of VIF's masks: flat reference
+    patches (σ1² < eps), a flat fused band (σ2² < eps), an inverted band (negative
+    gain), plain noise; taller than a strip of rows, odd sizes."""
+    a, b = smooth(shape, 7), np.random.default_rng(8).random(shape)
+    a[:40, :30] = 0.3
+    b[:40, :30] = 0.7
+    f = 0.7 * a + 0.3 * b
+    f[60:100] = 1 - a[60:100]
+    f[:, -25:] = 0.6
+    return np.clip(f, 0, 1), a, b
+
+
+def test_vif_matches_the_reference_on_every_branch_of_its_masks() -> None:
+    f, a, b = branchy_triple((141, 77))
+    # the reference's masks at the first scale: each branch is taken somewhere
+    win = np.outer(*(2 * [np.exp(-((np.arange(17) - 8.0) ** 2) / (2 * 3.4**2))]))
+    win /= win.sum()
+    mu1, mu2 = filter2_valid(a * 255, win), filter2_valid(f * 255, win)
+    s1 = filter2_valid((a * 255) ** 2, win) - mu1 * mu1
+    s2 = filter2_valid((f * 255) ** 2, win) - mu2 * mu2
+    s12 = filter2_valid(a * f * 255**2, win) - mu1 * mu2
+    assert (s1 < 1e-10).any() and (s2 < 1e-10).any() and (s12 < 0).any() and (s12 > 0).any()
+    for x in (a, b):
+        got = vif_pixel(np.stack([f, x]) * 255.0)[0]
+        assert got == pytest.approx(reference_vifp(x * 255, f * 255), rel=1e-9, abs=1e-12)
+    expected = reference_vifp(a * 255, f * 255) + reference_vifp(b * 255, f * 255)
+    assert fm.compute_vif(f, a, b) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (97, 203), (200, 18)])
+def test_vif_matches_the_reference_on_noise(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[1])
+    f, a, b = rng.random(shape), rng.random(shape), rng.random(shape)
+    expected = reference_vifp(a * 255, f * 255) + reference_vifp(b * 255, f * 255)
+    assert fm.compute_vif(f, a, b) == pytest.approx(expected, rel=1e-9)
+
+
 def test_vif_of_an_image_with_itself_is_one_per_source(triple) -> None:
     a = triple[1]
     assert fm.compute_vif(a, a, a) == pytest.approx(2.0, abs=1e-6)
@@ -258,6 +297,15 @@ def test_qabf_and_nabf_match_the_reference_code(triple) -> None:
     qabf, nabf = reference_qabf(f, a, b)
     assert fm.compute_qabf(f, a, b) == pytest.approx(qabf, rel=1e-10)
     assert fm.compute_nabf(f, a, b) == pytest.approx(nabf, rel=1e-10, abs=1e-15)
+
+
+def test_qabf_and_nabf_match_the_reference_code_across_strips_of_rows() -> None:
+    f, a, b = branchy_triple((141, 77))
+    f = np.clip(f + 2 * (f - ndimage.gaussian_filter(f, 2)), 0, 1)  # artefacts: Nabf > 0
+    qabf, nabf = reference_qabf(f, a, b)
+    assert nabf > 0.01
+    assert fm.compute_qabf(f, a, b) == pytest.approx(qabf, rel=1e-10)
+    assert fm.compute_nabf(f, a, b) == pytest.approx(nabf, rel=1e-10)
 
 
 def test_qabf_of_an_image_with_itself_is_the_constants_ceiling(triple) -> None:
@@ -296,22 +344,28 @@ def test_qabf_constant_sources_and_ranges(triple) -> None:
 
 
 # -- SSIM, MS-SSIM, PSNR ---------------------------------------------------------------
-def test_ssim_columns_match_skimage(triple) -> None:
-    f, a, b = triple
+@pytest.mark.parametrize("shape", [(192, 192), (141, 77), (11, 300)])
+def test_ssim_columns_match_skimage(shape: tuple[int, int]) -> None:
+    # float64 throughout, so equal to skimage up to the order of the sums; (141, 77)
+    # spans several strips of rows and reaches flat and inverted regions
+    f, a, b = branchy_triple(shape) if shape[0] > 100 else (smooth(shape, s) for s in range(3))
     got = fm.compute_ssim(f, a, b)
     s_a = structural_similarity(f, a, **SKIMAGE)
     s_b = structural_similarity(f, b, **SKIMAGE)
     assert set(got) == {"a", "b", "mean", "sum"}
-    assert got["a"] == pytest.approx(s_a, abs=1e-5)
-    assert got["b"] == pytest.approx(s_b, abs=1e-5)
-    assert got["mean"] == pytest.approx((s_a + s_b) / 2, abs=1e-5)
-    assert got["sum"] == pytest.approx(s_a + s_b, abs=1e-5)
+    assert got["a"] == pytest.approx(s_a, abs=1e-12)
+    assert got["b"] == pytest.approx(s_b, abs=1e-12)
+    assert got["mean"] == pytest.approx((s_a + s_b) / 2, abs=1e-12)
+    assert got["sum"] == pytest.approx(s_a + s_b, abs=1e-12)
 
 
 def test_ms_ssim_matches_a_scipy_reference(triple) -> None:
     f, a, b = triple
     expected = (reference_ms_ssim(f, a) + reference_ms_ssim(f, b)) / 2
-    assert fm.compute_ms_ssim(f, a, b) == pytest.approx(expected, abs=1e-6)  # float32
+    assert fm.compute_ms_ssim(f, a, b) == pytest.approx(expected, abs=1e-12)
+    f, a, b = branchy_triple((181, 203))
+    expected = (reference_ms_ssim(f, a) + reference_ms_ssim(f, b)) / 2
+    assert fm.compute_ms_ssim(f, a, b) == pytest.approx(expected, abs=1e-12)
 
 
 def test_ms_ssim_of_an_image_with_itself_is_one(triple) -> None:

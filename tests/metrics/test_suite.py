@@ -16,6 +16,7 @@ from benchbox.errors import ConfigError, MetricInputError, PluginBugError, Plugi
 from benchbox.metrics import fusion as fm
 from benchbox.metrics import segmentation as sm
 from benchbox.metrics import suite
+from benchbox.metrics.filters import row_strips
 from benchbox.plugins import create_registry, use_registry
 
 FUSION_COLUMNS = {
@@ -249,7 +250,7 @@ def test_no_warning_on_large_images(registry, images) -> None:
 
 def test_fusion_metrics_share_the_ssim_pyramid_and_sobel_terms(registry, images, monkeypatch):
     calls = {"pyramid": 0, "sobel": 0}
-    pyramid, sobel = fm._source_pyramid, fm._sobel
+    pyramid, sobel = fm._source_pyramid, fm.sobel_polar
 
     def count_pyramid(*args):
         calls["pyramid"] += 1
@@ -260,11 +261,15 @@ def test_fusion_metrics_share_the_ssim_pyramid_and_sobel_terms(registry, images,
         return sobel(*args)
 
     monkeypatch.setattr(fm, "_source_pyramid", count_pyramid)
-    monkeypatch.setattr(fm, "_sobel", count_sobel)
+    monkeypatch.setattr(fm, "sobel_polar", count_sobel)
     row = suite.score_fusion_case(*images)
-    assert calls == {"pyramid": 1, "sobel": 3}  # F, A and B once each
+    strips = len(list(row_strips(images[0].shape[0])))
+    assert strips > 1
+    # F, A and B in one stack, one call per strip of rows, for Qabf and Nabf together.
+    assert calls == {"pyramid": 1, "sobel": strips}
     alone = fm.compute_ssim(*images)["mean"], fm.compute_ms_ssim(*images)
     assert (row["ssim_mean"], row["ms-ssim"]) == alone
+    assert (row["qabf"], row["nabf"]) == (fm.compute_qabf(*images), fm.compute_nabf(*images))
 
 
 # -- regions ---------------------------------------------------------------------------
