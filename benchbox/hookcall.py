@@ -160,27 +160,55 @@ class PluginManager(pluggy.PluginManager):
 
         def guarded(*args: Any) -> Any:
             filling = self.filling
-            if filling is None:
-                observers = self.observers
-                if observers is None or not observed:
-                    return function(*args)
-                if name in observers.failed:
+            if filling is not None:
+                if name in filling.failed:
                     return None
-                try:
-                    return function(*args)
-                except Exception as exc:
-                    observers.fail(name, hook, exc)
-                    return None
-            if name in filling.failed:
+                with filling.speaking(name):
+                    return _shielded(function, args, lambda exc: filling.fail(name, exc))
+            observers = self.observers
+            if observers is None or not observed:
+                return function(*args)
+            if name in observers.failed:
                 return None
-            with filling.speaking(name):
-                try:
-                    return function(*args)
-                except Exception as exc:
-                    filling.fail(name, exc)
-                    return None
+            return _shielded(function, args, lambda exc: observers.fail(name, hook, exc))
 
         return guarded
+
+
+def _shielded(
+    function: Callable[..., Any], args: tuple[Any, ...], fail: Callable[[Exception], None]
+) -> Any:
+    """``function(*args)``, or ``None`` after handing its exception to ``fail``."""
+    try:
+        return function(*args)
+    except Exception as exc:
+        fail(exc)
+        return None
+
+
+def _advance(filling: Filling, name: str, step: Callable[[], Any]) -> tuple[str, Any]:
+    """Run one part of plugin ``name``'s wrapper generator (``next`` or ``send``).
+
+    Returns ``("yielded", None)``, ``("returned", value)`` when the generator returned
+    ``value``, or ``("failed", None)`` when it raised: the plugin's failure.
+    """
+    with filling.speaking(name):
+        try:
+            step()
+        except StopIteration as stop:
+            return "returned", stop.value
+        except Exception as exc:
+            filling.fail(name, exc)
+            return "failed", None
+    return "yielded", None
+
+
+def _start(filling: Filling, name: str, gen: Generator[Any, Any, Any]) -> bool:
+    """Run a wrapper up to its ``yield``; whether it got there (else it failed)."""
+    state, _ = _advance(filling, name, lambda: next(gen))
+    if state == "returned":
+        filling.fail(name, RuntimeError("the hook wrapper did not yield"))
+    return state == "yielded"
 
 
 def _guard_wrapper(
@@ -195,15 +223,8 @@ def _guard_wrapper(
         if name in filling.failed:
             return (yield)
         gen = function(*args)
-        with filling.speaking(name):
-            try:
-                next(gen)
-            except StopIteration:
-                filling.fail(name, RuntimeError("the hook wrapper did not yield"))
-                return (yield)
-            except Exception as exc:
-                filling.fail(name, exc)
-                return (yield)
+        if not _start(filling, name, gen):
+            return (yield)
         try:
             result = yield
         except Exception as exc:  # raised by another wrapper; the guards never raise
@@ -213,14 +234,9 @@ def _guard_wrapper(
                 except StopIteration as stop:
                     return stop.value
             raise
-        with filling.speaking(name):
-            try:
-                gen.send(result)
-            except StopIteration as stop:
-                return stop.value
-            except Exception as exc:
-                filling.fail(name, exc)
-                return result
+        state, value = _advance(filling, name, lambda: gen.send(result))
+        if state != "yielded":
+            return value if state == "returned" else result
         gen.close()
         filling.fail(name, RuntimeError("the hook wrapper yielded twice"))
         return result
@@ -242,27 +258,13 @@ def _guard_old_wrapper(
             yield
             return
         gen = function(*args)
-        with filling.speaking(name):
-            try:
-                next(gen)
-            except StopIteration:
-                filling.fail(name, RuntimeError("the hook wrapper did not yield"))
-                yield
-                return
-            except Exception as exc:
-                filling.fail(name, exc)
-                yield
-                return
+        if not _start(filling, name, gen):
+            yield
+            return
         outcome = yield
-        with filling.speaking(name):
-            try:
-                gen.send(outcome)
-            except StopIteration:
-                return
-            except Exception as exc:
-                filling.fail(name, exc)
-                return
-        gen.close()
-        filling.fail(name, RuntimeError("the hook wrapper yielded twice"))
+        state, _ = _advance(filling, name, lambda: gen.send(outcome))
+        if state == "yielded":
+            gen.close()
+            filling.fail(name, RuntimeError("the hook wrapper yielded twice"))
 
     return guarded
