@@ -47,10 +47,10 @@ from pathlib import Path
 from typing import Any
 
 from benchbox.data import io
-from benchbox.data.options import as_modalities, resolve_options
+from benchbox.data.options import as_modalities
 from benchbox.data.paths import REPO_ROOT, expand_path, slugify
 from benchbox.data.spec import CaseFiles, LabelSpec
-from benchbox.data.volumes import VolumeDataset, open_volume_dataset
+from benchbox.data.volumes import VolumeDataset, open_volume_dataset, volume_options
 from benchbox.errors import ConfigError, DataError
 
 if sys.version_info >= (3, 11):
@@ -237,6 +237,7 @@ def open_cases(
         name: the leaderboard slug (default: the config's ``name``).
         cache: use the preprocessing cache (``BENCHBOX_CACHE``).
     """
+    arguments = dict(locals())  # the options among them: volume_options()
     if root is None:
         raise ConfigError("dataset 'cases' needs a config or folder: --dataset cases:<config.toml>")
     given = Path(str(root)).expanduser()
@@ -275,27 +276,7 @@ def open_cases(
         "split_seed": split.get("seed"),
         "folds": split.get("folds"),
     }
-    options = resolve_options(
-        {
-            "image_size": image_size,
-            "resample": resample,
-            "target": target,
-            "val_fraction": val_fraction,
-            "test_fraction": test_fraction,
-            "split_seed": split_seed,
-            "folds": folds,
-            "fold": fold,
-            "slices_per_case": slices_per_case,
-            "lesion_fraction": lesion_fraction,
-            "ct_window": ct_window,
-            "percentiles": percentiles,
-            "crop": crop,
-            "crop_margin": crop_margin,
-            "fit": fit,
-            "geometry_tolerance": geometry_tolerance,
-        },
-        defaults,
-    )
+    options = volume_options(arguments, defaults)
     fixed = {k: [str(c) for c in split[k]] for k in ("train", "val", "test") if split.get(k)}
     cases = discover_cases(data_root, cfg)
     return open_volume_dataset(

@@ -22,10 +22,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchbox.data.options import DEFAULTS, as_names, resolve_options
+from benchbox.data.options import DEFAULTS, as_names
 from benchbox.data.paths import slugify
 from benchbox.data.spec import CaseFiles, LabelSpec, default_norm
-from benchbox.data.volumes import VolumeDataset, open_volume_dataset
+from benchbox.data.volumes import VolumeDataset, open_volume_dataset, volume_options
 from benchbox.errors import ConfigError, DataError
 
 _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -192,6 +192,7 @@ def open_nifti(
         name: the leaderboard slug (default: the folder name, lowercased).
         cache: use the preprocessing cache (``BENCHBOX_CACHE``).
     """
+    arguments = dict(locals())  # the options among them: volume_options()
     if root is None:
         raise ConfigError(
             "dataset 'nifti' needs a folder: --dataset nifti:<nnU-Net dataset folder>"
@@ -218,26 +219,7 @@ def open_nifti(
         fixed["test"] = [c.case_id for c in test_cases]
     if not cases:
         raise DataError(f"{folder}: empty dataset, no {ending} image in imagesTr")
-    options = resolve_options(
-        {
-            "image_size": image_size,
-            "resample": resample,
-            "target": target,
-            "val_fraction": val_fraction,
-            "test_fraction": 0.0 if has_test else test_fraction,
-            "split_seed": split_seed,
-            "folds": folds,
-            "fold": fold,
-            "slices_per_case": slices_per_case,
-            "lesion_fraction": lesion_fraction,
-            "ct_window": ct_window,
-            "percentiles": percentiles,
-            "crop": crop,
-            "crop_margin": crop_margin,
-            "fit": fit,
-            "geometry_tolerance": geometry_tolerance,
-        }
-    )
+    options = volume_options({**arguments, "test_fraction": 0.0 if has_test else test_fraction})
     raw_names = meta.get("channel_names", meta.get("modality", {}))
     norms = {ch: default_norm(str(raw_names.get(str(i), ch))) for i, ch in enumerate(channels)}
     return open_volume_dataset(

@@ -26,7 +26,7 @@ import numpy as np
 from benchbox.data import io
 from benchbox.data.base import BenchDataset, Sample, Volume
 from benchbox.data.cache import CacheEntry, SliceCache, cache_key, file_digest
-from benchbox.data.options import DEFAULTS
+from benchbox.data.options import DEFAULTS, resolve_options
 from benchbox.data.pipeline import preprocess_case
 from benchbox.data.preprocess import Fit, Orientation, Restorer, sample_slices
 from benchbox.data.spec import CaseFiles, LabelSpec, Preprocessing, default_norm
@@ -372,6 +372,42 @@ class VolumeDataset(BenchDataset):
             "lesion_fraction": self.lesion_fraction,
             "cache": str(self.cache.root) if self.cache.enabled else None,
         }
+
+
+#: The dataset options every volume reader (``nifti``, ``cases``) takes as arguments;
+#: their defaults and parsers are declared in :data:`benchbox.data.options.OPTIONS`.
+VOLUME_OPTIONS: tuple[str, ...] = (
+    "image_size",
+    "resample",
+    "target",
+    "val_fraction",
+    "test_fraction",
+    "split_seed",
+    "folds",
+    "fold",
+    "slices_per_case",
+    "lesion_fraction",
+    "ct_window",
+    "percentiles",
+    "crop",
+    "crop_margin",
+    "fit",
+    "geometry_tolerance",
+)
+
+
+def volume_options(
+    arguments: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The :data:`VOLUME_OPTIONS` of a reader's call, parsed over ``defaults`` (a config
+    file's values; :func:`benchbox.data.options.resolve_options`).
+
+    Args:
+        arguments: the reader's arguments (``dict(locals())`` on entry); ``None`` means
+            "not given".
+        defaults: the reader's own defaults, over the declared ones.
+    """
+    return resolve_options({k: arguments[k] for k in VOLUME_OPTIONS}, defaults)
 
 
 def open_volume_dataset(

@@ -196,3 +196,21 @@ def test_has_foreground_follows_the_target(make_cases):
     assert open_cases(str(root), config=str(cfg), target="oedema").has_foreground("train")
     enhancing = open_cases(str(root), config=str(cfg), target="enhancing")
     assert enhancing.has_foreground("train") is False
+
+
+def test_every_volume_reader_takes_every_shared_option():
+    """volume_options() picks VOLUME_OPTIONS from each reader's arguments, so each one
+    must be a parameter of both readers and a declared dataset option."""
+    import inspect
+
+    from benchbox.data.cases import open_cases
+    from benchbox.data.nifti import open_nifti
+    from benchbox.data.options import OPTIONS
+    from benchbox.data.volumes import VOLUME_OPTIONS, volume_options
+
+    assert set(VOLUME_OPTIONS) <= set(OPTIONS)
+    for reader in (open_nifti, open_cases):
+        assert set(VOLUME_OPTIONS) <= set(inspect.signature(reader).parameters), reader
+    given = dict.fromkeys(VOLUME_OPTIONS) | {"crop_margin": "3", "root": "ignored"}
+    options = volume_options(given, {"crop_margin": 7, "fit": "pad"})
+    assert options["crop_margin"] == 3 and options["fit"] == "pad"
