@@ -274,9 +274,21 @@ def timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
+_joined = False
+
+
+def joined() -> bool:
+    """Whether this process joined a process group (see :func:`start`), even if it left
+    it since: after a failed collective, the process must end with ``os._exit``."""
+    return _joined
+
+
 def start(device: torch.device, world: tuple[int, int, int, int]) -> Distributed:
     """Join the process group of torchrun's environment (gloo on CPU, nccl on CUDA)."""
     import torch.distributed as dist
+
+    global _joined
+    _joined = True
 
     rank, world_size, local_rank, _ = world
     backend = "nccl" if device.type == "cuda" else "gloo"

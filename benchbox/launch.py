@@ -17,9 +17,10 @@ import logging
 import os
 import re
 import signal
+import sys
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from benchbox import distributed, interrupts
 from benchbox.errors import BenchboxError, ConfigError
@@ -94,10 +95,29 @@ def _rank_main(
         if entry is not None:
             return entry(run_config, run_id)
         return run_in_group(run_config, run_id=run_id)
-    except BenchboxError as exc:
-        raise RankFailed(str(exc)) from None
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        _end(None, 130)
+    except BenchboxError as exc:
+        _end(RankFailed(str(exc)), 1)
+    except Exception as exc:  # a bug: its type and message reach the launcher
+        _end(exc, 1)
+
+
+def _end(error: Exception | None, code: int) -> NoReturn:
+    """End a failed process started by :func:`launch`: its error goes to the launcher's
+    error file. After joining the process group the process ends with ``os._exit``: once
+    a peer died, a normal interpreter exit can wait forever on the group's threads."""
+    if not distributed.joined():
+        if error is None:
+            raise SystemExit(code)
+        raise error
+    if error is not None:
+        from torch.distributed.elastic.multiprocessing.errors import get_error_handler
+
+        get_error_handler().record_exception(error)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @contextlib.contextmanager
@@ -196,15 +216,19 @@ _PREFIX = re.compile(rf"^(?:{RankFailed.__name__}|[\w.]*\.{RankFailed.__name__})
 
 
 def _failure_message(exc: Any, nproc: int) -> str:
-    """One line from the first failed process: its own error when it raised one."""
+    """One line from the first failed process: its own error when it raised one, named
+    by rank unless rank 0 failed the same way (a bad setting fails every rank)."""
     rank, failure = exc.get_first_failure()
+    text = _failure_text(failure)
+    same = [r for r, f in exc.failures.items() if _failure_text(f) == text]
+    return text if rank == 0 or 0 in same else f"rank {rank} of {nproc}: {text}"
+
+
+def _failure_text(failure: Any) -> str:
     message = failure.message
     if isinstance(message, dict):
         message = message.get("message", "")
     text = str(message or "").strip()
     if not text or text.startswith("<"):  # torch's placeholder when no error was recorded
-        text = f"exited with code {failure.exitcode}"
-        if failure.exitcode == 130:
-            text = "interrupted"
-    text = _PREFIX.sub("", text.splitlines()[0] if text else text)
-    return text if rank == 0 else f"rank {rank} of {nproc}: {text}"
+        return "interrupted" if failure.exitcode == 130 else f"exited with code {failure.exitcode}"
+    return _PREFIX.sub("", text.splitlines()[0])

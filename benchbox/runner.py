@@ -125,6 +125,11 @@ def _execute(
             note = ""
             if status == "failed" and "checkpoint" in files and not isinstance(exc, OSError):
                 note = f" (after training; the selected checkpoint is {files['checkpoint']})"
+            if isinstance(exc, interrupts.Terminated) and p.dist is not None and p.dist.active:
+                note = (
+                    " (a distributed run: the launcher stops every process when one of them "
+                    "fails; see its output)"
+                )
             _record_end(run, exc, board, log, note)
             error += note
             raise

@@ -107,7 +107,33 @@ def _interrupted(exc: BaseException | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script: one clear line and a non-zero exit on errors."""
+    """Entry point of the console script: one clear line and a non-zero exit on errors.
+
+    A process of a distributed run that fails after joining its process group ends
+    with ``os._exit`` once its line is printed and its records are written: after a
+    peer died, a normal interpreter exit can wait forever on the group's threads.
+    """
+    try:
+        code = _main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not code or not _joined_group():
+            raise
+    if code and _joined_group():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _joined_group() -> bool:
+    """Whether this process joined a distributed run's process group (checked without
+    importing torch when it did not)."""
+    module = sys.modules.get("benchbox.distributed")
+    return bool(module is not None and module.joined())
+
+
+def _main(argv: list[str] | None) -> int:
     from benchbox.errors import BenchboxError
     from benchbox.interrupts import Terminated, sigterm_as_interrupt
 
