@@ -198,6 +198,7 @@ def test_a_bad_option_under_torchrun_fails_on_every_rank(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow  # three processes spawned (the parent and two ranks) that import torch
 def test_nproc_starts_the_processes_and_reports_a_failure_in_one_line(tmp_path):
     """``benchbox run --nproc 2``: a batch that does not split fails on every rank; the
     launcher's output (tracebacks of the ranks) is replaced by that one line."""
