@@ -52,36 +52,42 @@ def _windows(x: np.ndarray, n: int, axis: int, step: int) -> np.ndarray:
     return as_strided(x, (*shape, n), (*strides, x.strides[axis]), writeable=False, subok=False)
 
 
-def valid_filter(x: np.ndarray, g: np.ndarray, step: int = 1) -> np.ndarray:
+def valid_filter(
+    x: np.ndarray, g: np.ndarray, step: int = 1, transposed: bool = False
+) -> np.ndarray:
     """'Valid' correlation of the last two axes of ``x`` with the window ``outer(g, g)``.
 
     MATLAB's ``filter2(outer(g, g), x, 'valid')`` (``scipy.signal.correlate2d(...,
-    mode='valid')``) for every image of the stack, done as two 1D passes, each a
-    matrix product of a sliding-window view with ``g``: no padding and no copy of the
-    windows. With ``step = 2`` only every second output row and column is computed,
-    which is ``valid_filter(x, g)[..., ::2, ::2]`` (filter, then decimate) at a quarter
-    of the cost.
+    mode='valid')``) for every image of the stack, done as two 1D passes down the
+    columns: each is a matrix product of a sliding-window view with ``g`` (no padding,
+    no copy of the windows) whose windows run across rows, the layout BLAS takes as a
+    matrix-vector product; between the two passes the strip is transposed. With
+    ``step = 2`` only every second output row and column is computed, which is
+    ``valid_filter(x, g)[..., ::2, ::2]`` (filter, then decimate) at a quarter of the
+    cost.
 
     Args:
         x: float array ``(..., H, W)``.
         g: the 1D taps, length ``n``.
         step: keep every ``step``-th output row and column, from the first.
+        transposed: return the result with its last two axes swapped (as it is
+            computed), for callers that only reduce it.
 
     Returns:
-        ``(..., ceil((H - n + 1) / step), ceil((W - n + 1) / step))``; empty along an
-        axis shorter than ``n``.
+        ``(..., ceil((H - n + 1) / step), ceil((W - n + 1) / step))``, or those two
+        axes swapped; empty along an axis shorter than ``n``.
     """
     n = g.size
     h, w = x.shape[-2:]
     rows, cols = -(-max(h - n + 1, 0) // step), -(-max(w - n + 1, 0) // step)
     if rows == 0 or cols == 0:
-        return np.zeros((*x.shape[:-2], rows, cols))
-    out = np.empty((*x.shape[:-2], rows, cols))
+        return np.zeros((*x.shape[:-2], *((cols, rows) if transposed else (rows, cols))))
+    out = np.empty((*x.shape[:-2], cols, rows))
     for start, stop in row_strips(rows):
         block = x[..., start * step : (stop - 1) * step + n, :]
-        y = _windows(block, n, -2, step) @ g
-        out[..., start:stop, :] = _windows(y, n, -1, step) @ g
-    return out
+        y = np.ascontiguousarray(np.swapaxes(_windows(block, n, -2, step) @ g, -1, -2))
+        out[..., start:stop] = _windows(y, n, -2, step) @ g
+    return out if transposed else np.ascontiguousarray(np.swapaxes(out, -1, -2))
 
 
 def sobel_polar(

@@ -345,7 +345,7 @@ def _source_pyramid(imgs: np.ndarray) -> tuple[Any, Any]:
             stack[:3] = block
             np.multiply(block, block, out=stack[3:6])
             np.multiply(block[:1], block[1:], out=stack[6:8])
-            strip_ssim, strip_cs = _ssim_terms(valid_filter(stack, g), c1, c2)
+            strip_ssim, strip_cs = _ssim_terms(valid_filter(stack, g, transposed=True), c1, c2)
             ssim_sum += strip_ssim
             cs_sum += strip_cs
         ssims[scale] = ssim_sum / (rows * cols)

@@ -84,7 +84,9 @@ def vif_pixel(images: np.ndarray, sigma_nsq: float = 2.0) -> np.ndarray:
             stack[: k + 1] = block
             np.multiply(block, block, out=stack[k + 1 : 2 * k + 2])
             np.multiply(block[:1], block[1:], out=stack[2 * k + 2 :])
-            strip_num, strip_den = _vif_terms(valid_filter(stack, g), k, sigma_nsq, eps)
+            strip_num, strip_den = _vif_terms(
+                valid_filter(stack, g, transposed=True), k, sigma_nsq, eps
+            )
             num += strip_num
             den += strip_den
     # A reference without any variance carries no information to lose.
