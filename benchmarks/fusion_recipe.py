@@ -79,9 +79,16 @@ def runs(folders: list[Path]) -> list[str]:
         if not chosen:
             raise SystemExit(f"{folder}: no validated epoch in metrics.json")
         val = chosen[-1]["val"]
-        opts = config.get("fusion_loss_opts") or {}
-        label = f"{config['fusion']} + {config['fusion_loss']}" + (
-            " (" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")" if opts else ""
+
+        def show(name: str, opts: dict[str, Any]) -> str:
+            return name + (
+                " (" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")" if opts else ""
+            )
+
+        label = (
+            show(config["fusion"], config.get("fusion_opts") or {})
+            + " + "
+            + show(config["fusion_loss"], config.get("fusion_loss_opts") or {})
         )
         note = f"epoch {sel['epoch']} of {sel['epochs_run']} by val {sel['metric']}"
         rows.append(_row(label, val, note))
