@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from benchbox.errors import MetricInputError
+from benchbox.metrics._share import memo
 
 #: Values this far outside [0, 1] are float rounding, not a wrongly scaled image.
 RANGE_SLACK = 1e-6
@@ -21,7 +22,15 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def check_image(name: str, x: Any) -> np.ndarray:
-    """A 2D ``float64`` copy-free view of ``x`` with finite values in ``[0, 1]``."""
+    """A 2D ``float64`` copy-free view of ``x`` with finite values in ``[0, 1]``.
+
+    Checked once per object while the metrics of a case share their work
+    (:func:`~benchbox.metrics._share.share_computations`).
+    """
+    return memo("checked-image", (x,), lambda: _check_image(name, x))
+
+
+def _check_image(name: str, x: Any) -> np.ndarray:
     arr = to_numpy(x)
     if arr.ndim != 2:
         raise MetricInputError(

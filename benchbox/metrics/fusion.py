@@ -48,7 +48,8 @@ def _stacked(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # -- information -----------------------------------------------------------------------
 def _bin_index(x: np.ndarray) -> np.ndarray:
-    return np.minimum((x * BINS).astype(np.intp), BINS - 1).ravel()
+    """Each pixel's histogram bin, computed once per image while metrics share work."""
+    return memo("bins", (x,), lambda: np.minimum((x * BINS).astype(np.intp), BINS - 1).ravel())
 
 
 def _entropy_bits(counts: np.ndarray) -> float:
