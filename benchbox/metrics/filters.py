@@ -49,7 +49,19 @@ def _windows(x: np.ndarray, n: int, axis: int, step: int) -> np.ndarray:
     length = shape[axis]
     shape[axis] = (length - n) // step + 1
     strides[axis] = x.strides[axis] * step
+    if x.flags.c_contiguous:  # the same view, without as_strided's Python overhead
+        return np.ndarray((*shape, n), x.dtype, x, 0, (*strides, x.strides[axis]))
     return as_strided(x, (*shape, n), (*strides, x.strides[axis]), writeable=False, subok=False)
+
+
+def _row_windows(x: np.ndarray, start: int, stop: int, n: int, step: int) -> np.ndarray:
+    """``_windows(x[..., start:stop, :], n, -2, step)``, straight from ``x``'s buffer
+    when ``x`` is contiguous (its row slice is not, for a stack)."""
+    if not x.flags.c_contiguous:
+        return _windows(x[..., start:stop, :], n, -2, step)
+    shape = (*x.shape[:-2], (stop - start - n) // step + 1, x.shape[-1], n)
+    strides = (*x.strides[:-2], x.strides[-2] * step, x.strides[-1], x.strides[-2])
+    return np.ndarray(shape, x.dtype, x, start * x.strides[-2], strides)
 
 
 def valid_filter(
@@ -84,8 +96,8 @@ def valid_filter(
         return np.zeros((*x.shape[:-2], *((cols, rows) if transposed else (rows, cols))))
     out = np.empty((*x.shape[:-2], cols, rows))
     for start, stop in row_strips(rows):
-        block = x[..., start * step : (stop - 1) * step + n, :]
-        y = np.ascontiguousarray(np.swapaxes(_windows(block, n, -2, step) @ g, -1, -2))
+        windows = _row_windows(x, start * step, (stop - 1) * step + n, n, step)
+        y = np.ascontiguousarray(np.swapaxes(windows @ g, -1, -2))
         out[..., start:stop] = _windows(y, n, -2, step) @ g
     return out if transposed else np.ascontiguousarray(np.swapaxes(out, -1, -2))
 
