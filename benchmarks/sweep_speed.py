@@ -23,8 +23,9 @@ beyond the run itself, cluster start excluded.
    * ``beyond_run_s = ray_s - run_s``: everything outside the run itself: starting the
      worker process, importing torch, building the dataset and models, and Ray's own
      cost. The local executor pays all of it but the last, so
-   * ``ray_only_s = ray_s - local_s`` (the median local time of the same job) is what
-     Ray adds on top of a local sweep.
+   * ``ray_only_s`` = ``beyond_run_s`` minus the local executor's median of the same
+     (``local_s - run_s``) is what Ray adds on top of a local sweep (the runs' own
+     times, which vary with the load, cancel out).
 
 The load average and the CPU time used by other processes (this benchmark's process
 tree excluded) are recorded: the machine may be shared.
@@ -160,10 +161,12 @@ def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
                 )
     finally:
         ray.shutdown()
-    local_median = statistics.median(m["wall_s"] for m in locals_)
+    for m in locals_:
+        m["beyond_run_s"] = m["wall_s"] - m["run_s"]
+    local_beyond = statistics.median(m["beyond_run_s"] for m in locals_)
     for m in rays:
         m["beyond_run_s"] = m["wall_s"] - m["run_s"]
-        m["ray_only_s"] = m["wall_s"] - local_median
+        m["ray_only_s"] = m["beyond_run_s"] - local_beyond
     return {
         "ray_start_s": start_s,
         "ray": rays,
@@ -171,7 +174,7 @@ def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
         "median_beyond_run_s": statistics.median(m["beyond_run_s"] for m in rays),
         "max_beyond_run_s": max(m["beyond_run_s"] for m in rays),
         "median_ray_only_s": statistics.median(m["ray_only_s"] for m in rays),
-        "median_local_beyond_run_s": statistics.median(m["wall_s"] - m["run_s"] for m in locals_),
+        "median_local_beyond_run_s": local_beyond,
     }
 
 
@@ -253,20 +256,21 @@ Speed-up (ratio of the medians): **{report["speedup_jobs2_over_jobs1"]:.2f}x**.
 
 Local Ray with 2 CPUs, started in {ray["ray_start_s"]:.1f} s (excluded); one run at a
 time (`cpus_per_run=2`), alternating with the local executor (ABBA), after one warm-up
-run through Ray. `run` is the wall time the run records (`metrics.json` `wall_s`).
+run through Ray. Seconds; "its run" is the wall time the run records (`metrics.json` `wall_s`).
 
-| run | ray (s) | local (s) | the run itself (s) | ray - run (s) | ray - median local (s) |
-|---|---|---|---|---|---|
+| # | ray | its run | ray - run | local | its run | local - run | Ray's own |
+|---|---|---|---|---|---|---|---|
 """ + "".join(
-            f"| {i + 1} | {m['wall_s']:.1f} | {lo['wall_s']:.1f} | {m['run_s']:.1f} | "
-            f"{m['beyond_run_s']:.1f} | {m['ray_only_s']:.1f} |\n"
+            f"| {i + 1} | {m['wall_s']:.1f} | {m['run_s']:.1f} | {m['beyond_run_s']:.1f} | "
+            f"{lo['wall_s']:.1f} | {lo['run_s']:.1f} | {lo['beyond_run_s']:.1f} | "
+            f"{m['ray_only_s']:.1f} |\n"
             for i, (m, lo) in enumerate(zip(ray["ray"], ray["local"], strict=True))
         )
         text += f"""
 Beyond the run itself, through Ray: median **{ray["median_beyond_run_s"]:.1f} s** (max \
 {ray["max_beyond_run_s"]:.1f} s): a fresh worker process, imports, the dataset and models
 built, and Ray's own cost. The local executor's median for the same is \
-{ray["median_local_beyond_run_s"]:.1f} s, so Ray itself adds a median \
+{ray["median_local_beyond_run_s"]:.1f} s, so Ray's own cost (the difference) is a median \
 {ray["median_ray_only_s"]:.1f} s per run.
 """
     text += f"""
