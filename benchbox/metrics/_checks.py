@@ -39,9 +39,9 @@ def _check_image(name: str, x: Any) -> np.ndarray:
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise MetricInputError(f"{name} must be a float image in [0, 1], got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise MetricInputError(f"{name} contains NaN or infinite values")
     lo, hi = float(arr.min()), float(arr.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # min and max propagate NaN
+        raise MetricInputError(f"{name} contains NaN or infinite values")
     if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
         raise MetricInputError(
             f"{name} has values in [{lo:g}, {hi:g}]; fusion metrics need images in [0, 1] "

@@ -156,20 +156,20 @@ def score_fusion_case(
         PluginError: without ``failures``, a metric returned a value that is not a
             finite number, or raised (:class:`PluginBugError` naming it).
     """
-    f, a_, b_ = check_images(fused, a, b)
-    if metrics is None:
-        entries, too_small = fusion_metrics_for_shape(f.shape)
-        if too_small:
-            warnings.warn(
-                f"images of {f.shape[0]}x{f.shape[1]} are too small for "
-                + ", ".join(f"{e.name} (needs {e.info['min_size']})" for e in too_small)
-                + "; those columns are left out",
-                stacklevel=2,
-            )
-    else:
-        entries = list(metrics)
     out: dict[str, float] = {}
-    with share_computations():
+    with share_computations():  # the metrics reuse these checks
+        f, a_, b_ = check_images(fused, a, b)
+        if metrics is None:
+            entries, too_small = fusion_metrics_for_shape(f.shape)
+            if too_small:
+                warnings.warn(
+                    f"images of {f.shape[0]}x{f.shape[1]} are too small for "
+                    + ", ".join(f"{e.name} (needs {e.info['min_size']})" for e in too_small)
+                    + "; those columns are left out",
+                    stacklevel=2,
+                )
+        else:
+            entries = list(metrics)
         for entry in entries:
             out.update(_score(entry, failures, "", f, a_, b_))
     return out
