@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from benchbox import errors
+from benchbox.timing import Clock, percentile, time_steps
 
-Clock = Callable[[], float]
 MODES = ("both", "train", "infer")
 
 
@@ -115,15 +115,6 @@ class Phase:
             f"{prefix}_peak_mem_mb": None if mem is None else mem / 2**20,
             f"{prefix}_warmup_s": self.warmup_seconds,
         }
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile with linear interpolation (NumPy's default method)."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -349,17 +340,7 @@ def time_phase(
     step = make_step(batch)
     memory = PeakMemory(device)
     memory.start()
-    t0 = clock()
-    for _ in range(spec.warmup):
-        step()
-    sync()
-    warmup_seconds = clock() - t0
-    seconds = []
-    for _ in range(spec.steps):
-        start = clock()
-        step()
-        sync()
-        seconds.append(clock() - start)
+    warmup_seconds, seconds = time_steps(step, spec.warmup, spec.steps, sync, clock)
     return Phase(batch, seconds, warmup_seconds, memory.peak(), memory.method)
 
 

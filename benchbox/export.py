@@ -4,7 +4,7 @@ For a trained run, :func:`export_run` writes the ``pipeline``, ``fusion`` and
 ``segmenter`` graphs (:mod:`benchbox.graphs`) to ONNX or TorchScript, runs each back
 (onnxruntime or ``torch.jit.load``) on the run's test images and reports the largest
 absolute difference to eager PyTorch, then times eager against the exported pipeline
-side by side (:func:`benchbox.metrics.throughput.compare_speed`). With
+side by side (:func:`benchbox.timing.compare_speed`). With
 ``quantize="int8"`` it also writes static int8 ONNX graphs (:mod:`benchbox.quantize`)
 and scores the test split with them and with eager PyTorch through the same
 evaluation as ``benchbox run``, so the change of Dice, SSIM and Qabf is measured, not
@@ -172,8 +172,8 @@ def _quantize(
     rounds: int,
     log: Log,
 ) -> dict[str, Any]:
-    from benchbox.metrics.throughput import compare_speed
     from benchbox.quantize import calibration_batches, quantize_int8
+    from benchbox.timing import compare_speed
 
     train = dataset.split("train")
     n_calib = min(64, len(train))
@@ -256,8 +256,8 @@ def export_run(
     """
     import torch
 
-    from benchbox.metrics.throughput import compare_speed
     from benchbox.restore import load_run, open_training_dataset
+    from benchbox.timing import compare_speed
 
     log = log or (lambda _m: None)
     if fmt not in FORMATS:

@@ -7,7 +7,6 @@ import csv
 import itertools
 import types
 
-import numpy as np
 import pytest
 import torch
 
@@ -69,12 +68,6 @@ def test_real_clock_gives_images_per_second_of_the_step_times():
     row = bb.bench(spec)
     assert "infer_img_s" not in row
     assert row["train_img_s"] == pytest.approx(2 / (row["train_step_ms_mean"] / 1000))
-
-
-def test_percentile_matches_numpy():
-    values = [5.0, 1.0, 4.0, 2.5, 9.0, 7.5]
-    for q in (0, 50, 95, 100):
-        assert bb.percentile(values, q) == pytest.approx(np.percentile(values, q))
 
 
 def test_out_of_memory_retries_with_smaller_batches():
