@@ -20,7 +20,7 @@ from benchbox.registry import Registry
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 #: Keys ``config.json`` holds besides the :class:`RunConfig` fields.
-_RECORD_KEYS = ("config_hash", "dataset_config", "model_io")
+_RECORD_KEYS = ("config_hash", "dataset_config", "model_io", "distributed")
 
 
 @dataclass
