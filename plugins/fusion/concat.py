@@ -32,12 +32,12 @@ from torch import nn
 
 from benchbox_plugins.fusion.dual import (
     PyramidEncoder,
-    check_base,
     decode,
     decoder_blocks,
+    pyramid_channels,
     residual_head,
 )
-from benchbox_plugins.segmenters.attunet import norm_layer, pad_to_multiple
+from benchbox_plugins.segmenters.attunet import pad_to_multiple
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -73,14 +73,8 @@ class ConcatFusion(nn.Module):
         base: str = "mean",
     ) -> None:
         super().__init__()
-        check_base(base)
-        if not 1 <= depth <= 4:
-            raise ValueError(f"depth must be between 1 and 4, got {depth}")
-        if width < 1:
-            raise ValueError(f"width must be positive, got {width}")
-        norm_layer(norm, 8)  # validate before building anything
+        chans = pyramid_channels(width, depth, norm, base)
         self.depth = depth
-        chans = [width * 2**level for level in range(depth + 1)]
         self.encoder = PyramidEncoder(chans, norm, in_channels=2)
         self.decoder = decoder_blocks(chans, norm)
         self.head = nn.Conv2d(chans[0], 1, kernel_size=1)

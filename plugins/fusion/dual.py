@@ -84,6 +84,18 @@ def check_base(base: str) -> None:
         raise ValueError(f"base must be one of {', '.join(BASES)}, not {base!r}")
 
 
+def pyramid_channels(width: int, depth: int, norm: str, base: str) -> list[int]:
+    """Check the shape parameters shared by ``dual`` and ``concat`` (ValueError: a
+    configuration error) before anything is built; return the channels per level."""
+    check_base(base)
+    if not 1 <= depth <= 4:
+        raise ValueError(f"depth must be between 1 and 4, got {depth}")
+    if width < 1:
+        raise ValueError(f"width must be positive, got {width}")
+    norm_layer(norm, 8)
+    return [width * 2**level for level in range(depth + 1)]
+
+
 def residual_head(
     logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor, base: str = "mean"
 ) -> torch.Tensor:
@@ -120,14 +132,8 @@ class DualEncoderFusion(nn.Module):
         base: str = "mean",
     ) -> None:
         super().__init__()
-        check_base(base)
-        if not 1 <= depth <= 4:
-            raise ValueError(f"depth must be between 1 and 4, got {depth}")
-        if width < 1:
-            raise ValueError(f"width must be positive, got {width}")
-        norm_layer(norm, 8)  # validate before building anything
+        chans = pyramid_channels(width, depth, norm, base)
         self.depth = depth
-        chans = [width * 2**level for level in range(depth + 1)]
         self.encoder_a = PyramidEncoder(chans, norm)
         self.encoder_b = PyramidEncoder(chans, norm)
         self.fuse = nn.ModuleList(
