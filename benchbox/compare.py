@@ -7,6 +7,11 @@ are averaged over its runs, so each method has one score per case; the seed-to-s
 spread of the per-run means is reported beside it. All methods must have been scored on
 the same cases of one dataset: anything else cannot be paired and is refused.
 
+Cross-validation: when a method's runs carry a ``fold`` (``2/4``), the runs of one seed
+over its folds together make one *replicate* that scored every case once (the folds'
+test cases must not overlap, and each fold must appear once per seed); replicates, not
+runs, are then averaged per case and counted as seeds.
+
 The statistics are those of :mod:`benchbox.stats`; their choices (zero differences,
 ties, intervals, ranks) are documented there and in ``docs/statistics.md``.
 """
@@ -54,6 +59,7 @@ class Comparison:
     cases: list[str]
     values: NDArray
     runs: list[list[str]]
+    replicates: list[list[str]]  # per method: its seeds (a run, or a seed's fold runs)
     seed_means: list[list[float]]
     mean: NDArray
     ci: NDArray  # (k, 2)
@@ -71,7 +77,7 @@ class Comparison:
 
     @property
     def seeds(self) -> list[int]:
-        return [len(r) for r in self.runs]
+        return [len(r) for r in self.replicates]
 
     @property
     def seed_sd(self) -> list[float | None]:
@@ -206,8 +212,16 @@ def _case_sets_differ(a: str, b: str, ca: set[str], cb: set[str]) -> str:
 
 def _groups(
     board: Any, cases: Any, by: Sequence[str], metric: str, warnings: list[str]
-) -> tuple[list[dict[str, str]], list[list[str]], dict[str, Any]]:
-    """Methods (key dicts), their run ids, and each run's per-case series of ``metric``."""
+) -> tuple[list[dict[str, str]], list[list[str]], list[list[str]], dict[str, Any]]:
+    """Methods (key dicts), their run ids, their replicates, and each replicate's
+    per-case series of ``metric``.
+
+    A replicate is one run, or, for runs with a ``fold``, the fold runs of one seed
+    (their series joined; see the module docstring). It is named by its run id, or by
+    its run ids joined with ``+``.
+    """
+    import pandas as pd
+
     keyed = with_method_keys(board, by).drop_duplicates("run_id", keep="last")
     with_cases = set(cases["run_id"])
     lost = [r for r in keyed["run_id"].astype(str) if r not in with_cases]
@@ -217,11 +231,12 @@ def _groups(
         )
     keys: list[dict[str, str]] = []
     runs: list[list[str]] = []
+    members: list[list[list[str]]] = []
     for group_key, group in keyed.groupby(list(by), sort=False):
         values = group_key if isinstance(group_key, tuple) else (group_key,)
         key = {c: str(v) for c, v in zip(by, values, strict=True)}
-        ids = [r for r in group["run_id"].astype(str) if r in with_cases]
-        if not ids:
+        group = group[group["run_id"].astype(str).isin(with_cases)]
+        if group.empty:
             continue
         for column in SETUP_COLUMNS:
             if column in group and column not in by:
@@ -232,33 +247,74 @@ def _groups(
                         f"add --by {','.join([*by, column])} to separate them"
                     )
         keys.append(key)
-        runs.append(ids)
+        runs.append(list(group["run_id"].astype(str)))
+        members.append(_replicates(group, _label(key), "fold" not in by))
     if not keys:
         raise DataError("no run of the leaderboard has per-case results")
-    series = {
+    wanted = {r for ids in runs for r in ids}
+    by_run = {
         str(run_id): frame.set_index("case_id")[metric]
-        for run_id, frame in cases[cases["run_id"].isin({r for ids in runs for r in ids})].groupby(
-            "run_id"
-        )
+        for run_id, frame in cases[cases["run_id"].isin(wanted)].groupby("run_id")
     }
-    return keys, runs, series
+    for r, s in by_run.items():
+        if s.index.has_duplicates:
+            raise DataError(f"run {r} lists a case more than once in its per-case results")
+    series: dict[str, Any] = {}
+    replicates: list[list[str]] = []
+    for key, units in zip(keys, members, strict=True):
+        names = []
+        for unit in units:
+            joined = pd.concat([by_run[r] for r in unit]) if len(unit) > 1 else by_run[unit[0]]
+            if joined.index.has_duplicates:
+                case = joined.index[joined.index.duplicated()][0]
+                raise DataError(
+                    f"the fold runs {', '.join(unit)} of {_label(key)} share test case "
+                    f"{case}: cross-validation folds must not overlap"
+                )
+            name = "+".join(unit)
+            series[name] = joined
+            names.append(name)
+        replicates.append(names)
+    return keys, runs, replicates, series
+
+
+def _replicates(group: Any, label: str, pool_folds: bool) -> list[list[str]]:
+    """The run ids of each replicate of one method (see :func:`_groups`)."""
+    ids = list(group["run_id"].astype(str))
+    folds = group["fold"] if "fold" in group else None
+    if not pool_folds or folds is None or folds.isna().all():
+        return [[r] for r in ids]
+    if folds.isna().any():
+        raise DataError(
+            f"{label} mixes cross-validation runs (with a fold) and runs without one; "
+            "add --by fold to compare them fold by fold"
+        )
+    seeds = group["seed"].astype(str) if "seed" in group else ["-"] * len(ids)
+    units: dict[str, list[str]] = {}
+    seen: dict[tuple[str, str], str] = {}
+    for run_id, seed, fold in zip(ids, seeds, folds.astype(str), strict=True):
+        if (seed, fold) in seen:
+            raise DataError(
+                f"{label}: runs {seen[seed, fold]} and {run_id} are both fold {fold} of seed "
+                f"{seed}; remove one from the leaderboard"
+            )
+        seen[seed, fold] = run_id
+        units.setdefault(seed, []).append(run_id)
+    return list(units.values())
 
 
 def _matrix(
     keys: list[dict[str, str]],
-    runs: list[list[str]],
+    replicates: list[list[str]],
     series: dict[str, Any],
     metric: str,
     warnings: list[str],
 ) -> tuple[list[str], NDArray, list[list[float]]]:
-    """The (methods, cases) matrix of seed-averaged scores and each run's mean."""
+    """The (methods, cases) matrix of seed-averaged scores and each replicate's mean."""
     import pandas as pd
 
-    for r in (r for ids in runs for r in ids):
-        if series[r].index.has_duplicates:
-            raise DataError(f"run {r} lists a case more than once in its per-case results")
     case_sets: list[set[str]] = []
-    for key, ids in zip(keys, runs, strict=True):
+    for key, ids in zip(keys, replicates, strict=True):
         sets = [set(series[r].index) for r in ids]
         for r, s in zip(ids[1:], sets[1:], strict=True):
             if s != sets[0]:
@@ -275,9 +331,11 @@ def _matrix(
                 f"cannot pair {_label(keys[0])} with {_label(key)}: they were scored on "
                 f"different cases ({diff})"
             )
-    order = list(series[runs[0][0]].index)
+    order = list(series[replicates[0][0]].index)
     per_run = {
-        r: pd.to_numeric(series[r], errors="coerce").reindex(order) for ids in runs for r in ids
+        r: pd.to_numeric(series[r], errors="coerce").reindex(order)
+        for ids in replicates
+        for r in ids
     }
     table = pd.DataFrame(per_run)
     usable = table.notna().all(axis=1) & np.isfinite(table).all(axis=1)
@@ -290,8 +348,8 @@ def _matrix(
     table = table[usable]
     if table.empty:
         raise DataError(f"no case has a {metric} value in every run")
-    values = np.stack([table[ids].to_numpy(np.float64).mean(axis=1) for ids in runs])
-    seed_means = [[float(table[r].mean()) for r in ids] for ids in runs]
+    values = np.stack([table[ids].to_numpy(np.float64).mean(axis=1) for ids in replicates])
+    seed_means = [[float(table[r].mean()) for r in ids] for ids in replicates]
     return [str(c) for c in table.index], values, seed_means
 
 
@@ -380,8 +438,8 @@ def compare(
     if higher_is_better is None:
         higher_is_better = metric_direction(metric, registry)
     warnings: list[str] = []
-    keys, runs, series = _groups(board, cases, by, metric, warnings)
-    case_ids, values, seed_means = _matrix(keys, runs, series, metric, warnings)
+    keys, runs, replicates, series = _groups(board, cases, by, metric, warnings)
+    case_ids, values, seed_means = _matrix(keys, replicates, series, metric, warnings)
     labels = [_label(k) for k in keys]
 
     mean = values.mean(axis=1)
@@ -390,13 +448,14 @@ def compare(
     keys = [keys[i] for i in order]
     labels = [labels[i] for i in order]
     runs = [runs[i] for i in order]
+    replicates = [replicates[i] for i in order]
     seed_means = [seed_means[i] for i in order]
     values, mean, rank = values[order], mean[order], rank[order]
-    for label, ids in zip(labels, runs, strict=True):
+    for label, ids in zip(labels, replicates, strict=True):
         if len(ids) < MIN_SEEDS:
             warnings.append(
-                f"{label}: {len(ids)} run(s); the seed-to-seed spread needs at least "
-                f"{MIN_SEEDS} seeds to mean much"
+                f"{label}: {len(ids)} seed(s); the seed-to-seed spread needs at least "
+                f"{MIN_SEEDS} to mean much"
             )
 
     k, n = values.shape
@@ -437,6 +496,7 @@ def compare(
         cases=case_ids,
         values=values,
         runs=runs,
+        replicates=replicates,
         seed_means=seed_means,
         mean=mean,
         ci=ci,

@@ -125,6 +125,71 @@ def test_refuses_seeds_scored_on_different_cases(tmp_path):
         compare(path, "dice_lesion")
 
 
+def add_fold_run(path, fusion, seed, fold, cases, dice):
+    """One fold of a 3-fold cross-validation: a run scored on that fold's cases only."""
+    run_id = f"{fusion}-s{seed}-f{fold}"
+    row = {"run_id": run_id, "dataset": "brats", "fusion": fusion, "segmenter": "attunet"}
+    row.update(seed=seed, fold=f"{fold}/3", dice_lesion=float(np.mean(dice)))
+    per_case = [{"case_id": c, "dice_lesion": float(d)} for c, d in zip(cases, dice, strict=True)]
+    leaderboard.append_row(path, row, cases=per_case)
+    return run_id
+
+
+def cross_validated(path, shift, seeds=3):
+    """Each method x seed: 3 fold runs whose test cases partition CASES."""
+    folds = [CASES[0:4], CASES[4:8], CASES[8:12]]
+    noise = np.random.default_rng(2)
+    for fusion, delta in shift.items():
+        for seed in range(seeds):
+            scores = BASE + delta + noise.normal(0, 0.01, len(CASES))
+            for f, cases in enumerate(folds):
+                add_fold_run(path, fusion, seed, f, cases, scores[4 * f : 4 * f + 4])
+
+
+def test_cross_validation_folds_of_a_seed_make_one_replicate(tmp_path):
+    path = tmp_path / "brats.csv"
+    cross_validated(path, {"dual": 0.05, "mean": 0.0})
+    c = compare(path, "dice_lesion")
+    assert sorted(c.cases) == sorted(CASES)
+    assert c.seeds == [3, 3]
+    assert len(c.runs[0]) == 9
+    assert c.replicates[0][0] == "dual-s0-f0+dual-s0-f1+dual-s0-f2"
+    cases = leaderboard.read_cases(path)
+    dual = cases[cases["run_id"].str.startswith("dual")]
+    expected = dual.groupby("case_id")["dice_lesion"].mean()
+    assert c.values[0] == pytest.approx(expected.loc[c.cases].to_numpy())
+    # a seed's mean is over every case of its folds; the spread is over those means
+    per_seed = dual.assign(seed=dual["run_id"].str[6]).groupby("seed")["dice_lesion"].mean()
+    assert c.seed_sd[0] == pytest.approx(per_seed.std(ddof=1))
+    assert c.pairs[0]["better"] == "dual / attunet"
+
+
+def test_cross_validation_refuses_overlapping_or_repeated_folds(tmp_path):
+    path = tmp_path / "brats.csv"
+    add_fold_run(path, "dual", 0, 0, CASES[:6], BASE[:6])
+    add_fold_run(path, "dual", 0, 1, CASES[5:], BASE[5:])
+    with pytest.raises(DataError, match="share test case c05: cross-validation folds"):
+        compare(path, "dice_lesion")
+    path = tmp_path / "again.csv"
+    add_fold_run(path, "dual", 0, 0, CASES[:6], BASE[:6])
+    leaderboard.append_row(
+        path,
+        {"run_id": "rerun", "dataset": "brats", "fusion": "dual", "segmenter": "attunet",
+         "seed": 0, "fold": "0/3"},
+        cases=[{"case_id": c, "dice_lesion": 0.5} for c in CASES[:6]],
+    )
+    with pytest.raises(DataError, match="runs dual-s0-f0 and rerun are both fold 0/3 of seed 0"):
+        compare(path, "dice_lesion")
+
+
+def test_cross_validation_and_plain_runs_do_not_mix(tmp_path):
+    path = tmp_path / "brats.csv"
+    add_fold_run(path, "dual", 0, 0, CASES, BASE)
+    add_run(path, "dual", 1, BASE, dataset="brats")
+    with pytest.raises(DataError, match="mixes cross-validation runs"):
+        compare(path, "dice_lesion")
+
+
 def test_refuses_a_leaderboard_that_mixes_datasets(tmp_path):
     path = tmp_path / "b.csv"
     add_run(path, "dual", 0, BASE)
@@ -143,7 +208,7 @@ def test_warnings_for_few_seeds_mixed_setups_and_runs_without_cases(tmp_path):
     text = "\n".join(c.warnings)
     assert "1 run(s) have no per-case results" in text
     assert "dual / attunet mixes runs with epochs 6, 20;" in text
-    assert "mean / attunet: 1 run(s)" in text
+    assert "mean / attunet: 1 seed(s)" in text
     assert c.methods == ["dual / attunet", "mean / attunet"]
 
 
