@@ -269,13 +269,18 @@ class RunConfig:
     def hash(self, amp_mode: str | None = None) -> str:
         """A short hash of what the run computes (paths and hardware left out).
 
-        The dataset counts by name and parameters, not by where it lies on disk
-        (``cases:/data/brats.toml`` and ``cases:/mnt/brats.toml`` hash alike). Given
+        The dataset counts by its reader, the last component of its path and its
+        parameters, not by where it lies on disk: ``cases:/data/brats.toml`` and
+        ``cases:/mnt/brats.toml`` hash alike, ``pairs:/data/aanlib/PET-MRI`` and
+        ``pairs:/data/aanlib/SPECT-MRI`` do not. Given
         ``amp_mode``, the precision actually used (``off``, ``fp16``, ``bf16``) replaces
         the requested one: ``--amp auto`` is float32 on a CPU and bf16 on a GPU.
         """
         data = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
         data["dataset"] = self.dataset_name
+        if self.dataset_root:
+            root = Path(self.dataset_root).expanduser()
+            data["dataset"] += ":" + (root.name or root.resolve().name)
         if amp_mode is not None:
             data["amp"] = amp_mode
         blob = json.dumps(data, sort_keys=True, default=str).encode()
