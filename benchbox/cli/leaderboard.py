@@ -37,8 +37,11 @@ def leaderboard(
         if value != value:  # NaN: the group has no value for this metric
             return "-"
         # '#' keeps trailing zeros, so a column reads 0.6400 beside 0.9418, and 0.0 std
-        # prints as 0.0 rather than 0
-        return f"{value:#.4g} ± {std:#.2g}" if row["n"] > 1 else f"{value:#.4g}"
+        # prints as 0.0 rather than 0; a bare trailing point (15. from 15.2) is dropped
+        def g(x: float, digits: int) -> str:
+            return f"{x:#.{digits}g}".rstrip(".") if x == x else "nan"
+
+        return f"{g(value, 4)} ± {g(std, 2)}" if row["n"] > 1 else g(value, 4)
 
     header = [*groups, "runs", *metrics]
     rows = [
