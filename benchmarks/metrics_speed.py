@@ -65,13 +65,15 @@ def versions() -> dict[str, str]:
 
 
 def cpu_seconds() -> tuple[float, float, float]:
-    """(busy CPU seconds of the whole machine, of this process, wall clock) now."""
+    """(busy CPU seconds of the whole machine, of this process and its finished
+    subprocesses, wall clock) now."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     ticks = [int(v) for v in fields]
     idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
     hz = os.sysconf("SC_CLK_TCK")
     mine = os.times()
-    return (sum(ticks[:8]) - idle) / hz, mine.user + mine.system, time.monotonic()
+    own = mine.user + mine.system + mine.children_user + mine.children_system
+    return (sum(ticks[:8]) - idle) / hz, own, time.monotonic()
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
