@@ -281,7 +281,7 @@ def _groups(
 def _replicates(group: Any, label: str, pool_folds: bool) -> list[list[str]]:
     """The run ids of each replicate of one method (see :func:`_groups`)."""
     ids = list(group["run_id"].astype(str))
-    folds = group["fold"] if "fold" in group else None
+    folds = group.get("fold")
     if not pool_folds or folds is None or folds.isna().all():
         return [[r] for r in ids]
     if folds.isna().any():

@@ -264,7 +264,8 @@ run through Ray. Seconds; "its run" is the wall time the run records (`metrics.j
 `wall_s`: training, validation, test, records); "its job" is the worker's own time for
 the job (the dataset and models built, then the run).
 
-| # | ray | its job | its run | ray - job | ray - run | local | local - job | local - run | Ray's own |
+| # | ray | its job | its run | ray - job | ray - run | local | local - job | local - run \
+| Ray's own |
 |---|---|---|---|---|---|---|---|---|---|
 """ + "".join(
             f"| {i + 1} | {m['wall_s']:.1f} | {m['worker_s']:.1f} | {m['run_s']:.1f} | "

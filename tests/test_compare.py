@@ -174,8 +174,14 @@ def test_cross_validation_refuses_overlapping_or_repeated_folds(tmp_path):
     add_fold_run(path, "dual", 0, 0, CASES[:6], BASE[:6])
     leaderboard.append_row(
         path,
-        {"run_id": "rerun", "dataset": "brats", "fusion": "dual", "segmenter": "attunet",
-         "seed": 0, "fold": "0/3"},
+        {
+            "run_id": "rerun",
+            "dataset": "brats",
+            "fusion": "dual",
+            "segmenter": "attunet",
+            "seed": 0,
+            "fold": "0/3",
+        },
         cases=[{"case_id": c, "dice_lesion": 0.5} for c in CASES[:6]],
     )
     with pytest.raises(DataError, match="runs dual-s0-f0 and rerun are both fold 0/3 of seed 0"):

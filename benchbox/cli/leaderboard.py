@@ -36,6 +36,7 @@ def leaderboard(
         value, std = row[m], row[f"{m}_std"]
         if value != value:  # NaN: the group has no value for this metric
             return "-"
+
         # '#' keeps trailing zeros, so a column reads 0.6400 beside 0.9418, and 0.0 std
         # prints as 0.0 rather than 0; a bare trailing point (15. from 15.2) is dropped
         def g(x: float, digits: int) -> str:
