@@ -7,10 +7,8 @@ are averaged over its runs, so each method has one score per case; the seed-to-s
 spread of the per-run means is reported beside it. All methods must have been scored on
 the same cases of one dataset: anything else cannot be paired and is refused.
 
-Cross-validation: when a method's runs carry a ``fold`` (``2/4``), the runs of one seed
-over its folds together make one *replicate* that scored every case once (the folds'
-test cases must not overlap, and each fold must appear once per seed); replicates, not
-runs, are then averaged per case and counted as seeds.
+Grouping rows into methods and seeds (cross-validation folds included) is
+:mod:`benchbox.methods`.
 
 The statistics are those of :mod:`benchbox.stats`; their choices (zero differences,
 ties, intervals, ranks) are documented there and in ``docs/statistics.md``.
@@ -28,14 +26,13 @@ import numpy as np
 
 from benchbox import stats
 from benchbox.errors import ConfigError, DataError
+from benchbox.methods import case_matrix, group_methods, label
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from benchbox.registry import Registry
 
-#: Columns that, when they differ between the runs of one method, are worth a warning.
-SETUP_COLUMNS = ("preset", "fusion_epochs", "epochs", "image_size", "loss", "fusion_loss", "amp")
 #: Fewer seeds than this and the seed-to-seed spread is flagged as unreliable.
 MIN_SEEDS = 3
 
@@ -158,26 +155,6 @@ def metric_direction(column: str, registry: Registry | None = None) -> bool:
     )
 
 
-def _order(value: Any) -> tuple[int, float, str]:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return (0, float(value), "") if number else (1, 0.0, str(value))
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def with_method_keys(board: Any, by: Sequence[str]) -> Any:
-    """``board`` with its ``by`` columns as strings, an empty cell as ``none``."""
-    return board.assign(**{c: [_show(v) if v == v else "none" for v in board[c]] for c in by})
-
-
-def _label(keys: dict[str, str]) -> str:
-    return " / ".join(keys.values())
-
-
 def _read(path: str | Path, by: Sequence[str]) -> tuple[Any, Any, str]:
     from benchbox import leaderboard as lb
 
@@ -198,159 +175,6 @@ def _read(path: str | Path, by: Sequence[str]) -> tuple[Any, Any, str]:
         )
     cases = lb.read_cases(path)
     return board, cases, datasets[0] if datasets else path.stem
-
-
-def _case_sets_differ(a: str, b: str, ca: set[str], cb: set[str]) -> str:
-    only_a, only_b = sorted(ca - cb), sorted(cb - ca)
-    parts = []
-    if only_a:
-        parts.append(f"{len(only_a)} case(s) only in {a}, e.g. {only_a[0]}")
-    if only_b:
-        parts.append(f"{len(only_b)} case(s) only in {b}, e.g. {only_b[0]}")
-    return "; ".join(parts)
-
-
-def _groups(
-    board: Any, cases: Any, by: Sequence[str], metric: str, warnings: list[str]
-) -> tuple[list[dict[str, str]], list[list[str]], list[list[str]], dict[str, Any]]:
-    """Methods (key dicts), their run ids, their replicates, and each replicate's
-    per-case series of ``metric``.
-
-    A replicate is one run, or, for runs with a ``fold``, the fold runs of one seed
-    (their series joined; see the module docstring). It is named by its run id, or by
-    its run ids joined with ``+``.
-    """
-    import pandas as pd
-
-    keyed = with_method_keys(board, by).drop_duplicates("run_id", keep="last")
-    with_cases = set(cases["run_id"])
-    lost = [r for r in keyed["run_id"].astype(str) if r not in with_cases]
-    if lost:
-        warnings.append(
-            f"{len(lost)} run(s) have no per-case results and are left out (e.g. {lost[0]})"
-        )
-    keys: list[dict[str, str]] = []
-    runs: list[list[str]] = []
-    members: list[list[list[str]]] = []
-    for group_key, group in keyed.groupby(list(by), sort=False):
-        values = group_key if isinstance(group_key, tuple) else (group_key,)
-        key = {c: str(v) for c, v in zip(by, values, strict=True)}
-        group = group[group["run_id"].astype(str).isin(with_cases)]
-        if group.empty:
-            continue
-        for column in SETUP_COLUMNS:
-            if column in group and column not in by:
-                seen = [_show(v) for v in sorted(set(group[column].dropna()), key=_order)]
-                if len(seen) > 1:
-                    warnings.append(
-                        f"{_label(key)} mixes runs with {column} {', '.join(seen)}; "
-                        f"add --by {','.join([*by, column])} to separate them"
-                    )
-        keys.append(key)
-        runs.append(list(group["run_id"].astype(str)))
-        members.append(_replicates(group, _label(key), "fold" not in by))
-    if not keys:
-        raise DataError("no run of the leaderboard has per-case results")
-    wanted = {r for ids in runs for r in ids}
-    by_run = {
-        str(run_id): frame.set_index("case_id")[metric]
-        for run_id, frame in cases[cases["run_id"].isin(wanted)].groupby("run_id")
-    }
-    for r, s in by_run.items():
-        if s.index.has_duplicates:
-            raise DataError(f"run {r} lists a case more than once in its per-case results")
-    series: dict[str, Any] = {}
-    replicates: list[list[str]] = []
-    for key, units in zip(keys, members, strict=True):
-        names = []
-        for unit in units:
-            joined = pd.concat([by_run[r] for r in unit]) if len(unit) > 1 else by_run[unit[0]]
-            if joined.index.has_duplicates:
-                case = joined.index[joined.index.duplicated()][0]
-                raise DataError(
-                    f"the fold runs {', '.join(unit)} of {_label(key)} share test case "
-                    f"{case}: cross-validation folds must not overlap"
-                )
-            name = "+".join(unit)
-            series[name] = joined
-            names.append(name)
-        replicates.append(names)
-    return keys, runs, replicates, series
-
-
-def _replicates(group: Any, label: str, pool_folds: bool) -> list[list[str]]:
-    """The run ids of each replicate of one method (see :func:`_groups`)."""
-    ids = list(group["run_id"].astype(str))
-    folds = group.get("fold")
-    if not pool_folds or folds is None or folds.isna().all():
-        return [[r] for r in ids]
-    if folds.isna().any():
-        raise DataError(
-            f"{label} mixes cross-validation runs (with a fold) and runs without one; "
-            "add --by fold to compare them fold by fold"
-        )
-    seeds = group["seed"].astype(str) if "seed" in group else ["-"] * len(ids)
-    units: dict[str, list[str]] = {}
-    seen: dict[tuple[str, str], str] = {}
-    for run_id, seed, fold in zip(ids, seeds, folds.astype(str), strict=True):
-        if (seed, fold) in seen:
-            raise DataError(
-                f"{label}: runs {seen[seed, fold]} and {run_id} are both fold {fold} of seed "
-                f"{seed}; remove one from the leaderboard"
-            )
-        seen[seed, fold] = run_id
-        units.setdefault(seed, []).append(run_id)
-    return list(units.values())
-
-
-def _matrix(
-    keys: list[dict[str, str]],
-    replicates: list[list[str]],
-    series: dict[str, Any],
-    metric: str,
-    warnings: list[str],
-) -> tuple[list[str], NDArray, list[list[float]]]:
-    """The (methods, cases) matrix of seed-averaged scores and each replicate's mean."""
-    import pandas as pd
-
-    case_sets: list[set[str]] = []
-    for key, ids in zip(keys, replicates, strict=True):
-        sets = [set(series[r].index) for r in ids]
-        for r, s in zip(ids[1:], sets[1:], strict=True):
-            if s != sets[0]:
-                diff = _case_sets_differ(ids[0], r, sets[0], s)
-                raise DataError(
-                    f"runs of {_label(key)} were scored on different cases ({diff}), so "
-                    "they cannot be averaged case by case"
-                )
-        case_sets.append(sets[0])
-    for key, s in zip(keys[1:], case_sets[1:], strict=True):
-        if s != case_sets[0]:
-            diff = _case_sets_differ(_label(keys[0]), _label(key), case_sets[0], s)
-            raise DataError(
-                f"cannot pair {_label(keys[0])} with {_label(key)}: they were scored on "
-                f"different cases ({diff})"
-            )
-    order = list(series[replicates[0][0]].index)
-    per_run = {
-        r: pd.to_numeric(series[r], errors="coerce").reindex(order)
-        for ids in replicates
-        for r in ids
-    }
-    table = pd.DataFrame(per_run)
-    usable = table.notna().all(axis=1) & np.isfinite(table).all(axis=1)
-    if not usable.all():
-        dropped = [c for c, ok in usable.items() if not ok]
-        warnings.append(
-            f"{len(dropped)} case(s) without a finite {metric} in some run are left out of "
-            f"every method (e.g. {dropped[0]})"
-        )
-    table = table[usable]
-    if table.empty:
-        raise DataError(f"no case has a {metric} value in every run")
-    values = np.stack([table[ids].to_numpy(np.float64).mean(axis=1) for ids in replicates])
-    seed_means = [[float(table[r].mean()) for r in ids] for ids in replicates]
-    return [str(c) for c in table.index], values, seed_means
 
 
 def _pairs(
@@ -438,9 +262,9 @@ def compare(
     if higher_is_better is None:
         higher_is_better = metric_direction(metric, registry)
     warnings: list[str] = []
-    keys, runs, replicates, series = _groups(board, cases, by, metric, warnings)
-    case_ids, values, seed_means = _matrix(keys, replicates, series, metric, warnings)
-    labels = [_label(k) for k in keys]
+    keys, runs, replicates, series = group_methods(board, cases, by, metric, warnings)
+    case_ids, values, seed_means = case_matrix(keys, replicates, series, metric, warnings)
+    labels = [label(k) for k in keys]
 
     mean = values.mean(axis=1)
     rank = stats.rank_scores(mean, higher_is_better)
@@ -451,10 +275,10 @@ def compare(
     replicates = [replicates[i] for i in order]
     seed_means = [seed_means[i] for i in order]
     values, mean, rank = values[order], mean[order], rank[order]
-    for label, ids in zip(labels, replicates, strict=True):
+    for name, ids in zip(labels, replicates, strict=True):
         if len(ids) < MIN_SEEDS:
             warnings.append(
-                f"{label}: {len(ids)} seed(s); the seed-to-seed spread needs at least "
+                f"{name}: {len(ids)} seed(s); the seed-to-seed spread needs at least "
                 f"{MIN_SEEDS} to mean much"
             )
 

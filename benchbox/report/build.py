@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from benchbox import stats
-from benchbox.compare import Comparison, compare, with_method_keys
+from benchbox.compare import Comparison, compare
 from benchbox.errors import BenchboxError, DataError
+from benchbox.methods import with_method_keys
 
 #: Per-case columns a report shows by default, where present (glob patterns, in order).
 DEFAULT_METRICS = ("dice_*", "hd95_*", "nsd_*", "ssim_mean", "qabf", "vif")
