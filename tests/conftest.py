@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# A test run started in the background by a shell without job control (`cmd &`, nohup,
+# some CI runners) inherits SIGINT ignored, and then neither `_thread.interrupt_main()`
+# nor a SIGINT sent to a child `benchbox` process can act: the Ctrl-C tests would hang.
+# Take Python's default Ctrl-C behaviour back, as an interactive run has it (children
+# then start with SIGINT at its default too).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -131,7 +131,8 @@ def test_a_killed_worker_is_a_failed_run_with_the_signal(tmp_path, monkeypatch):
 
 def test_stop_sends_sigint_and_the_worker_reports_interrupted(tmp_path, monkeypatch):
     script = (
-        "import sys, time, json\n"
+        "import sys, time, json, signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as the real worker does\n"
         "sys.stdin.read()\n"
         "try:\n"
         "    time.sleep(30)\n"
