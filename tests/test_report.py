@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from benchbox import leaderboard
+from benchbox.errors import DataError
 
 pytest.importorskip("matplotlib", reason="benchbox report needs matplotlib")
 
@@ -93,6 +94,16 @@ def test_markdown_report_links_pngs_written_beside_it(board, tmp_path):
         png = (tmp_path / link).read_bytes()
         assert png.startswith(b"\x89PNG")
     assert "| method | seeds | dice_lesion ↑ |" in text
+
+
+def test_a_glob_that_also_matches_the_per_case_files_gives_one_section_each(board, tmp_path):
+    from benchbox.report.build import build_report
+
+    companion = leaderboard.cases_path(board)
+    report = build_report([companion, board], metrics=["dice_lesion"], resamples=50)
+    assert [s.path for s in report.sections] == [str(board)]
+    with pytest.raises(DataError, match="only per-case"):
+        build_report([companion])
 
 
 def test_report_of_a_leaderboard_without_per_case_results_says_so(tmp_path, capsys):

@@ -273,8 +273,11 @@ def build_report(
     """A report over one or more leaderboards (one section each)."""
     import importlib.metadata as md
 
+    # A shell glob such as leaderboards/*.csv also matches the per-case companions
+    # (<dataset>.cases.csv); they belong to their leaderboard, never a section of their own.
+    paths = [p for p in paths if not Path(p).name.endswith(".cases.csv")]
     if not paths:
-        raise DataError("no leaderboard given")
+        raise DataError("no leaderboard given (only per-case .cases.csv files)")
     sections = [build_section(p, metrics, by, runs_dirs, resamples, seed) for p in paths]
     versions = {}
     for dist in ("benchbox", "numpy", "scipy", "pandas", "matplotlib"):
