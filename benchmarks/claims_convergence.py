@@ -25,10 +25,13 @@ from typing import Any
 
 import pandas as pd
 
+from benchbox import leaderboard
 
-def reach(record: dict[str, Any], threshold: float) -> tuple[int | None, float | None]:
+
+def reach(
+    record: dict[str, Any], stages: dict[str, Any], threshold: float
+) -> tuple[int | None, float | None]:
     """(joint epoch, training seconds) at which val Dice first reaches ``threshold``."""
-    stages = {s["name"]: s for s in record["stages"]}
     joint = stages["joint"]
     pre = stages["fusion"]["seconds"] if "fusion" in stages else 0.0
     for point in record["curve"]:
@@ -53,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     thresholds = args.threshold or [0.90, 0.95]
     runs_dir = args.runs or args.leaderboard.parent.parent / "runs"
-    board = pd.read_csv(args.leaderboard)
+    board = leaderboard.read(args.leaderboard)
     board = board[board["loss"] == "hybrid"]
     rows = []
     for _, row in board.iterrows():
@@ -61,7 +64,7 @@ def main() -> None:
         schedule = "two-stage" if int(row["fusion_epochs"]) > 0 else "joint only"
         stages = {s["name"]: s for s in record["stages"]}
         for t in thresholds:
-            epoch, seconds = reach(record, t)
+            epoch, seconds = reach(record, stages, t)
             rows.append(
                 {
                     "schedule": schedule,

@@ -36,13 +36,7 @@ def leaderboard(
         value, std = row[m], row[f"{m}_std"]
         if value != value:  # NaN: the group has no value for this metric
             return "-"
-
-        # '#' keeps trailing zeros, so a column reads 0.6400 beside 0.9418, and 0.0 std
-        # prints as 0.0 rather than 0; a bare trailing point (15. from 15.2) is dropped
-        def g(x: float, digits: int) -> str:
-            return f"{x:#.{digits}g}".rstrip(".") if x == x else "nan"
-
-        return f"{g(value, 4)} ± {g(std, 2)}" if row["n"] > 1 else g(value, 4)
+        return f"{_sig(value, 4)} ± {_sig(std, 2)}" if row["n"] > 1 else _sig(value, 4)
 
     header = [*groups, "runs", *metrics]
     rows = [
@@ -61,3 +55,9 @@ def leaderboard(
     for row in rows:
         out.add_row(*(escape(c) for c in row))
     console.print(out)
+
+
+def _sig(x: float, digits: int) -> str:
+    """``digits`` significant digits; '#' keeps trailing zeros (0.6400 beside 0.9418, a
+    0.0 std as 0.0), and a bare trailing point (15. from 15.2) is dropped."""
+    return f"{x:#.{digits}g}".rstrip(".") if x == x else "nan"
