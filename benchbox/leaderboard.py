@@ -263,10 +263,25 @@ def append_row(
 
 
 def read(path: str | Path) -> Any:
-    """The leaderboard as a pandas DataFrame."""
+    """The leaderboard as a pandas DataFrame.
+
+    Raises:
+        DataError: the file is not a readable CSV (truncated, not text, ...).
+    """
+    return _read_frame(path)
+
+
+def _read_frame(path: str | Path, **kwargs: Any) -> Any:
+    """``pandas.read_csv``, with a broken file reported as the user's :class:`DataError`."""
     import pandas as pd
 
-    return pd.read_csv(path)
+    from benchbox.errors import DataError
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable leaderboard CSV ({first})") from None
 
 
 def read_cases(path: str | Path) -> Any:
@@ -278,7 +293,6 @@ def read_cases(path: str | Path) -> Any:
         DataError: the leaderboard has no companion file (rows appended before per-case
             results were kept).
     """
-    import pandas as pd
 
     from benchbox.errors import DataError
 
@@ -288,7 +302,7 @@ def read_cases(path: str | Path) -> Any:
             f"{path} has no per-case results beside it ({companion.name}); rows appended "
             "by benchbox run since per-case results are kept have them, re-run its methods"
         )
-    return pd.read_csv(companion, dtype={k: str for k in CASE_KEYS})
+    return _read_frame(companion, dtype={k: str for k in CASE_KEYS})
 
 
 #: The speed columns :func:`compare` shows after the headline metrics.

@@ -315,3 +315,15 @@ def test_read_cases_of_a_leaderboard_without_companion_names_the_file(tmp_path):
     path = leaderboard.append_row(tmp_path / "b.csv", _row("r1"))
     with pytest.raises(Exception, match=r"b\.cases\.csv"):
         leaderboard.read_cases(path)
+
+
+def test_a_corrupt_leaderboard_is_one_data_error(tmp_path):
+    from benchbox.errors import DataError
+
+    path = tmp_path / "broken.csv"
+    path.write_text('run_id,dataset,fusion\n"unterminated,\n')
+    with pytest.raises(DataError, match=r"broken\.csv: not a readable leaderboard CSV"):
+        leaderboard.read(path)
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataError, match="not a readable leaderboard CSV"):
+        leaderboard.read(path)
