@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbox.errors import ConfigError
+from benchbox.postprocess import MODES as POSTPROCESS_MODES
 from benchbox.settings import (
     DATA,
     EVALUATION,
@@ -152,6 +153,13 @@ class RunConfig:
     patience: int = setting(
         0, "Stop after N validations without improvement (0: never).", panel=EVALUATION
     )
+    postprocess: str = setting(
+        "none",
+        "Post-process predicted labels: none, largest (keep each class's largest "
+        "connected component) or auto (whichever scores better on the val split).",
+        panel=EVALUATION,
+        choices=POSTPROCESS_MODES,
+    )
     # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
     nsd_tolerance: float = setting(1.0, "NSD tolerance in mm (default 1).", panel=EVALUATION)
     eval_batch_size: int = setting(64, "Slices per forward pass when predicting.", panel=EVALUATION)
@@ -283,6 +291,9 @@ class RunConfig:
             data["dataset"] += ":" + (root.name or root.resolve().name)
         if amp_mode is not None:
             data["amp"] = amp_mode
+        for name, default in _HASHED_UNLESS_DEFAULT.items():
+            if data.get(name) == default:
+                del data[name]
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -290,6 +301,16 @@ class RunConfig:
         """Check values that need no plugin: one clear error per bad option."""
         if self.fusion == NONE and self.seg == NONE:
             raise ConfigError("--fusion none and --seg none leave nothing to run")
+        if self.postprocess not in POSTPROCESS_MODES:
+            raise ConfigError(
+                f"--postprocess must be one of {', '.join(POSTPROCESS_MODES)}, "
+                f"not {self.postprocess!r}"
+            )
+        if self.postprocess != "none" and not self.has_seg:
+            raise ConfigError(
+                f"--postprocess {self.postprocess} post-processes a segmenter's labels; "
+                "this run has none (--seg none)"
+            )
         if self.amp not in AMP_MODES:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, not {self.amp!r}")
         positive = ("image_size", "batch_size", "eval_batch_size")
@@ -327,6 +348,9 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
 #: Settings left out of the config hash (see :attr:`Setting.hashed`).
 _NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
+#: Settings added after reference leaderboards were published: at their default they are
+#: left out of the hash, so the runs recorded before them keep their hashes.
+_HASHED_UNLESS_DEFAULT = {"postprocess": "none"}
 
 
 def preset_path(name: str) -> Path:

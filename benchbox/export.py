@@ -60,6 +60,9 @@ class ExportReport:
     speed: dict[str, Any]
     files: list[Path] = field(default_factory=list)
     quantized: dict[str, Any] | None = None
+    #: The run's post-processing of the labels (:mod:`benchbox.postprocess`): not part
+    #: of the graphs, whose ``logits`` are raw; a deployment applies it after argmax.
+    postprocess: str = "none"
 
     @property
     def max_abs_diff(self) -> float:
@@ -313,6 +316,7 @@ def export_run(
             graphs=exported,
             speed=speed,
             quantized=quantized,
+            postprocess=run.postprocess,
         )
         from benchbox.records import write_json
 

@@ -71,6 +71,7 @@ LEADING: tuple[str, ...] = (
     "loss",
     "fusion_loss",
     "augment",
+    "postprocess",
     "seed",
     "fold",
     "preset",

@@ -27,7 +27,16 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 #: Columns that, when they differ between the runs of one method, are worth a warning.
-SETUP_COLUMNS = ("preset", "fusion_epochs", "epochs", "image_size", "loss", "fusion_loss", "amp")
+SETUP_COLUMNS = (
+    "preset",
+    "fusion_epochs",
+    "epochs",
+    "image_size",
+    "loss",
+    "fusion_loss",
+    "postprocess",
+    "amp",
+)
 
 
 def _order(value: Any) -> tuple[int, float, str]:

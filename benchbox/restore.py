@@ -35,6 +35,9 @@ class TrainedRun:
         modalities: the names of sources ``a`` and ``b`` in training.
         labels: class index -> name (background included), ``None`` if unlabelled.
         dataset_config: the training dataset's recorded parameters (preprocessing).
+        postprocess: the post-processing its test split was scored with
+            (:mod:`benchbox.postprocess`; ``metrics.json``), applied again by
+            ``benchbox predict``.
     """
 
     path: Path
@@ -44,6 +47,7 @@ class TrainedRun:
     modalities: tuple[str, str]
     labels: dict[int, str] | None
     dataset_config: dict[str, Any] = field(default_factory=dict)
+    postprocess: str = "none"
 
     @property
     def num_classes(self) -> int:
@@ -186,7 +190,24 @@ def load_run(
         modalities=(str(mods[0]), str(mods[1])),
         labels=labels,
         dataset_config=dict(record.get("dataset_config") or {}),
+        postprocess=_applied_postprocess(path, config),
     )
+
+
+def _applied_postprocess(path: Path, config: RunConfig) -> str:
+    """What the run's test split was post-processed with: ``auto`` is resolved by its
+    ``metrics.json``; a run recorded before post-processing existed had none."""
+    if config.postprocess != "auto":
+        return config.postprocess
+    try:
+        record = json.loads((path / "metrics.json").read_text())
+        applied = str(record["postprocess"]["applied"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise errors.ConfigError(
+            f"run {path.name}: --postprocess auto, but its metrics.json does not say what "
+            "was applied"
+        ) from None
+    return applied
 
 
 def open_training_dataset(config: RunConfig, registry: Registry | None = None) -> Any:

@@ -162,6 +162,7 @@ def _train_and_test(
     """The body of :func:`execute`: train, select, test, record; returns the leaderboard
     and the metrics record. ``files`` is filled as files are written."""
     from benchbox import __version__, atomic, leaderboard, records
+    from benchbox import postprocess as post
     from benchbox.metrics.flops import profile_models
     from benchbox.predict import Predictor
     from benchbox.registry import blame_plugins
@@ -195,6 +196,10 @@ def _train_and_test(
     predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
     save_dir = run.file("predictions") if c.save_predictions else None
     with blame_plugins(p.components(), "while evaluating"):
+        # Decided on the val split, with the selected weights, before the test split.
+        postprocess = post.choose(c.postprocess, monitor.validator(), monitor.objective)
+        if c.postprocess == post.AUTO:
+            log(_describe_postprocess(postprocess))
         result = score_split(
             p.dataset,
             predictor,
@@ -203,6 +208,7 @@ def _train_and_test(
             nsd_tolerance=c.nsd_tolerance,
             examples=c.examples,
             save_predictions=save_dir,
+            postprocess=post.postprocessor(postprocess["applied"]),
         )
     for note in result.notes:
         log(note)
@@ -224,6 +230,7 @@ def _train_and_test(
     metrics = {
         "summary": result.summary,
         "selection": selection,
+        "postprocess": postprocess,
         "curve": monitor.curve,
         "stages": [s.to_dict() for s in stages],
         "throughput": throughput,
@@ -254,6 +261,7 @@ def _train_and_test(
         "loss": c.loss if c.has_seg else "",
         "fusion_loss": c.fusion_loss if p.fusion_loss else "",
         "augment": ",".join(c.augment) or "none",
+        "postprocess": postprocess["applied"] if c.has_seg else "",
         "seed": c.seed,
         "fold": _fold(p.dataset),
         "preset": c.preset,
@@ -347,6 +355,14 @@ def _record_end(run: Any, exc: BaseException, board: Path | None, log: Log, note
 
 #: OSError numbers that mean "the disk cannot take this write".
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def _describe_postprocess(record: dict[str, Any]) -> str:
+    """One log line: which post-processing ``auto`` chose, and on what."""
+    if record["note"]:
+        return record["note"]
+    values = ", ".join(f"{k} {v:.4f}" for k, v in record["val"].items())
+    return f"post-processing: {record['applied']} (val {record['metric']}: {values})"
 
 
 def _fold(dataset: Any) -> str:

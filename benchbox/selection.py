@@ -160,12 +160,14 @@ def validate(
     batch_size: int = 64,
     nsd_tolerance: float = 1.0,
     max_cases: int = 0,
+    postprocess: Any = None,
 ) -> dict[str, float]:
     """Score the ``val`` split: segmentation metrics for a run with a segmenter, else
     the fusion metrics and (given ``fusion_loss``) the mean fusion loss.
 
     A 3D dataset is validated on whole volumes like the test split; ``max_cases``
-    (evenly spaced samples or volumes) keeps it cheap.
+    (evenly spaced samples or volumes) keeps it cheap. ``postprocess`` is applied to
+    the predicted labels first (:mod:`benchbox.postprocess`).
     """
     import torch
 
@@ -183,6 +185,7 @@ def validate(
         examples=0,
         fusion_metrics=not has_seg,
         max_cases=max_cases,
+        postprocess=postprocess,
     )
     metrics = val_columns(result.summary, dataset.eval_regions() if has_seg else {})
     if fusion_loss is not None and not has_seg:
@@ -269,7 +272,19 @@ class Monitor:
 
         return on_epoch_end
 
-    def _validate(self) -> dict[str, float]:
+    @property
+    def objective(self) -> Objective | None:
+        """The selection objective; ``None`` when nothing is validated."""
+        return self.selector.objective if self.selector is not None else None
+
+    def validator(self) -> Any:
+        """``score(postprocess)`` -> the val columns of the current weights, with the
+        labels post-processed; ``None`` when the run does not validate."""
+        if self.selector is None:
+            return None
+        return lambda postprocess: self._validate(postprocess)
+
+    def _validate(self, postprocess: Any = None) -> dict[str, float]:
         modes = {m: m.training for m in self.modules.values() if m is not None}
         for m in modes:
             m.eval()
@@ -281,6 +296,7 @@ class Monitor:
                 batch_size=self.p.config.eval_batch_size,
                 nsd_tolerance=self.p.config.nsd_tolerance,
                 max_cases=self.p.config.max_val_cases,
+                postprocess=postprocess,
             )
         finally:
             for m, training in modes.items():

@@ -109,6 +109,29 @@ def test_hash_ignores_where_and_how_fast_but_not_what():
     assert a.hash() == b.hash() != c.hash()
 
 
+def test_settings_added_later_keep_earlier_hashes_at_their_default():
+    # Hashes of the quick default as computed before --postprocess existed (benchbox at
+    # 1e21172); the reference leaderboards record hashes like these.
+    assert cfg.resolve().hash() == "d789cdcd2270"
+    assert cfg.resolve().hash("off") == "b0a14e64456a"
+    assert cfg.resolve(None, None, {"seg": "unet", "seed": 2}).hash("off") == "73a8dc0544cc"
+    # A value other than the default is part of what the run computes.
+    changed = {cfg.resolve(None, None, {"postprocess": v}).hash() for v in ("largest", "auto")}
+    assert len(changed) == 2 and cfg.resolve().hash() not in changed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"postprocess": "biggest"}, "--postprocess must be one of none, largest, auto"),
+        ({"postprocess": "largest", "seg": "none"}, "this run has none"),
+    ],
+)
+def test_postprocess_values_are_checked(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        cfg.resolve(None, None, overrides).validate()
+
+
 def test_component_tables_apply_only_to_their_component():
     c = cfg.resolve(
         None,

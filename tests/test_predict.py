@@ -210,3 +210,77 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(
     assert main(["predict", str(nifti_run), "-d", f"nifti:{bad}", "--resample", "-o",
                  str(ok)]) == 0  # fmt: skip
     assert len(list((ok / "segmentations").iterdir())) == 2
+
+
+def test_post_processed_run_scores_saves_and_predicts_the_largest_component(
+    nifti_run, nnunet, tmp_path
+):
+    from benchbox import leaderboard
+    from benchbox.postprocess import keep_largest
+
+    # Same data, seed and training as nifti_run; only the post-processing differs.
+    run_dir = _run(
+        tmp_path / "run",
+        dataset=f"nifti:{nnunet}",
+        save_predictions=True,
+        postprocess="largest",
+        data_opts={"nifti": {"val_fraction": 0.2, "test_fraction": 0.2}},
+    )
+    raw = sorted((nifti_run / "predictions").iterdir())
+    for path in raw:
+        plain = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        kept = sitk.GetArrayFromImage(sitk.ReadImage(str(run_dir / "predictions" / path.name)))
+        assert np.array_equal(kept, keep_largest(plain))
+    record = json.loads((run_dir / "metrics.json").read_text())["postprocess"]
+    assert (record["requested"], record["applied"]) == ("largest", "largest")
+    board = leaderboard.read(json.loads((run_dir / "status.json").read_text())["leaderboard"])
+    assert list(board["postprocess"]) == ["largest"]
+
+    # benchbox predict applies the run's post-processing: its test case comes out as saved.
+    out = tmp_path / "all"
+    args = ["predict", str(run_dir), "-d", f"nifti:{nnunet}", "--split", "all", "-o", str(out)]
+    assert main(args) == 0
+    for path in (run_dir / "predictions").iterdir():
+        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentations" / path.name)))
+        assert np.array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+
+
+class _Islands(torch.nn.Module):
+    """A 'segmenter' whose foreground is a central block plus a grid of small islands."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        fg = torch.zeros(h, w)
+        fg[2::8, 2::8] = fg[3::8, 3::8] = 1.0  # 2 px islands, 8 px apart
+        fg[h // 4 : h // 2, w // 4 : w // 2] = 1.0
+        fg = fg.expand(x.shape[0], 1, h, w)
+        return torch.cat([0.5 - fg, fg - 0.5], dim=1)
+
+
+def test_score_split_post_processes_the_restored_labels_before_scoring(nnunet, tmp_path):
+    from benchbox.data.nifti import open_nifti
+    from benchbox.metrics.suite import score_segmentation_case
+    from benchbox.postprocess import keep_largest
+    from benchbox.predict import Predictor, predict_split
+    from benchbox.scoring import score_split
+    from benchbox.train import resolve_amp
+
+    ds = open_nifti(str(nnunet), image_size=32, val_fraction=0.2, test_fraction=0.4)
+    cpu = torch.device("cpu")
+    predictor = Predictor(None, _Islands(), cpu, resolve_amp("off", cpu))
+    raw_cases = list(predict_split(ds, predictor, "test"))
+    raw = score_split(ds, predictor, split="test")
+    kept = score_split(ds, predictor, split="test", postprocess=keep_largest,
+                       save_predictions=tmp_path)  # fmt: skip
+    changed = 0
+    for case, (_, row) in zip(raw_cases, kept.per_case.iterrows(), strict=True):
+        expected = keep_largest(case.restored)
+        changed += int(not np.array_equal(expected, case.restored))
+        saved = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{case.case_id}.nii.gz")))
+        assert np.array_equal(saved, expected)
+        scores = score_segmentation_case(
+            expected, case.reference, case.reference_spacing, ds.eval_regions()
+        )
+        assert row["dice_lesion"] == pytest.approx(scores["dice_lesion"])
+    assert changed == len(raw_cases)  # every case had islands to remove
+    assert kept.summary["dice_lesion"] != pytest.approx(raw.summary["dice_lesion"])

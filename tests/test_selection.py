@@ -202,3 +202,29 @@ def test_no_val_split_keeps_the_last_epoch_and_says_so(tmp_path):
     assert sel["note"] in result.record["notes"]
     row = leaderboard.read(result.leaderboard).iloc[0]
     assert row["select_metric"] == "last epoch" and row["selected_epoch"] == 2
+
+
+def test_postprocess_auto_is_decided_on_val_and_recorded(tmp_path):
+    logged: list[str] = []
+    result = runner.run(tiny(tmp_path, epochs=1, postprocess="auto"), log=logged.append)
+    record = result.record["postprocess"]
+    assert (record["requested"], record["metric"], record["mode"]) == ("auto", "dice", "max")
+    none, largest = record["val"]["none"], record["val"]["largest"]
+    # The raw value is the selected epoch's validation score, computed again.
+    assert none == pytest.approx(result.record["selection"]["value"])
+    assert record["applied"] == ("largest" if largest > none else "none")
+    assert any(
+        line.startswith(f"post-processing: {record['applied']} (val dice") for line in logged
+    )
+    row = leaderboard.read(result.leaderboard).iloc[0]
+    assert row["postprocess"] == record["applied"]
+
+
+def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
+    logged: list[str] = []
+    result = runner.run(
+        tiny(tmp_path, epochs=1, postprocess="auto", val_every=0), log=logged.append
+    )
+    record = result.record["postprocess"]
+    assert record["applied"] == "none" and "no validation split" in record["note"]
+    assert record["note"] in logged

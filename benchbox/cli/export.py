@@ -56,6 +56,13 @@ def render(report: ExportReport) -> None:
         f"{report.speed['n_rounds']} interleaved rounds",
         highlight=False,
     )
+    if report.postprocess != "none":
+        console.print(
+            f"[bold]note[/]      the run post-processes its labels ({report.postprocess}); "
+            "the graphs output raw logits: apply it after the argmax "
+            "(benchbox.postprocess.keep_largest)",
+            highlight=False,
+        )
     q = report.quantized
     if q:
         qips = q["speed"]["images_per_s"]

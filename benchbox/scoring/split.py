@@ -139,6 +139,7 @@ def score_split(
     save_predictions: Path | None = None,
     fusion_metrics: bool = True,
     max_cases: int = 0,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> SplitScores:
     """Predict every case of ``split`` and score it with the metrics that apply.
 
@@ -155,6 +156,8 @@ def score_split(
             this off, since only segmentation metrics select its checkpoint.
         max_cases: score at most this many cases (2D samples or 3D volumes), evenly
             spaced over the split; 0 scores them all.
+        postprocess: applied to each case's predicted labels (on the source grid)
+            before they are scored and saved (:mod:`benchbox.postprocess`).
     """
     from benchbox.predict import predict_split, save_prediction
     from benchbox.records import ExamplePicker
@@ -165,6 +168,10 @@ def score_split(
     rows: list[dict[str, Any]] = []
     saved: list[str] = []
     for case in predict_split(dataset, predictor, split, batch_size, max_cases=max_cases):
+        if postprocess is not None and case.restored is not None:
+            case.restored = postprocess(case.restored)
+            if case.volume is None:  # a 2D case: the labels are the restored ones
+                case.labels = case.restored
         rows.append(score_case(case, regions, score_fusion, nsd_tolerance, score_fusion.failures))
         if case.volume is None:
             picker.offer(case.a, case.b, case.fused, case.mask, case.labels)

@@ -1,0 +1,111 @@
+"""Decide post-processing on validation cases: does keeping the largest component help?
+
+    python benchmarks/postprocess_selection.py RUN_DIR [RUN_DIR ...]
+        [--out benchmarks/results/postprocess_selection]
+
+For each finished run folder (e.g. the runs of ``configs/sweeps/brats2015.toml`` and
+``claims-brats.toml``), the selected checkpoint is loaded (:func:`benchbox.restore.load_run`),
+its training dataset reopened with the recorded parameters, and the **validation** split
+scored twice with :func:`benchbox.selection.validate`, the function that selected the
+checkpoint: raw labels, and each class reduced to its largest connected component
+(:func:`benchbox.postprocess.keep_largest`). The same decision over all runs at once is
+what ``--postprocess auto`` makes for a single run; pooling the runs of a sweep gives it
+more than one validation case. The test split is not opened.
+
+Writes ``<out>.csv`` (one row per run) and ``<out>.md`` (the table and the means).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import torch
+from scipy.stats import wilcoxon
+
+from benchbox.postprocess import keep_largest
+from benchbox.predict import Predictor
+from benchbox.restore import load_run, open_training_dataset
+from benchbox.selection import validate
+from benchbox.train import resolve_amp
+
+METRICS = ("dice", "hd95")
+
+
+def score_run(run_dir: Path) -> dict[str, object]:
+    """The validation Dice and HD95 of one run's checkpoint, raw and post-processed."""
+    run = load_run(run_dir)
+    dataset = open_training_dataset(run.config)
+    cpu = torch.device("cpu")
+    predictor = Predictor(run.fusion, run.segmenter, cpu, resolve_amp("off", cpu))
+    described = dataset.config()
+    row: dict[str, object] = {
+        "run": run_dir.name,
+        "segmenter": run.config.seg,
+        "augment": ",".join(run.config.augment) or "none",
+        "seed": run.config.seed,
+        "fold": described.get("fold", ""),
+        "val_cases": ";".join(described["splits"]["val"]),
+    }
+    for name, post in (("none", None), ("largest", keep_largest)):
+        scores = validate(
+            dataset,
+            predictor,
+            batch_size=run.config.eval_batch_size,
+            nsd_tolerance=run.config.nsd_tolerance,
+            max_cases=run.config.max_val_cases,
+            postprocess=post,
+        )
+        for metric in METRICS:
+            row[f"{metric}_{name}"] = scores[metric]
+    return row
+
+
+def report(table: pd.DataFrame) -> str:
+    lines = [
+        "| run | segmenter | augment | seed | fold | val case | Dice raw | Dice largest "
+        "| HD95 raw (mm) | HD95 largest (mm) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in table.iterrows():
+        lines.append(
+            f"| {r['run']} | {r['segmenter']} | {r['augment']} | {r['seed']} | {r['fold']} "
+            f"| {r['val_cases']} | {r['dice_none']:.4f} | {r['dice_largest']:.4f} "
+            f"| {r['hd95_none']:.1f} | {r['hd95_largest']:.1f} |"
+        )
+    lines.append("")
+    for metric in METRICS:
+        raw, post = table[f"{metric}_none"], table[f"{metric}_largest"]
+        diff = post - raw
+        better = int((diff > 0).sum()) if metric == "dice" else int((diff < 0).sum())
+        p = wilcoxon(post, raw).pvalue if len(table) > 1 and diff.any() else float("nan")
+        lines.append(
+            f"- val {metric}: raw {raw.mean():.4f}, largest {post.mean():.4f}, "
+            f"difference {diff.mean():+.4f} (median {statistics.median(diff):+.4f}); "
+            f"largest better in {better} of {len(table)} runs; Wilcoxon signed-rank "
+            f"p = {p:.2g}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", default="benchmarks/results/postprocess_selection")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for run_dir in args.runs:
+        rows.append(score_run(run_dir))
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    out = Path(args.out)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    out.with_suffix(".md").write_text(report(table))
+    print(report(table))
+
+
+if __name__ == "__main__":
+    main()
