@@ -166,7 +166,11 @@ def _read(path: str | Path, by: Sequence[str]) -> tuple[Any, Any, str]:
         raise DataError(f"{path}: the leaderboard has no rows")
     missing = [c for c in ("run_id", *by) if c not in board.columns]
     if missing:
-        raise ConfigError(f"{path} has no column {', '.join(map(repr, missing))}")
+        hint = ""
+        if path.name.endswith(".cases.csv"):
+            board_path = path.with_name(path.name[: -len(".cases.csv")] + ".csv")
+            hint = f"; it is a per-case file: compare its leaderboard, {board_path}"
+        raise ConfigError(f"{path} has no column {', '.join(map(repr, missing))}{hint}")
     datasets = sorted(board["dataset"].dropna().astype(str).unique()) if "dataset" in board else []
     if len(datasets) > 1:
         raise DataError(

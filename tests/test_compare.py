@@ -224,6 +224,11 @@ def test_unknown_metric_and_missing_companion(board, tmp_path):
     bare = leaderboard.append_row(tmp_path / "bare.csv", {"run_id": "r", "dataset": "x"})
     with pytest.raises(DataError, match=r"bare\.cases\.csv"):
         compare(bare, "dice_lesion")
+    # A per-case file given by mistake names its leaderboard.
+    with pytest.raises(
+        ConfigError, match=r"per-case file: compare its leaderboard, .*synthetic\.csv$"
+    ):
+        compare(leaderboard.cases_path(board), "dice_lesion")
 
 
 def test_cli_formats(board, capsys):
