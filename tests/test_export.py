@@ -14,21 +14,11 @@ from benchbox import config as cfg
 from benchbox import errors, get_fusion, get_segmenter, records, runner
 from benchbox.cli import main
 from benchbox.data.synthetic import SyntheticDataset
+from benchbox.testing import tiny_run_settings
 
 pytest.importorskip("onnxruntime")
 
-TINY = {
-    "image_size": 32,
-    "batch_size": 4,
-    "eval_batch_size": 8,
-    "epochs": 1,
-    "fusion_epochs": 1,
-    "warmup_steps": 0,
-    "examples": 1,
-    "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-    "fusion_opts": {"width": 4, "depth": 2},
-    "seg_opts": {"width": 4, "depth": 2},
-}
+TINY = tiny_run_settings()
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,11 @@ from benchbox import errors, hookimpl, runner
 from benchbox.cli import main
 from benchbox.plugins import DEBUG_ENV, create_registry, use_registry
 from benchbox.registry import Registry
+from benchbox.testing import tiny_run_settings
 
-TINY = {
-    "image_size": 32,
-    "batch_size": 4,
-    "eval_batch_size": 8,
-    "epochs": 1,
-    "fusion_epochs": 1,
-    "warmup_steps": 0,
-    "examples": 1,
-    "data_opts": {"synthetic": {"n_train": 4, "n_val": 2, "n_test": 2}},
-    "seg_opts": {"width": 4, "depth": 2},
-}
+TINY = tiny_run_settings(
+    data_opts={"synthetic": {"n_train": 4, "n_val": 2, "n_test": 2}}, fusion_opts={}
+)
 
 
 def tiny(out: Path, **overrides: object) -> cfg.RunConfig:

@@ -15,19 +15,9 @@ from benchbox import config as cfg
 from benchbox import get_fusion, get_segmenter, records, runner
 from benchbox.cli import main
 from benchbox.data.synthetic import generate
+from benchbox.testing import tiny_run_settings
 
-TINY = {
-    "image_size": 32,
-    "batch_size": 4,
-    "eval_batch_size": 8,
-    "epochs": 1,
-    "fusion_epochs": 1,
-    "warmup_steps": 0,
-    "examples": 1,
-    "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-    "fusion_opts": {"width": 4, "depth": 2},
-    "seg_opts": {"width": 4, "depth": 2},
-}
+TINY = tiny_run_settings()
 #: A non-trivial scan geometry (SimpleITK order x, y, z): anisotropic, shifted, flipped.
 SPACING, ORIGIN = (0.9, 0.8, 2.5), (12.0, -30.0, 5.0)
 DIRECTION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)

@@ -14,19 +14,9 @@ from benchbox import config as cfg
 from benchbox import errors, hookimpl, leaderboard, records, runner
 from benchbox.data.base import BenchDataset
 from benchbox.plugins import create_registry, use_registry
+from benchbox.testing import tiny_run_settings
 
-TINY = {
-    "image_size": 32,
-    "batch_size": 4,
-    "eval_batch_size": 8,
-    "epochs": 1,
-    "fusion_epochs": 1,
-    "warmup_steps": 0,
-    "examples": 2,
-    "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-    "fusion_opts": {"width": 4, "depth": 2},
-    "seg_opts": {"width": 4, "depth": 2},
-}
+TINY = tiny_run_settings(examples=2)
 
 
 def tiny(out: Path, **overrides) -> cfg.RunConfig:

@@ -14,19 +14,10 @@ from benchbox.data.base import BenchDataset
 from benchbox.plugins import create_registry, get_registry, use_registry
 from benchbox.predict import Predictor
 from benchbox.selection import Objective, Selector, resolve_objective, val_columns, validate
+from benchbox.testing import tiny_run_settings
 from benchbox.train import resolve_amp
 
-TINY = {
-    "image_size": 32,
-    "batch_size": 4,
-    "eval_batch_size": 8,
-    "fusion_epochs": 1,
-    "warmup_steps": 0,
-    "examples": 0,
-    "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-    "fusion_opts": {"width": 4, "depth": 2},
-    "seg_opts": {"width": 4, "depth": 2},
-}
+TINY = tiny_run_settings(examples=0)
 
 
 def tiny(out, **overrides) -> cfg.RunConfig:

@@ -13,19 +13,12 @@ from benchbox.sweep import executor as ex
 from benchbox.sweep.driver import plan_runs, run_sweep, sweep_name
 from benchbox.sweep.grid import Grid
 from benchbox.sweep.ledger import read_ledger
+from benchbox.testing import tiny_run_settings
 
-TINY = {
-    "image_size": 32,
-    "batch_size": 4,
-    "eval_batch_size": 8,
-    "epochs": 1,
-    "fusion_epochs": 1,
-    "warmup_steps": 0,
-    "examples": 1,
-    "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-    "fusion_opts": {"dual": {"width": 4, "depth": 2}},
-    "seg_opts": {"attunet": {"width": 4, "depth": 2}},
-}
+TINY = tiny_run_settings(
+    fusion_opts={"dual": {"width": 4, "depth": 2}},
+    seg_opts={"attunet": {"width": 4, "depth": 2}},
+)
 
 
 def test_plan_resolves_each_combination_like_benchbox_run(tmp_path):
