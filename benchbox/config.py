@@ -184,6 +184,13 @@ class RunConfig:
         hashed=False,
     )
     num_workers: int = setting(0, "DataLoader worker processes.", panel=HARDWARE, hashed=False)
+    channels_last: bool = setting(
+        False,
+        "Models in channels-last (NHWC) memory: faster convolutions on many CPUs and GPUs "
+        "(benchmarks/results/bench_cpu.md); numbers equal to float rounding.",
+        panel=HARDWARE,
+        hashed=False,
+    )
     # -- files and configs ----------------------------------------------------------
     trackers: list[str] = setting(
         list,

@@ -264,9 +264,13 @@ def prepare(
             load_weights(segmenter, config.seg_weights)
         seg_loss = entries["loss"].build(**config.params("loss_opts"))
 
+    # Convolutions follow their weights' memory format: converting the modules is enough
+    # (the sources are one-channel, the same bytes in either format).
+    memory = torch.channels_last if config.channels_last else torch.preserve_format
     for module in (fusion, segmenter, seg_loss, fusion_loss):
         if module is not None and isinstance(module, torch.nn.Module):
             module.to(device)
+            module.to(memory_format=memory)
     objective = resolve_objective(
         config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
     )

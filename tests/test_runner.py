@@ -241,3 +241,20 @@ def test_the_row_names_the_fold_of_a_cross_validated_dataset():
 
     assert runner._fold(described(folds=4, fold=2)) == "2/4"
     assert runner._fold(described()) == ""
+
+
+def test_channels_last_converts_the_models_and_changes_only_float_rounding(tmp_path):
+    plain = runner.run(cfg.resolve(None, None, {**TINY, "out": str(tmp_path / "a")}))
+    p = runner.prepare(cfg.resolve(None, None, {**TINY, "out": str(tmp_path / "b"),
+                                                "channels_last": True}))  # fmt: skip
+    convs = [m.weight for m in p.segmenter.modules() if isinstance(m, torch.nn.Conv2d)]
+    nhwc = [w.is_contiguous(memory_format=torch.channels_last) for w in convs]
+    assert all(nhwc) and not all(w.is_contiguous() for w in convs)
+    fast = runner.execute(p)
+    # How fast, not what: the same experiment hash.
+    board = leaderboard.read(fast.leaderboard)
+    assert (
+        board["config_hash"].iloc[0] == leaderboard.read(plain.leaderboard)["config_hash"].iloc[0]
+    )
+    for key, value in plain.summary.items():
+        assert fast.summary[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
