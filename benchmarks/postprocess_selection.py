@@ -63,9 +63,19 @@ def score_run(run_dir: Path) -> dict[str, object]:
     return row
 
 
+HEADER = """# Post-processing decided on validation cases: keep the largest component?
+
+Made by `python benchmarks/postprocess_selection.py RUN_DIR ...`: each run's selected
+checkpoint scores its **validation** split twice, with the raw labels and with each
+class reduced to its largest 3D connected component (`--postprocess largest`). The test
+splits were not opened. Wilcoxon signed-rank tests pair the two values of each run.
+
+"""
+
+
 def report(table: pd.DataFrame) -> str:
     lines = [
-        "| run | segmenter | augment | seed | fold | val case | Dice raw | Dice largest "
+        HEADER + "| run | segmenter | augment | seed | fold | val case | Dice raw | Dice largest "
         "| HD95 raw (mm) | HD95 largest (mm) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
