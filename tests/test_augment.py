@@ -9,6 +9,7 @@ import pytest
 from benchbox import config as cfg
 from benchbox import errors, hookimpl, runner
 from benchbox.plugins import create_registry, use_registry
+from benchbox.testing import tiny_run_settings
 
 
 def test_augment_settings_from_a_table_a_list_and_the_command_line(tmp_path):
@@ -46,19 +47,7 @@ def test_only_training_batches_are_augmented_on_the_device(tmp_path):
 
     plugin = types.SimpleNamespace(__name__="spy-plugin", register_transforms=register_transforms)
     registry = create_registry([plugin])
-    overrides = {
-        "image_size": 32,
-        "batch_size": 4,
-        "epochs": 2,
-        "fusion_epochs": 1,
-        "warmup_steps": 0,
-        "examples": 0,
-        "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-        "fusion_opts": {"width": 4, "depth": 2},
-        "seg_opts": {"width": 4, "depth": 2},
-        "augment": ["flip", "spy"],
-        "out": str(tmp_path),
-    }
+    overrides = tiny_run_settings(epochs=2, examples=0, augment=["flip", "spy"], out=str(tmp_path))
     with use_registry(registry):
         result = runner.run(cfg.resolve(None, None, overrides))
     steps = sum(s["steps"] for s in result.record["stages"])

@@ -11,6 +11,7 @@ import torch
 from benchbox import config as cfg
 from benchbox import errors, records, runner
 from benchbox.metrics.ssim import ssim
+from benchbox.testing import tiny_run_settings
 from benchbox.train import AmpPlan, seed_everything, train_stage
 
 
@@ -96,16 +97,7 @@ def test_a_failure_after_training_keeps_the_checkpoint(tmp_path, monkeypatch):
         return real(dataset, predictor, split=split, **kwargs)
 
     monkeypatch.setattr(scoring, "score_split", failing)
-    overrides = {
-        "image_size": 32,
-        "batch_size": 4,
-        "epochs": 1,
-        "seg": "none",
-        "warmup_steps": 0,
-        "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-        "fusion_opts": {"width": 4, "depth": 2},
-        "out": str(tmp_path),
-    }
+    overrides = tiny_run_settings(seg="none", out=str(tmp_path))
     with pytest.raises(RuntimeError, match="metric exploded"):
         runner.run(cfg.resolve(None, None, overrides))
     [run_dir] = (tmp_path / "runs").iterdir()

@@ -9,19 +9,9 @@ import pytest
 
 from benchbox import config as cfg
 from benchbox import errors, runner
+from benchbox.testing import tiny_run_settings
 
-TINY = {
-    "image_size": 32,
-    "batch_size": 4,
-    "eval_batch_size": 8,
-    "epochs": 2,
-    "fusion_epochs": 1,
-    "warmup_steps": 0,
-    "examples": 1,
-    "data_opts": {"synthetic": {"n_train": 8, "n_val": 2, "n_test": 4}},
-    "fusion_opts": {"width": 4, "depth": 2},
-    "seg_opts": {"width": 4, "depth": 2},
-}
+TINY = tiny_run_settings(epochs=2)
 
 
 def test_tensorboard_and_mlflow_show_the_numbers_of_the_record(tmp_path, monkeypatch):
