@@ -308,18 +308,17 @@ class RunConfig:
         """Check values that need no plugin: one clear error per bad option."""
         if self.fusion == NONE and self.seg == NONE:
             raise ConfigError("--fusion none and --seg none leave nothing to run")
-        if self.postprocess not in POSTPROCESS_MODES:
-            raise ConfigError(
-                f"--postprocess must be one of {', '.join(POSTPROCESS_MODES)}, "
-                f"not {self.postprocess!r}"
-            )
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                    f"not {getattr(self, name)!r}"
+                )
         if self.postprocess != "none" and not self.has_seg:
             raise ConfigError(
                 f"--postprocess {self.postprocess} post-processes a segmenter's labels; "
                 "this run has none (--seg none)"
             )
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, not {self.amp!r}")
         positive = ("image_size", "batch_size", "eval_batch_size")
         for name in positive:
             if getattr(self, name) < 1:
@@ -355,6 +354,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
 #: Settings left out of the config hash (see :attr:`Setting.hashed`).
 _NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
+#: Settings with a fixed set of values (:attr:`Setting.choices`), checked by validate.
+_CHOICES = {
+    f.name: setting_of(f).choices for f in dataclasses.fields(RunConfig) if setting_of(f).choices
+}
 #: Settings added after reference leaderboards were published: at their default they are
 #: left out of the hash, so the runs recorded before them keep their hashes.
 _HASHED_UNLESS_DEFAULT = {"postprocess": "none"}
