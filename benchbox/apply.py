@@ -160,7 +160,7 @@ def predict_run(
     )
     amp = resolve_amp(run.config.amp, dev)
     predictor = Predictor(run.fusion, run.segmenter, dev, amp)
-    post = postprocessor(run.postprocess)  # as the run's test split was scored
+    post = postprocessor(run.postprocess)
     pairs = isinstance(inputs, PairInputs)
     volumes = None if pairs else inputs.volumes("test")
     if not pairs and volumes is None:
@@ -189,10 +189,7 @@ def predict_run(
                 batch_size or run.config.eval_batch_size,
                 whole_cases=volumes is not None,
             ):
-                if post is not None and case.restored is not None:
-                    case.restored = post(case.restored)
-                    if volumes is None:  # 2D: the labels written are these, as scored
-                        case.labels = case.restored
+                case.postprocess(post)  # as the run's test split was scored
                 if pairs:
                     item = inputs.item(case.case_id)  # type: ignore[attr-defined]
                     _write_pair(case, item, tmp, colour, binary)

@@ -21,7 +21,7 @@ there, which gives smoother boundaries than nearest-neighbour labels.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +135,15 @@ class CasePrediction:
     reference_spacing: tuple[float, ...] = ()
     volume: Volume | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def postprocess(self, fn: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """Apply ``fn`` (:mod:`benchbox.postprocess`) to the labels on the source grid,
+        the ones scored and saved; a 2D sample's ``labels`` are those same labels."""
+        if fn is None or self.restored is None:
+            return
+        self.restored = fn(self.restored)
+        if self.volume is None:
+            self.labels = self.restored
 
 
 def predict_split(

@@ -282,7 +282,7 @@ class Monitor:
         labels post-processed; ``None`` when the run does not validate."""
         if self.selector is None:
             return None
-        return lambda postprocess: self._validate(postprocess)
+        return self._validate
 
     def _validate(self, postprocess: Any = None) -> dict[str, float]:
         modes = {m: m.training for m in self.modules.values() if m is not None}

@@ -168,10 +168,7 @@ def score_split(
     rows: list[dict[str, Any]] = []
     saved: list[str] = []
     for case in predict_split(dataset, predictor, split, batch_size, max_cases=max_cases):
-        if postprocess is not None and case.restored is not None:
-            case.restored = postprocess(case.restored)
-            if case.volume is None:  # a 2D case: the labels are the restored ones
-                case.labels = case.restored
+        case.postprocess(postprocess)
         rows.append(score_case(case, regions, score_fusion, nsd_tolerance, score_fusion.failures))
         if case.volume is None:
             picker.offer(case.a, case.b, case.fused, case.mask, case.labels)
