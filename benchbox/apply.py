@@ -159,7 +159,7 @@ def predict_run(
         dataset, run.modalities, run.image_size, run.dataset_config, split, resample
     )
     amp = resolve_amp(run.config.amp, dev)
-    predictor = Predictor(run.fusion, run.segmenter, dev, amp)
+    predictor = Predictor(run.fusion, run.segmenter, dev, amp, tta=run.config.tta)
     post = postprocessor(run.postprocess)
     pairs = isinstance(inputs, PairInputs)
     volumes = None if pairs else inputs.volumes("test")

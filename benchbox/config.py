@@ -37,6 +37,7 @@ from benchbox.settings import (
 from benchbox.settings import parse_augment_options as parse_augment_options
 from benchbox.settings import parse_options as parse_options
 from benchbox.settings import parse_value as parse_value
+from benchbox.tta import MODES as TTA_MODES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -159,6 +160,14 @@ class RunConfig:
         "connected component) or auto (whichever scores better on the val split).",
         panel=EVALUATION,
         choices=POSTPROCESS_MODES,
+    )
+    tta: str = setting(
+        "none",
+        "Test-time augmentation of the segmenter: none, or flip (each slice also "
+        "mirrored left-right, top-bottom and both; probabilities averaged). Used for the "
+        "final validation, the test split and benchbox predict, not for selection.",
+        panel=EVALUATION,
+        choices=TTA_MODES,
     )
     # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
     nsd_tolerance: float = setting(1.0, "NSD tolerance in mm (default 1).", panel=EVALUATION)
@@ -319,6 +328,11 @@ class RunConfig:
                 f"--postprocess {self.postprocess} post-processes a segmenter's labels; "
                 "this run has none (--seg none)"
             )
+        if self.tta != "none" and not self.has_seg:
+            raise ConfigError(
+                f"--tta {self.tta} augments a segmenter's predictions; this run has none "
+                "(--seg none)"
+            )
         positive = ("image_size", "batch_size", "eval_batch_size")
         for name in positive:
             if getattr(self, name) < 1:
@@ -360,7 +374,7 @@ _CHOICES = {
 }
 #: Settings added after reference leaderboards were published: at their default they are
 #: left out of the hash, so the runs recorded before them keep their hashes.
-_HASHED_UNLESS_DEFAULT = {"postprocess": "none"}
+_HASHED_UNLESS_DEFAULT = {"postprocess": "none", "tta": "none"}
 
 
 def preset_path(name: str) -> Path:

@@ -63,6 +63,9 @@ class ExportReport:
     #: The run's post-processing of the labels (:mod:`benchbox.postprocess`): not part
     #: of the graphs, whose ``logits`` are raw; a deployment applies it after argmax.
     postprocess: str = "none"
+    #: The run's test-time augmentation (:mod:`benchbox.tta`): not part of the graphs
+    #: either, which are one pass; a deployment averages the mirrored passes itself.
+    tta: str = "none"
 
     @property
     def max_abs_diff(self) -> float:
@@ -317,6 +320,7 @@ def export_run(
             speed=speed,
             quantized=quantized,
             postprocess=run.postprocess,
+            tta=run.config.tta,
         )
         from benchbox.records import write_json
 

@@ -72,6 +72,7 @@ LEADING: tuple[str, ...] = (
     "fusion_loss",
     "augment",
     "postprocess",
+    "tta",
     "seed",
     "fold",
     "preset",

@@ -35,6 +35,7 @@ SETUP_COLUMNS = (
     "loss",
     "fusion_loss",
     "postprocess",
+    "tta",
     "amp",
 )
 

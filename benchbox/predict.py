@@ -31,6 +31,7 @@ import torch
 from benchbox.data.base import BenchDataset, Volume
 from benchbox.data.io import save_prediction
 from benchbox.train import AmpPlan, make_loader
+from benchbox.tta import passes, segment
 
 __all__ = ["CasePrediction", "Predictor", "predict_split", "predict_volume", "save_prediction"]
 
@@ -49,8 +50,11 @@ class Predictor:
         segmenter: torch.nn.Module | None,
         device: torch.device,
         amp: AmpPlan,
+        tta: str = "none",
     ) -> None:
+        passes(tta)  # a bad mode fails here, not at the first batch
         self.fusion, self.segmenter, self.device, self.amp = fusion, segmenter, device, amp
+        self.tta = tta
         self.images = 0
         self.seconds = 0.0
         self._warm = False
@@ -65,7 +69,8 @@ class Predictor:
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """Sources ``(B, 1, H, W)`` -> fused ``(B, 1, H, W)`` float32, labels ``(B, H, W)``
         and class probabilities ``(B, K, H, W)`` (K >= 2; a sigmoid output becomes the
-        two classes ``1 - p, p``). What a model-less stage would give is ``None``."""
+        two classes ``1 - p, p``), averaged over the mirrored passes of ``tta``
+        (:mod:`benchbox.tta`). What a model-less stage would give is ``None``."""
         a, b = a.to(self.device), b.to(self.device)
         if not self._warm:
             # One untimed pass at the batch's shape: first calls pay for allocation and
@@ -90,12 +95,7 @@ class Predictor:
             fused = self.fusion(a, b).float() if self.fusion is not None else None
             if self.segmenter is not None:
                 x = fused if fused is not None else torch.cat([a, b], dim=1)
-                logits = self.segmenter(x).float()
-                if logits.shape[1] == 1:  # one sigmoid channel, else softmax classes
-                    p = torch.sigmoid(logits)
-                    probs = torch.cat([1 - p, p], dim=1)
-                else:
-                    probs = torch.softmax(logits, dim=1)
+                probs = segment(self.segmenter, x, self.tta)
                 labels = probs.argmax(dim=1)
         return fused, labels, probs
 

@@ -193,7 +193,7 @@ def _train_and_test(
     files["checkpoint"] = records.save_checkpoint(
         run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}
     )
-    predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
+    predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp, tta=c.tta)
     save_dir = run.file("predictions") if c.save_predictions else None
     with blame_plugins(p.components(), "while evaluating"):
         # Decided on the val split, with the selected weights, before the test split.
@@ -231,6 +231,7 @@ def _train_and_test(
         "summary": result.summary,
         "selection": selection,
         "postprocess": postprocess,
+        "tta": c.tta,
         "curve": monitor.curve,
         "stages": [s.to_dict() for s in stages],
         "throughput": throughput,
@@ -262,6 +263,7 @@ def _train_and_test(
         "fusion_loss": c.fusion_loss if p.fusion_loss else "",
         "augment": ",".join(c.augment) or "none",
         "postprocess": postprocess["applied"] if c.has_seg else "",
+        "tta": c.tta if c.has_seg else "",
         "seed": c.seed,
         "fold": _fold(p.dataset),
         "preset": c.preset,

@@ -17,6 +17,7 @@ Selection metrics are named after the validation columns:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -279,19 +280,24 @@ class Monitor:
 
     def validator(self) -> Any:
         """``score(postprocess)`` -> the val columns of the current weights, with the
-        labels post-processed; ``None`` when the run does not validate."""
+        labels post-processed and the run's ``--tta`` (selection itself scores single
+        passes); ``None`` when the run does not validate."""
         if self.selector is None:
             return None
-        return self._validate
+        from benchbox.predict import Predictor
 
-    def _validate(self, postprocess: Any = None) -> dict[str, float]:
+        p = self.p
+        final = Predictor(p.fusion, p.segmenter, p.device, p.amp, tta=p.config.tta)
+        return functools.partial(self._validate, predictor=final)
+
+    def _validate(self, postprocess: Any = None, predictor: Any = None) -> dict[str, float]:
         modes = {m: m.training for m in self.modules.values() if m is not None}
         for m in modes:
             m.eval()
         try:
             return validate(
                 self.p.dataset,
-                self.predictor,
+                predictor or self.predictor,
                 fusion_loss=self.p.fusion_loss,
                 batch_size=self.p.config.eval_batch_size,
                 nsd_tolerance=self.p.config.nsd_tolerance,

@@ -110,14 +110,17 @@ def test_hash_ignores_where_and_how_fast_but_not_what():
 
 
 def test_settings_added_later_keep_earlier_hashes_at_their_default():
-    # Hashes of the quick default as computed before --postprocess existed (benchbox at
+    # Hashes of the quick default as computed before --postprocess and --tta existed (benchbox at
     # 1e21172); the reference leaderboards record hashes like these.
     assert cfg.resolve().hash() == "d789cdcd2270"
     assert cfg.resolve().hash("off") == "b0a14e64456a"
     assert cfg.resolve(None, None, {"seg": "unet", "seed": 2}).hash("off") == "73a8dc0544cc"
     # A value other than the default is part of what the run computes.
-    changed = {cfg.resolve(None, None, {"postprocess": v}).hash() for v in ("largest", "auto")}
-    assert len(changed) == 2 and cfg.resolve().hash() not in changed
+    changed = {
+        cfg.resolve(None, None, overrides).hash()
+        for overrides in ({"postprocess": "largest"}, {"postprocess": "auto"}, {"tta": "flip"})
+    }
+    assert len(changed) == 3 and cfg.resolve().hash() not in changed
 
 
 @pytest.mark.parametrize(
@@ -125,9 +128,11 @@ def test_settings_added_later_keep_earlier_hashes_at_their_default():
     [
         ({"postprocess": "biggest"}, "--postprocess must be one of none, largest, auto"),
         ({"postprocess": "largest", "seg": "none"}, "this run has none"),
+        ({"tta": "rotate"}, "--tta must be one of none, flip, not 'rotate'"),
+        ({"tta": "flip", "seg": "none"}, "--tta flip augments a segmenter's predictions"),
     ],
 )
-def test_postprocess_values_are_checked(overrides, match):
+def test_postprocess_and_tta_values_are_checked(overrides, match):
     with pytest.raises(ConfigError, match=match):
         cfg.resolve(None, None, overrides).validate()
 

@@ -81,20 +81,24 @@ def test_onnx_export_matches_eager_and_reports_it(tiny_run, tmp_path, capsys):
     assert report["max_abs_diff"] == pytest.approx(measured, abs=1e-6)
     assert set(report["speed"]["images_per_s"]) == {"eager", "onnx"}
     assert report["postprocess"] == "none" and "post-processes" not in printed
+    assert report["tta"] == "none" and "--tta" not in printed
 
 
-def test_export_says_the_run_post_processes_outside_the_graph(tiny_run, tmp_path, capsys):
+def test_export_says_what_the_run_does_outside_the_graph(tiny_run, tmp_path, capsys):
     import shutil
 
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
     config = json.loads((run_dir / "config.json").read_text())
-    (run_dir / "config.json").write_text(json.dumps({**config, "postprocess": "largest"}))
+    outside = {"postprocess": "largest", "tta": "flip"}
+    (run_dir / "config.json").write_text(json.dumps({**config, **outside}))
     args = ["export", str(run_dir), "--format", "torchscript", "--out", str(tmp_path / "ts")]
     assert main([*args, "--rounds", "1", "--test-images", "2"]) == 0
     printed = " ".join(capsys.readouterr().out.split())
     assert "post-processes its labels (largest)" in printed
-    assert json.loads((tmp_path / "ts" / "export.json").read_text())["postprocess"] == "largest"
+    assert "scored with --tta flip; the graphs are one pass" in printed
+    report = json.loads((tmp_path / "ts" / "export.json").read_text())
+    assert {k: report[k] for k in outside} == outside
 
 
 def test_torchscript_export_matches_eager(tiny_run, tmp_path):

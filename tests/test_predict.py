@@ -235,6 +235,31 @@ def test_post_processed_run_scores_saves_and_predicts_the_largest_component(
         assert np.array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
 
 
+def test_predict_applies_the_runs_tta_as_its_test_split_was_scored(nnunet, tmp_path, monkeypatch):
+    from benchbox import predict
+
+    run_dir = _run(
+        tmp_path / "run",
+        dataset=f"nifti:{nnunet}",
+        save_predictions=True,
+        tta="flip",
+        data_opts={"nifti": {"val_fraction": 0.2, "test_fraction": 0.2}},
+    )
+    assert json.loads((run_dir / "metrics.json").read_text())["tta"] == "flip"
+    out = tmp_path / "all"
+    args = ["predict", str(run_dir), "-d", f"nifti:{nnunet}", "--split", "all", "-o", str(out)]
+    modes: list[str] = []
+    segment = predict.segment
+    monkeypatch.setattr(predict, "segment", lambda *a: modes.append(a[2]) or segment(*a))
+    assert main(args) == 0
+    assert modes and set(modes) == {"flip"}
+    saved = list((run_dir / "predictions").iterdir())
+    assert saved
+    for path in saved:
+        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentations" / path.name)))
+        assert np.array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+
+
 class _Islands(torch.nn.Module):
     """A 'segmenter' whose foreground is a central block plus a grid of small islands."""
 

@@ -219,3 +219,48 @@ def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
     record = result.record["postprocess"]
     assert record["applied"] == "none" and "no validation split" in record["note"]
     assert record["note"] in logged
+
+
+def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from benchbox import predict
+    from benchbox.scoring import score_split
+
+    plain = runner.run(tiny(tmp_path / "plain", epochs=2, postprocess="auto"))
+    # Which split each forward pass of the segmenter predicted, and with which --tta.
+    modes: list[str] = []
+    segment = predict.segment
+    monkeypatch.setattr(predict, "segment", lambda *a: modes.append(a[2]) or segment(*a))
+    flip = runner.run(tiny(tmp_path / "flip", epochs=2, postprocess="auto", tta="flip"))
+    monkeypatch.undo()
+    # Every epoch's validation is single-pass; the final validation (raw and largest
+    # component) and the test split that follow are mirrored.
+    first = modes.index("flip")
+    assert set(modes[:first]) == {"none"} and set(modes[first:]) == {"flip"}
+    assert first >= 2 and len(modes) - first >= 3
+    # Selection scores single passes: the same curve and epoch as without --tta.
+    assert [e["val"] for e in flip.record["curve"]] == [e["val"] for e in plain.record["curve"]]
+    assert flip.record["selection"]["epoch"] == plain.record["selection"]["epoch"]
+    assert (flip.record["tta"], plain.record["tta"]) == ("flip", "none")
+    rows = [leaderboard.read(r.leaderboard).iloc[0] for r in (plain, flip)]
+    assert [r["tta"] for r in rows] == ["none", "flip"]
+    assert rows[0]["config_hash"] != rows[1]["config_hash"]
+
+    # The selected weights scored again with 4 mirrored passes give the run's test
+    # cases and its final validation value.
+    p = runner.prepare(tiny(tmp_path / "again", epochs=2))
+    weights = records.load_checkpoint(flip.files["checkpoint"])
+    p.fusion.load_state_dict(weights["fusion"])
+    p.segmenter.load_state_dict(weights["segmenter"])
+    p.fusion.eval()
+    p.segmenter.eval()
+    predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp, tta="flip")
+    test = score_split(p.dataset, predictor, split="test", examples=0)
+    recorded = pd.read_csv(flip.files["per_case"])
+    pd.testing.assert_frame_equal(
+        recorded[test.per_case.columns], test.per_case, check_dtype=False, rtol=1e-6
+    )
+    c = p.config
+    val = validate(p.dataset, predictor, batch_size=c.eval_batch_size, max_cases=c.max_val_cases)
+    assert flip.record["postprocess"]["val"]["none"] == pytest.approx(val["dice"])

@@ -63,6 +63,13 @@ def render(report: ExportReport) -> None:
             "(benchbox.postprocess.keep_largest)",
             highlight=False,
         )
+    if report.tta != "none":
+        console.print(
+            f"[bold]note[/]      the run was scored with --tta {report.tta}; the graphs are "
+            "one pass: average the mirrored passes' probabilities yourself "
+            "(benchbox.tta.segment)",
+            highlight=False,
+        )
     q = report.quantized
     if q:
         qips = q["speed"]["images_per_s"]
