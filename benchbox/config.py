@@ -12,7 +12,6 @@ import difflib
 import hashlib
 import json
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +20,7 @@ from typing import Any
 
 from benchbox.errors import ConfigError
 from benchbox.postprocess import MODES as POSTPROCESS_MODES
+from benchbox.presets import preset_path, read_toml
 from benchbox.settings import (
     DATA,
     EVALUATION,
@@ -38,11 +38,6 @@ from benchbox.settings import parse_augment_options as parse_augment_options
 from benchbox.settings import parse_options as parse_options
 from benchbox.settings import parse_value as parse_value
 from benchbox.tta import MODES as TTA_MODES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class Amp(str, Enum):
@@ -323,16 +318,11 @@ class RunConfig:
                     f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
                     f"not {getattr(self, name)!r}"
                 )
-        if self.postprocess != "none" and not self.has_seg:
-            raise ConfigError(
-                f"--postprocess {self.postprocess} post-processes a segmenter's labels; "
-                "this run has none (--seg none)"
-            )
-        if self.tta != "none" and not self.has_seg:
-            raise ConfigError(
-                f"--tta {self.tta} augments a segmenter's predictions; this run has none "
-                "(--seg none)"
-            )
+        for name, what in _SEG_ONLY.items():
+            if getattr(self, name) != NONE and not self.has_seg:
+                raise ConfigError(
+                    f"--{name} {getattr(self, name)} {what}; this run has none (--seg none)"
+                )
         positive = ("image_size", "batch_size", "eval_batch_size")
         for name in positive:
             if getattr(self, name) < 1:
@@ -372,54 +362,14 @@ _NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not set
 _CHOICES = {
     f.name: setting_of(f).choices for f in dataclasses.fields(RunConfig) if setting_of(f).choices
 }
+#: Settings that act on a segmenter's output (void with ``--seg none``), and what they do.
+_SEG_ONLY = {
+    "postprocess": "post-processes a segmenter's labels",
+    "tta": "augments a segmenter's predictions",
+}
 #: Settings added after reference leaderboards were published: at their default they are
 #: left out of the hash, so the runs recorded before them keep their hashes.
 _HASHED_UNLESS_DEFAULT = {"postprocess": "none", "tta": "none"}
-
-
-def preset_path(name: str) -> Path:
-    """The TOML file of a preset.
-
-    Presets live in the repository's ``configs/`` folder, which the wheel installs as
-    ``benchbox/configs``; an editable install reads them from the source tree.
-    """
-    here = Path(__file__).resolve().parent
-    for folder in (here / "configs", here.parent / "configs"):
-        path = folder / f"{name}.toml"
-        if path.is_file():
-            return path
-    available = sorted(
-        {
-            p.stem
-            for folder in (here / "configs", here.parent / "configs")
-            if folder.is_dir()
-            for p in folder.glob("*.toml")
-            if _is_preset(p)
-        }
-    )
-    close = difflib.get_close_matches(name, available, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"unknown preset {name!r}{hint} (presets: {', '.join(available)})")
-
-
-def _is_preset(path: Path) -> bool:
-    try:
-        return bool(tomllib.loads(path.read_text()).get("preset"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; a missing or malformed file is a :class:`ConfigError`."""
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
 
 
 def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfig:
