@@ -27,6 +27,7 @@ from rich.table import Table
 from benchbox.cli._common import console, console_err
 from benchbox.config import Amp, RunConfig
 from benchbox.settings import HARDWARE, setting_of
+from benchbox.tta import passes
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -247,6 +248,15 @@ def _render(result: Any) -> None:
         )
     else:
         console.print(f"tested the last epoch: {escape(sel['note'])}", highlight=False)
+    scored = []
+    applied = (result.record.get("postprocess") or {}).get("applied", "none")
+    if applied != "none":
+        scored.append(f"post-processed ({escape(applied)})")
+    tta = result.record.get("tta", "none")
+    if tta != "none":
+        scored.append(f"predicted with --tta {escape(tta)} ({len(passes(tta))} mirrored passes)")
+    if scored:
+        console.print("test labels " + " and ".join(scored), highlight=False)
     regions = sorted({k.rsplit("_", 1)[-1] for k in counts if k.startswith("n_ref_empty_")})
     for region in regions:
         ref = int(counts.get(f"n_ref_empty_{region}", 0))

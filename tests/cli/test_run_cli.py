@@ -50,9 +50,22 @@ def one_line_error(capsys, args: list[str], code: int = 1) -> str:
     return err
 
 
-def test_tiny_run_prints_summary_and_paths(tmp_path, capsys):
-    assert main(["run", *TINY, "--out", str(tmp_path)]) == 0
+@pytest.mark.parametrize(
+    ("extra", "scored"),
+    [
+        ([], None),
+        (
+            ["--postprocess", "largest", "--tta", "flip"],
+            "test labels post-processed (largest) and predicted with --tta flip "
+            "(4 mirrored passes)",
+        ),
+    ],
+)
+def test_tiny_run_prints_summary_and_paths(tmp_path, capsys, extra, scored):
+    assert main(["run", *TINY, *extra, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    flat = " ".join(out.split())
+    assert (scored in flat) if scored else "test labels" not in flat
     for text in (
         "dice_lesion",
         "hd95_lesion",
