@@ -11,8 +11,8 @@ Only the segmenter is augmented: the fused image (and so every fusion metric) is
 pass, as without ``--tta``. Checkpoint selection scores single passes, every epoch, as
 nnU-Net's per-epoch validation does; the selected checkpoint's final validation
 (``--postprocess auto``) and the test split use ``--tta``, and so does ``benchbox
-predict``. Inference images/s count slices, not passes, so a ``flip`` run's is about a
-quarter of a single-pass run's.
+predict``. Inference images/s count slices, not passes: with ``flip`` the segmenter
+runs 4 times per slice (the fusion model once), and the speed drops accordingly.
 """
 
 from __future__ import annotations
