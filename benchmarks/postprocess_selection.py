@@ -18,46 +18,27 @@ Writes ``<out>.csv`` (one row per run) and ``<out>.md`` (the table and the means
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 import pandas as pd
 import torch
-from scipy.stats import wilcoxon
+from val_pairs import METRICS, RunOpener, describe, paired_lines, score_runs, val_scores
 
 from benchbox.postprocess import keep_largest
-from benchbox.predict import Predictor
-from benchbox.restore import load_run, open_training_dataset
-from benchbox.selection import validate
-from benchbox.train import resolve_amp
-
-METRICS = ("dice", "hd95")
 
 
-def score_run(run_dir: Path) -> dict[str, object]:
+def score_run(run_dir: Path, opener: RunOpener) -> dict[str, object]:
     """The validation Dice and HD95 of one run's checkpoint, raw and post-processed."""
-    run = load_run(run_dir)
-    dataset = open_training_dataset(run.config)
-    cpu = torch.device("cpu")
-    predictor = Predictor(run.fusion, run.segmenter, cpu, resolve_amp("off", cpu))
-    described = dataset.config()
+    run, dataset = opener(run_dir)
     row: dict[str, object] = {
         "run": run_dir.name,
         "segmenter": run.config.seg,
         "augment": ",".join(run.config.augment) or "none",
         "seed": run.config.seed,
-        "fold": described.get("fold", ""),
-        "val_cases": ";".join(described["splits"]["val"]),
+        **describe(dataset),
     }
     for name, post in (("none", None), ("largest", keep_largest)):
-        scores = validate(
-            dataset,
-            predictor,
-            batch_size=run.config.eval_batch_size,
-            nsd_tolerance=run.config.nsd_tolerance,
-            max_cases=run.config.max_val_cases,
-            postprocess=post,
-        )
+        scores = val_scores(run, dataset, postprocess=post)
         for metric in METRICS:
             row[f"{metric}_{name}"] = scores[metric]
     return row
@@ -86,17 +67,7 @@ def report(table: pd.DataFrame) -> str:
             f"| {r['hd95_none']:.1f} | {r['hd95_largest']:.1f} |"
         )
     lines.append("")
-    for metric in METRICS:
-        raw, post = table[f"{metric}_none"], table[f"{metric}_largest"]
-        diff = post - raw
-        better = int((diff > 0).sum()) if metric == "dice" else int((diff < 0).sum())
-        p = wilcoxon(post, raw).pvalue if len(table) > 1 and diff.any() else float("nan")
-        lines.append(
-            f"- val {metric}: raw {raw.mean():.4f}, largest {post.mean():.4f}, "
-            f"difference {diff.mean():+.4f} (median {statistics.median(diff):+.4f}); "
-            f"largest better in {better} of {len(table)} runs; Wilcoxon signed-rank "
-            f"p = {p:.2g}"
-        )
+    lines += paired_lines(table, "none", "largest", ("raw", "largest"))
     return "\n".join(lines) + "\n"
 
 
@@ -106,15 +77,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/postprocess_selection")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = []
-    for run_dir in args.runs:
-        rows.append(score_run(run_dir))
-        print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    out = Path(args.out)
-    table.to_csv(out.with_suffix(".csv"), index=False)
-    out.with_suffix(".md").write_text(report(table))
-    print(report(table))
+    score_runs(args.runs, score_run, report, args.out)
 
 
 if __name__ == "__main__":
