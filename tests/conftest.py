@@ -68,6 +68,23 @@ def pickle_trap() -> Callable[[Path], Any]:
 
 
 @pytest.fixture
+def tta_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ``--tta`` mode of every segmenter forward pass made while the test runs, in
+    order (a spy on :func:`benchbox.tta.segment` as the predictor calls it)."""
+    from benchbox import predict
+
+    modes: list[str] = []
+    segment = predict.segment
+
+    def spy(segmenter: Any, x: Any, mode: str = "none") -> Any:
+        modes.append(mode)
+        return segment(segmenter, x, mode)
+
+    monkeypatch.setattr(predict, "segment", spy)
+    return modes
+
+
+@pytest.fixture
 def disk_full(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """``disk_full("checkpoint.pt", "status.json")``: atomic writes of files with these
     names (``"*"``: every file) fail with ``OSError(ENOSPC)`` when their data is synced

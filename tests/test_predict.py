@@ -72,12 +72,28 @@ def nnunet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def nifti_run(nnunet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _nifti_run(tmp_path_factory.mktemp("nifti-run"), nnunet)
+
+
+def _nifti_run(out: Path, nnunet: Path, **overrides) -> Path:
+    """A tiny run on the nnU-Net phantom that saves its test predictions."""
+    nifti = {"val_fraction": 0.2, "test_fraction": 0.2}
     return _run(
-        tmp_path_factory.mktemp("nifti-run"),
-        dataset=f"nifti:{nnunet}",
-        save_predictions=True,
-        data_opts={"nifti": {"val_fraction": 0.2, "test_fraction": 0.2}},
-    )
+        out, dataset=f"nifti:{nnunet}", save_predictions=True, data_opts={"nifti": nifti},
+        **overrides,
+    )  # fmt: skip
+
+
+def _predict_all_as_saved(run_dir: Path, nnunet: Path, out: Path) -> None:
+    """``benchbox predict --split all`` writes each of the run's test cases as the run
+    saved it."""
+    args = ["predict", str(run_dir), "-d", f"nifti:{nnunet}", "--split", "all", "-o", str(out)]
+    assert main(args) == 0
+    saved = list((run_dir / "predictions").iterdir())
+    assert saved
+    for path in saved:
+        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentations" / path.name)))
+        assert np.array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
 
 
 def _eager(run_dir: Path, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,13 +225,7 @@ def test_post_processed_run_scores_saves_and_predicts_the_largest_component(
     from benchbox.postprocess import keep_largest
 
     # Same data, seed and training as nifti_run; only the post-processing differs.
-    run_dir = _run(
-        tmp_path / "run",
-        dataset=f"nifti:{nnunet}",
-        save_predictions=True,
-        postprocess="largest",
-        data_opts={"nifti": {"val_fraction": 0.2, "test_fraction": 0.2}},
-    )
+    run_dir = _nifti_run(tmp_path / "run", nnunet, postprocess="largest")
     raw = sorted((nifti_run / "predictions").iterdir())
     for path in raw:
         plain = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
@@ -227,37 +237,15 @@ def test_post_processed_run_scores_saves_and_predicts_the_largest_component(
     assert list(board["postprocess"]) == ["largest"]
 
     # benchbox predict applies the run's post-processing: its test case comes out as saved.
-    out = tmp_path / "all"
-    args = ["predict", str(run_dir), "-d", f"nifti:{nnunet}", "--split", "all", "-o", str(out)]
-    assert main(args) == 0
-    for path in (run_dir / "predictions").iterdir():
-        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentations" / path.name)))
-        assert np.array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+    _predict_all_as_saved(run_dir, nnunet, tmp_path / "all")
 
 
-def test_predict_applies_the_runs_tta_as_its_test_split_was_scored(nnunet, tmp_path, monkeypatch):
-    from benchbox import predict
-
-    run_dir = _run(
-        tmp_path / "run",
-        dataset=f"nifti:{nnunet}",
-        save_predictions=True,
-        tta="flip",
-        data_opts={"nifti": {"val_fraction": 0.2, "test_fraction": 0.2}},
-    )
+def test_predict_applies_the_runs_tta_as_its_test_split_was_scored(nnunet, tmp_path, request):
+    run_dir = _nifti_run(tmp_path / "run", nnunet, tta="flip")
     assert json.loads((run_dir / "metrics.json").read_text())["tta"] == "flip"
-    out = tmp_path / "all"
-    args = ["predict", str(run_dir), "-d", f"nifti:{nnunet}", "--split", "all", "-o", str(out)]
-    modes: list[str] = []
-    segment = predict.segment
-    monkeypatch.setattr(predict, "segment", lambda *a: modes.append(a[2]) or segment(*a))
-    assert main(args) == 0
+    modes = request.getfixturevalue("tta_modes")  # spying from here on: predict only
+    _predict_all_as_saved(run_dir, nnunet, tmp_path / "all")
     assert modes and set(modes) == {"flip"}
-    saved = list((run_dir / "predictions").iterdir())
-    assert saved
-    for path in saved:
-        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentations" / path.name)))
-        assert np.array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
 
 
 class _Islands(torch.nn.Module):

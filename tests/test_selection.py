@@ -221,19 +221,15 @@ def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
     assert record["note"] in logged
 
 
-def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path, monkeypatch):
+def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path, request):
     import pandas as pd
 
-    from benchbox import predict
     from benchbox.scoring import score_split
 
     plain = runner.run(tiny(tmp_path / "plain", epochs=2, postprocess="auto"))
-    # Which split each forward pass of the segmenter predicted, and with which --tta.
-    modes: list[str] = []
-    segment = predict.segment
-    monkeypatch.setattr(predict, "segment", lambda *a: modes.append(a[2]) or segment(*a))
+    spied = request.getfixturevalue("tta_modes")  # spying from here on
     flip = runner.run(tiny(tmp_path / "flip", epochs=2, postprocess="auto", tta="flip"))
-    monkeypatch.undo()
+    modes = spied.copy()  # the flip run's passes, not the re-scoring's below
     # Every epoch's validation is single-pass; the final validation (raw and largest
     # component) and the test split that follow are mirrored.
     first = modes.index("flip")
