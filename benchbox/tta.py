@@ -58,14 +58,19 @@ def segment(
 ) -> torch.Tensor:
     """The class probabilities of ``segmenter`` on ``x`` ``(B, C, H, W)``, averaged over
     the passes of ``mode``; each pass's output is mirrored back before averaging."""
+    first, *others = passes(mode)
+    total = _one_pass(segmenter, x, first)
+    for dims in others:
+        total += _one_pass(segmenter, x, dims)
+    return total / (1 + len(others)) if others else total
+
+
+def _one_pass(
+    segmenter: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dims: tuple[int, ...]
+) -> torch.Tensor:
+    """The probabilities of ``x`` mirrored along ``dims``, mirrored back (``()``: as is)."""
+    if not dims:
+        return probabilities(segmenter(x).float())
     import torch
 
-    total: torch.Tensor | None = None
-    axes = passes(mode)
-    for dims in axes:
-        inp = torch.flip(x, dims) if dims else x
-        p = probabilities(segmenter(inp).float())
-        p = torch.flip(p, dims) if dims else p
-        total = p if total is None else total + p
-    assert total is not None
-    return total / len(axes)
+    return torch.flip(probabilities(segmenter(torch.flip(x, dims)).float()), dims)

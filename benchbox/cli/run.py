@@ -249,10 +249,10 @@ def _render(result: Any) -> None:
     else:
         console.print(f"tested the last epoch: {escape(sel['note'])}", highlight=False)
     scored = []
-    applied = (result.record.get("postprocess") or {}).get("applied", "none")
+    applied = result.record["postprocess"]["applied"]
     if applied != "none":
         scored.append(f"post-processed ({escape(applied)})")
-    tta = result.record.get("tta", "none")
+    tta = result.record["tta"]
     if tta != "none":
         scored.append(f"predicted with --tta {escape(tta)} ({len(passes(tta))} mirrored passes)")
     if scored:
