@@ -98,9 +98,15 @@ def read_record(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
 
 
 def run_config(record: dict[str, Any], source: str) -> RunConfig:
-    """The :class:`RunConfig` of a recorded run."""
+    """The :class:`RunConfig` of a recorded run, checked as ``benchbox run`` checked it
+    (a hand-edited or corrupt value is a :class:`ConfigError` naming ``source``)."""
     values = {k: v for k, v in record.items() if k not in _RECORD_KEYS}
-    return apply(RunConfig(), values, source)
+    config = apply(RunConfig(), values, source)
+    try:
+        config.validate()
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(f"{source}: {exc}") from None
+    return config
 
 
 def missing_plugins(config: RunConfig, registry: Registry, dataset: bool = False) -> list[str]:

@@ -167,14 +167,7 @@ def test_predict_nifti_cases_keeps_the_scans_geometry_and_matches_evaluation(
             assert np.allclose(written.GetDirection(), source.GetDirection())
 
     # The run's own test case, predicted here, equals what evaluation saved for it.
-    saved = sorted((nifti_run / "predictions").iterdir())
-    assert saved
-    everything = tmp_path / "all"
-    assert main(["predict", str(nifti_run), "-d", f"nifti:{nnunet}", "--split", "all",
-                 "-o", str(everything)]) == 0  # fmt: skip
-    for path in saved:
-        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(everything / "segmentations" / path.name)))
-        assert np.array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+    _predict_all_as_saved(nifti_run, nnunet, tmp_path / "all")
 
 
 def _fails(args: list[str], capsys) -> str:
@@ -184,6 +177,19 @@ def _fails(args: list[str], capsys) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return " ".join(err.split())
+
+
+def test_a_corrupt_run_record_is_one_line_naming_the_file(pair_run, phantom_png, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(pair_run, run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "tta": "rotate"}))
+    out = tmp_path / "out"
+    err = _fails(["predict", str(run_dir), "-d", f"pairs:{phantom_png}", "-o", str(out)], capsys)
+    assert err == (
+        f"error: {run_dir / 'config.json'}: --tta must be one of none, flip, not 'rotate'"
+    )
+    assert not out.exists()
 
 
 def test_bad_inputs_fail_with_one_line_and_write_nothing(
