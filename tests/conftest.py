@@ -148,3 +148,197 @@ def _restore_torch_globals() -> Any:
     torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
     torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
     torch.set_grad_enabled(saved["grad"])
+
+
+@pytest.fixture
+def pinned_threads(monkeypatch: pytest.MonkeyPatch) -> int:
+    """One torch thread in this process and in every process it starts
+    (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), set here rather than inherited, so the
+    float rounding a test compares does not depend on how it was launched. The thread
+    count is given back by :func:`_restore_torch_globals`."""
+    import torch
+
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(key, "1")
+    torch.set_num_threads(1)
+    return 1
+
+
+# -- two runs that must compute the same experiment -------------------------------------
+#: Max |difference| allowed between the fused images, and between the class
+#: probabilities, of two runs that trained the same experiment in float32 with sums in
+#: another order (DDP shards, channels-last kernels). Such runs differ by rounding that
+#: AdamW's first steps can amplify (a weight with a noise-level gradient may step the
+#: other way, by ``lr``): measured 2e-6 on Intel Xeon and AMD EPYC; a wrong shard or
+#: unaveraged gradients move outputs by 1e-2 or more.
+OUTPUT_TOLERANCE = 1e-4
+#: Relative tolerance of the metrics that are continuous in the pixel values (SSIM,
+#: VIF, Qabf, SD, ...): an output change of OUTPUT_TOLERANCE moves them far less.
+CONTINUOUS_REL = 1e-4
+
+
+def _run_outputs(run_dir: Path) -> list[dict[str, Any]]:
+    """Each test sample of a 2D run, predicted again here from its checkpoint: the
+    sources, fused image and class probabilities as float64 arrays."""
+    import torch
+
+    from benchbox.predict import Predictor
+    from benchbox.restore import load_run, open_training_dataset
+    from benchbox.train import make_loader, resolve_amp
+
+    run = load_run(run_dir)
+    cpu = torch.device("cpu")
+    predictor = Predictor(run.fusion, run.segmenter, cpu, resolve_amp("off", cpu))
+    out = []
+    dataset = open_training_dataset(run.config)
+    for batch in make_loader(dataset.split("test"), 16, shuffle=False, seed=0):
+        fused, _, probs = predictor(batch["a"], batch["b"])
+        for i in range(batch["a"].shape[0]):
+            out.append(
+                {
+                    "a": batch["a"][i, 0].double().numpy(),
+                    "b": batch["b"][i, 0].double().numpy(),
+                    "fused": None if fused is None else fused[i, 0].double().numpy(),
+                    "probs": None if probs is None else probs[i].double().numpy(),
+                }
+            )
+    return out
+
+
+def _bin_edge_pixels(image: Any, margin: float) -> int:
+    """Pixels within ``margin`` of an edge of the 256-bin histogram of EN and MI: the
+    only ones whose bin an output change of at most ``margin`` can move."""
+    import numpy as np
+
+    def bins(x: Any) -> Any:
+        return np.minimum((np.clip(x, 0, 1) * 256).astype(int), 255)
+
+    return int((bins(image - margin) != bins(image + margin)).sum())
+
+
+def _entropy_step(pixels: int) -> float:
+    """The most one pixel moving to another bin changes an entropy over ``pixels``
+    counts, in bits. With ``H = log2 N - (1/N) sum g(c)``, ``g(c) = c log2 c``, a move
+    changes ``g`` of two counts by ``g(c+1) - g(c)`` in ``[0, log2 N + 1/ln 2]`` each,
+    with opposite signs: ``|dH| <= (log2 N + 1/ln 2) / N``. A joint histogram's cell
+    obeys the same bound, so MI (two source pairs, each ``H(F) - H(X, F)`` moving) moves
+    by at most 4 of these per pixel, EN by 1."""
+    import math
+
+    return (math.log2(pixels) + 1 / math.log(2)) / pixels
+
+
+def _nabf_step(case: dict[str, Any], margin: float) -> float:
+    """The most Nabf can jump when the fused image moves by at most ``margin``: its
+    artefact mask ``gF > max(gA, gB)`` flips only where the two are within the Sobel
+    strength's change (at most ``8 sqrt 2 · margin``, the kernels' L1 norm being 8), and
+    a flip there adds or removes at most ``(gA + gB)`` of that pixel over the sum."""
+    import numpy as np
+
+    from benchbox.metrics.filters import sobel_polar
+
+    strength, _ = sobel_polar(np.stack([case["fused"], case["a"], case["b"]]))
+    gf, ga, gb = strength
+    near = np.abs(gf - np.maximum(ga, gb)) <= 8 * np.sqrt(2) * margin
+    den = float((ga + gb).sum())
+    return float((ga + gb)[near].sum()) / den if den > 0 else 0.0
+
+
+def _label_ties(first: Any, second: Any, margin: float) -> int:
+    """Pixels whose two most likely classes are within ``margin`` in ``second``: the
+    only ones whose argmax an output change of ``margin / 2`` can flip. Every pixel
+    whose label differs between the two must be one of them."""
+    import numpy as np
+
+    top = np.sort(second, axis=0)
+    tied = top[-1] - top[-2] <= margin
+    flipped = first.argmax(axis=0) != second.argmax(axis=0)
+    assert not (flipped & ~tied).any(), "labels differ where no class probabilities tie"
+    return int(tied.sum())
+
+
+def assert_equivalent_runs(first: Path, second: Path) -> dict[str, Any]:
+    """Assert that two finished 2D runs computed the same experiment up to float
+    rounding, and return what was measured.
+
+    Continuous quantities are compared tightly: the outputs of the two checkpoints on
+    the test split (max |difference| at most :data:`OUTPUT_TOLERANCE`) and the
+    continuous test metrics (relative :data:`CONTINUOUS_REL`). The metrics that jump
+    when one pixel crosses a threshold (EN and MI: a histogram bin; Nabf: its artefact
+    mask; every segmentation metric: the argmax) get the tolerance that the pixels near
+    their thresholds can explain (see the ``_*_step`` functions); with no such pixel
+    they must be equal.
+    """
+    import json
+    import math
+
+    import numpy as np
+
+    records = [json.loads((p / "metrics.json").read_text())["summary"] for p in (first, second)]
+    assert records[0].keys() == records[1].keys()
+    outs = [_run_outputs(first), _run_outputs(second)]
+    measured: dict[str, Any] = {"cases": len(outs[0])}
+    assert len(outs[0]) == len(outs[1]) > 0
+    jumps: dict[str, list[float]] = {"en": [], "mi": [], "nabf": []}
+    ties = 0
+    for key in ("fused", "probs"):
+        pairs = [(x[key], y[key]) for x, y in zip(*outs, strict=True) if x[key] is not None]
+        if not pairs:
+            continue
+        diff = max(float(np.abs(x - y).max()) for x, y in pairs)
+        measured[f"{key}_max_abs_diff"] = diff
+        assert diff <= OUTPUT_TOLERANCE, (key, diff)
+        # The runs' own evaluations differ from these recomputations by rounding only:
+        # twice the measured difference (and a floor) covers them.
+        margin = 2 * diff + 1e-6
+        for other, case in zip(outs[0], outs[1], strict=True):
+            if key == "fused":
+                pixels = case["fused"].size
+                crossing = _bin_edge_pixels(case["fused"], margin)
+                jumps["en"].append(crossing * _entropy_step(pixels))
+                jumps["mi"].append(4 * crossing * _entropy_step(pixels))
+                jumps["nabf"].append(_nabf_step(case, margin))
+            else:
+                ties += _label_ties(other["probs"], case["probs"], 2 * margin)
+    measured["label_ties"] = ties
+    n = len(outs[0])
+    fusion = _fusion_columns(records[1])
+    for key, value in records[1].items():
+        got = records[0][key]
+        stem = key.removesuffix("_std")
+        if stem in jumps:
+            # A mean moves by at most the mean of the cases' jumps; a sample std by at
+            # most their 2-norm over sqrt(n - 1) (the centring is a projection).
+            bound = (
+                math.sqrt(sum(j * j for j in jumps[stem])) / math.sqrt(max(n - 1, 1))
+                if key.endswith("_std")
+                else sum(jumps[stem]) / n
+            )
+            tolerance = bound + CONTINUOUS_REL * abs(value) + 1e-12
+            assert abs(got - value) <= tolerance, (key, got, value, tolerance)
+        elif outs[1][0]["probs"] is not None and key not in fusion:
+            # Segmentation metrics and counts read the argmax: equal label maps give
+            # equal values; with near-ties only the labels were compared (above).
+            if ties == 0:
+                assert got == pytest.approx(value, rel=1e-9, abs=1e-12), key
+        else:
+            assert got == pytest.approx(value, rel=CONTINUOUS_REL, abs=1e-9), key
+    return measured
+
+
+def _fusion_columns(summary: dict[str, Any]) -> set[str]:
+    """The fusion-metric columns of a summary (from the registered metrics)."""
+    from benchbox.plugins import get_registry
+
+    names = [e.name for e in get_registry().list("metric") if e.info.get("task") == "fusion"]
+    return {
+        k
+        for k in summary
+        if any(k.removesuffix("_std") == m or k.startswith(m + "_") for m in names)
+    }
+
+
+@pytest.fixture
+def equivalent_runs() -> Callable[[Path, Path], dict[str, Any]]:
+    """:func:`assert_equivalent_runs`: two runs of one experiment agree up to rounding."""
+    return assert_equivalent_runs

@@ -112,7 +112,7 @@ def _benchbox(*args: str, nproc: int = 0, timeout: float = 240) -> subprocess.Co
         capture_output=True,
         text=True,
         encoding="utf-8",
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
         timeout=timeout,
         check=False,
     )
@@ -123,17 +123,26 @@ def _record(out: Path) -> tuple[Path, dict[str, Any]]:
     return run, json.loads((run / "metrics.json").read_text())
 
 
-def test_two_processes_train_the_single_process_run(tmp_path):
+def test_two_processes_train_the_single_process_run(tmp_path, pinned_threads, equivalent_runs):
     """Completes, writes one row (world size 2), and matches the single-process run.
 
     Tolerances: the two runs differ only in the order of floating-point sums (each rank
     reduces half the batch, then DDP averages the two gradients), i.e. float32 rounding,
-    relative 1e-7 per operation. The losses and every test metric must agree to a
-    relative 1e-5 (measured: 2e-8 for the losses, 1e-7 for the metrics). AdamW's first
-    steps move each weight by about ``lr`` times the sign of its gradient, so a weight
-    whose gradient is rounding noise may step the other way: the weights are only
-    bounded by ``2 * lr * steps`` (measured: 3e-4 at most), and their mean difference
-    must stay at the rounding level (below 1e-5).
+    relative 1e-7 per operation, and that rounding differs between CPUs (oneDNN and MKL
+    pick other kernels on AMD and Intel). So the continuous quantities are compared
+    tightly: the losses to a relative 1e-5 (measured: 2e-8 on Intel Xeon and AMD EPYC).
+    AdamW's first steps move each weight by about ``lr`` times the sign of its gradient,
+    so a weight whose gradient is rounding noise may step the other way: the weights
+    are only bounded by ``2 * lr * steps`` (measured: 3e-4 at most), and their mean
+    difference must stay at the rounding level (below 1e-5). The outputs and the test
+    metrics are compared by :func:`conftest.assert_equivalent_runs`: outputs to 1e-4
+    (measured 2e-6), continuous metrics to a relative 1e-4, and the metrics that jump
+    when one pixel crosses a histogram bin or an argmax tie (EN, MI, Nabf, Dice, HD95)
+    within what the pixels near those thresholds can change (on AMD EPYC one fused
+    pixel of 4096 crossed a bin: EN moved by 1.4e-4, relative 2e-5).
+
+    Breaking the sharding (every rank training on rank 0's half of each batch) fails
+    the epoch losses, the weights and the outputs by orders of magnitude.
     """
     from benchbox import leaderboard
 
@@ -164,9 +173,6 @@ def test_two_processes_train_the_single_process_run(tmp_path):
 
     for a, b in zip(ddp["stages"], single["stages"], strict=True):
         assert a["epoch_losses"] == pytest.approx(b["epoch_losses"], rel=1e-5)
-    assert ddp["summary"].keys() == single["summary"].keys()
-    for key, value in single["summary"].items():
-        assert ddp["summary"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
     assert ddp["selection"]["epoch"] == single["selection"]["epoch"]
 
     w_ddp = torch.load(ddp_run / "checkpoint.pt", weights_only=True)
@@ -183,6 +189,7 @@ def test_two_processes_train_the_single_process_run(tmp_path):
     )
     assert 0 < diffs.max() <= 2 * lr * steps
     assert diffs.mean() < 1e-5
+    equivalent_runs(ddp_run, single_run)
 
 
 def test_a_bad_option_under_torchrun_fails_on_every_rank(tmp_path):

@@ -243,7 +243,9 @@ def test_the_row_names_the_fold_of_a_cross_validated_dataset():
     assert runner._fold(described()) == ""
 
 
-def test_channels_last_converts_the_models_and_changes_only_float_rounding(tmp_path):
+def test_channels_last_converts_the_models_and_changes_only_float_rounding(
+    tmp_path, pinned_threads, equivalent_runs
+):
     plain = runner.run(cfg.resolve(None, None, {**TINY, "out": str(tmp_path / "a")}))
     p = runner.prepare(cfg.resolve(None, None, {**TINY, "out": str(tmp_path / "b"),
                                                 "channels_last": True}))  # fmt: skip
@@ -256,5 +258,6 @@ def test_channels_last_converts_the_models_and_changes_only_float_rounding(tmp_p
     assert (
         board["config_hash"].iloc[0] == leaderboard.read(plain.leaderboard)["config_hash"].iloc[0]
     )
-    for key, value in plain.summary.items():
-        assert fast.summary[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    # Other kernels sum in another order: continuous results agree to rounding, and a
+    # histogram metric or an argmax may move where a pixel sits on a threshold.
+    equivalent_runs(plain.run_dir, fast.run_dir)
