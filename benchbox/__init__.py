@@ -23,8 +23,8 @@ from benchbox.errors import (
     UnknownMetricError,
     UnknownSegmenterError,
 )
+from benchbox.hooks.registry import Entry, Registry
 from benchbox.hookspecs import hookimpl
-from benchbox.registry import Entry, Registry
 
 __version__ = "0.1.0"
 
@@ -59,7 +59,7 @@ __all__ = [
 
 
 def _registry() -> Registry:
-    from benchbox.plugins import get_registry
+    from benchbox.hooks.manager import get_registry
 
     return get_registry()
 

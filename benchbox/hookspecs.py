@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
-    from benchbox.lifecycle import RunInfo
+    from benchbox.hooks.lifecycle import RunInfo
 
 PROJECT = "benchbox"
 
@@ -268,7 +268,7 @@ def register_regions(register: Register) -> None:
 def run_started(run: RunInfo) -> None:
     """A run's folder exists and its config is written; training is about to start.
 
-    ``run`` is a :class:`benchbox.lifecycle.RunInfo`: ``run_id``, ``run_dir`` (a
+    ``run`` is a :class:`benchbox.hooks.lifecycle.RunInfo`: ``run_id``, ``run_dir`` (a
     :class:`pathlib.Path`), ``config`` (the resolved settings, JSON-serialisable) and
     ``config_hash``.
     """

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from benchbox.augment import Augmenter, build_transforms
-from benchbox.plugins import get_registry
-from benchbox.train import device_name
+from benchbox.engine.augment import Augmenter, build_transforms
+from benchbox.engine.train import device_name
+from benchbox.hooks.manager import get_registry
 
 HERE = Path(__file__).resolve().parent
 NAMES = ["flip", "rot90", "affine", "intensity", "gamma", "noise"]

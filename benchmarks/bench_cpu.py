@@ -5,7 +5,7 @@ torch.compile vs bf16 autocast for the default models (``dual`` + ``attunet``).
         [--warmup 3] [--steps 10] [--timeout 900] [--out benchmarks/results/bench_cpu]
 
 Each variant is one ``benchbox bench`` measurement in its own subprocess
-(:func:`benchbox.bench_grid.run_one`, the grid's code path). The variants are
+(:func:`benchbox.bench.grid.run_one`, the grid's code path). The variants are
 interleaved, round after round, so a change of machine load hits all of them; the
 table gives each variant's median over the rounds and its ratio to eager float32
 (the ratio of medians). The load average and the CPU time other processes used during
@@ -39,8 +39,8 @@ KEYS = ("train_img_s", "infer_img_s", "train_step_ms_p50", "infer_step_ms_p50", 
 
 
 def main() -> None:
-    from benchbox.bench import BenchSpec
-    from benchbox.bench_grid import run_one
+    from benchbox.bench.grid import run_one
+    from benchbox.bench.measure import BenchSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)

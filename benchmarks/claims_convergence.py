@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchbox import leaderboard
+from benchbox.records import leaderboard
 
 
 def reach(

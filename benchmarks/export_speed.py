@@ -5,7 +5,7 @@
 
 ``RUN_DIR`` is a run of the default pipeline (``dual`` + ``attunet``, quick preset,
 64x64), e.g. from ``benchbox run --epochs 1 --fusion-epochs 1``. For each thread count
-(torch's and onnxruntime's alike) it calls :func:`benchbox.export.export_run`: the
+(torch's and onnxruntime's alike) it calls :func:`benchbox.deploy.export.export_run`: the
 pipeline is exported, run back on 64 test images (max abs difference to eager), and
 eager and onnxruntime are timed side by side on one batch of 64, interleaved, the
 median over ``--rounds`` rounds reported. The load average is recorded before and after:
@@ -37,7 +37,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from benchbox.export import export_run
+    from benchbox.deploy.export import export_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)

@@ -4,7 +4,7 @@ Two sources of validation numbers, never the test split:
 
 * ``baselines``: the parameter-free fusions (``max``, ``laplacian``, ``mean``, ...) scored
   on the ``val`` split of a dataset, exactly as a run's validation scores a learned
-  model (:func:`benchbox.selection.validate`, every val pair);
+  model (:func:`benchbox.engine.selection.validate`, every val pair);
 * ``runs``: the val metrics of trained runs at their selected epoch, read from each
   run's ``metrics.json`` (its ``curve``). The test summary in that file is not read.
 
@@ -39,10 +39,10 @@ def header() -> str:
 
 def baselines(dataset: str, methods: list[str], image_size: int) -> list[str]:
     """Val metrics of parameter-free fusions, one table row each."""
-    from benchbox.config import resolve
-    from benchbox.predict import Predictor
-    from benchbox.prepare import prepare
-    from benchbox.selection import validate
+    from benchbox.config.run import resolve
+    from benchbox.engine.inference import Predictor
+    from benchbox.engine.prepare import prepare
+    from benchbox.engine.selection import validate
 
     rows = []
     with tempfile.TemporaryDirectory() as out:

@@ -4,11 +4,12 @@
         [--out benchmarks/results/postprocess_selection]
 
 For each finished run folder (e.g. the runs of ``configs/sweeps/brats2015.toml`` and
-``claims-brats.toml``), the selected checkpoint is loaded (:func:`benchbox.restore.load_run`),
+``claims-brats.toml``), the selected checkpoint is loaded
+(:func:`benchbox.deploy.restore.load_run`),
 its training dataset reopened with the recorded parameters, and the **validation** split
-scored twice with :func:`benchbox.selection.validate`, the function that selected the
+scored twice with :func:`benchbox.engine.selection.validate`, the function that selected the
 checkpoint: raw labels, and each class reduced to its largest connected component
-(:func:`benchbox.postprocess.keep_largest`). The same decision over all runs at once is
+(:func:`benchbox.engine.postprocess.keep_largest`). The same decision over all runs at once is
 what ``--postprocess auto`` makes for a single run; pooling the runs of a sweep gives it
 more than one validation case. The test split is not opened.
 
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 from val_pairs import METRICS, RunOpener, describe, paired_lines, score_runs, val_scores
 
-from benchbox.postprocess import keep_largest
+from benchbox.engine.postprocess import keep_largest
 
 
 def score_run(run_dir: Path, opener: RunOpener) -> dict[str, object]:

@@ -4,8 +4,8 @@
         [--n-train 256] [--epochs 3] [--out benchmarks/results/run_vs_loop]
 
 1. ``benchbox run --fusion dual --seg attunet --fusion-epochs 0`` (in this process,
-   through :func:`benchbox.runner.run`): its joint-stage ``train_img_s`` from the
-   record (first steps excluded, see :func:`benchbox.train.excluded_steps`).
+   through :func:`benchbox.engine.runner.run`): its joint-stage ``train_img_s`` from the
+   record (first steps excluded, see :func:`benchbox.engine.train.excluded_steps`).
 2. A bare loop over the same dataset split, the same freshly built models (same seed),
    batch, shuffling, losses and ``fusion_weight``, and AdamW with the same learning rate
    and weight decay: ``zero_grad``, forward, loss, ``backward``, ``step``, and nothing
@@ -38,7 +38,7 @@ from metrics_speed import cpu_name, cpu_seconds
 
 
 def config(args: argparse.Namespace, out: str) -> Any:
-    from benchbox.config import RunConfig
+    from benchbox.config.run import RunConfig
 
     return RunConfig(
         fusion="dual",
@@ -56,7 +56,7 @@ def config(args: argparse.Namespace, out: str) -> Any:
 
 
 def run_img_s(args: argparse.Namespace) -> float:
-    from benchbox import runner
+    from benchbox.engine import runner
 
     with tempfile.TemporaryDirectory() as out:
         result = runner.run(config(args, out))
@@ -66,8 +66,8 @@ def run_img_s(args: argparse.Namespace) -> float:
 def loop_img_s(args: argparse.Namespace) -> float:
     import torch
 
-    from benchbox import runner
-    from benchbox.train import excluded_steps, make_loader
+    from benchbox.engine import runner
+    from benchbox.engine.train import excluded_steps, make_loader
 
     with tempfile.TemporaryDirectory() as out:
         c = config(args, out)

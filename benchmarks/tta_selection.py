@@ -5,10 +5,10 @@
 
 For each finished run folder (e.g. the runs of ``configs/sweeps/brats2015.toml`` and
 ``claims-brats-96.toml``), the selected checkpoint is loaded
-(:func:`benchbox.restore.load_run`), its training dataset reopened with the recorded
-parameters, and the **validation** split scored by :func:`benchbox.selection.validate`
+(:func:`benchbox.deploy.restore.load_run`), its training dataset reopened with the recorded
+parameters, and the **validation** split scored by :func:`benchbox.engine.selection.validate`
 twice: one pass per slice, and the 4 mirrored passes of ``--tta flip``
-(:mod:`benchbox.tta`), both with the run's own post-processing. Since ``--tta`` does
+(:mod:`benchbox.engine.tta`), both with the run's own post-processing. Since ``--tta`` does
 not change which checkpoint a run selects, this is what a run with ``--tta flip`` would
 have recorded as its final validation. The test split is not opened.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from val_pairs import METRICS, RunOpener, describe, paired_lines, score_runs, val_scores
 
-from benchbox.postprocess import postprocessor
+from benchbox.engine.postprocess import postprocessor
 
 MODES = ("none", "flip")
 

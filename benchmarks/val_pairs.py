@@ -2,9 +2,9 @@
 
 Shared by ``postprocess_selection.py`` (raw labels or the largest component) and
 ``tta_selection.py`` (one pass or ``--tta flip``): each run's selected checkpoint is
-loaded (:func:`benchbox.restore.load_run`), its training dataset reopened with the
+loaded (:func:`benchbox.deploy.restore.load_run`), its training dataset reopened with the
 recorded parameters, and the **validation** split scored by
-:func:`benchbox.selection.validate`, the function that selected the checkpoint. The test
+:func:`benchbox.engine.selection.validate`, the function that selected the checkpoint. The test
 split is not opened. A script builds one row per run with :func:`val_scores` and
 reports the pairs with :func:`paired_lines`; :func:`score_runs` does the rest.
 """
@@ -21,10 +21,10 @@ import pandas as pd
 import torch
 from scipy.stats import wilcoxon
 
-from benchbox.predict import Predictor
-from benchbox.restore import load_run, open_training_dataset
-from benchbox.selection import validate
-from benchbox.train import resolve_amp
+from benchbox.deploy.restore import load_run, open_training_dataset
+from benchbox.engine.inference import Predictor
+from benchbox.engine.selection import validate
+from benchbox.engine.train import resolve_amp
 
 METRICS = ("dice", "hd95")
 

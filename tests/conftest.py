@@ -70,8 +70,8 @@ def pickle_trap() -> Callable[[Path], Any]:
 @pytest.fixture
 def tta_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The ``--tta`` mode of every segmenter forward pass made while the test runs, in
-    order (a spy on :func:`benchbox.tta.segment` as the predictor calls it)."""
-    from benchbox import predict
+    order (a spy on :func:`benchbox.engine.tta.segment` as the predictor calls it)."""
+    from benchbox.engine import inference as predict
 
     modes: list[str] = []
     segment = predict.segment
@@ -89,7 +89,7 @@ def disk_full(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """``disk_full("checkpoint.pt", "status.json")``: atomic writes of files with these
     names (``"*"``: every file) fail with ``OSError(ENOSPC)`` when their data is synced
     to the disk, as on a full disk; ``disk_full()`` with no name lifts it again."""
-    from benchbox import atomic
+    from benchbox.records import atomic
 
     names: set[str] = set()
     real_sync = atomic._sync
@@ -182,9 +182,9 @@ def _run_outputs(run_dir: Path) -> list[dict[str, Any]]:
     sources, fused image and class probabilities as float64 arrays."""
     import torch
 
-    from benchbox.predict import Predictor
-    from benchbox.restore import load_run, open_training_dataset
-    from benchbox.train import make_loader, resolve_amp
+    from benchbox.deploy.restore import load_run, open_training_dataset
+    from benchbox.engine.inference import Predictor
+    from benchbox.engine.train import make_loader, resolve_amp
 
     run = load_run(run_dir)
     cpu = torch.device("cpu")
@@ -328,7 +328,7 @@ def assert_equivalent_runs(first: Path, second: Path) -> dict[str, Any]:
 
 def _fusion_columns(summary: dict[str, Any]) -> set[str]:
     """The fusion-metric columns of a summary (from the registered metrics)."""
-    from benchbox.plugins import get_registry
+    from benchbox.hooks.manager import get_registry
 
     names = [e.name for e in get_registry().list("metric") if e.info.get("task") == "fusion"]
     return {

@@ -27,7 +27,7 @@ from benchbox.cli import (
     synthetic,
 )
 from benchbox.cli._common import console_err, fail, print_traceback, show_plugin_warnings
-from benchbox.plugins import DEBUG_ENV, DISABLE_ENV
+from benchbox.hooks.manager import DEBUG_ENV, DISABLE_ENV
 
 app = typer.Typer(
     name="benchbox",
@@ -97,7 +97,7 @@ app.command("runs")(runs.runs)
 
 def _interrupted(exc: BaseException | None) -> int:
     """Say how the command was interrupted; the exit code is 130 (Ctrl-C) or 143 (SIGTERM)."""
-    from benchbox.interrupts import Terminated, exit_code
+    from benchbox.engine.interrupts import Terminated, exit_code
 
     if isinstance(exc, Terminated):
         console_err.print(f"[yellow]terminated ({exc})[/]")
@@ -129,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
 def _joined_group() -> bool:
     """Whether this process joined a distributed run's process group (checked without
     importing torch when it did not)."""
-    module = sys.modules.get("benchbox.distributed")
+    module = sys.modules.get("benchbox.engine.distributed")
     return bool(module is not None and module.joined())
 
 
 def _main(argv: list[str] | None) -> int:
+    from benchbox.engine.interrupts import Terminated, sigterm_as_interrupt
     from benchbox.errors import BenchboxError
-    from benchbox.interrupts import Terminated, sigterm_as_interrupt
 
     command = typer.main.get_command(app)
     show_plugin_warnings()
@@ -143,7 +143,7 @@ def _main(argv: list[str] | None) -> int:
         with sigterm_as_interrupt() as received:
             result = command.main(args=argv, prog_name="benchbox", standalone_mode=False)
     except BenchboxError as exc:
-        from benchbox.plugins import debug_enabled
+        from benchbox.hooks.manager import debug_enabled
 
         if debug_enabled():
             print_traceback("".join(traceback.format_exception(exc)))

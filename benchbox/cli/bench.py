@@ -52,10 +52,10 @@ def bench(
     One pair runs in this process; a grid runs each pair in its own subprocess. Rows
     are appended to leaderboards/throughput-<device type>.csv.
     """
-    from benchbox.bench import BenchSpec
-    from benchbox.bench import bench as measure
-    from benchbox.bench_grid import Outcome, check_names, combinations, run_grid, save_row
-    from benchbox.settings import parse_options
+    from benchbox.bench.grid import Outcome, check_names, combinations, run_grid, save_row
+    from benchbox.bench.measure import BenchSpec
+    from benchbox.bench.measure import bench as measure
+    from benchbox.config.settings import parse_options
 
     base = BenchSpec(
         image_size=image_size,
@@ -71,7 +71,7 @@ def bench(
         seg_opts=parse_options(seg_opt, "--seg-opt"),
     )
     if all_pairs:
-        from benchbox.plugins import get_registry
+        from benchbox.hooks.manager import get_registry
 
         registry = get_registry()
         fusions = [e.name for e in registry.list("fusion")]

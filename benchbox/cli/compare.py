@@ -35,7 +35,7 @@ def compare(
     """Compare methods case by case: paired bootstrap CIs, Wilcoxon + Holm, rank stability."""
     import json
 
-    from benchbox.compare import compare as run_compare
+    from benchbox.analysis.compare import compare as run_compare
     from benchbox.errors import ConfigError
     from benchbox.report import tables
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from benchbox.cli._common import console
 
 if TYPE_CHECKING:
-    from benchbox.export import ExportReport
+    from benchbox.deploy.export import ExportReport
 
 
 def _log(message: str) -> None:
@@ -31,7 +31,7 @@ def _shape(item: object) -> str:
 
 def render(report: ExportReport) -> None:
     """Print what was written, its parity with eager PyTorch and the speed lines."""
-    from benchbox.graphs import PARITY_TARGET
+    from benchbox.deploy.graphs import PARITY_TARGET
 
     engine = "onnxruntime" if report.format == "onnx" else "TorchScript"
     for item in report.graphs:
@@ -60,14 +60,14 @@ def render(report: ExportReport) -> None:
         console.print(
             f"[bold]note[/]      the run post-processes its labels ({report.postprocess}); "
             "the graphs output raw logits: apply it after the argmax "
-            "(benchbox.postprocess.keep_largest)",
+            "(benchbox.engine.postprocess.keep_largest)",
             highlight=False,
         )
     if report.tta != "none":
         console.print(
             f"[bold]note[/]      the run was scored with --tta {report.tta}; the graphs are "
             "one pass: average the mirrored passes' probabilities yourself "
-            "(benchbox.tta.segment)",
+            "(benchbox.engine.tta.segment)",
             highlight=False,
         )
     q = report.quantized
@@ -115,7 +115,7 @@ def export(
     rounds: int = typer.Option(5, "--rounds", help="Interleaved timing rounds (median)."),
 ) -> None:
     """Export a trained run (pipeline, fusion, segmenter) and check it against eager."""
-    from benchbox.export import export_run
+    from benchbox.deploy.export import export_run
 
     report = export_run(
         run_dir,

@@ -22,8 +22,8 @@ def leaderboard(
     """Compare the runs of a leaderboard: mean ± std over the runs of each group (seeds)."""
     from pathlib import Path
 
-    from benchbox import leaderboard as lb
     from benchbox.errors import DataError
+    from benchbox.records import leaderboard as lb
 
     if not Path(path).is_file():
         raise DataError(f"{path}: no such leaderboard file")

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err, fail, print_traceback
-from benchbox.registry import KINDS
+from benchbox.hooks.registry import KINDS
 
 
 def plugins(
@@ -19,8 +19,8 @@ def plugins(
     ),
 ) -> None:
     """List the registered components, their providers, and plugins that failed to load."""
-    from benchbox.plugins import create_registry, debug_enabled, set_registry
-    from benchbox.registry import check_kind
+    from benchbox.hooks.manager import create_registry, debug_enabled, set_registry
+    from benchbox.hooks.registry import check_kind
 
     kinds = [check_kind(kind)] if kind else list(KINDS)
     registry = create_registry(strict=strict)
@@ -50,7 +50,7 @@ def plugins(
 
     for entries in registry.duplicates():
         if entries[0].kind in kinds:
-            from benchbox.registry import duplicate_error
+            from benchbox.hooks.registry import duplicate_error
 
             message = f"{duplicate_error(entries)}; runs that use another name work"
             console_err.print(f"[bold red]conflict:[/] {escape(message)}", soft_wrap=True)

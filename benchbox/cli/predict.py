@@ -57,7 +57,7 @@ def predict(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto."),
 ) -> None:
     """Predict fused images and segmentations of new images with a trained run."""
-    from benchbox.apply import predict_run
+    from benchbox.deploy.predict import predict_run
 
     bar = _Bar()
     try:

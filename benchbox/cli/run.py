@@ -1,15 +1,15 @@
 """``benchbox run``: train a fusion model and/or segmenter, evaluate, append a row.
 
 The command's options are generated from the one declaration of the run settings,
-the fields of :class:`benchbox.config.RunConfig`: each field's
-:class:`~benchbox.settings.Setting` gives its help text, help panel and option name, and
+the fields of :class:`benchbox.config.run.RunConfig`: each field's
+:class:`~benchbox.config.settings.Setting` gives its help text, help panel and option name, and
 its type gives the kind of option (``--x/--no-x`` for a flag, a repeatable
 ``--fusion-opt key=value`` for a table of plugin parameters, a choice list for a setting
 with ``choices``). Adding a run setting is one edit, a field in ``RunConfig`` with its
 help; it then appears in ``benchbox run --help``, in config files and in every record.
 
 Every option defaults to "not given" (``None``) so that the precedence of
-:func:`benchbox.config.resolve` holds: defaults < preset < ``--config`` < options.
+:func:`benchbox.config.run.resolve` holds: defaults < preset < ``--config`` < options.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err
-from benchbox.config import Amp, RunConfig
-from benchbox.settings import HARDWARE, setting_of
-from benchbox.tta import passes
+from benchbox.config.run import Amp, RunConfig
+from benchbox.config.settings import HARDWARE, setting_of
+from benchbox.engine.tta import passes
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -44,8 +44,8 @@ def settings_parameters(config_class: type[Any] = RunConfig) -> list[inspect.Par
     """The Typer parameters of a config dataclass's fields (those with ``cli=True``).
 
     Args:
-        config_class: :class:`~benchbox.config.RunConfig` or a dataclass declared the
-            same way (fields made with :func:`benchbox.settings.setting`).
+        config_class: :class:`~benchbox.config.run.RunConfig` or a dataclass declared the
+            same way (fields made with :func:`benchbox.config.settings.setting`).
     """
     hints = typing.get_type_hints(config_class)
     params = []
@@ -88,7 +88,7 @@ def _is_table(kind: Any) -> bool:
 def given_settings(values: dict[str, Any], config_class: type[Any] = RunConfig) -> dict[str, Any]:
     """The options given on the command line as config values: unset ones (``None``)
     dropped, choices as strings, ``key=value`` lists parsed into tables."""
-    from benchbox.settings import parse_options
+    from benchbox.config.settings import parse_options
 
     hints = typing.get_type_hints(config_class)
     out: dict[str, Any] = {}
@@ -109,7 +109,7 @@ def given_settings(values: dict[str, Any], config_class: type[Any] = RunConfig) 
 
 
 class RichProgress:
-    """Renders :class:`benchbox.train.ProgressReporter` events as one rich bar per stage."""
+    """Renders :class:`benchbox.engine.train.ProgressReporter` events as one rich bar per stage."""
 
     def __init__(self) -> None:
         self._progress: Any = None
@@ -163,13 +163,13 @@ def run(**options: Any) -> None:
     """Train fusion and/or segmentation, evaluate on the test split, append a leaderboard row.
 
     Under ``torchrun`` each process trains its share of one DDP run (rank 0 reports);
-    ``--nproc N`` starts N such processes itself (see benchbox.launch).
+    ``--nproc N`` starts N such processes itself (see benchbox.engine.launch).
     """
     from benchbox import config as cfg
-    from benchbox.distributed import env_world
-    from benchbox.launch import launch
-    from benchbox.prepare import prepare
-    from benchbox.runner import execute
+    from benchbox.engine.distributed import env_world
+    from benchbox.engine.launch import launch
+    from benchbox.engine.prepare import prepare
+    from benchbox.engine.runner import execute
 
     nproc = options.pop("nproc", None)
     overrides = given_settings(options)
@@ -190,7 +190,7 @@ def _launched(config: Any, run_id: str | None = None) -> Any:
     """One process of a distributed run: rank 0 shows progress and returns the result."""
     import os
 
-    from benchbox.launch import run_in_group
+    from benchbox.engine.launch import run_in_group
 
     main = os.environ.get("RANK", "0") == "0"
     return run_in_group(

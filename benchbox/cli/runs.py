@@ -11,7 +11,7 @@ from rich.table import Table
 from benchbox.cli._common import console
 
 if TYPE_CHECKING:
-    from benchbox.runs import RunState
+    from benchbox.records.runs import RunState
 
 _STYLE = {
     "completed": "green",
@@ -49,7 +49,7 @@ def runs(
     """List the runs and their state; a dead run that still says running is 'stale'."""
     import json
 
-    from benchbox.runs import STALE_AFTER_S, STATES, list_runs
+    from benchbox.records.runs import STALE_AFTER_S, STATES, list_runs
 
     found = list_runs(
         folder, stale_after=STALE_AFTER_S if stale_after is None else stale_after, states=state

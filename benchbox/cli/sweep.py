@@ -79,8 +79,8 @@ def sweep(**options: Any) -> None:
     `benchbox sweep --fusion mean,dual --seg attunet --seed 0,1,2 --epochs 4 --jobs 2`.
     """
     from benchbox.cli.run import given_settings
+    from benchbox.config.settings import parse_options, parse_value
     from benchbox.errors import ConfigError
-    from benchbox.settings import parse_options, parse_value
     from benchbox.sweep.driver import plan_runs, run_sweep
     from benchbox.sweep.executor import build_executor
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
@@ -104,7 +104,7 @@ def sweep(**options: Any) -> None:
     the_grid = merge_grids(read_grid(grid) if grid else None, axes)
     runs = plan_runs(the_grid, preset, config, overrides)
     if dry_run:
-        from benchbox.plugins import get_registry
+        from benchbox.hooks.manager import get_registry
 
         get_registry().get("executor", executor)  # a misspelt executor fails here too
         table = Table(title=f"{len(runs)} runs", title_justify="left")

@@ -46,9 +46,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchbox.config.files import shipped
 from benchbox.data import io
 from benchbox.data.options import as_modalities
-from benchbox.data.paths import REPO_ROOT, expand_path, slugify
+from benchbox.data.paths import expand_path, slugify
 from benchbox.data.spec import CaseFiles, LabelSpec
 from benchbox.data.volumes import VolumeDataset, open_volume_dataset, volume_options
 from benchbox.errors import ConfigError, DataError
@@ -93,12 +94,15 @@ _SECTION_KEYS = {
 
 
 def find_config(value: str | Path) -> Path:
-    """A config path as given, else relative to the repository (``configs/x.toml``),
-    else a shipped config by name (``brats2015`` -> ``configs/brats2015.toml``)."""
+    """A config path as given, else a shipped config by name (``brats2015``, or
+    ``configs/brats2015.toml`` written as in the repository: see
+    :mod:`benchbox.config.files`)."""
     path = Path(value).expanduser()
-    for candidate in (path, REPO_ROOT / path, REPO_ROOT / "configs" / f"{path.name}.toml"):
-        if candidate.is_file():
-            return candidate
+    if path.is_file():
+        return path
+    found = shipped(path.name)
+    if found is not None:
+        return found
     raise DataError(f"case-folder config {value}: no such file")
 
 

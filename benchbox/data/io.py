@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchbox.atomic import atomic_path, write_error
 from benchbox.data import niftifile
 from benchbox.errors import DataError, WriteError
+from benchbox.records.atomic import atomic_path, write_error
 
 if TYPE_CHECKING:
     from benchbox.data.base import Volume

@@ -15,7 +15,7 @@ from benchbox.errors import PluginWarning, describe
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchbox.registry import Entry
+    from benchbox.hooks.registry import Entry
 
 
 class MetricFailures:

@@ -32,16 +32,16 @@ from benchbox.errors import (
     PluginBugError,
     PluginError,
 )
+from benchbox.hooks.registry import is_out_of_memory, plugin_bug
 from benchbox.metrics._checks import check_images, check_spacing, check_tolerance, to_numpy
 from benchbox.metrics._share import share_computations
 from benchbox.metrics.failures import MetricFailures
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
-from benchbox.registry import is_out_of_memory, plugin_bug
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchbox.registry import Entry, Registry
+    from benchbox.hooks.registry import Entry, Registry
 
 #: Per-case flags (0 or 1) that :func:`summarize` counts instead of averaging.
 EMPTY_FLAGS = ("ref_empty", "pred_empty")
@@ -55,7 +55,7 @@ def metrics_for(task: str, registry: Registry | None = None) -> list[Entry]:
         DuplicatePluginError: two plugins registered one of these metric names.
     """
     if registry is None:
-        from benchbox.plugins import get_registry
+        from benchbox.hooks.manager import get_registry
 
         registry = get_registry()
     names = dict.fromkeys(e.name for e in registry.list("metric") if e.info.get("task") == task)
@@ -223,7 +223,7 @@ def region_preset(spec: str, registry: Registry | None = None) -> dict[str, tupl
         PluginBugError: the preset's factory returned invalid regions.
     """
     if registry is None:
-        from benchbox.plugins import get_registry
+        from benchbox.hooks.manager import get_registry
 
         registry = get_registry()
     name = spec.strip().lower()
@@ -299,7 +299,7 @@ def parse_regions(
 
 def select_metrics(task: str, names: Sequence[str] = ()) -> list[Entry]:
     """The registered metrics of ``task``, or only those named (``--metric``)."""
-    from benchbox.plugins import get_registry
+    from benchbox.hooks.manager import get_registry
 
     registry = get_registry()
     if not names:

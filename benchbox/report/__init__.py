@@ -1,6 +1,6 @@
 """Rendering of comparisons: text tables (rich, Markdown, CSV) and the report pages.
 
-:mod:`benchbox.report.tables` turns a :class:`~benchbox.compare.Comparison` into rows
+:mod:`benchbox.report.tables` turns a :class:`~benchbox.analysis.compare.Comparison` into rows
 of strings; :mod:`benchbox.report.figures` draws the plots with matplotlib (Agg);
 :mod:`benchbox.report.build` assembles the self-contained HTML or Markdown report.
 """
@@ -17,8 +17,8 @@ FORMATS = ("html", "md")
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically (:mod:`benchbox.atomic`)."""
-    from benchbox.atomic import write_bytes
+    """Replace ``path`` atomically (:mod:`benchbox.records.atomic`)."""
+    from benchbox.records.atomic import write_bytes
 
     write_bytes(path, data)
 

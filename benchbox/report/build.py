@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchbox import stats
-from benchbox.compare import Comparison, compare
+from benchbox.analysis import stats
+from benchbox.analysis.compare import Comparison, compare
+from benchbox.analysis.methods import with_method_keys
 from benchbox.errors import BenchboxError, DataError
-from benchbox.methods import with_method_keys
 
 #: Per-case columns a report shows by default, where present (glob patterns, in order).
 DEFAULT_METRICS = ("dice_*", "hd95_*", "nsd_*", "ssim_mean", "qabf", "vif")
@@ -104,7 +104,7 @@ def _seed_table(
     board: Any, by: Sequence[str], wanted: Sequence[str] | None
 ) -> tuple[list[str], list[list[str]]] | None:
     """Without per-case results: the leaderboard's per-run means, mean ± sd over seeds."""
-    from benchbox import leaderboard as lb
+    from benchbox.records import leaderboard as lb
     from benchbox.report.tables import number
 
     metrics = _metrics([c for c in board.columns if not c.endswith("_std")], wanted)
@@ -212,7 +212,7 @@ def build_section(
     seed: int = 0,
 ) -> Section:
     """Compare the methods of one leaderboard on every report metric it has."""
-    from benchbox import leaderboard as lb
+    from benchbox.records import leaderboard as lb
 
     path = Path(path)
     if not path.is_file():

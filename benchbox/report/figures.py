@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from benchbox.compare import Comparison
+    from benchbox.analysis.compare import Comparison
 
 #: A colour-blind-safe palette (Okabe & Ito), cycled over methods.
 PALETTE = (

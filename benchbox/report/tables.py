@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchbox.compare import Comparison
+    from benchbox.analysis.compare import Comparison
 
 
 def number(value: float | None, digits: int = 4) -> str:

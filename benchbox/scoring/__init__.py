@@ -5,7 +5,7 @@ plugin registers gives the same column in every table:
 
 * ``benchbox run`` (and validation, and ``benchbox export``'s checks):
   :func:`score_split` in :mod:`benchbox.scoring.split` scores a trained model's
-  predictions of a dataset split (made by :mod:`benchbox.predict`) against the split's
+  predictions of a dataset split (made by :mod:`benchbox.engine.inference`) against the split's
   labels and sources; 3D cases are scored in millimetres on the scan's own grid.
 * ``benchbox evaluate``: :mod:`benchbox.scoring.folders` scores result files made by
   any tool, read from folders and matched by case name, and writes the tables.

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchbox import atomic
 from benchbox.data.folders import (
     LabelCensus,
     find_images,
@@ -33,11 +32,12 @@ from benchbox.metrics.suite import (
     select_metrics,
     summarize,
 )
+from benchbox.records import atomic
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchbox.registry import Entry
+    from benchbox.hooks.registry import Entry
 
 Progress = Callable[[str], None]
 

@@ -1,6 +1,6 @@
 """Scoring a model's predictions of a dataset split (``benchbox run``, validation, export).
 
-:func:`score_split` scores what :func:`benchbox.predict.predict_split` yields, case by
+:func:`score_split` scores what :func:`benchbox.engine.inference.predict_split` yields, case by
 case through :mod:`benchbox.metrics.suite`: 2D cases as they are, 3D cases in
 millimetres on the scan's own grid.
 """
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from benchbox.data.base import BenchDataset
-    from benchbox.predict import CasePrediction, Predictor
-    from benchbox.registry import Entry
+    from benchbox.engine.inference import CasePrediction, Predictor
+    from benchbox.hooks.registry import Entry
 
 
 @dataclass
@@ -41,7 +41,7 @@ class SplitScores:
         infer_images: images predicted in timed forward passes.
         infer_seconds: the time those passes took.
         examples: a few cases for the example figure (see
-            :class:`benchbox.records.ExamplePicker`).
+            :class:`benchbox.records.rundir.ExamplePicker`).
         saved_predictions: the prediction files written (3D cases only).
         notes: what was left out and why (metrics too large for the images).
     """
@@ -145,7 +145,7 @@ def score_split(
 
     Args:
         dataset: the dataset; its ``eval_regions()`` are the scored regions.
-        predictor: the trained models (:class:`benchbox.predict.Predictor`).
+        predictor: the trained models (:class:`benchbox.engine.inference.Predictor`).
         split: the split to score.
         batch_size: slices per forward pass.
         nsd_tolerance: NSD tolerance in mm.
@@ -157,10 +157,10 @@ def score_split(
         max_cases: score at most this many cases (2D samples or 3D volumes), evenly
             spaced over the split; 0 scores them all.
         postprocess: applied to each case's predicted labels (on the source grid)
-            before they are scored and saved (:mod:`benchbox.postprocess`).
+            before they are scored and saved (:mod:`benchbox.engine.postprocess`).
     """
-    from benchbox.predict import predict_split, save_prediction
-    from benchbox.records import ExamplePicker
+    from benchbox.engine.inference import predict_split, save_prediction
+    from benchbox.records.rundir import ExamplePicker
 
     score_fusion = _FusionScorer(enabled=fusion_metrics)
     regions = dataset.eval_regions()

@@ -20,7 +20,7 @@ from typing import Any
 
 from benchbox import config as cfg
 from benchbox.errors import BenchboxError, ConfigError
-from benchbox.registry import Registry
+from benchbox.hooks.registry import Registry
 from benchbox.sweep.executor import Executor, Job, Outcome
 from benchbox.sweep.grid import Grid
 from benchbox.sweep.ledger import LEDGER_FILE, Entry, Ledger, plan
@@ -51,7 +51,7 @@ def plan_runs(
     command line's fixed options) < the grid's base settings < the combination. A bad
     value in any combination stops the sweep before anything runs, naming the run.
     """
-    from benchbox.plugins import get_registry
+    from benchbox.hooks.manager import get_registry
 
     registry = registry or get_registry()
     runs: list[PlannedRun] = []
@@ -261,11 +261,11 @@ def compare_completed(
 ) -> list[tuple[Path, list[str], Any]]:
     """The sweep's completed runs compared over seeds: for each leaderboard file in
     ``folders`` (the runs' leaderboard folders) they were appended to, the mean and std of
-    each metric (:func:`benchbox.leaderboard.compare`) per combination of the sweep's axes
+    each metric (:func:`benchbox.records.leaderboard.compare`) per combination of the sweep's axes
     other than ``seed``. Returns (leaderboard path, group columns, table) triples."""
     import pandas as pd
 
-    from benchbox import leaderboard
+    from benchbox.records import leaderboard
 
     done = [e for e in result.ledger if e.status == "completed" and e.run_id]
     if not done:
@@ -294,9 +294,9 @@ def compare_completed(
 def _headline(frame: Any, most: int = 5) -> list[str]:
     """The few metrics that fit a terminal: the headline segmentation metrics of every
     region for segmentation runs, otherwise the first headline fusion metrics
-    (:func:`benchbox.leaderboard.headline_columns`), then the training speed.
+    (:func:`benchbox.records.leaderboard.headline_columns`), then the training speed.
     ``benchbox compare`` and ``benchbox leaderboard`` show the rest."""
-    from benchbox import leaderboard
+    from benchbox.records import leaderboard
 
     columns = [c for c in frame.columns if frame[c].notna().any()]
     pool = leaderboard.headline_columns(columns, "segmentation") or leaderboard.headline_columns(

@@ -187,7 +187,7 @@ class _OutputReader(threading.Thread):
 
 def build_executor(name: str, options: dict[str, Any]) -> Executor:
     """The executor plugin ``name`` built with ``options`` (checked against its signature)."""
-    from benchbox.plugins import get_registry
+    from benchbox.hooks.manager import get_registry
 
     entry = get_registry().get("executor", name)
     entry.check_params(options)

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchbox.config import RunConfig
+from benchbox.config.files import read_toml
+from benchbox.config.run import RunConfig
 from benchbox.errors import ConfigError
-from benchbox.presets import read_toml
 
 #: Settings that ``benchbox sweep`` accepts as comma-separated lists on the command line.
 CLI_AXES = ("fusion", "seg", "loss", "fusion_loss", "dataset", "seed")

@@ -78,7 +78,7 @@ class Ledger:
         self.save()
 
     def save(self) -> None:
-        from benchbox.atomic import write_text
+        from benchbox.records.atomic import write_text
 
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=_COLUMNS, lineterminator="\n")

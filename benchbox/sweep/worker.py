@@ -25,10 +25,10 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
     import torch
 
     from benchbox import config as cfg
-    from benchbox import records
+    from benchbox.engine.prepare import prepare
+    from benchbox.engine.runner import execute
     from benchbox.errors import BenchboxError
-    from benchbox.prepare import prepare
-    from benchbox.runner import execute
+    from benchbox.records import rundir
 
     def log(message: str) -> None:
         if log_file is not None:
@@ -43,7 +43,7 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
         config.validate()
         prepared = prepare(config, log=log)
         # Named here, so the ledger can point to the folder of a run that fails.
-        run_id = records.new_run_id(config.fusion, config.seg, config.seed)
+        run_id = rundir.new_run_id(config.fusion, config.seg, config.seed)
         result = execute(prepared, None, log, run_id=run_id)
     except KeyboardInterrupt:
         return Outcome("interrupted", run_id, "interrupted", time.perf_counter() - t0)
@@ -59,7 +59,7 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
 
 
 def main() -> int:
-    from benchbox.interrupts import sigterm_as_interrupt
+    from benchbox.engine.interrupts import sigterm_as_interrupt
 
     # A process started in the background inherits SIGINT ignored; the driver stops a
     # worker with SIGINT, so take the default Ctrl-C behaviour back.

@@ -2,7 +2,7 @@
 
 Pretrained weights reach timm as an already-read state dict
 (``pretrained_cfg_overlay={"state_dict": ...}``): benchbox reads the file safely with
-:func:`benchbox.weights.read_state_dict`, and timm still does what only it knows per
+:func:`benchbox.records.weights.read_state_dict`, and timm still does what only it knows per
 model (checkpoint filters, adapting the first convolution to 1 or 2 input channels,
 dropping the classifier). timm never sees a path or a URL, so it cannot download.
 """
@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from benchbox.errors import ConfigError, WeightsError
-from benchbox.weights import SHOW, read_state_dict
+from benchbox.records.weights import SHOW, read_state_dict
 
 
 def close_names(name: str, candidates: list[str], n: int = 5) -> list[str]:

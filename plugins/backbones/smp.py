@@ -3,7 +3,7 @@
 One :class:`SmpSegmenter` factory per architecture that the installed smp exports. It
 builds the smp model itself (no wrapper, so its state dict is smp's own), with
 ``encoder_weights=None`` so nothing is ever downloaded, and loads local weights through
-:mod:`benchbox.weights`.
+:mod:`benchbox.records.weights`.
 
 Input sizes (H and W), checked before each forward pass with a clear
 :class:`~benchbox.errors.ConfigError`:
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from benchbox.errors import ConfigError, WeightsError
-from benchbox.weights import apply_state_dict, load_weights, read_state_dict
+from benchbox.records.weights import apply_state_dict, load_weights, read_state_dict
 from benchbox_plugins.backbones._timm import build_timm, check_timm_model, close_names
 
 if TYPE_CHECKING:

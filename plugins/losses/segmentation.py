@@ -30,7 +30,7 @@ def _check(logits: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tenso
         raise DataError(f"{loss} loss expects an int64 target, got {target.dtype}")
     # Label values are not read here: that would synchronise with an accelerator at
     # every step. ``benchbox run`` checks them once per dataset
-    # (benchbox.train.check_labels); out-of-range labels otherwise fail inside torch.
+    # (benchbox.engine.train.check_labels); out-of-range labels otherwise fail inside torch.
     k = logits.shape[1]
     if k == 1:
         logits = torch.cat([torch.zeros_like(logits), logits], dim=1)

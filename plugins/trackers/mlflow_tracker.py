@@ -19,7 +19,7 @@ from typing import Any
 
 from benchbox import hookimpl
 from benchbox.errors import ConfigError
-from benchbox.lifecycle import RunInfo, flat_params, scalar_metrics
+from benchbox.hooks.lifecycle import RunInfo, flat_params, scalar_metrics
 
 _STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
 _ARTIFACTS = ("config", "environment", "metrics", "per_case", "examples", "checkpoint")

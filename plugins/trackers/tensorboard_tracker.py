@@ -14,7 +14,7 @@ from typing import Any
 
 from benchbox import hookimpl
 from benchbox.errors import ConfigError
-from benchbox.lifecycle import RunInfo, flat_params, scalar_metrics
+from benchbox.hooks.lifecycle import RunInfo, flat_params, scalar_metrics
 
 
 class TensorBoardTracker:

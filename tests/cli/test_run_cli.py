@@ -186,7 +186,7 @@ def test_every_run_setting_is_an_option_with_help():
     from typer.testing import CliRunner
 
     from benchbox.cli import app
-    from benchbox.config import RunConfig, setting_of
+    from benchbox.config.run import RunConfig, setting_of
 
     text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
     for f in dataclasses.fields(RunConfig):
@@ -202,7 +202,7 @@ def test_every_run_setting_is_an_option_with_help():
 def test_only_given_options_reach_the_config_parsed_by_kind():
     from typer.testing import CliRunner
 
-    from benchbox.config import RunConfig
+    from benchbox.config.run import RunConfig
 
     app, seen = _echo_command(RunConfig)
     args = ["--seg-opt", "width=4", "--seg-opt", "depth=2", "--amp", "BF16", "--no-resample"]
@@ -223,7 +223,8 @@ def test_list_settings_are_repeatable_options_and_not_tables():
     from typer.testing import CliRunner
 
     from benchbox import config as cfg
-    from benchbox.config import RunConfig
+    from benchbox.config.run import RunConfig
+    from benchbox.errors import ConfigError
 
     app, seen = _echo_command(RunConfig)
     args = ["--tracker", "tensorboard", "--tracker", "mlflow", "--augment", "flip,gamma"]
@@ -246,7 +247,7 @@ def test_list_settings_are_repeatable_options_and_not_tables():
     # where a run is logged is not what it computes
     assert config.hash() == cfg.resolve(None, None, {**seen, "trackers": []}).hash()
     assert config.hash() != cfg.resolve(None, None, {**seen, "augment": ["flip"]}).hash()
-    with pytest.raises(cfg.ConfigError, match=r"TRANSFORM\.OPTION=VALUE"):
+    with pytest.raises(ConfigError, match=r"TRANSFORM\.OPTION=VALUE"):
         cfg.resolve(None, None, {"augment": ["affine"], "augment_opts": {"degrees": 15}})
 
 
@@ -255,7 +256,7 @@ def test_a_new_setting_is_one_field_with_its_help():
 
     from typer.testing import CliRunner
 
-    from benchbox.config import RunConfig, setting
+    from benchbox.config.run import RunConfig, setting
 
     @dataclass
     class Extended(RunConfig):

@@ -118,7 +118,7 @@ def test_3d_run_scores_whole_cases_on_the_scan_grid_and_saves_predictions(make_c
     import pandas as pd
 
     from benchbox import config as cfg_mod
-    from benchbox import runner
+    from benchbox.engine import runner
 
     root, cfg = make_cases(4)
     config = cfg_mod.resolve(
@@ -155,7 +155,8 @@ def test_3d_run_scores_whole_cases_on_the_scan_grid_and_saves_predictions(make_c
 
 
 def test_all_background_labels_fusion_only_runs_segmentation_refused(make_cases, tmp_path):
-    from benchbox import config, errors, runner
+    from benchbox import config, errors
+    from benchbox.engine import runner
 
     root, cfg = make_cases(4)
     for seg in root.glob("*/seg.nii.gz"):

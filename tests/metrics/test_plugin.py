@@ -13,7 +13,7 @@ import pytest
 
 import benchbox
 import benchbox_plugins.metrics as builtin_metrics
-from benchbox.plugins import create_registry, get_registry, use_registry
+from benchbox.hooks.manager import create_registry, get_registry, use_registry
 
 FUSION = {"en", "sd", "sf", "ag", "mi", "scd", "vif", "qabf", "nabf", "ssim", "ms-ssim", "psnr"}
 SEGMENTATION = {"dice", "iou", "precision", "recall", "hd", "hd95", "assd", "nsd"}

@@ -13,11 +13,11 @@ from scipy import ndimage
 import benchbox_plugins.metrics as builtin_metrics
 from benchbox import hookimpl
 from benchbox.errors import ConfigError, MetricInputError, PluginBugError, PluginError
+from benchbox.hooks.manager import create_registry, use_registry
 from benchbox.metrics import fusion as fm
 from benchbox.metrics import segmentation as sm
 from benchbox.metrics import suite
 from benchbox.metrics.filters import row_strips
-from benchbox.plugins import create_registry, use_registry
 
 FUSION_COLUMNS = {
     "ag", "en", "mi", "ms-ssim", "nabf", "psnr", "qabf", "scd", "sd", "sf",

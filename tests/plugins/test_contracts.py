@@ -1,6 +1,6 @@
 """Contract tests for every fusion model, segmenter and loss in the live registry.
 
-The parameters are read from :func:`benchbox.plugins.create_registry` at collection time,
+The parameters are read from :func:`benchbox.hooks.manager.create_registry` at collection time,
 so a component that any installed plugin registers (built-in or third-party) is checked
 against the contracts of :mod:`benchbox.hookspecs` without a line added here. Components
 built with their default parameters run on tiny CPU tensors. A component registered
@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchbox.plugins import create_registry
-from benchbox.registry import Entry
+from benchbox.hooks.manager import create_registry
+from benchbox.hooks.registry import Entry
 
 REGISTRY = create_registry()
 

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from benchbox import config as cfg
-from benchbox import errors, runner
+from benchbox import errors
+from benchbox.engine import runner
 from benchbox.testing import tiny_run_settings
 
 TINY = tiny_run_settings(epochs=2)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from benchbox import errors
-from benchbox.augment import Augmenter, build_transforms
-from benchbox.plugins import get_registry
+from benchbox.engine.augment import Augmenter, build_transforms
+from benchbox.hooks.manager import get_registry
 
 ENTRIES = get_registry().list("transform")
 NAMES = [e.name for e in ENTRIES]

@@ -14,9 +14,9 @@ import pytest
 import benchbox_plugins.metrics as builtin_metrics
 from benchbox.data.io import write_image
 from benchbox.errors import ConfigError, DataError
+from benchbox.hooks.manager import create_registry, use_registry
 from benchbox.metrics import segmentation as sm
 from benchbox.metrics.suite import score_fusion_case, score_segmentation_case
-from benchbox.plugins import create_registry, use_registry
 from benchbox.scoring import score_fusion_folders, score_segmentation_folders, write_scores
 
 SPACING = (2.5, 0.8, 1.0)  # array order (z, y, x)

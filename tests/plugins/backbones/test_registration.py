@@ -10,8 +10,8 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
+from benchbox.hooks.manager import create_registry
 from benchbox.metrics.flops import count_flops
-from benchbox.plugins import create_registry
 from benchbox_plugins.backbones import SLOW_SMP, make_timm_dual, smp_architectures
 from benchbox_plugins.backbones.timm_dual import TimmDualFusion
 
@@ -38,7 +38,7 @@ def test_registration_imports_neither_torch_nor_timm_nor_smp() -> None:
     code = (
         "import sys\n"
         "import benchbox_plugins.backbones as b\n"
-        "from benchbox.registry import Registry, Provider\n"
+        "from benchbox.hooks.registry import Registry, Provider\n"
         "r = Registry()\n"
         "def into(kind):\n"
         "    def register(name, factory, *, description=None, **info):\n"

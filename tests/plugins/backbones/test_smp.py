@@ -14,7 +14,7 @@ import torchvision
 from safetensors.torch import save_file
 
 from benchbox.errors import ConfigError, UnknownSegmenterError, WeightsError
-from benchbox.plugins import create_registry
+from benchbox.hooks.manager import create_registry
 from benchbox_plugins.backbones import SLOW_SMP
 
 REGISTRY = create_registry()

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import benchbox_plugins.datasets as builtin_datasets
+from benchbox.hooks.manager import create_registry
 from benchbox.metrics.suite import region_preset
-from benchbox.plugins import create_registry
 
 if sys.version_info >= (3, 11):
     import tomllib

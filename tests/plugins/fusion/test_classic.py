@@ -8,7 +8,7 @@ import torch
 from scipy import ndimage
 
 from benchbox.errors import ConfigError
-from benchbox.plugins import create_registry
+from benchbox.hooks.manager import create_registry
 from benchbox_plugins.fusion.classic import (
     BURT_ADELSON_KERNEL,
     LaplacianFusion,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchbox.errors import ConfigError
-from benchbox.plugins import create_registry
+from benchbox.hooks.manager import create_registry
 from benchbox_plugins.fusion.concat import ConcatFusion, count_parameters
 from benchbox_plugins.fusion.dual import DualEncoderFusion
 

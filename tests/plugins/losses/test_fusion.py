@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from benchbox.errors import DataError
+from benchbox.hooks.manager import create_registry
 from benchbox.metrics.ssim import K1
-from benchbox.plugins import create_registry
 from benchbox_plugins.losses.fusion import FusionLoss, SSIMLoss, max_gradient_loss
 
 

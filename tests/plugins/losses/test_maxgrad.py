@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from benchbox.cli import main
 from benchbox.errors import ConfigError
-from benchbox.plugins import create_registry
+from benchbox.hooks.manager import create_registry
 from benchbox_plugins.losses.fusion import SSIMLoss
 from benchbox_plugins.losses.maxgrad import (
     MaxGradLoss,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from benchbox.errors import ConfigError, DataError
-from benchbox.plugins import create_registry
+from benchbox.hooks.manager import create_registry
 from benchbox_plugins.losses.segmentation import DiceLoss, FocalLoss, HybridLoss
 
 

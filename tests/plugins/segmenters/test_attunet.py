@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from benchbox.errors import ConfigError
-from benchbox.plugins import create_registry
+from benchbox.hooks.manager import create_registry
 from benchbox_plugins.segmenters.attunet import AttentionGate, UNet, attunet, unet
 
 

@@ -1,0 +1,13 @@
+"""Run settings: each declared once (:mod:`.settings`), the run config built from
+defaults, presets, config files and options (:mod:`.run`), and where presets live
+(:mod:`.presets`).
+
+``resolve``, ``apply`` and ``RunConfig`` are the calls most code needs, so they are
+importable from here.
+"""
+
+from __future__ import annotations
+
+from benchbox.config.run import AMP_MODES, NONE, Amp, RunConfig, apply, resolve
+
+__all__ = ["AMP_MODES", "NONE", "Amp", "RunConfig", "apply", "resolve"]

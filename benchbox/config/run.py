@@ -1,0 +1,457 @@
+"""Run configuration: defaults, presets (``configs/<preset>.toml``), config files, overrides.
+
+Precedence, lowest first: the defaults below, the preset file, ``--config FILE``, then
+command-line options. The resolved config (every default included) is recorded with
+each run, and its hash identifies the experiment on the leaderboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from benchbox.config.files import read_toml
+from benchbox.config.presets import preset_path
+from benchbox.config.settings import (
+    DATA,
+    EVALUATION,
+    HARDWARE,
+    MODELS,
+    OUTPUT,
+    merge_tables,
+    nest_augment_options,
+    setting,
+    setting_of,
+)
+
+# Re-exported for code written before the option parsers moved to benchbox.config.settings.
+from benchbox.config.settings import parse_augment_options as parse_augment_options
+from benchbox.config.settings import parse_options as parse_options
+from benchbox.config.settings import parse_value as parse_value
+from benchbox.engine.postprocess import MODES as POSTPROCESS_MODES
+from benchbox.engine.tta import MODES as TTA_MODES
+from benchbox.errors import ConfigError
+
+
+class Amp(str, Enum):
+    """The mixed-precision modes (``--amp``)."""
+
+    off = "off"
+    auto = "auto"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+AMP_MODES = tuple(mode.value for mode in Amp)
+NONE = "none"
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a ``benchbox run``, each setting declared once.
+
+    A field's default, type and :class:`Setting` (help text, panel, option name) are the
+    one declaration of that setting: ``benchbox run``'s options are generated from
+    these fields (:mod:`benchbox.cli.run`), config files and presets set them by name,
+    and every run records them all. To add a setting, add a field here with
+    :func:`setting` and use it where the run needs it.
+    """
+
+    # -- models ---------------------------------------------------------------------
+    fusion: str = setting(
+        "dual",
+        "Fusion model, or 'none' to stack the modalities as channels.",
+        panel=MODELS,
+        short="-f",
+    )
+    seg: str = setting(
+        "attunet", "Segmenter, or 'none' for a fusion-only run.", panel=MODELS, short="-s"
+    )
+    loss: str = setting("hybrid", "Segmentation loss (default hybrid).", panel=MODELS)
+    fusion_loss: str = setting("fusion", "Fusion loss (default fusion).", panel=MODELS)
+    fusion_opts: dict[str, Any] = setting(
+        dict, "Fusion model parameter key=value (repeatable).", panel=MODELS, flag="--fusion-opt"
+    )
+    seg_opts: dict[str, Any] = setting(
+        dict, "Segmenter parameter key=value (repeatable).", panel=MODELS, flag="--seg-opt"
+    )
+    loss_opts: dict[str, Any] = setting(
+        dict,
+        "Segmentation loss parameter key=value (repeatable).",
+        panel=MODELS,
+        flag="--loss-opt",
+    )
+    fusion_loss_opts: dict[str, Any] = setting(
+        dict,
+        "Fusion loss parameter key=value (repeatable).",
+        panel=MODELS,
+        flag="--fusion-loss-opt",
+    )
+    fusion_weights: str | None = setting(
+        None, "Load fusion weights from a local .safetensors or state_dict file.", panel=MODELS
+    )
+    seg_weights: str | None = setting(
+        None, "Load segmenter weights from a local file.", panel=MODELS
+    )
+    # -- data -----------------------------------------------------------------------
+    dataset: str = setting(
+        "synthetic", "NAME or NAME:PATH (default synthetic).", panel=DATA, short="-d"
+    )
+    data_opts: dict[str, Any] = setting(
+        dict, "Dataset parameter key=value (repeatable).", panel=DATA, flag="--data-opt"
+    )
+    data_seed: int = setting(0, "Seed of the dataset (synthetic data, splits).", panel=DATA)
+    image_size: int = setting(64, "Training image size (a multiple of 32).", panel=DATA)
+    resample: bool = setting(
+        False, "Resample a modality whose geometry differs onto the reference one.", panel=DATA
+    )
+    # -- training -------------------------------------------------------------------
+    seed: int = setting(0, "Seed of initialisation and shuffling.")
+    epochs: int = setting(8, "Epochs of the main stage (joint, or fusion-only).")
+    fusion_epochs: int = setting(2, "Fusion pre-training epochs before joint training.")
+    batch_size: int = setting(16, "Training batch size.")
+    lr: float = setting(2e-3, "Learning rate of the main stage.")
+    fusion_lr: float = setting(2e-3, "Learning rate of fusion pre-training.")
+    weight_decay: float = setting(1e-4, "AdamW weight decay.")
+    warmup_steps: int = setting(10, "Linear warm-up steps before the cosine schedule.")
+    fusion_weight: float = setting(0.1, "Lambda: weight of the fusion loss in joint training.")
+    freeze_fusion: bool = setting(False, "Keep the fusion model fixed during joint training.")
+    deterministic: bool = setting(False, "Use torch's deterministic algorithms.")
+    augment: list[str] = setting(
+        list,
+        "Training augmentation: transforms in order, e.g. flip,affine,gamma (none: off).",
+    )
+    augment_opts: dict[str, Any] = setting(
+        dict,
+        "Transform option NAME.KEY=VALUE, e.g. affine.degrees=15 (repeatable).",
+        flag="--augment-opt",
+    )
+    # -- validation and evaluation --------------------------------------------------
+    val_every: int = setting(
+        1, "Validate every N epochs of the main stage (0: off).", panel=EVALUATION
+    )
+    max_val_cases: int = setting(
+        64, "Validate on at most N val cases, evenly spaced (0: all).", panel=EVALUATION
+    )
+    select: str = setting(
+        "auto",
+        "Val metric that selects the checkpoint: dice (mean over regions), dice_<region>, "
+        "hd95, ...; loss for fusion-only runs.",
+        panel=EVALUATION,
+    )
+    patience: int = setting(
+        0, "Stop after N validations without improvement (0: never).", panel=EVALUATION
+    )
+    postprocess: str = setting(
+        "none",
+        "Post-process predicted labels: none, largest (keep each class's largest "
+        "connected component) or auto (whichever scores better on the val split).",
+        panel=EVALUATION,
+        choices=POSTPROCESS_MODES,
+    )
+    tta: str = setting(
+        "none",
+        "Test-time augmentation of the segmenter: none, or flip (each slice also "
+        "mirrored left-right, top-bottom and both; probabilities averaged). Used for the "
+        "final validation, the test split and benchbox predict, not for selection.",
+        panel=EVALUATION,
+        choices=TTA_MODES,
+    )
+    # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
+    nsd_tolerance: float = setting(1.0, "NSD tolerance in mm (default 1).", panel=EVALUATION)
+    eval_batch_size: int = setting(64, "Slices per forward pass when predicting.", panel=EVALUATION)
+    examples: int = setting(4, "Cases shown in examples.png.", panel=EVALUATION)
+    save_predictions: bool = setting(
+        False,
+        "Write 3D predictions as NIfTI with the source geometry.",
+        panel=EVALUATION,
+        hashed=False,
+    )
+    # -- hardware -------------------------------------------------------------------
+    amp: str = setting(
+        "auto",
+        "Mixed precision: off, auto, fp16 (CUDA) or bf16.",
+        panel=HARDWARE,
+        choices=AMP_MODES,
+    )
+    device: str = setting(
+        "auto",
+        "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.",
+        panel=HARDWARE,
+        hashed=False,
+    )
+    num_workers: int = setting(0, "DataLoader worker processes.", panel=HARDWARE, hashed=False)
+    channels_last: bool = setting(
+        False,
+        "Models in channels-last (NHWC) memory: faster convolutions on many CPUs and GPUs "
+        "(benchmarks/results/bench_cpu.md); numbers equal to float rounding.",
+        panel=HARDWARE,
+        hashed=False,
+    )
+    # -- files and configs ----------------------------------------------------------
+    trackers: list[str] = setting(
+        list,
+        "Experiment tracker to log to: tensorboard, mlflow, or a plugin's (repeatable).",
+        panel=OUTPUT,
+        flag="--tracker",
+        hashed=False,
+    )
+    preset: str = setting("quick", "quick (default, 2-core CPU) or standard (GPU).", panel=OUTPUT)
+    config_file: str | None = setting(
+        None,
+        "A TOML run config; options given here override it.",
+        panel=OUTPUT,
+        flag="--config",
+        short="-c",
+        hashed=False,
+    )
+    out: str = setting(
+        ".",
+        "Folder that receives runs/ and leaderboards/ (default: current folder).",
+        panel=OUTPUT,
+        short="-o",
+        hashed=False,
+    )
+    leaderboard_dir: str | None = setting(
+        None,
+        "Folder of the leaderboard CSVs (default: OUT/leaderboards).",
+        panel=OUTPUT,
+        hashed=False,
+    )
+
+    @property
+    def leaderboards(self) -> Path:
+        """The folder this run's leaderboard row goes to."""
+        if self.leaderboard_dir:
+            return Path(self.leaderboard_dir)
+        return Path(self.out) / "leaderboards"
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.split(":", 1)[0]
+
+    @property
+    def dataset_root(self) -> str | None:
+        parts = self.dataset.split(":", 1)
+        return parts[1] if len(parts) == 2 and parts[1] else None
+
+    def params(self, table: str) -> dict[str, Any]:
+        """The parameters of one component from its table (``fusion_opts``, ``seg_opts``,
+        ``loss_opts``, ``fusion_loss_opts``, ``data_opts``): the flat entries, plus those
+        of a nested table named after the chosen component (``[seg_opts.attunet]``),
+        which apply to that component only. Presets size models this way without
+        breaking runs of other models."""
+        chosen = {
+            "fusion_opts": self.fusion,
+            "seg_opts": self.seg,
+            "loss_opts": self.loss,
+            "fusion_loss_opts": self.fusion_loss,
+            "data_opts": self.dataset_name,
+        }[table]
+        params: dict[str, Any] = {}
+        for key, value in getattr(self, table).items():
+            if isinstance(value, Mapping):
+                if key == chosen:
+                    params.update(value)
+            else:
+                params[key] = value
+        return params
+
+    def dataset_params(self) -> dict[str, Any]:
+        """Parameters for the dataset factory (see :meth:`params`)."""
+        return self.params("data_opts")
+
+    @property
+    def has_fusion(self) -> bool:
+        return self.fusion != NONE
+
+    @property
+    def has_seg(self) -> bool:
+        return self.seg != NONE
+
+    @property
+    def task(self) -> str:
+        if self.has_fusion and self.has_seg:
+            return "fusion+segmentation"
+        return "segmentation" if self.has_seg else "fusion"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self, amp_mode: str | None = None) -> str:
+        """A short hash of what the run computes (paths and hardware left out).
+
+        The dataset counts by its reader, the last component of its path and its
+        parameters, not by where it lies on disk: ``cases:/data/brats.toml`` and
+        ``cases:/mnt/brats.toml`` hash alike, ``pairs:/data/aanlib/PET-MRI`` and
+        ``pairs:/data/aanlib/SPECT-MRI`` do not. Given
+        ``amp_mode``, the precision actually used (``off``, ``fp16``, ``bf16``) replaces
+        the requested one: ``--amp auto`` is float32 on a CPU and bf16 on a GPU.
+        """
+        data = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        data["dataset"] = self.dataset_name
+        if self.dataset_root:
+            root = Path(self.dataset_root).expanduser()
+            data["dataset"] += ":" + (root.name or root.resolve().name)
+        if amp_mode is not None:
+            data["amp"] = amp_mode
+        for name, default in _HASHED_UNLESS_DEFAULT.items():
+            if data.get(name) == default:
+                del data[name]
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def validate(self) -> None:
+        """Check values that need no plugin: one clear error per bad option."""
+        if self.fusion == NONE and self.seg == NONE:
+            raise ConfigError("--fusion none and --seg none leave nothing to run")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                    f"not {getattr(self, name)!r}"
+                )
+        for name, what in _SEG_ONLY.items():
+            if getattr(self, name) != NONE and not self.has_seg:
+                raise ConfigError(
+                    f"--{name} {getattr(self, name)} {what}; this run has none (--seg none)"
+                )
+        positive = ("image_size", "batch_size", "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "fusion_epochs",
+            "epochs",
+            "num_workers",
+            "warmup_steps",
+            "examples",
+            "val_every",
+            "max_val_cases",
+            "patience",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.has_seg and self.epochs < 1:
+            raise ConfigError("epochs must be >= 1 to train a segmenter")
+        if self.image_size % 32:
+            raise ConfigError(f"image_size must be a multiple of 32, got {self.image_size}")
+        for name in ("lr", "fusion_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {value}")
+        for name in ("weight_decay", "fusion_weight", "nsd_tolerance"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+#: The settings that are tables of plugin parameters (``--fusion-opt key=value``).
+_OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
+#: Settings left out of the config hash (see :attr:`Setting.hashed`).
+_NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
+#: Settings with a fixed set of values (:attr:`Setting.choices`), checked by validate.
+_CHOICES = {
+    f.name: setting_of(f).choices for f in dataclasses.fields(RunConfig) if setting_of(f).choices
+}
+#: Settings that act on a segmenter's output (void with ``--seg none``), and what they do.
+_SEG_ONLY = {
+    "postprocess": "post-processes a segmenter's labels",
+    "tta": "augments a segmenter's predictions",
+}
+#: Settings added after reference leaderboards were published: at their default they are
+#: left out of the hash, so the runs recorded before them keep their hashes.
+_HASHED_UNLESS_DEFAULT = {"postprocess": "none", "tta": "none"}
+
+
+def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfig:
+    """Overlay ``values`` (from a file or the command line) on ``config``, checking names
+    and types. Tables of plugin parameters are merged key by key."""
+    for key, value in values.items():
+        if key not in _FIELDS:
+            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
+        if key == "trackers":
+            names = [value] if isinstance(value, str) else value
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ConfigError(f"{source}: trackers must be a list of tracker names")
+            config.trackers = list(dict.fromkeys(names))
+            continue
+        if key == "augment":
+            _apply_augment(config, value, source)
+            continue
+        if key == "augment_opts" and isinstance(value, Mapping):
+            value = nest_augment_options(value, source)
+        if key in _OPT_TABLES:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key} must be a table of parameters")
+            merge_tables(getattr(config, key), value)
+            continue
+        setattr(config, key, _coerce(key, value, source))
+    return config
+
+
+def _apply_augment(config: RunConfig, value: Any, source: str) -> None:
+    """``augment``: a list of transform names (``"flip,affine"`` or ``"none"`` as text),
+    which replaces the enabled transforms and drops the options of those turned off; or
+    a table ``{name: {option: value}}`` (``[augment]`` in a preset), which sets both."""
+    if isinstance(value, Mapping):
+        for name, opts in value.items():
+            if not isinstance(opts, Mapping):
+                raise ConfigError(f"{source}: augment.{name} must be a table of options")
+            if opts:
+                merge_tables(config.augment_opts.setdefault(name, {}), opts)
+        config.augment = list(value)
+        return
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise ConfigError(f"{source}: augment must be a list of transform names")
+    names = [n.strip() for item in value for n in item.split(",")]
+    config.augment = list(dict.fromkeys(n for n in names if n and n != NONE))
+    config.augment_opts = {k: v for k, v in config.augment_opts.items() if k in config.augment}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    default = _FIELDS[key].default
+    if value is None or default is None:
+        return value
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{source}: {key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def resolve(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Build the run config: defaults < preset < config file < overrides."""
+    overrides = dict(overrides or {})
+    file_values = read_toml(config_file) if config_file else {}
+    name = preset or overrides.get("preset") or file_values.get("preset") or RunConfig.preset
+    config = RunConfig()
+    path = preset_path(name)
+    apply(config, read_toml(path), str(path))
+    config.preset = name
+    if config_file:
+        apply(config, file_values, str(config_file))
+        config.config_file = str(config_file)
+    apply(config, overrides, "command line")
+    config.validate()
+    return config

@@ -1,0 +1,210 @@
+"""``benchbox predict`` as a library call: apply a trained run to new images, write files.
+
+The run's models are rebuilt from its folder (:mod:`benchbox.deploy.restore`), the inputs are
+opened with the run's preprocessing (:mod:`benchbox.data.inputs`) and predicted by
+:func:`benchbox.engine.inference.predict_split`, the module ``benchbox run`` evaluates with, so a
+prediction here equals the one evaluation scored. Written under ``out``:
+
+* ``fused/<name>.png`` (2D pairs: 8-bit, at the input's size, coloured with the colour
+  source's chroma when a source is colour) or ``fused/<case>.nii.gz`` (3D cases:
+  float32 in [0, 1] on the scan's grid and geometry);
+* ``segmentations/<name>.png`` (2D: 0/255 for a binary task, class indices otherwise)
+  or ``segmentations/<case>.nii.gz`` (3D: the training dataset's label values, on the
+  scan's grid, restored as evaluation restores them).
+
+Everything is written into a temporary folder inside ``out`` and moved into place only
+when every case succeeded: a failed or interrupted prediction leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchbox import errors
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class PredictReport:
+    """What :func:`predict_run` did."""
+
+    run_id: str
+    cases: int
+    images: int
+    seconds: float
+    out: Path
+    files: dict[str, list[Path]] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def _to_png(values: np.ndarray) -> np.ndarray:
+    return (np.clip(values, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def _label_values(training: dict[str, Any], num_classes: int) -> list[int]:
+    """File value of each class index: the training dataset's own label values (e.g.
+    BraTS 0, 1, 2, 4), or 0/1 for a binary target."""
+    labels = training.get("labels")
+    if labels and not training.get("target") and len(labels) == num_classes:
+        return sorted(int(v) for v in labels)
+    return list(range(num_classes))
+
+
+def _write_pair(case: Any, item: Any, tmp: Path, colour: str | None, binary: bool) -> list[Path]:
+    from benchbox.data.color import merge_chroma
+
+    written = []
+    ext = item.files[0].suffix.lower()
+    ext = ext if ext in (".png", ".tif", ".tiff", ".bmp") else ".png"
+    if case.fused is not None:
+        fused = item.fit.invert(case.fused[None].astype(np.float32), label=False)[0]
+        chroma = item.chroma.get(colour) if colour else None
+        if colour and chroma is None:  # a grey image of the colour modality: neutral
+            chroma = np.full((2, *fused.shape), 0.5, dtype=np.float32)
+        image = _to_png(fused if chroma is None else merge_chroma(fused, chroma))
+        written.append(_write(tmp / "fused" / f"{item.name}{ext}", image))
+    if case.labels is not None:
+        labels = item.fit.invert(case.labels[None].astype(np.int64), label=True)[0]
+        mask = (labels > 0).astype(np.uint8) * 255 if binary else labels.astype(np.uint8)
+        written.append(_write(tmp / "segmentations" / f"{item.name}.png", mask))
+    return written
+
+
+def _write(path: Path, array: np.ndarray, reference: Any = None) -> Path:
+    from benchbox.data.io import write_image
+
+    return write_image(array, path, reference=reference)
+
+
+def _write_volume(case: Any, tmp: Path, label_values: list[int]) -> list[Path]:
+    from benchbox.data.io import save_prediction
+
+    volume = case.volume
+    written = []
+    if case.fused is not None:
+        fused = volume.restore.image(case.fused) if volume.restore is not None else case.fused
+        written.append(
+            _write(tmp / "fused" / f"{case.case_id}.nii.gz", fused, reference=volume.reference)
+        )
+    if case.restored is not None:
+        volume.extra["label_values"] = label_values
+        path = tmp / "segmentations" / f"{case.case_id}.nii.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written.append(save_prediction(volume, case.restored, path))
+    return written
+
+
+def _commit(tmp: Path, out: Path) -> dict[str, list[Path]]:
+    files: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in tmp.iterdir() if p.is_dir()):
+        (out / sub.name).mkdir(exist_ok=True)
+        for src in sorted(sub.iterdir()):
+            os.replace(src, out / sub.name / src.name)
+            files.setdefault(sub.name, []).append(out / sub.name / src.name)
+    return files
+
+
+def predict_run(
+    run_dir: str | Path,
+    dataset: str,
+    out: str | Path,
+    *,
+    split: str = "test",
+    resample: bool = False,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    start: Callable[[int], None] | None = None,
+    step: Step | None = None,
+) -> PredictReport:
+    """Predict new images with a trained run and write fused images and segmentations.
+
+    Args:
+        run_dir: ``runs/<run_id>``.
+        dataset: ``pairs:<dir>``, ``nifti:<dir>`` or ``cases:<config.toml>``.
+        out: the output folder (``fused/``, ``segmentations/``).
+        split: ``"test"`` or ``"all"`` (see :mod:`benchbox.data.inputs`).
+        resample: resample a modality whose grid differs from the first one.
+        batch_size: slices per forward pass (default: the run's evaluation batch size).
+        device: where to run the models.
+        start: called with the number of cases before the first is predicted.
+        step: called with each case's name once it is written (progress).
+
+    Raises:
+        ConfigError, PluginError, DataError: one line naming the culprit; nothing is
+            written then.
+    """
+    import torch
+
+    from benchbox.data.inputs import PairInputs, open_inputs
+    from benchbox.deploy.restore import load_run
+    from benchbox.engine.inference import Predictor, predict_split
+    from benchbox.engine.postprocess import postprocessor
+    from benchbox.engine.train import resolve_amp, resolve_device
+
+    dev = resolve_device(device)
+    run = load_run(run_dir, device=str(dev))
+    inputs = open_inputs(
+        dataset, run.modalities, run.image_size, run.dataset_config, split, resample
+    )
+    amp = resolve_amp(run.config.amp, dev)
+    predictor = Predictor(run.fusion, run.segmenter, dev, amp, tta=run.config.tta)
+    post = postprocessor(run.postprocess)
+    pairs = isinstance(inputs, PairInputs)
+    volumes = None if pairs else inputs.volumes("test")
+    if not pairs and volumes is None:
+        raise errors.DataError(
+            f"{dataset}: 2D images; benchbox predict writes NIfTI for 3D cases only "
+            "(predict 2D images as a pairs:<dir> folder of PNG/TIFF pairs)"
+        )
+    total = len(inputs.split("test")) if volumes is None else len(volumes)
+    if start is not None:
+        start(total)
+    colour = inputs.colour if isinstance(inputs, PairInputs) else None
+    binary = run.num_classes == 2
+    label_values = _label_values(run.dataset_config, run.num_classes)
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".predict-", dir=out))
+    except OSError as exc:
+        raise errors.ConfigError(f"{out}: cannot write ({exc.strerror})") from None
+    try:
+        with torch.inference_mode():
+            for case in predict_split(
+                inputs,
+                predictor,
+                "test",
+                batch_size or run.config.eval_batch_size,
+                whole_cases=volumes is not None,
+            ):
+                case.postprocess(post)  # as the run's test split was scored
+                if pairs:
+                    item = inputs.item(case.case_id)  # type: ignore[attr-defined]
+                    _write_pair(case, item, tmp, colour, binary)
+                else:
+                    _write_volume(case, tmp, label_values)
+                if step is not None:
+                    step(case.case_id)
+        files = _commit(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return PredictReport(
+        run_id=run.path.name,
+        cases=total,
+        images=predictor.images,
+        seconds=predictor.seconds,
+        out=out,
+        files=files,
+    )

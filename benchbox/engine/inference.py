@@ -1,0 +1,287 @@
+"""Run trained models over a dataset split: batching, prediction, back to the scan's grid.
+
+This is the one module that applies a fusion model and/or a segmenter to data. The
+runner scores what it yields (:func:`benchbox.scoring.score_split`), and a command that
+only writes predictions uses it the same way::
+
+    predictor = Predictor(fusion, segmenter, device, amp)
+    for case in predict_split(dataset, predictor, "test"):
+        case.fused        # float32 in [0, 1], the network grid, or None
+        case.restored     # class indices on the source scan's grid, or None
+        if case.volume is not None and case.restored is not None:
+            save_prediction(case.volume, case.restored, out / f"{case.case_id}.nii.gz")
+
+2D datasets are predicted in batches of samples, one :class:`CasePrediction` per
+sample. 3D datasets (whose ``volumes()`` returns cases) are predicted slice by slice in
+batches and stacked; the class probabilities, not the labels, are then mapped back
+onto the source grid (undoing crop, resize and reorientation) and the argmax taken
+there, which gives smoother boundaries than nearest-neighbour labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchbox.data.base import BenchDataset, Volume
+from benchbox.data.io import save_prediction
+from benchbox.engine.train import AmpPlan, make_loader
+from benchbox.engine.tta import passes, segment
+
+__all__ = ["CasePrediction", "Predictor", "predict_split", "predict_volume", "save_prediction"]
+
+
+class Predictor:
+    """Runs the fusion and segmentation forward passes of one batch and times them.
+
+    Attributes:
+        images: images predicted so far (the warm-up pass excluded).
+        seconds: time spent in timed forward passes (CUDA synchronised).
+    """
+
+    def __init__(
+        self,
+        fusion: torch.nn.Module | None,
+        segmenter: torch.nn.Module | None,
+        device: torch.device,
+        amp: AmpPlan,
+        tta: str = "none",
+    ) -> None:
+        passes(tta)  # a bad mode fails here, not at the first batch
+        self.fusion, self.segmenter, self.device, self.amp = fusion, segmenter, device, amp
+        self.tta = tta
+        self.images = 0
+        self.seconds = 0.0
+        self._warm = False
+
+    @property
+    def images_per_s(self) -> float:
+        """Measured inference speed (0 before any prediction)."""
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def __call__(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Sources ``(B, 1, H, W)`` -> fused ``(B, 1, H, W)`` float32, labels ``(B, H, W)``
+        and class probabilities ``(B, K, H, W)`` (K >= 2; a sigmoid output becomes the
+        two classes ``1 - p, p``), averaged over the mirrored passes of ``tta``
+        (:mod:`benchbox.engine.tta`). What a model-less stage would give is ``None``."""
+        a, b = a.to(self.device), b.to(self.device)
+        if not self._warm:
+            # One untimed pass at the batch's shape: first calls pay for allocation and
+            # for the convolution backends' per-shape setup.
+            self._forward(a, b)
+            self._warm = True
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        out = self._forward(a, b)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.seconds += time.perf_counter() - t0
+        self.images += int(a.shape[0])
+        return out
+
+    def _forward(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        labels = probs = None
+        with torch.inference_mode(), self.amp.autocast():
+            fused = self.fusion(a, b).float() if self.fusion is not None else None
+            if self.segmenter is not None:
+                x = fused if fused is not None else torch.cat([a, b], dim=1)
+                probs = segment(self.segmenter, x, self.tta)
+                labels = probs.argmax(dim=1)
+        return fused, labels, probs
+
+
+@dataclass
+class CasePrediction:
+    """The prediction of one case (a 2D sample, or a whole 3D volume).
+
+    Arrays on the network grid are ``(H, W)`` for a 2D sample and ``(D, H, W)`` for a
+    volume; ``restored`` and ``reference`` are on the source scan's grid.
+
+    Attributes:
+        case_id: the case's name, unique in the split.
+        a, b: the preprocessed sources, ``float32`` in ``[0, 1]``.
+        fused: the fused image, ``float32`` in ``[0, 1]``; ``None`` without fusion.
+        labels: predicted class indices (``int64``); ``None`` without a segmenter.
+        mask: the reference class indices on the network grid, if labelled.
+        spacing: the voxel size in mm of the network-grid arrays, per axis.
+        restored: ``labels`` mapped back onto the source grid (equal to ``labels``
+            when the dataset has no source grid to restore to).
+        reference: the reference class indices on the source grid (``mask`` when the
+            dataset keeps no source-grid labels); ``None`` if unlabelled.
+        reference_spacing: the voxel size in mm of ``restored`` and ``reference``.
+        volume: the 3D case (geometry for :func:`save_prediction`); ``None`` in 2D.
+        extra: the sample's other arrays, e.g. a colour source's ``a_chroma``.
+    """
+
+    case_id: str
+    a: np.ndarray
+    b: np.ndarray
+    fused: np.ndarray | None
+    labels: np.ndarray | None
+    mask: np.ndarray | None
+    spacing: tuple[float, ...]
+    restored: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    reference_spacing: tuple[float, ...] = ()
+    volume: Volume | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def postprocess(self, fn: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """Apply ``fn`` (:mod:`benchbox.engine.postprocess`) to the labels on the source grid,
+        the ones scored and saved; a 2D sample's ``labels`` are those same labels."""
+        if fn is None or self.restored is None:
+            return
+        self.restored = fn(self.restored)
+        if self.volume is None:
+            self.labels = self.restored
+
+
+def predict_split(
+    dataset: BenchDataset,
+    predictor: Predictor,
+    split: str = "test",
+    batch_size: int = 64,
+    whole_cases: bool | None = None,
+    max_cases: int = 0,
+) -> Iterator[CasePrediction]:
+    """Predict every case of a split, in order.
+
+    Args:
+        dataset: any dataset plugin.
+        predictor: the models to apply.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        batch_size: slices per forward pass.
+        whole_cases: predict the dataset's 3D volumes (one :class:`CasePrediction` per
+            volume, restored to the source grid) rather than its 2D samples. By
+            default volumes are used when the predictor segments and the dataset has
+            them; a fusion-only predictor yields 2D samples.
+        max_cases: predict at most this many cases (samples or volumes), evenly spaced
+            over the split (see :func:`spread`); 0 predicts them all.
+
+    Yields:
+        One :class:`CasePrediction` per sample or volume.
+    """
+    if whole_cases is None:
+        whole_cases = predictor.segmenter is not None
+    volumes = dataset.volumes(split) if whole_cases else None
+    if volumes is None:
+        samples = spread(dataset.split(split), max_cases)
+        yield from _predict_samples(samples, predictor, batch_size)
+    else:
+        for volume in spread(volumes, max_cases):
+            yield predict_volume(volume, predictor, batch_size)
+
+
+_KNOWN = frozenset({"a", "b", "mask", "case_id", "spacing"})
+
+
+def spread(cases: Any, limit: int) -> Any:
+    """At most ``limit`` cases, evenly spaced (deterministic); all when ``limit`` is 0.
+
+    ``cases`` is a list (volumes) or a ``torch.utils.data.Dataset`` (samples, kept as a
+    ``Subset``).
+    """
+    n = len(cases)
+    if limit <= 0 or n <= limit:
+        return cases
+    keep = sorted({round(i * (n - 1) / max(limit - 1, 1)) for i in range(limit)})
+    if isinstance(cases, torch.utils.data.Dataset):
+        return torch.utils.data.Subset(cases, keep)
+    return [cases[i] for i in keep]
+
+
+def _predict_samples(
+    samples: Any, predictor: Predictor, batch_size: int
+) -> Iterator[CasePrediction]:
+    loader = make_loader(samples, batch_size, shuffle=False, seed=0)
+    for batch in loader:
+        fused, labels, _ = predictor(batch["a"], batch["b"])
+        a = batch["a"][:, 0].numpy()
+        b = batch["b"][:, 0].numpy()
+        f = fused[:, 0].cpu().numpy() if fused is not None else None
+        p = labels.cpu().numpy() if labels is not None else None
+        m = batch["mask"].numpy() if "mask" in batch else None
+        extra = {k: v.numpy() for k, v in batch.items() if k not in _KNOWN and torch.is_tensor(v)}
+        for i, case_id in enumerate(batch["case_id"]):
+            spacing = tuple(float(s) for s in batch["spacing"][i])
+            yield CasePrediction(
+                case_id=case_id,
+                a=a[i],
+                b=b[i],
+                fused=None if f is None else f[i],
+                labels=None if p is None else p[i],
+                mask=None if m is None else m[i],
+                spacing=spacing,
+                restored=None if p is None else p[i],
+                reference=None if m is None else m[i],
+                reference_spacing=spacing,
+                extra={k: v[i] for k, v in extra.items()},
+            )
+
+
+def _slice_batches(
+    volume: Volume, batch_size: int
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    depth = volume.a.shape[0]
+    for start in range(0, depth, batch_size):
+        sl = slice(start, min(start + batch_size, depth))
+        yield (
+            sl,
+            torch.from_numpy(np.ascontiguousarray(volume.a[sl]))[:, None],
+            torch.from_numpy(np.ascontiguousarray(volume.b[sl]))[:, None],
+        )
+
+
+def predict_volume(volume: Volume, predictor: Predictor, batch_size: int = 64) -> CasePrediction:
+    """Predict one 3D case slice by slice and restore the labels to its source grid.
+
+    With a segmenter, the class probabilities ``(D, K, H, W)`` go through
+    ``volume.restore`` (bilinear, then argmax on the source grid).
+    """
+    fused_vol: np.ndarray | None = None
+    pred: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    for sl, a, b in _slice_batches(volume, batch_size):
+        fused, labels, probs = predictor(a, b)
+        if fused is not None:
+            if fused_vol is None:
+                fused_vol = np.zeros(volume.a.shape, dtype=np.float32)
+            fused_vol[sl] = fused[:, 0].cpu().numpy()
+        if labels is not None and probs is not None:
+            if pred is None or scores is None:
+                depth, height, width = volume.a.shape
+                pred = np.zeros((depth, height, width), dtype=np.int64)
+                scores = np.zeros((depth, int(probs.shape[1]), height, width), np.float32)
+            pred[sl] = labels.cpu().numpy()
+            scores[sl] = probs.cpu().numpy()
+    restored = None
+    if pred is not None and scores is not None:
+        restored = volume.restore(scores) if volume.restore is not None else pred
+    reference: np.ndarray | None
+    if volume.source_mask is not None:
+        reference, ref_spacing = volume.source_mask, tuple(volume.reference.spacing)
+    else:
+        reference, ref_spacing = volume.mask, tuple(volume.spacing)
+    return CasePrediction(
+        case_id=volume.case_id,
+        a=volume.a,
+        b=volume.b,
+        fused=fused_vol,
+        labels=pred,
+        mask=volume.mask,
+        spacing=tuple(volume.spacing),
+        restored=restored,
+        reference=reference,
+        reference_spacing=ref_spacing,
+        volume=volume,
+    )

@@ -1,0 +1,189 @@
+"""``benchbox bench``: row fields, images/s from a known clock, OOM retry, the subprocess
+grid with a failing combination, and bad input as one line."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import types
+
+import pytest
+import torch
+
+from benchbox import bench as bb
+from benchbox import hookimpl
+from benchbox.bench import grid as bench_grid
+from benchbox.cli import main
+from benchbox.errors import ConfigError
+from benchbox.hooks.manager import create_registry
+
+TINY = {"image_size": 16, "batch_size": 2, "warmup": 1, "steps": 2}
+SMALL = {"width": 4, "depth": 2}
+
+
+def _registry(**hooks):
+    return create_registry([types.SimpleNamespace(__name__="bench-test-plugin", **hooks)])
+
+
+class BatchLimitedSegmenter(torch.nn.Module):
+    """A segmenter that runs out of memory above ``limit`` images per batch."""
+
+    def __init__(self, in_channels: int, num_classes: int, limit: int = 2) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, num_classes, 3, padding=1)
+        self.limit = limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # FLOPs are counted on one image under no_grad: that pass is let through.
+        counting_flops = not torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        if x.shape[0] > self.limit and not counting_flops:
+            raise torch.OutOfMemoryError(f"fake: cannot allocate a batch of {x.shape[0]}")
+        return self.conv(x)
+
+
+def test_row_fields_and_images_per_second_from_a_known_clock():
+    ticks = itertools.count()  # every clock reading advances one second
+    spec = bb.BenchSpec(
+        fusion="dual", seg="attunet", **TINY, fusion_opts=SMALL, seg_opts=SMALL, device="cpu"
+    )
+    row = bb.bench(spec, clock=lambda: float(next(ticks)))
+    # each timed step spans exactly one second: images/s = batch * steps / (steps * 1 s)
+    for phase in ("train", "infer"):
+        assert row[f"{phase}_img_s"] == 2 * 2 / 2.0
+        assert row[f"{phase}_step_ms_mean"] == row[f"{phase}_step_ms_p95"] == 1000.0
+        assert row[f"{phase}_batch_size"] == 2
+        assert row[f"{phase}_warmup_s"] == 1.0
+        assert row[f"{phase}_peak_mem_mb"] >= 0
+    assert row["precision"] == "float32" and row["channels_last"] is False
+    assert row["fusion"] == "dual" and row["segmenter"] == "attunet"
+    assert row["device_type"] == "cpu" and row["device"] not in ("", "cpu")
+    assert row["threads"] == torch.get_num_threads()
+    assert row["torch_version"] == torch.__version__
+    assert row["fusion_params"] > 0 and row["seg_gflops"] > 0
+    assert row["note"] == ""
+
+
+def test_real_clock_gives_images_per_second_of_the_step_times():
+    spec = bb.BenchSpec(
+        fusion="mean", seg="attunet", **TINY, seg_opts=SMALL, device="cpu", mode="train"
+    )
+    row = bb.bench(spec)
+    assert "infer_img_s" not in row
+    assert row["train_img_s"] == pytest.approx(2 / (row["train_step_ms_mean"] / 1000))
+
+
+def test_out_of_memory_retries_with_smaller_batches():
+    @hookimpl
+    def register_segmenters(register):
+        register("limited", BatchLimitedSegmenter)
+
+    spec = bb.BenchSpec(fusion="none", seg="limited", **{**TINY, "batch_size": 8}, device="cpu")
+    row = bb.bench(spec, registry=_registry(register_segmenters=register_segmenters))
+    assert row["train_batch_size"] == row["infer_batch_size"] == 2
+    assert row["requested_batch_size"] == 8
+    assert "infer: out of memory at batch 8, retried at 4" in row["note"]
+    assert "train: out of memory at batch 4, retried at 2" in row["note"]
+
+
+def test_out_of_memory_at_batch_one_is_a_clear_error():
+    @hookimpl
+    def register_segmenters(register):
+        def never_fits(in_channels: int, num_classes: int) -> BatchLimitedSegmenter:
+            return BatchLimitedSegmenter(in_channels, num_classes, limit=0)
+
+        register("limited", never_fits)
+
+    spec = bb.BenchSpec(fusion="none", seg="limited", **TINY, device="cpu", mode="train")
+    with pytest.raises(ConfigError, match="out of memory even at batch 1"):
+        bb.bench(spec, registry=_registry(register_segmenters=register_segmenters))
+
+
+def test_classic_fusion_only_has_nothing_to_train():
+    spec = bb.BenchSpec(fusion="mean", seg="none", **TINY, device="cpu")
+    row = bb.bench(spec)
+    assert "train_img_s" not in row and row["infer_img_s"] > 0
+    assert row["note"] == "train: no trainable parameters"
+
+
+FAILING_PLUGIN = """
+import torch
+from benchbox import hookimpl
+
+
+class Boom(torch.nn.Module):
+    def __init__(self, in_channels, num_classes, **params):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, num_classes, 1)
+
+    def forward(self, x):
+        raise RuntimeError("boom: this segmenter always fails")
+
+
+@hookimpl
+def register_segmenters(register):
+    register("boom", Boom)
+"""
+
+
+def test_grid_runs_each_pair_in_a_subprocess_and_reports_the_failing_one(
+    tmp_path, monkeypatch, capsys
+):
+    site = tmp_path / "site"
+    (site / "bb_boom").mkdir(parents=True)
+    (site / "bb_boom" / "__init__.py").write_text(FAILING_PLUGIN)
+    info = site / "bb_boom-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bb-boom\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[benchbox]\nboom = bb_boom\n")
+    monkeypatch.syspath_prepend(str(site))  # this process checks the names ...
+    monkeypatch.setenv("PYTHONPATH", str(site))  # ... and the children import it
+    from benchbox.hooks import manager as plugins
+
+    monkeypatch.setattr(plugins, "_current", None)  # reloaded with the new entry point
+    args = ["bench", "--fusion", "mean", "--seg", "attunet,boom", "--seg-opt", "width=4"]
+    args += ["--seg-opt", "depth=2", "--image-size", "16", "--batch-size", "2"]
+    args += ["--warmup", "1", "--steps", "2", "--device", "cpu", "--out", str(tmp_path)]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "mean + attunet: done" in captured.out
+    assert "boom: this segmenter always fails" in captured.err
+    with open(tmp_path / "leaderboards" / "throughput-cpu.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["fusion"], r["segmenter"]) for r in rows] == [("mean", "attunet")]
+    assert float(rows[0]["train_img_s"]) > 0 and rows[0]["device"]
+
+
+def test_child_reports_a_user_error_as_one_line(capsys):
+    assert bench_grid._child(['{"fusion": "mean", "seg": "attunet", "batch_size": 0}']) == 2
+    assert capsys.readouterr().out.startswith("--error --batch-size must be at least 1")
+
+
+def test_grid_times_out_honestly(monkeypatch):
+    import subprocess
+
+    def slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
+
+    monkeypatch.setattr(bench_grid.subprocess, "run", slow)
+    outcome = bench_grid.run_one(bb.BenchSpec(), timeout=5)
+    assert outcome.row is None and outcome.error == "timed out after 5 s"
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--seg", "atunet"], "atunet"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--mode", "fast"], "--mode must be one of both, train, infer"),
+        (["--fusion", "none", "--seg", "none"], "both none"),
+        (["--fusion", ","], "--fusion names no model"),
+    ],
+)
+def test_bad_input_is_one_line(capsys, tmp_path, args, match):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", *args, "--out", str(tmp_path)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and match in err, err
+    assert not (tmp_path / "leaderboards").exists()

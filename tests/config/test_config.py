@@ -1,0 +1,178 @@
+"""Run configuration: presets, files, overrides, validation, hashing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchbox import config as cfg
+from benchbox.config import settings
+from benchbox.config.files import read_toml
+from benchbox.config.presets import preset_path
+from benchbox.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_presets_ship_in_configs_and_resolve():
+    for name in ("quick", "standard"):
+        assert (REPO / "configs" / f"{name}.toml").is_file()
+        assert preset_path(name).resolve() == (REPO / "configs" / f"{name}.toml").resolve()
+    quick = cfg.resolve()
+    assert quick.preset == "quick"
+    file_values = read_toml(REPO / "configs" / "quick.toml")
+    assert quick.image_size == file_values["image_size"]
+    assert quick.epochs == file_values["epochs"]
+    standard = cfg.resolve("standard")
+    assert standard.image_size > quick.image_size and standard.epochs > quick.epochs
+
+
+def test_precedence_defaults_preset_file_overrides(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        "epochs = 3\nseed = 7\n[seg_opts]\nwidth = 8\n[data_opts.synthetic]\nn_train = 10\n"
+    )
+    c = cfg.resolve(None, path, {"seed": 9, "seg_opts": {"depth": 3}})
+    assert (c.epochs, c.seed) == (3, 9)
+    assert c.seg_opts == {"width": 8, "depth": 3}
+    assert c.dataset_params()["n_train"] == 10
+    assert c.config_file == str(path)
+
+
+def test_dataset_params_apply_only_to_their_dataset():
+    c = cfg.resolve(
+        None, None, {"data_opts": {"synthetic": {"n_train": 5}, "misregistration": 1.0}}
+    )
+    assert c.dataset_params() == {
+        **cfg.resolve().dataset_params(),
+        "n_train": 5,
+        "misregistration": 1.0,
+    }
+    c.dataset = "pairs:/data/x"
+    assert c.dataset_params() == {"misregistration": 1.0}
+    assert (c.dataset_name, c.dataset_root) == ("pairs", "/data/x")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": -1}, "epochs must be >= 0"),
+        ({"image_size": 50}, "image_size must be a multiple of 32"),
+        ({"amp": "fp8"}, "--amp must be one of off, auto, fp16, bf16"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+        ({"lr": float("inf")}, "lr must be a finite number > 0, got inf"),
+        ({"fusion_lr": float("nan")}, "fusion_lr must be a finite number > 0, got nan"),
+        ({"fusion_weight": float("nan")}, "fusion_weight must be a finite number >= 0"),
+        ({"weight_decay": -0.1}, "weight_decay must be a finite number >= 0"),
+        ({"fusion": "none", "seg": "none"}, "leave nothing to run"),
+        ({"epochs": "ten"}, "epochs must be int"),
+        ({"epocs": 3}, "unknown setting 'epocs'; did you mean 'epochs'"),
+    ],
+)
+def test_invalid_values_are_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg.resolve(None, None, overrides)
+
+
+def test_bad_files_and_presets(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        cfg.resolve(None, tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = = 3")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        cfg.resolve(None, bad)
+    with pytest.raises(ConfigError, match="unknown preset 'quik'; did you mean 'quick'"):
+        cfg.resolve("quik")
+
+
+def test_option_parsing():
+    assert settings.parse_options(
+        ["width=8", "norm=instance", "p=0.5", "flag=true", "l=[1, 2]"], "--x"
+    ) == {"width": 8, "norm": "instance", "p": 0.5, "flag": True, "l": [1, 2]}
+    with pytest.raises(ConfigError, match=r"--seg-opt expects key=value or name\.key=value"):
+        settings.parse_options(["width"], "--seg-opt")
+
+
+def test_option_for_one_component_only():
+    opts = settings.parse_options(["dual.width=8", "depth=2"], "--fusion-opt")
+    assert opts == {"dual": {"width": 8}, "depth": 2}
+    config = cfg.resolve(None, None, {"fusion": "dual", "fusion_opts": opts})
+    assert config.params("fusion_opts") == {"width": 8, "depth": 2}
+    config = cfg.resolve(None, None, {"fusion": "mean", "fusion_opts": opts})
+    assert "width" not in config.params("fusion_opts")
+    with pytest.raises(ConfigError, match=r"expects key=value or name\.key=value"):
+        settings.parse_options(["a.b.c=1"], "--fusion-opt")
+
+
+def test_hash_ignores_where_and_how_fast_but_not_what():
+    a = cfg.resolve()
+    b = cfg.resolve(None, None, {"out": "/elsewhere", "device": "cpu", "num_workers": 2})
+    c = cfg.resolve(None, None, {"seed": 1})
+    assert a.hash() == b.hash() != c.hash()
+
+
+def test_settings_added_later_keep_earlier_hashes_at_their_default():
+    # Hashes of the quick default as computed before --postprocess and --tta existed (benchbox at
+    # 1e21172); the reference leaderboards record hashes like these.
+    assert cfg.resolve().hash() == "d789cdcd2270"
+    assert cfg.resolve().hash("off") == "b0a14e64456a"
+    assert cfg.resolve(None, None, {"seg": "unet", "seed": 2}).hash("off") == "73a8dc0544cc"
+    # A value other than the default is part of what the run computes.
+    changed = {
+        cfg.resolve(None, None, overrides).hash()
+        for overrides in ({"postprocess": "largest"}, {"postprocess": "auto"}, {"tta": "flip"})
+    }
+    assert len(changed) == 3 and cfg.resolve().hash() not in changed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"postprocess": "biggest"}, "--postprocess must be one of none, largest, auto"),
+        ({"postprocess": "largest", "seg": "none"}, "this run has none"),
+        ({"tta": "rotate"}, "--tta must be one of none, flip, not 'rotate'"),
+        ({"tta": "flip", "seg": "none"}, "--tta flip augments a segmenter's predictions"),
+    ],
+)
+def test_postprocess_and_tta_values_are_checked(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        cfg.resolve(None, None, overrides).validate()
+
+
+def test_component_tables_apply_only_to_their_component():
+    c = cfg.resolve(
+        None,
+        None,
+        {
+            "seg_opts": {"attunet": {"width": 8}, "depth": 3},
+            "fusion_opts": {"timm-dual": {"backbone": "resnet18"}},
+        },
+    )
+    assert c.params("seg_opts") == {**cfg.resolve().params("seg_opts"), "width": 8, "depth": 3}
+    assert "backbone" not in c.params("fusion_opts")
+    c.seg, c.fusion = "unet", "timm-dual"
+    assert "width" not in c.params("seg_opts") and c.params("seg_opts")["depth"] == 3
+    assert c.params("fusion_opts")["backbone"] == "resnet18"
+
+
+def test_run_and_evaluate_share_the_nsd_tolerance():
+    from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
+
+    assert cfg.RunConfig().nsd_tolerance == DEFAULT_NSD_TOLERANCE
+
+
+def test_the_real_pairs_recipe_resolves_and_builds():
+    from benchbox.hooks.manager import create_registry
+
+    c = cfg.resolve(None, REPO / "configs" / "aanlib.toml", {"dataset": "pairs:/data"})
+    assert (c.fusion, c.seg, c.fusion_loss, c.select) == ("dual", "none", "maxgrad", "qabf")
+    assert c.image_size == 256
+    registry = create_registry()
+    fusion = registry.get("fusion", c.fusion).build(**c.params("fusion_opts"))
+    assert fusion.base == "max"
+    loss = registry.get("loss", c.fusion_loss).build(**c.params("fusion_loss_opts"))
+    assert (loss.intensity_weight, loss.grad_weight, loss.target) == (1.0, 10.0, "max")
+    # the component-scoped table does not reach a model without that parameter
+    other = cfg.resolve(None, REPO / "configs" / "aanlib.toml", {"fusion": "timm-dual"})
+    assert "base" not in other.params("fusion_opts")
