@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from benchbox.engine.augment import Augmenter, build_transforms
-from benchbox.engine.train import device_name
+from benchbox.engine.device import device_name
 from benchbox.hooks.manager import get_registry
 
 HERE = Path(__file__).resolve().parent

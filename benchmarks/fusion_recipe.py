@@ -59,9 +59,11 @@ def baselines(dataset: str, methods: list[str], image_size: int) -> list[str]:
                 },
             )
             p = prepare(config)
-            if p.fusion_trainable:
+            if p.models.fusion_trainable:
                 raise SystemExit(f"{name} has parameters; train it with benchbox run instead")
-            val = validate(p.dataset, Predictor(p.fusion, None, p.device, p.amp), max_cases=0)
+            val = validate(
+                p.dataset, Predictor(p.models.fusion, None, p.device, p.amp), max_cases=0
+            )
             rows.append(_row(name, val, "no training"))
     return rows
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from benchbox.engine.train import device_name
+from benchbox.engine.device import device_name
 
 HERE = Path(__file__).resolve().parent
 TIMING = ("time", "run_id", "img_s", "wall_s", "config_hash")

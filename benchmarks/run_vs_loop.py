@@ -75,10 +75,10 @@ def loop_img_s(args: argparse.Namespace) -> float:
     loader = make_loader(
         p.dataset.split("train"), c.batch_size, shuffle=True, seed=c.seed, drop_last=True
     )
-    params = list(p.segmenter.parameters()) + list(p.fusion.parameters())
+    params = list(p.models.segmenter.parameters()) + list(p.models.fusion.parameters())
     optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-    p.fusion.train()
-    p.segmenter.train()
+    p.models.fusion.train()
+    p.models.segmenter.train()
     skip = excluded_steps(c.epochs * len(loader))
     steps, images, seconds = 0, 0, 0.0
     for _ in range(c.epochs):
@@ -86,9 +86,9 @@ def loop_img_s(args: argparse.Namespace) -> float:
         for batch in loader:
             a, b, mask = batch["a"], batch["b"], batch["mask"]
             optimizer.zero_grad(set_to_none=True)
-            fused = p.fusion(a, b)
-            loss = p.seg_loss(p.segmenter(fused), mask)
-            loss = loss + c.fusion_weight * p.fusion_loss(fused, a, b)
+            fused = p.models.fusion(a, b)
+            loss = p.models.seg_loss(p.models.segmenter(fused), mask)
+            loss = loss + c.fusion_weight * p.models.fusion_loss(fused, a, b)
             loss.backward()
             optimizer.step()
             now = time.perf_counter()

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from benchbox.data.synthetic import generate
-from benchbox.engine.train import device_name
+from benchbox.engine.device import device_name
 
 HERE = Path(__file__).resolve().parent
 

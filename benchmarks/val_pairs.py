@@ -22,9 +22,9 @@ import torch
 from scipy.stats import wilcoxon
 
 from benchbox.deploy.restore import load_run, open_training_dataset
+from benchbox.engine.device import resolve_amp
 from benchbox.engine.inference import Predictor
 from benchbox.engine.selection import validate
-from benchbox.engine.train import resolve_amp
 
 METRICS = ("dice", "hd95")
 

@@ -183,8 +183,9 @@ def _run_outputs(run_dir: Path) -> list[dict[str, Any]]:
     import torch
 
     from benchbox.deploy.restore import load_run, open_training_dataset
+    from benchbox.engine.device import resolve_amp
     from benchbox.engine.inference import Predictor
-    from benchbox.engine.train import make_loader, resolve_amp
+    from benchbox.engine.train import make_loader
 
     run = load_run(run_dir)
     cpu = torch.device("cpu")

@@ -209,7 +209,7 @@ def build_models(spec: BenchSpec, registry: Any = None) -> Models:
     """Resolve, build, profile and place the models; unknown names fail here."""
     import torch
 
-    from benchbox.engine.train import resolve_amp, resolve_device
+    from benchbox.engine.device import resolve_amp, resolve_device
     from benchbox.hooks.manager import get_registry
     from benchbox.metrics.flops import count_flops, count_parameters
 
@@ -368,7 +368,7 @@ def environment_columns(device: Any) -> dict[str, Any]:
     import torch
 
     from benchbox import __version__
-    from benchbox.engine.train import device_name
+    from benchbox.engine.device import device_name
 
     return {
         "device": device_name(device),

@@ -36,8 +36,6 @@ from benchbox.config.settings import (
 from benchbox.config.settings import parse_augment_options as parse_augment_options
 from benchbox.config.settings import parse_options as parse_options
 from benchbox.config.settings import parse_value as parse_value
-from benchbox.engine.postprocess import MODES as POSTPROCESS_MODES
-from benchbox.engine.tta import MODES as TTA_MODES
 from benchbox.errors import ConfigError
 
 
@@ -52,6 +50,10 @@ class Amp(str, Enum):
 
 AMP_MODES = tuple(mode.value for mode in Amp)
 NONE = "none"
+#: The values of ``--postprocess`` (applied by :mod:`benchbox.engine.postprocess`).
+POSTPROCESS_MODES = ("none", "largest", "auto")
+#: The values of ``--tta`` (applied by :mod:`benchbox.engine.tta`).
+TTA_MODES = ("none", "flip")
 
 
 @dataclass

@@ -154,9 +154,8 @@ class _GraphModels:
 def _score(dataset: Any, fusion: Any, segmenter: Any, batch_size: int) -> dict[str, float]:
     import torch
 
-    from benchbox.engine.inference import Predictor
-    from benchbox.engine.train import resolve_amp
-    from benchbox.scoring import score_split
+    from benchbox.engine.device import resolve_amp
+    from benchbox.engine.inference import Predictor, score_split
 
     cpu = torch.device("cpu")
     predictor = Predictor(fusion, segmenter, cpu, resolve_amp("off", cpu))

@@ -149,9 +149,9 @@ def predict_run(
 
     from benchbox.data.inputs import PairInputs, open_inputs
     from benchbox.deploy.restore import load_run
+    from benchbox.engine.device import resolve_amp, resolve_device
     from benchbox.engine.inference import Predictor, predict_split
     from benchbox.engine.postprocess import postprocessor
-    from benchbox.engine.train import resolve_amp, resolve_device
 
     dev = resolve_device(device)
     run = load_run(run_dir, device=str(dev))

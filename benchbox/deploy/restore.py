@@ -62,16 +62,6 @@ class TrainedRun:
         return {k: m for k, m in (("fusion", self.fusion), ("segmenter", self.segmenter)) if m}
 
 
-def model_io(dataset: Any, config: RunConfig) -> dict[str, Any]:
-    """What a run records about its models' inputs and outputs (``config.json``)."""
-    labels = dataset.labels if config.has_seg else None
-    return {
-        "modalities": list(dataset.modalities),
-        "in_channels": 1 if config.has_fusion else 2,
-        "labels": {str(k): v for k, v in labels.items()} if labels else None,
-    }
-
-
 def read_record(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     """The run folder and its ``config.json``; one clear error if it is not a run."""
     path = Path(run_dir)
@@ -123,6 +113,8 @@ def missing_plugins(config: RunConfig, registry: Registry, dataset: bool = False
 
 def _io_from_dataset(config: RunConfig, registry: Registry) -> dict[str, Any]:
     """Runs recorded before ``model_io`` existed: read it from the training dataset."""
+    from benchbox.engine.models import model_io
+
     return model_io(open_training_dataset(config, registry), config)
 
 
@@ -142,6 +134,7 @@ def load_run(
     """
     import torch
 
+    from benchbox.engine.models import build, segmenter_channels
     from benchbox.hooks.manager import get_registry
     from benchbox.records.rundir import load_checkpoint
 
@@ -156,23 +149,30 @@ def load_run(
         )
     io = record.get("model_io") or _io_from_dataset(config, registry)
     labels = {int(k): str(v) for k, v in io["labels"].items()} if io.get("labels") else None
+    if config.has_seg and not labels:
+        raise errors.ConfigError(f"run {path.name}: a segmenter but no labels recorded")
+    if config.has_seg and int(io["in_channels"]) != segmenter_channels(config.has_fusion):
+        raise errors.ConfigError(
+            f"run {path.name}: its segmenter took {io['in_channels']} channel(s), which "
+            f"benchbox does not build for --fusion {config.fusion}"
+        )
     try:
         state = load_checkpoint(path / CHECKPOINT_FILE)
     except Exception as exc:  # a truncated or foreign file: torch raises many kinds
         raise errors.ConfigError(f"{path / CHECKPOINT_FILE}: cannot be read ({exc})") from None
-    fusion = segmenter = None
-    if config.has_fusion:
-        fusion = registry.get("fusion", config.fusion).build(**config.params("fusion_opts"))
-    if config.has_seg:
-        if not labels:
-            raise errors.ConfigError(f"run {path.name}: a segmenter but no labels recorded")
-        segmenter = registry.get("segmenter", config.seg).build(
-            in_channels=int(io["in_channels"]),
-            num_classes=len(labels),
-            **config.params("seg_opts"),
+    # The one model path: the components as benchbox run built them, without their
+    # losses (nothing is trained) or the weights files they started from.
+    entries = {
+        role: registry.get(kind, name)
+        for role, kind, name, used in (
+            ("fusion", "fusion", config.fusion, config.has_fusion),
+            ("segmenter", "segmenter", config.seg, config.has_seg),
         )
-    for key, module in (("fusion", fusion), ("segmenter", segmenter)):
-        if module is None or not isinstance(module, torch.nn.Module):
+        if used
+    }
+    models = build(config, entries, len(labels or {}), losses=False, weights=False)
+    for key, module in models.modules().items():
+        if not isinstance(module, torch.nn.Module):
             continue
         if key not in state:
             raise errors.ConfigError(f"{path / CHECKPOINT_FILE}: no {key} weights")
@@ -187,6 +187,7 @@ def load_run(
                 f"({detail})"
             ) from None
         module.to(device).eval()
+    fusion, segmenter = models.fusion, models.segmenter
     mods = io.get("modalities") or ["A", "B"]
     return TrainedRun(
         path=path,
@@ -219,7 +220,7 @@ def _applied_postprocess(path: Path, config: RunConfig) -> str:
 def open_training_dataset(config: RunConfig, registry: Registry | None = None) -> Any:
     """The run's dataset, opened with the recorded parameters (its test split is the
     one the run was scored on)."""
-    from benchbox.engine.prepare import dataset_kwargs
+    from benchbox.engine.models import dataset_kwargs
     from benchbox.hooks.manager import get_registry
 
     registry = registry or get_registry()

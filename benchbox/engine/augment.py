@@ -58,10 +58,9 @@ class Augmenter:
         return batch
 
 
-def build_transforms(
-    registry: Registry, names: Sequence[str], options: dict[str, Any]
-) -> list[tuple[str, Any]]:
-    """Build the transforms named by ``--augment`` with their ``--augment-opt`` options.
+def check_transforms(registry: Registry, names: Sequence[str], options: dict[str, Any]) -> None:
+    """Check the transforms named by ``--augment`` and their ``--augment-opt`` options
+    without building them.
 
     Raises:
         UnknownTransformError: a name no plugin registered.
@@ -75,6 +74,16 @@ def build_transforms(
             )
         if not isinstance(opts, dict):
             raise errors.ConfigError(f"--augment-opt: options of {name!r} must be a table")
+    for name in names:
+        registry.get("transform", name).check_params(options.get(name, {}))
+
+
+def build_transforms(
+    registry: Registry, names: Sequence[str], options: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    """Build the transforms named by ``--augment`` with their ``--augment-opt`` options
+    (checked first by :func:`check_transforms`)."""
+    check_transforms(registry, names, options)
     return [
         (name, registry.get("transform", name).build(**options.get(name, {}))) for name in names
     ]

@@ -205,7 +205,7 @@ def resolve_device(requested: str, local_rank: int, local_world: int) -> torch.d
         ConfigError: a device that cannot be shared this way (``cuda:N``, MPS) or too
             few GPUs for the processes of this node.
     """
-    from benchbox.engine.train import resolve_device as resolve_single
+    from benchbox.engine.device import resolve_device as resolve_single
 
     device = resolve_single(requested)
     if device.type == "mps":

@@ -1,7 +1,7 @@
 """Run trained models over a dataset split: batching, prediction, back to the scan's grid.
 
 This is the one module that applies a fusion model and/or a segmenter to data. The
-runner scores what it yields (:func:`benchbox.scoring.score_split`), and a command that
+runner scores what it yields (:func:`score_split`), and a command that
 only writes predictions uses it the same way::
 
     predictor = Predictor(fusion, segmenter, device, amp)
@@ -21,8 +21,7 @@ there, which gives smoother boundaries than nearest-neighbour labels.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,10 +29,20 @@ import torch
 
 from benchbox.data.base import BenchDataset, Volume
 from benchbox.data.io import save_prediction
-from benchbox.engine.train import AmpPlan, make_loader
+from benchbox.engine.device import AmpPlan
+from benchbox.engine.train import make_loader
 from benchbox.engine.tta import passes, segment
+from benchbox.scoring.prediction import CasePrediction
+from benchbox.scoring.split import SplitScores, score_predictions
 
-__all__ = ["CasePrediction", "Predictor", "predict_split", "predict_volume", "save_prediction"]
+__all__ = [
+    "CasePrediction",
+    "Predictor",
+    "predict_split",
+    "predict_volume",
+    "save_prediction",
+    "score_split",
+]
 
 
 class Predictor:
@@ -98,52 +107,6 @@ class Predictor:
                 probs = segment(self.segmenter, x, self.tta)
                 labels = probs.argmax(dim=1)
         return fused, labels, probs
-
-
-@dataclass
-class CasePrediction:
-    """The prediction of one case (a 2D sample, or a whole 3D volume).
-
-    Arrays on the network grid are ``(H, W)`` for a 2D sample and ``(D, H, W)`` for a
-    volume; ``restored`` and ``reference`` are on the source scan's grid.
-
-    Attributes:
-        case_id: the case's name, unique in the split.
-        a, b: the preprocessed sources, ``float32`` in ``[0, 1]``.
-        fused: the fused image, ``float32`` in ``[0, 1]``; ``None`` without fusion.
-        labels: predicted class indices (``int64``); ``None`` without a segmenter.
-        mask: the reference class indices on the network grid, if labelled.
-        spacing: the voxel size in mm of the network-grid arrays, per axis.
-        restored: ``labels`` mapped back onto the source grid (equal to ``labels``
-            when the dataset has no source grid to restore to).
-        reference: the reference class indices on the source grid (``mask`` when the
-            dataset keeps no source-grid labels); ``None`` if unlabelled.
-        reference_spacing: the voxel size in mm of ``restored`` and ``reference``.
-        volume: the 3D case (geometry for :func:`save_prediction`); ``None`` in 2D.
-        extra: the sample's other arrays, e.g. a colour source's ``a_chroma``.
-    """
-
-    case_id: str
-    a: np.ndarray
-    b: np.ndarray
-    fused: np.ndarray | None
-    labels: np.ndarray | None
-    mask: np.ndarray | None
-    spacing: tuple[float, ...]
-    restored: np.ndarray | None = None
-    reference: np.ndarray | None = None
-    reference_spacing: tuple[float, ...] = ()
-    volume: Volume | None = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def postprocess(self, fn: Callable[[np.ndarray], np.ndarray] | None) -> None:
-        """Apply ``fn`` (:mod:`benchbox.engine.postprocess`) to the labels on the source grid,
-        the ones scored and saved; a 2D sample's ``labels`` are those same labels."""
-        if fn is None or self.restored is None:
-            return
-        self.restored = fn(self.restored)
-        if self.volume is None:
-            self.labels = self.restored
 
 
 def predict_split(
@@ -285,3 +248,23 @@ def predict_volume(volume: Volume, predictor: Predictor, batch_size: int = 64) -
         reference_spacing=ref_spacing,
         volume=volume,
     )
+
+
+def score_split(
+    dataset: BenchDataset,
+    predictor: Predictor,
+    *,
+    split: str = "test",
+    batch_size: int = 64,
+    max_cases: int = 0,
+    **scoring: Any,
+) -> SplitScores:
+    """Predict every case of ``split`` (at most ``max_cases``, evenly spaced; 0: all) and
+    score it (:func:`benchbox.scoring.split.score_predictions`, which takes the other
+    keyword arguments); the scores carry the predictor's timing of this split."""
+    images, seconds = predictor.images, predictor.seconds
+    cases = predict_split(dataset, predictor, split, batch_size, max_cases=max_cases)
+    result = score_predictions(cases, dataset.eval_regions(), **scoring)
+    result.infer_images = predictor.images - images
+    result.infer_seconds = predictor.seconds - seconds
+    return result

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-NONE, LARGEST, AUTO = "none", "largest", "auto"
-#: The values of ``--postprocess``.
-MODES = (NONE, LARGEST, AUTO)
+from benchbox.config.run import POSTPROCESS_MODES as MODES
+
+NONE, LARGEST, AUTO = MODES
 
 PostProcess = Callable[[np.ndarray], np.ndarray]
 
@@ -40,7 +40,7 @@ def keep_largest(labels: np.ndarray) -> np.ndarray:
     another class); background (0) is what removed voxels become. Equal-sized largest
     components: the first in scan order is kept, as :func:`numpy.argmax` picks.
     """
-    from scipy import ndimage  # not at import: the config imports this module's MODES
+    from scipy import ndimage
 
     out = np.zeros_like(labels)
     structure = np.ones((3,) * labels.ndim, dtype=bool)  # full connectivity

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchbox import errors
 from benchbox.config.run import RunConfig
+from benchbox.engine.models import Models, build, check, dataset_kwargs, segmenter_input
 from benchbox.hooks.registry import Entry, Registry
 
 if TYPE_CHECKING:
@@ -31,44 +31,23 @@ class Prepared:
     config: RunConfig
     registry: Registry
     dataset: Any
-    fusion: Any
-    segmenter: Any
-    seg_loss: Any
-    fusion_loss: Any
+    models: Models
     device: Any
     amp: Any
     amp_observed: str
-    entries: dict[str, Entry]
     objective: Any = None  # benchbox.engine.selection.Objective: what selects the checkpoint
     trackers: dict[str, Any] = field(default_factory=dict)  # name -> tracker (a plugin)
     augmenter: Any = None  # benchbox.engine.augment.Augmenter of the training batches
     dist: Distributed | None = None  # this process's rank in a distributed run
-
-    @property
-    def fusion_trainable(self) -> bool:
-        return self.fusion is not None and any(p.requires_grad for p in self.fusion.parameters())
+    dataset_entry: Entry | None = None
 
     def components(self) -> list[tuple[Entry, Any]]:
         """``(entry, built object)`` of every plugin component, for
         :func:`benchbox.hooks.registry.blame_plugins`."""
-        built = {
-            "fusion": self.fusion,
-            "segmenter": self.segmenter,
-            "loss": self.seg_loss,
-            "fusion_loss": self.fusion_loss,
-            "dataset": self.dataset,
-        }
-        return [(self.entries[k], obj) for k, obj in built.items() if k in self.entries]
-
-
-def _loss_entry(registry: Registry, name: str, task: str, flag: str) -> Entry:
-    entry = registry.get("loss", name)
-    if entry.info.get("task") != task:
-        raise errors.ConfigError(
-            f"{flag} {name!r} is a {entry.info.get('task')} loss; {flag} needs a {task} loss "
-            f"({', '.join(e.name for e in registry.list('loss') if e.info.get('task') == task)})"
-        )
-    return entry
+        out = self.models.components()
+        if self.dataset_entry is not None:
+            out.append((self.dataset_entry, self.dataset))
+        return out
 
 
 def _check_outputs(p: Prepared, probe: Any) -> None:
@@ -78,28 +57,31 @@ def _check_outputs(p: Prepared, probe: Any) -> None:
 
     from benchbox.hooks.registry import blame_plugins
 
+    models = p.models
+
     def wrong(kind: str, got: Any, expected: str) -> errors.PluginBugError:
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        entry = p.entries[kind]
+        entry = models.entries[kind]
         return errors.PluginBugError(
             f"{kind} {entry.name!r} of plugin {entry.provider} returned {shape} for a "
             f"{tuple(probe.shape)} input; the {kind} contract is {expected} "
             "(benchbox/hookspecs.py)"
         )
 
-    modules = [m for m in (p.fusion, p.segmenter) if m is not None]
+    modules = list(models.modules().values())
     modes = [m.training for m in modules]
     try:
         with torch.inference_mode(), blame_plugins(p.components(), "on a probe input"):
             for module in modules:
                 module.eval()
-            x = torch.cat([probe, probe], dim=1)
-            if p.fusion is not None:
-                x = p.fusion(probe, probe)
-                if not isinstance(x, torch.Tensor) or x.shape != probe.shape:
-                    raise wrong("fusion", x, "one fused image (B, 1, H, W) from two sources")
-            if p.segmenter is not None:
-                logits = p.segmenter(x)
+            fused = None
+            if models.fusion is not None:
+                fused = models.fusion(probe, probe)
+                if not isinstance(fused, torch.Tensor) or fused.shape != probe.shape:
+                    raise wrong("fusion", fused, "one fused image (B, 1, H, W) from two sources")
+            if models.segmenter is not None:
+                x = segmenter_input(fused, probe, probe)
+                logits = models.segmenter(x)
                 k = p.dataset.num_classes
                 channels = (1, 2) if k == 2 else (k,)  # one sigmoid channel for two classes
                 if (
@@ -114,37 +96,19 @@ def _check_outputs(p: Prepared, probe: Any) -> None:
             module.train(mode)
 
 
-def dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
-    """The dataset factory's arguments; run-wide ones only if the factory takes them."""
-    kwargs: dict[str, Any] = {}
-    for key, value in (("image_size", config.image_size), ("seed", config.data_seed)):
-        if entry.accepts(key):
-            kwargs[key] = value
-    if config.resample:
-        if not entry.accepts("resample"):
-            raise errors.ConfigError(f"dataset {entry.name!r} does not support --resample")
-        kwargs["resample"] = True
-    if not config.has_seg and entry.accepts("lesion_fraction"):
-        # Lesion-based slice sampling serves a segmenter; a fusion-only run samples
-        # slices whatever their labels (unless --data-opt lesion_fraction says otherwise).
-        kwargs["lesion_fraction"] = "none"
-    kwargs.update(config.dataset_params())
-    if config.dataset_root is not None:
-        if not entry.accepts("root"):
-            raise errors.ConfigError(
-                f"dataset {entry.name!r} takes no path; use --dataset {entry.name}"
-            )
-        kwargs["root"] = config.dataset_root
-    return kwargs
-
-
 def prepare(
     config: RunConfig,
     registry: Registry | None = None,
     log: Log | None = None,
     dist: Distributed | None = None,
 ) -> Prepared:
-    """Resolve plugins, build the dataset and models, and check the output folder.
+    """Check everything, then build the dataset and the models.
+
+    The whole config is checked first (:func:`benchbox.engine.models.check`), cheapest
+    first, so a typo fails in a second rather than after the dataset is built; then the
+    device, trackers, transforms and the output folder; then the dataset and the models
+    (:func:`benchbox.engine.models.build`), which are run once on a probe input and
+    their outputs checked against the hook contracts.
 
     ``dist`` is this process's place in a distributed run (:mod:`benchbox.engine.launch`): its
     device replaces ``config.device``; only rank 0 builds trackers and checks the output
@@ -154,46 +118,21 @@ def prepare(
     """
     import torch
 
+    from benchbox.engine.augment import Augmenter, build_transforms
+    from benchbox.engine.device import observed_dtype, resolve_amp, resolve_device, seed_everything
     from benchbox.engine.distributed import check_batches, rank_seed
-    from benchbox.engine.train import observed_dtype, resolve_amp, resolve_device, seed_everything
+    from benchbox.engine.selection import resolve_objective
     from benchbox.hooks.manager import get_registry
     from benchbox.hooks.registry import blame_plugins
     from benchbox.records.rundir import check_writable
 
     log = log or (lambda _msg: None)
     registry = registry or get_registry()
-    config.validate()
-    entries: dict[str, Entry] = {}
-    if config.has_fusion:
-        entries["fusion"] = registry.get("fusion", config.fusion)
-    if config.has_seg:
-        entries["segmenter"] = registry.get("segmenter", config.seg)
-    entries["dataset"] = registry.get("dataset", config.dataset_name)
-    # Every name and parameter is checked before the dataset is built: a typo must not
-    # wait for a (possibly long) dataset preparation.
-    if config.has_seg:
-        entries["loss"] = _loss_entry(registry, config.loss, "segmentation", "--loss")
-        entries["loss"].check_params(config.params("loss_opts"))
-        entries["segmenter"].check_params(config.params("seg_opts"))
-    if config.has_fusion:
-        fusion_loss_entry = _loss_entry(registry, config.fusion_loss, "fusion", "--fusion-loss")
-        fusion_loss_entry.check_params(config.params("fusion_loss_opts"))
-        entries["fusion"].check_params(config.params("fusion_opts"))
-    from benchbox.metrics.suite import metrics_for
-
-    for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
-        if used:
-            metrics_for(task, registry)  # a duplicated metric name fails now, not after training
-    from benchbox.engine.selection import resolve_objective
-
-    # --select's metric is known now; its region suffix only once the dataset is built.
-    resolve_objective(config.select, config.has_seg, registry, {})
+    entries = check(config, registry)
     device = dist.device if dist is not None else resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
     main = dist is None or dist.is_main
     rank = dist.rank if dist is not None else 0
-    from benchbox.engine.augment import Augmenter, build_transforms
-
     # Trackers are built before training (a missing library fails here, not at the end)
     # and, with the transforms, before the output folder is made.
     trackers = {name: registry.get("tracker", name).build() for name in config.trackers if main}
@@ -204,16 +143,6 @@ def prepare(
     )
     if main:
         check_writable(config.out, config.leaderboards)
-    for path, flag in (
-        (config.fusion_weights, "--fusion-weights"),
-        (config.seg_weights, "--seg-weights"),
-    ):
-        if path and not Path(path).is_file():
-            raise errors.ConfigError(f"{flag} {path}: no such file")
-    if config.fusion_weights and not config.has_fusion:
-        raise errors.ConfigError("--fusion-weights given but --fusion is none")
-    if config.seg_weights and not config.has_seg:
-        raise errors.ConfigError("--seg-weights given but --seg is none")
 
     seed_everything(config.seed, config.deterministic, cuda=device.type == "cuda")
     dataset = entries["dataset"].build(**dataset_kwargs(entries["dataset"], config))
@@ -243,34 +172,7 @@ def prepare(
         f"modalities {' + '.join(dataset.modalities)}"
     )
 
-    fusion = segmenter = seg_loss = fusion_loss = None
-    if config.has_fusion:
-        fusion = entries["fusion"].build(**config.params("fusion_opts"))
-        if config.fusion_weights:
-            from benchbox.records.weights import load_weights
-
-            load_weights(fusion, config.fusion_weights)
-        if any(p.requires_grad for p in fusion.parameters()):
-            entries["fusion_loss"] = fusion_loss_entry
-            fusion_loss = fusion_loss_entry.build(**config.params("fusion_loss_opts"))
-    if config.has_seg:
-        in_channels = 1 if config.has_fusion else 2
-        segmenter = entries["segmenter"].build(
-            in_channels=in_channels, num_classes=dataset.num_classes, **config.params("seg_opts")
-        )
-        if config.seg_weights:
-            from benchbox.records.weights import load_weights
-
-            load_weights(segmenter, config.seg_weights)
-        seg_loss = entries["loss"].build(**config.params("loss_opts"))
-
-    # Convolutions follow their weights' memory format: converting the modules is enough
-    # (the sources are one-channel, the same bytes in either format).
-    memory = torch.channels_last if config.channels_last else torch.preserve_format
-    for module in (fusion, segmenter, seg_loss, fusion_loss):
-        if module is not None and isinstance(module, torch.nn.Module):
-            module.to(device)
-            module.to(memory_format=memory)
+    models = build(config, entries, dataset.num_classes).to(device, config.channels_last)
     objective = resolve_objective(
         config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
     )
@@ -278,31 +180,27 @@ def prepare(
         config,
         registry,
         dataset,
-        fusion,
-        segmenter,
-        seg_loss,
-        fusion_loss,
+        models,
         device,
         amp,
         "",
-        entries,
         objective,
         trackers,
         augmenter,
         dist,
+        entries["dataset"],
     )
     probe_size = min(config.image_size, 64)
     probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
     _check_outputs(prepared, probe)
     with blame_plugins(prepared.components(), "on a probe input"):
-        if segmenter is not None:
-            channels = 1 if fusion is not None else 2
+        if models.segmenter is not None:
+            fused = probe if models.fusion is not None else None
             prepared.amp_observed = observed_dtype(
-                amp, segmenter, probe.expand(1, channels, -1, -1).contiguous()
+                amp, models.segmenter, segmenter_input(fused, probe, probe).contiguous()
             )
         else:
-            assert fusion is not None
-            prepared.amp_observed = observed_dtype(amp, fusion, probe, probe)
+            prepared.amp_observed = observed_dtype(amp, models.fusion, probe, probe)
     if rank:
         seed_everything(rank_seed(config.seed, rank), config.deterministic, device.type == "cuda")
     return prepared

@@ -72,9 +72,9 @@ def execute(
 def _execute(
     p: Prepared, progress: ProgressReporter | None, log: Log | None, run_id: str | None
 ) -> RunResult:
-    from benchbox.deploy.restore import model_io
+    from benchbox.engine.device import device_name
     from benchbox.engine.distributed import describe
-    from benchbox.engine.train import device_name
+    from benchbox.engine.models import model_io
     from benchbox.records import rundir
 
     log = log or (lambda _msg: None)
@@ -164,11 +164,11 @@ def _train_and_test(
     and the metrics record. ``files`` is filled as files are written."""
     from benchbox import __version__
     from benchbox.engine import postprocess as post
-    from benchbox.engine.inference import Predictor
+    from benchbox.engine.inference import Predictor, score_split
+    from benchbox.engine.models import profile as model_profile
     from benchbox.hooks.registry import blame_plugins
-    from benchbox.metrics.flops import profile_models
     from benchbox.records import atomic, leaderboard, rundir
-    from benchbox.scoring import score_split
+    from benchbox.scoring.examples import save_examples
 
     c = p.config
 
@@ -187,15 +187,13 @@ def _train_and_test(
             f"selected epoch {selection['epoch']} of {selection['stage']} by val "
             f"{selection['metric']} = {selection['value']:.4f} ({selection['mode']})"
         )
-    for module in (p.fusion, p.segmenter):
-        if module is not None:
-            module.eval()
+    p.models.eval()
     # The selected weights are saved before the test split is touched: a metric that
     # fails below leaves a failed run with its checkpoint.
     files["checkpoint"] = rundir.save_checkpoint(
-        run.file("checkpoint.pt"), {"fusion": p.fusion, "segmenter": p.segmenter}
+        run.file("checkpoint.pt"), {"fusion": p.models.fusion, "segmenter": p.models.segmenter}
     )
-    predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp, tta=c.tta)
+    predictor = Predictor(p.models.fusion, p.models.segmenter, p.device, p.amp, tta=c.tta)
     save_dir = run.file("predictions") if c.save_predictions else None
     with blame_plugins(p.components(), "while evaluating"):
         # Decided on the val split, with the selected weights, before the test split.
@@ -214,7 +212,7 @@ def _train_and_test(
         )
     for note in result.notes:
         log(note)
-    profile = profile_models(p.fusion, p.segmenter, c.image_size, p.device)
+    profile = model_profile(p.models.fusion, p.models.segmenter, c.image_size, p.device)
     wall = time.perf_counter() - t_start
     # The run's main stage: joint (or segmentation-only, or fusion-only) training.
     main = stages[-1] if stages else None
@@ -246,7 +244,7 @@ def _train_and_test(
     files["metrics"] = run.write_json("metrics.json", metrics)
     files["per_case"] = run.file("per_case.csv")
     atomic.write_text(files["per_case"], result.per_case.to_csv(index=False))
-    examples = rundir.save_examples(run.file("examples.png"), result.examples, p.dataset.modalities)
+    examples = save_examples(run.file("examples.png"), result.examples, p.dataset.modalities)
     if examples:
         files["examples"] = examples
     if result.saved_predictions:
@@ -260,7 +258,7 @@ def _train_and_test(
         "fusion": c.fusion,
         "segmenter": c.seg,
         "loss": c.loss if c.has_seg else "",
-        "fusion_loss": c.fusion_loss if p.fusion_loss else "",
+        "fusion_loss": c.fusion_loss if p.models.fusion_loss else "",
         "augment": ",".join(c.augment) or "none",
         "postprocess": postprocess["applied"] if c.has_seg else "",
         "tta": c.tta if c.has_seg else "",

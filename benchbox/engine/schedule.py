@@ -36,6 +36,7 @@ def _train_stages(
 ) -> list[Any]:
     import torch
 
+    from benchbox.engine.models import fusion_loss, joint_loss
     from benchbox.engine.train import LabelCheckedLoader, make_loader, train_stage
 
     c = p.config
@@ -71,22 +72,21 @@ def _train_stages(
                 moved = augment(moved)
         return moved
 
+    models = p.models
     fusion_epochs = c.epochs if not c.has_seg else c.fusion_epochs
-    if p.fusion_trainable and fusion_epochs > 0:
-        assert p.fusion_loss is not None
+    if models.fusion_trainable and fusion_epochs > 0:
+        assert models.fusion_loss is not None
 
-        fusion_net = net(p.fusion)
+        fusion_net = net(models.fusion)
 
         def fusion_step(batch: dict[str, Any]) -> torch.Tensor:
-            moved = on_device(batch, ("a", "b"))
-            a, b = moved["a"], moved["b"]
-            return p.fusion_loss(fusion_net(a, b), a, b)
+            return fusion_loss(models, on_device(batch, ("a", "b")), fusion_net)
 
-        p.fusion.train()
+        models.fusion.train()
         stats.append(
             train_stage(
                 "fusion",
-                p.fusion.parameters(),
+                models.fusion.parameters(),
                 fusion_step,
                 loader,
                 epochs=fusion_epochs,
@@ -99,42 +99,26 @@ def _train_stages(
                 dist=dist,
             )
         )
-    if p.segmenter is None:
+    if models.segmenter is None:
         return stats
 
-    joint_fusion = p.fusion_trainable and not c.freeze_fusion
-    params = list(p.segmenter.parameters())
-    if p.fusion is not None:
-        if joint_fusion:
-            params += list(p.fusion.parameters())
-            p.fusion.train()
-        else:
-            p.fusion.eval()
-    use_fusion_loss = joint_fusion and c.fusion_weight > 0
-    seg_net = net(p.segmenter)
-    fusion_net = net(p.fusion) if joint_fusion else p.fusion
+    joint_fusion = models.fusion_trainable and not c.freeze_fusion
+    if models.fusion is not None:
+        models.fusion.train(joint_fusion)
+    nets = (net(models.fusion) if joint_fusion else models.fusion, net(models.segmenter))
 
     def joint_step(batch: dict[str, Any]) -> torch.Tensor:
         moved = on_device(batch, ("a", "b", "mask"))
-        a, b, mask = moved["a"], moved["b"], moved["mask"]
-        if fusion_net is None:
-            x = torch.cat([a, b], dim=1)
-        elif joint_fusion:
-            x = fusion_net(a, b)
-        else:
-            with torch.no_grad():
-                x = fusion_net(a, b)
-        loss = p.seg_loss(seg_net(x), mask)
-        if use_fusion_loss:
-            loss = loss + c.fusion_weight * p.fusion_loss(x, a, b)
-        return loss
+        return joint_loss(
+            models, moved, fusion_weight=c.fusion_weight, train_fusion=joint_fusion, nets=nets
+        )
 
-    p.segmenter.train()
-    name = "joint" if p.fusion is not None else "segmentation"
+    models.segmenter.train()
+    name = "joint" if models.fusion is not None else "segmentation"
     stats.append(
         train_stage(
             name,
-            params,
+            models.trainable(joint=joint_fusion),
             joint_step,
             LabelCheckedLoader(loader, p.dataset.num_classes),
             epochs=c.epochs,

@@ -172,9 +172,8 @@ def validate(
     """
     import torch
 
-    from benchbox.engine.inference import spread
+    from benchbox.engine.inference import score_split, spread
     from benchbox.engine.train import make_loader
-    from benchbox.scoring import score_split
 
     has_seg = predictor.segmenter is not None
     result = score_split(
@@ -219,7 +218,7 @@ class Monitor:
         p, c = prepared, prepared.config
         self.p, self.log, self.emit = p, log or (lambda _m: None), emit
         self.curve: list[dict[str, Any]] = []
-        self.modules = {"fusion": p.fusion, "segmenter": p.segmenter}
+        self.modules = {"fusion": p.models.fusion, "segmenter": p.models.segmenter}
         self.val_cases = _split_size(p.dataset, "val")
         self.note = ""
         if c.val_every == 0:
@@ -232,7 +231,7 @@ class Monitor:
         elif c.max_val_cases:
             self.val_cases = min(self.val_cases, c.max_val_cases)
         self.selector = Selector(p.objective, c.patience) if not self.note else None
-        self.predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp)
+        self.predictor = Predictor(p.models.fusion, p.models.segmenter, p.device, p.amp)
         self.main_stage = ""
         self.last_epoch = 0
 
@@ -287,7 +286,7 @@ class Monitor:
         from benchbox.engine.inference import Predictor
 
         p = self.p
-        final = Predictor(p.fusion, p.segmenter, p.device, p.amp, tta=p.config.tta)
+        final = Predictor(p.models.fusion, p.models.segmenter, p.device, p.amp, tta=p.config.tta)
         return functools.partial(self._validate, predictor=final)
 
     def _validate(self, postprocess: Any = None, predictor: Any = None) -> dict[str, float]:
@@ -298,7 +297,7 @@ class Monitor:
             return validate(
                 self.p.dataset,
                 predictor or self.predictor,
-                fusion_loss=self.p.fusion_loss,
+                fusion_loss=self.p.models.fusion_loss,
                 batch_size=self.p.config.eval_batch_size,
                 nsd_tolerance=self.p.config.nsd_tolerance,
                 max_cases=self.p.config.max_val_cases,

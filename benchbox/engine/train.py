@@ -1,56 +1,32 @@
-"""Seeded training: devices, mixed precision, data loaders and the generic stage loop.
+"""Seeded training: data loaders and the generic stage loop.
 
 The two-stage schedule itself (fusion pre-training, then joint training) is assembled
-by :mod:`benchbox.engine.runner` from :func:`train_stage`.
+by :mod:`benchbox.engine.schedule` from :func:`train_stage`; the device, mixed
+precision and seeds are :mod:`benchbox.engine.device`'s.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
+from benchbox.engine.device import AmpPlan
 from benchbox.engine.divergence import explain
-from benchbox.errors import ConfigError, DataError, TrainingDivergedError
+from benchbox.errors import DataError, TrainingDivergedError
 
 if TYPE_CHECKING:
     from benchbox.engine.distributed import Distributed
 
 
-# -- reproducibility ------------------------------------------------------------------
-def seed_everything(seed: int, deterministic: bool = False, cuda: bool = False) -> None:
-    """Seed Python, NumPy and torch; optionally force deterministic torch algorithms.
-
-    On CUDA some operations have no deterministic implementation; the backward pass of
-    bilinear upsampling (``upsample_bilinear2d_backward``, used by the default models'
-    decoders) is one. There torch is asked to warn (``warn_only``) instead of raising, so
-    ``--deterministic`` runs: everything with a deterministic kernel uses it, and those
-    operations stay non-deterministic (results may differ in the last bits between two
-    GPU runs). On the CPU every kernel the default models use is deterministic and a
-    missing one raises.
-    """
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        # cuBLAS needs this workspace setting for deterministic matmuls on CUDA >= 10.2.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=cuda)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    else:
-        torch.use_deterministic_algorithms(False)
-
-
+# -- data loaders ---------------------------------------------------------------------
 def seed_worker(worker_id: int, rank: int = 0) -> None:
     """DataLoader ``worker_init_fn``: derive NumPy's and Python's seeds from torch's.
 
@@ -109,119 +85,6 @@ def make_loader(
     return torch.utils.data.DataLoader(
         data, batch_sampler=ShardedBatchSampler(batches, rank, world_size), **common
     )
-
-
-# -- device and precision -------------------------------------------------------------
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an unavailable device is a ConfigError."""
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if mps_ok else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(
-            f"--device {name!r} is not a device (use auto, cpu, cuda, cuda:N, mps)"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    if (
-        device.type == "cuda"
-        and device.index is not None
-        and device.index >= torch.cuda.device_count()
-    ):
-        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not mps_ok:
-        raise ConfigError(f"--device {name}: MPS is not available on this machine")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device {name}: unsupported device type {device.type!r}")
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    """A human name of the device (GPU model, or the CPU's)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    import platform
-
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
-
-
-@dataclass(frozen=True)
-class AmpPlan:
-    """What mixed precision a run uses: ``requested`` by the user, ``mode`` in effect."""
-
-    requested: str
-    mode: str  # "off", "fp16" or "bf16"
-    device_type: str
-    reason: str = ""
-
-    @property
-    def dtype(self) -> torch.dtype | None:
-        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.mode)
-
-    @property
-    def uses_scaler(self) -> bool:
-        return self.mode == "fp16"
-
-    def autocast(self) -> AbstractContextManager[Any]:
-        if self.dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
-
-
-def resolve_amp(mode: str, device: torch.device) -> AmpPlan:
-    """Decide the precision: fp16 + GradScaler on CUDA, bf16 autocast on CPU or CUDA.
-
-    ``auto`` is bf16 on CUDA GPUs that support it, else fp16 on CUDA, and off on CPU and
-    MPS: CPU bf16 autocast is slower than float32 on processors without AVX-512/AMX.
-    """
-    kind = device.type
-    if mode == "off":
-        return AmpPlan(mode, "off", kind, "disabled")
-    if mode == "auto":
-        if kind == "cuda":
-            bf16 = torch.cuda.is_bf16_supported()
-            return AmpPlan(mode, "bf16" if bf16 else "fp16", kind, "auto on CUDA")
-        return AmpPlan(mode, "off", kind, f"auto on {kind}: float32 is faster here")
-    if mode == "fp16":
-        if kind != "cuda":
-            raise ConfigError(f"--amp fp16 needs CUDA (device is {kind}); use --amp bf16 or off")
-        return AmpPlan(mode, "fp16", kind, "fp16 autocast with gradient scaling")
-    if mode == "bf16":
-        if kind == "mps":
-            raise ConfigError("--amp bf16 is not supported on MPS; use --amp off")
-        if kind == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("--amp bf16: this GPU does not support bfloat16")
-        return AmpPlan(mode, "bf16", kind, "bf16 autocast")
-    raise ConfigError(f"--amp must be one of off, auto, fp16, bf16, not {mode!r}")
-
-
-def observed_dtype(plan: AmpPlan, module: torch.nn.Module, *inputs: torch.Tensor) -> str:
-    """Run one forward pass under the plan and report the output dtype actually produced:
-    the record states what ran, not only what was asked for."""
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode(), plan.autocast():
-            out = module(*inputs)
-    finally:
-        module.train(was_training)
-    return str(out.dtype).replace("torch.", "")
 
 
 # -- the stage loop -------------------------------------------------------------------
@@ -345,6 +208,57 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], f
     return factor
 
 
+class Optimizer:
+    """The optimisation of one training stage: AdamW, stepped per batch, with a linear
+    warm-up then cosine learning rate, and gradient scaling under fp16.
+
+    One training step is :meth:`loss` (the forward pass under autocast) then
+    :meth:`step` (backward, optimizer and scheduler steps). :func:`train_stage` runs
+    these over the batches; ``benchbox bench`` times exactly the same two calls.
+    """
+
+    def __init__(
+        self,
+        params: list[torch.nn.Parameter],
+        *,
+        lr: float,
+        weight_decay: float,
+        total_steps: int,
+        warmup_steps: int,
+        amp: AmpPlan,
+    ) -> None:
+        self.amp = amp
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, cosine_with_warmup(total_steps, warmup_steps)
+        )
+        self.scaler = torch.amp.GradScaler(amp.device_type) if amp.uses_scaler else None
+
+    def loss(
+        self, compute_loss: Callable[[dict[str, Any]], torch.Tensor], batch: dict[str, Any]
+    ) -> torch.Tensor:
+        """Zero the gradients and run ``compute_loss(batch)`` under autocast."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.amp.autocast():
+            return compute_loss(batch)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """Backward, then the optimizer step (skipped by the scaler when the gradients are
+        not finite) and the scheduler step."""
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.scheduler.get_last_lr()[0])
+
+
 def train_stage(
     name: str,
     parameters: Iterable[torch.nn.Parameter],
@@ -383,11 +297,10 @@ def train_stage(
     total = epochs * len(loader)
     if not params or total == 0:
         return stats
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(total, warmup_steps)
-    )
-    scaler = torch.amp.GradScaler(amp.device_type) if amp.uses_scaler else None
+    opt = Optimizer(
+        params, lr=lr, weight_decay=weight_decay, total_steps=total, warmup_steps=warmup_steps,
+        amp=amp,
+    )  # fmt: skip
     nonfinite = 0  # consecutive steps with a non-finite loss (fp16 with the scaler)
     stats.excluded_steps = excluded_steps(total)
     cuda = next((p.device for p in params if p.device.type == "cuda"), None)
@@ -404,12 +317,10 @@ def train_stage(
             # Step time runs from the end of the previous step, so loading counts too.
             t0 = time.perf_counter()
             for i, batch in enumerate(loader):
-                optimizer.zero_grad(set_to_none=True)
-                with amp.autocast():
-                    loss = compute_loss(batch)
+                loss = opt.loss(compute_loss, batch)
                 local = int(batch["a"].shape[0])  # this rank's share
                 n = local * world  # the step's (global) batch
-                if scaler is not None:
+                if opt.scaler is not None:
                     # The scaler reads its inf/NaN check on the host at every step anyway.
                     last = float(mean(loss.detach()))
                     nonfinite = 0 if math.isfinite(last) else nonfinite + 1
@@ -423,9 +334,6 @@ def train_stage(
                     if nonfinite == 0:
                         running += loss.detach().double() * local
                         count += local
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)  # skipped when the gradients are not finite
-                    scaler.update()
                 else:
                     running += loss.detach().double() * local
                     count += local
@@ -439,7 +347,7 @@ def train_stage(
                                     last,
                                     epoch=epoch + 1,
                                     step=stats.steps + 1,
-                                    lr=float(scheduler.get_last_lr()[0]),
+                                    lr=opt.lr,
                                     batch=batch,
                                     parameters=params,
                                     rerun=functools.partial(compute_loss, batch),
@@ -449,9 +357,7 @@ def train_stage(
                                 )
                             )
                         last_read = stats.steps + 1
-                    loss.backward()
-                    optimizer.step()
-                scheduler.step()
+                opt.step(loss)
                 if cuda is not None and stats.steps + 1 in (stats.excluded_steps, total):
                     # The timed window starts and ends with the device idle; in between,
                     # queued GPU work is paid for by a later step, not waited for.

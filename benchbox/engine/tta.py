@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch is imported where it is used: the config imports MODES
+from benchbox.config.run import TTA_MODES as MODES
+
+if TYPE_CHECKING:
     import torch
 
-NONE, FLIP = "none", "flip"
-#: The values of ``--tta``.
-MODES = (NONE, FLIP)
+NONE, FLIP = MODES
 
 #: The image axes (of ``(B, C, H, W)``) mirrored in each pass of a mode.
 _PASSES: dict[str, tuple[tuple[int, ...], ...]] = {

@@ -48,33 +48,3 @@ def count_flops(model: torch.nn.Module, *example_inputs: Any) -> int:
     finally:
         for module, training in modes:
             module.training = training
-
-
-def profile_model(model: torch.nn.Module, *example_inputs: Any) -> dict[str, int]:
-    """The profile stored in run records: ``params``, ``trainable_params`` and ``flops``.
-
-    Pass one sample (batch size 1) as ``example_inputs`` so that ``flops`` is per sample.
-    """
-    return {
-        "params": count_parameters(model),
-        "trainable_params": count_parameters(model, trainable_only=True),
-        "flops": count_flops(model, *example_inputs),
-    }
-
-
-def profile_models(fusion: Any, segmenter: Any, size: int, device: Any) -> dict[str, Any]:
-    """Parameter counts and GFLOPs of a run's models for one ``size`` x ``size`` sample:
-    ``fusion_params``, ``fusion_gflops``, ``seg_params``, ``seg_gflops`` (those that
-    exist; the segmenter takes the fused image, or both sources stacked)."""
-    import torch
-
-    x = torch.rand(1, 1, size, size, device=device)
-    prof: dict[str, Any] = {}
-    if fusion is not None:
-        prof["fusion_params"] = count_parameters(fusion)
-        prof["fusion_gflops"] = count_flops(fusion.eval(), x, x) / 1e9
-    if segmenter is not None:
-        channels = 1 if fusion is not None else 2
-        prof["seg_params"] = count_parameters(segmenter)
-        prof["seg_gflops"] = count_flops(segmenter.eval(), x.expand(1, channels, -1, -1)) / 1e9
-    return prof

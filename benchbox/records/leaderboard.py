@@ -15,7 +15,7 @@ A leaderboard row is a projection of a run record. Columns come in a fixed order
 Columns that need a definition:
 
 * ``device``: the device model, e.g. ``AMD EPYC 7B13 (2 logical cores, 2 torch
-  threads)`` or the GPU's name (:func:`benchbox.engine.train.device_name`).
+  threads)`` or the GPU's name (:func:`benchbox.engine.device.device_name`).
 * ``world_size``: the processes that trained the run together (DistributedDataParallel
   under ``torchrun``, see :mod:`benchbox.engine.distributed`); 1 for a single process, empty in
   rows written before it was recorded. ``device`` is rank 0's.

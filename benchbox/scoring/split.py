@@ -1,8 +1,10 @@
 """Scoring a model's predictions of a dataset split (``benchbox run``, validation, export).
 
-:func:`score_split` scores what :func:`benchbox.engine.inference.predict_split` yields, case by
-case through :mod:`benchbox.metrics.suite`: 2D cases as they are, 3D cases in
-millimetres on the scan's own grid.
+:func:`score_predictions` scores the cases a model predicted
+(:class:`benchbox.scoring.prediction.CasePrediction`), one by one through
+:mod:`benchbox.metrics.suite`: 2D cases as they are, 3D cases in millimetres on the
+scan's own grid. Running the models is the engine's job
+(:func:`benchbox.engine.inference.score_split` predicts and calls this).
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ from benchbox.metrics.suite import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchbox.data.base import BenchDataset
-    from benchbox.engine.inference import CasePrediction, Predictor
     from benchbox.hooks.registry import Entry
+    from benchbox.scoring.prediction import CasePrediction
 
 
 @dataclass
@@ -41,7 +42,7 @@ class SplitScores:
         infer_images: images predicted in timed forward passes.
         infer_seconds: the time those passes took.
         examples: a few cases for the example figure (see
-            :class:`benchbox.records.rundir.ExamplePicker`).
+            :class:`benchbox.scoring.examples.ExamplePicker`).
         saved_predictions: the prediction files written (3D cases only).
         notes: what was left out and why (metrics too large for the images).
     """
@@ -128,46 +129,41 @@ def score_case(
     return row
 
 
-def score_split(
-    dataset: BenchDataset,
-    predictor: Predictor,
+def score_predictions(
+    cases: Iterable[CasePrediction],
+    regions: Mapping[str, Iterable[int]],
     *,
-    split: str = "test",
-    batch_size: int = 64,
     nsd_tolerance: float = DEFAULT_NSD_TOLERANCE,
     examples: int = 4,
     save_predictions: Path | None = None,
     fusion_metrics: bool = True,
-    max_cases: int = 0,
     postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> SplitScores:
-    """Predict every case of ``split`` and score it with the metrics that apply.
+    """Score each predicted case with the metrics that apply, in order.
 
     Args:
-        dataset: the dataset; its ``eval_regions()`` are the scored regions.
-        predictor: the trained models (:class:`benchbox.engine.inference.Predictor`).
-        split: the split to score.
-        batch_size: slices per forward pass.
+        cases: the predictions of a split (:func:`benchbox.engine.inference.predict_split`).
+        regions: the scored regions (``dataset.eval_regions()``).
         nsd_tolerance: NSD tolerance in mm.
         examples: cases kept for the example figure.
         save_predictions: a folder for each 3D case's prediction as NIfTI with the
             scan's geometry; ``None`` writes nothing.
         fusion_metrics: score fused images; validation of a segmentation run turns
             this off, since only segmentation metrics select its checkpoint.
-        max_cases: score at most this many cases (2D samples or 3D volumes), evenly
-            spaced over the split; 0 scores them all.
         postprocess: applied to each case's predicted labels (on the source grid)
             before they are scored and saved (:mod:`benchbox.engine.postprocess`).
+
+    The inference timing of the returned scores is left at zero: the caller that ran
+    the models fills it in.
     """
-    from benchbox.engine.inference import predict_split, save_prediction
-    from benchbox.records.rundir import ExamplePicker
+    from benchbox.data.io import save_prediction
+    from benchbox.scoring.examples import ExamplePicker
 
     score_fusion = _FusionScorer(enabled=fusion_metrics)
-    regions = dataset.eval_regions()
     picker = ExamplePicker(examples)
     rows: list[dict[str, Any]] = []
     saved: list[str] = []
-    for case in predict_split(dataset, predictor, split, batch_size, max_cases=max_cases):
+    for case in cases:
         case.postprocess(postprocess)
         rows.append(score_case(case, regions, score_fusion, nsd_tolerance, score_fusion.failures))
         if case.volume is None:
@@ -188,8 +184,6 @@ def score_split(
     return SplitScores(
         per_case=per_case,
         summary=summarize(per_case),
-        infer_images=predictor.images,
-        infer_seconds=predictor.seconds,
         examples=picker.chosen(),
         saved_predictions=saved,
         notes=[f"left out {note}" for note in score_fusion.left_out]

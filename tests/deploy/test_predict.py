@@ -270,11 +270,10 @@ class _Islands(torch.nn.Module):
 
 def test_score_split_post_processes_the_restored_labels_before_scoring(nnunet, tmp_path):
     from benchbox.data.nifti import open_nifti
-    from benchbox.engine.inference import Predictor, predict_split
+    from benchbox.engine.device import resolve_amp
+    from benchbox.engine.inference import Predictor, predict_split, score_split
     from benchbox.engine.postprocess import keep_largest
-    from benchbox.engine.train import resolve_amp
     from benchbox.metrics.suite import score_segmentation_case
-    from benchbox.scoring import score_split
 
     ds = open_nifti(str(nnunet), image_size=32, val_fraction=0.2, test_fraction=0.4)
     cpu = torch.device("cpu")

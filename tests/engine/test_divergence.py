@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchbox.engine import train
+from benchbox.engine import device, train
 from benchbox.errors import TrainingDivergedError
 
 
@@ -53,7 +53,7 @@ def diverge(model: nn.Module, loss_fn, loader, lr: float = 1e-3) -> str:
             lr=lr,
             weight_decay=0.0,
             warmup_steps=0,
-            amp=train.resolve_amp("off", torch.device("cpu")),
+            amp=device.resolve_amp("off", torch.device("cpu")),
         )
     return str(info.value)
 
@@ -115,7 +115,7 @@ def test_loss_computed_outside_modules():
             lr=0.1,
             weight_decay=0.0,
             warmup_steps=0,
-            amp=train.resolve_amp("off", torch.device("cpu")),
+            amp=device.resolve_amp("off", torch.device("cpu")),
         )
     assert "every module's output is finite, so the loss computation produced it" in str(info.value)
 
@@ -144,7 +144,7 @@ def test_steps_whose_loss_was_not_read_are_suspects_too(step, unread):
         batch={"a": torch.zeros(2)},
         parameters=[weight],
         rerun=lambda: weight.sum(),
-        autocast=train.resolve_amp("off", torch.device("cpu")).autocast,
+        autocast=device.resolve_amp("off", torch.device("cpu")).autocast,
         last_read=2,
     )
     assert "after step 2 (the last loss read, finite)" in message

@@ -12,7 +12,8 @@ import torch
 from benchbox import config as cfg
 from benchbox import errors
 from benchbox.engine import runner
-from benchbox.engine.train import AmpPlan, seed_everything, train_stage
+from benchbox.engine.device import AmpPlan, seed_everything
+from benchbox.engine.train import train_stage
 from benchbox.records import rundir
 from benchbox.testing import tiny_run_settings
 
@@ -78,16 +79,16 @@ def test_config_hash_ignores_the_dataset_folder_and_follows_the_precision_used()
 
 
 def test_a_failure_after_training_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import benchbox.scoring as scoring
+    from benchbox.engine import inference
 
-    real = scoring.score_split
+    real = inference.score_split
 
     def failing(dataset, predictor, *, split="test", **kwargs):
         if split == "test":
             raise RuntimeError("metric exploded")
         return real(dataset, predictor, split=split, **kwargs)
 
-    monkeypatch.setattr(scoring, "score_split", failing)
+    monkeypatch.setattr(inference, "score_split", failing)
     overrides = tiny_run_settings(seg="none", out=str(tmp_path))
     with pytest.raises(RuntimeError, match="metric exploded"):
         runner.run(cfg.resolve(None, None, overrides))

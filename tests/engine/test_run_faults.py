@@ -15,6 +15,7 @@ from benchbox import errors
 from benchbox.cli import main
 from benchbox.engine import runner
 from benchbox.records import rundir, runs
+from benchbox.scoring import examples
 
 # A classic fusion baseline, fusion only: every file of a run is written, nothing trains.
 CHEAP = {
@@ -126,7 +127,7 @@ def test_a_raw_disk_error_from_a_library_is_one_line_too(prepared, tmp_path, mon
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/x/predictions")
 
-    monkeypatch.setattr(rundir, "save_examples", full)
+    monkeypatch.setattr(examples, "save_examples", full)
     with pytest.raises(errors.WriteError, match=r"^no space left on device writing /x/pred"):
         execute_in(prepared, tmp_path)
     assert status_of(only_run(tmp_path))["status"] == "failed"

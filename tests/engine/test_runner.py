@@ -16,6 +16,7 @@ from benchbox.data.base import BenchDataset
 from benchbox.engine import runner
 from benchbox.hooks.manager import create_registry, use_registry
 from benchbox.records import leaderboard, rundir
+from benchbox.scoring import examples
 from benchbox.testing import tiny_run_settings
 
 TINY = tiny_run_settings(examples=2)
@@ -215,24 +216,24 @@ def test_example_figure_prefers_the_largest_lesions(tmp_path):
 
     from benchbox.data.io import read_image
 
-    picker = rundir.ExamplePicker(2)
+    picker = examples.ExamplePicker(2)
     zeros = np.zeros((4, 4))
     for area in (1, 0, 5, 3, 0):
         mask = np.zeros((4, 4), np.int64)
         mask.flat[:area] = 1
         picker.offer(zeros, zeros, zeros, mask, mask)
     assert [int(ex["mask"].sum()) for ex in picker.chosen()] == [5, 3]
-    none = rundir.ExamplePicker(0)  # --examples 0: a lesion offered is simply not kept
+    none = examples.ExamplePicker(0)  # --examples 0: a lesion offered is simply not kept
     none.offer(zeros, zeros, zeros, np.ones((4, 4), np.int64), zeros)
     assert none.chosen() == []
-    path = rundir.save_examples(tmp_path / "ex.png", picker.chosen(), ("CT", "MRI"))
+    path = examples.save_examples(tmp_path / "ex.png", picker.chosen(), ("CT", "MRI"))
     grid = read_image(path).array
-    top = rundir.TITLE_HEIGHT + 2
+    top = examples.TITLE_HEIGHT + 2
     assert grid.shape == (top + 2 * 128 + 2, 5 * 128 + 4 * 2)  # 4 px panels enlarged to 128
     # A title over every column: dark text pixels in the strip above each panel, and the
     # panels themselves start below it (the lesion of the first case is white).
     for column in range(5):
-        strip = grid[: rundir.TITLE_HEIGHT, column * 130 : column * 130 + 128]
+        strip = grid[: examples.TITLE_HEIGHT, column * 130 : column * 130 + 128]
         assert (strip < 100).sum() > 20
     assert grid[top, 3 * 130] == 255 and grid[top - 1, 3 * 130] == 255
 
@@ -251,7 +252,7 @@ def test_channels_last_converts_the_models_and_changes_only_float_rounding(
     plain = runner.run(cfg.resolve(None, None, {**TINY, "out": str(tmp_path / "a")}))
     p = runner.prepare(cfg.resolve(None, None, {**TINY, "out": str(tmp_path / "b"),
                                                 "channels_last": True}))  # fmt: skip
-    convs = [m.weight for m in p.segmenter.modules() if isinstance(m, torch.nn.Conv2d)]
+    convs = [m.weight for m in p.models.segmenter.modules() if isinstance(m, torch.nn.Conv2d)]
     nhwc = [w.is_contiguous(memory_format=torch.channels_last) for w in convs]
     assert all(nhwc) and not all(w.is_contiguous() for w in convs)
     fast = runner.execute(p)

@@ -12,9 +12,9 @@ from benchbox import config as cfg
 from benchbox import errors, hookimpl
 from benchbox.data.base import BenchDataset
 from benchbox.engine import runner
+from benchbox.engine.device import resolve_amp
 from benchbox.engine.inference import Predictor
 from benchbox.engine.selection import Objective, Selector, resolve_objective, val_columns, validate
-from benchbox.engine.train import resolve_amp
 from benchbox.hooks.manager import create_registry, get_registry, use_registry
 from benchbox.records import leaderboard, rundir
 from benchbox.testing import tiny_run_settings
@@ -134,12 +134,12 @@ def test_the_selected_epoch_is_checkpointed_and_tested(tmp_path):
 
     # The checkpoint holds epoch 1's weights: validating it again gives epoch 1's loss.
     p = runner.prepare(tiny(tmp_path, seg="none", epochs=3))
-    p.fusion.load_state_dict(rundir.load_checkpoint(result.files["checkpoint"])["fusion"])
-    p.fusion.eval()
+    p.models.fusion.load_state_dict(rundir.load_checkpoint(result.files["checkpoint"])["fusion"])
+    p.models.fusion.eval()
     again = validate(
         p.dataset,
-        Predictor(p.fusion, None, p.device, resolve_amp("off", p.device)),
-        fusion_loss=p.fusion_loss,
+        Predictor(p.models.fusion, None, p.device, resolve_amp("off", p.device)),
+        fusion_loss=p.models.fusion_loss,
         batch_size=8,
     )
     assert again["loss"] == pytest.approx(curve[0]["val"]["loss"], rel=1e-5)
@@ -226,7 +226,7 @@ def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
 def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path, request):
     import pandas as pd
 
-    from benchbox.scoring import score_split
+    from benchbox.engine.inference import score_split
 
     plain = runner.run(tiny(tmp_path / "plain", epochs=2, postprocess="auto"))
     spied = request.getfixturevalue("tta_modes")  # spying from here on
@@ -249,11 +249,11 @@ def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path,
     # cases and its final validation value.
     p = runner.prepare(tiny(tmp_path / "again", epochs=2))
     weights = rundir.load_checkpoint(flip.files["checkpoint"])
-    p.fusion.load_state_dict(weights["fusion"])
-    p.segmenter.load_state_dict(weights["segmenter"])
-    p.fusion.eval()
-    p.segmenter.eval()
-    predictor = Predictor(p.fusion, p.segmenter, p.device, p.amp, tta="flip")
+    p.models.fusion.load_state_dict(weights["fusion"])
+    p.models.segmenter.load_state_dict(weights["segmenter"])
+    p.models.fusion.eval()
+    p.models.segmenter.eval()
+    predictor = Predictor(p.models.fusion, p.models.segmenter, p.device, p.amp, tta="flip")
     test = score_split(p.dataset, predictor, split="test", examples=0)
     recorded = pd.read_csv(flip.files["per_case"])
     pd.testing.assert_frame_equal(

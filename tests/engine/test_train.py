@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchbox.engine import train
+from benchbox.engine import device, train
 from benchbox.errors import ConfigError, DataError, TrainingDivergedError
 
 
@@ -24,11 +24,11 @@ def test_seed_everything_makes_torch_numpy_python_repeat():
     def draw():
         return (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())
 
-    train.seed_everything(5)
+    device.seed_everything(5)
     first = draw()
-    train.seed_everything(5)
+    device.seed_everything(5)
     assert draw() == first
-    train.seed_everything(6)
+    device.seed_everything(6)
     assert draw() != first
 
 
@@ -42,16 +42,16 @@ def test_loader_order_depends_only_on_seed():
 
 
 def test_deterministic_flag_toggles_torch():
-    train.seed_everything(0, deterministic=True)
+    device.seed_everything(0, deterministic=True)
     assert torch.are_deterministic_algorithms_enabled()
-    train.seed_everything(0, deterministic=False)
+    device.seed_everything(0, deterministic=False)
     assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_devices():
-    assert train.resolve_device("cpu").type == "cpu"
+    assert device.resolve_device("cpu").type == "cpu"
     with pytest.raises(ConfigError, match="is not a device"):
-        train.resolve_device("gpu0")
+        device.resolve_device("gpu0")
 
 
 def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
@@ -60,33 +60,33 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
     mps = types.SimpleNamespace(is_available=lambda: False)
     monkeypatch.setattr(torch.backends, "mps", mps, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert train.resolve_device("auto") == torch.device("cpu")
+    assert device.resolve_device("auto") == torch.device("cpu")
     with pytest.raises(ConfigError, match="CUDA is not available"):
-        train.resolve_device("cuda")
+        device.resolve_device("cuda")
     with pytest.raises(ConfigError, match="MPS is not available"):
-        train.resolve_device("mps")
+        device.resolve_device("mps")
     mps.is_available = lambda: True
-    assert train.resolve_device("auto") == torch.device("mps")
+    assert device.resolve_device("auto") == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert train.resolve_device("auto") == torch.device("cuda")
+    assert device.resolve_device("auto") == torch.device("cuda")
     with pytest.raises(ConfigError, match="only 1 CUDA device"):
-        train.resolve_device("cuda:3")
+        device.resolve_device("cuda:3")
 
 
 def test_amp_plans_on_cpu_are_honest():
     cpu = torch.device("cpu")
-    assert train.resolve_amp("off", cpu).mode == "off"
-    auto = train.resolve_amp("auto", cpu)
+    assert device.resolve_amp("off", cpu).mode == "off"
+    auto = device.resolve_amp("auto", cpu)
     assert auto.mode == "off" and "float32 is faster" in auto.reason
-    bf16 = train.resolve_amp("bf16", cpu)
+    bf16 = device.resolve_amp("bf16", cpu)
     assert (bf16.mode, bf16.dtype, bf16.uses_scaler) == ("bf16", torch.bfloat16, False)
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
-        train.resolve_amp("fp16", cpu)
+        device.resolve_amp("fp16", cpu)
     model = torch.nn.Conv2d(1, 2, 3)
     x = torch.rand(1, 1, 8, 8)
-    assert train.observed_dtype(bf16, model, x) == "bfloat16"
-    assert train.observed_dtype(auto, model, x) == "float32"
+    assert device.observed_dtype(bf16, model, x) == "bfloat16"
+    assert device.observed_dtype(auto, model, x) == "float32"
 
 
 def test_cosine_schedule_with_warmup():
@@ -127,7 +127,7 @@ def test_stage_trains_and_reports():
         lr=0.3,
         weight_decay=0.0,
         warmup_steps=0,
-        amp=train.resolve_amp("off", torch.device("cpu")),
+        amp=device.resolve_amp("off", torch.device("cpu")),
         progress=rec,
     )
     assert stats.steps == 40 and stats.images == 160 and len(stats.epoch_losses) == 20
@@ -153,7 +153,7 @@ def test_non_finite_loss_stops_with_a_clear_message(bad):
             lr=0.1,
             weight_decay=0.0,
             warmup_steps=0,
-            amp=train.resolve_amp("off", torch.device("cpu")),
+            amp=device.resolve_amp("off", torch.device("cpu")),
             progress=rec,
         )
     assert rec.events[-1] == ("end",)
@@ -170,7 +170,7 @@ def test_stage_without_trainable_parameters_does_nothing():
         lr=0.1,
         weight_decay=0.0,
         warmup_steps=0,
-        amp=train.resolve_amp("off", torch.device("cpu")),
+        amp=device.resolve_amp("off", torch.device("cpu")),
     )
     assert stats.steps == 0 and stats.images_per_s == 0.0
 
@@ -212,7 +212,7 @@ def test_warm_up_steps_are_left_out_of_the_images_per_second(monkeypatch):
         lr=0.1,
         weight_decay=0.0,
         warmup_steps=0,
-        amp=train.resolve_amp("off", torch.device("cpu")),
+        amp=device.resolve_amp("off", torch.device("cpu")),
     )
     assert stats.steps == 20 and stats.excluded_steps == 5  # min(5, 20 // 4)
     assert stats.seconds == 20.0 and stats.timed_seconds == 15.0

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchbox.metrics.flops import count_flops, count_parameters, profile_model
+from benchbox.metrics.flops import count_flops, count_parameters
 
 
 @pytest.mark.parametrize(("batch", "stride", "padding"), [(1, 1, 1), (3, 2, 0)])
@@ -65,13 +65,3 @@ def test_parameters_counted_once_when_shared_and_trainable_only() -> None:
     assert count_parameters(model) == 16 + 6
     assert count_parameters(model, trainable_only=True) == 16
     assert count_parameters(nn.ReLU()) == 0
-
-
-def test_profile_model() -> None:
-    conv = nn.Conv2d(1, 2, 3, padding=1)
-    conv.bias.requires_grad_(False)
-    assert profile_model(conv, torch.rand(1, 1, 4, 4)) == {
-        "params": 20,
-        "trainable_params": 18,
-        "flops": 2 * 2 * 9 * 16,
-    }

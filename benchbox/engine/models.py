@@ -1,0 +1,355 @@
+"""The one model path: check a run's config, build its models, run them on sources.
+
+Every command that uses a fusion model and a segmenter goes through this module:
+``benchbox run`` (:mod:`benchbox.engine.prepare`, training in
+:mod:`benchbox.engine.schedule`, inference in :mod:`benchbox.engine.inference`), sweep
+planning, ``benchbox bench``, ``predict`` and ``export``
+(:mod:`benchbox.deploy.restore`, :mod:`benchbox.deploy.graphs`) and the model profile.
+
+* :func:`check` is the pre-flight check of a whole config: every component name and
+  every ``*_opts`` key and value, the losses' task, the metrics, ``--select``, the
+  trackers and the transforms, without building anything, so a typo stops a run or a
+  whole sweep in a second.
+* :func:`build` builds the fusion model, the segmenter and their losses (with their
+  options and local weights) into one :class:`Models`.
+* :func:`segmenter_input` decides what the segmenter sees: the fused image behind a
+  fusion model, the sources stacked as channels without one (``--fusion none``).
+  :func:`forward` and :class:`Pipeline` are the forward pass of the pipeline built on
+  it; :func:`joint_loss` is the loss of one joint training step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchbox import errors
+from benchbox.config.run import RunConfig
+from benchbox.hooks.registry import Entry, Registry
+
+__all__ = [
+    "Models",
+    "Pipeline",
+    "build",
+    "check",
+    "dataset_kwargs",
+    "forward",
+    "fusion_loss",
+    "joint_loss",
+    "model_io",
+    "profile",
+    "segmenter_channels",
+    "segmenter_input",
+]
+
+#: The sources every pipeline takes: ``a`` and ``b``.
+SOURCES = 2
+
+
+# -- the pre-flight check --------------------------------------------------------------
+def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
+    """Check a whole run config against the installed plugins; build nothing.
+
+    Returns the entries of its components by role (``fusion``, ``segmenter``,
+    ``dataset``, ``loss``, ``fusion_loss``).
+
+    Raises:
+        ConfigError: a bad value, option, loss task, ``--select`` or transform option.
+        Unknown*Error: a name no plugin registered (with close matches).
+        DuplicatePluginError: two plugins registered a name the run uses.
+    """
+    from benchbox.engine.augment import check_transforms
+    from benchbox.engine.selection import resolve_objective
+    from benchbox.metrics.suite import metrics_for
+
+    config.validate()
+    entries: dict[str, Entry] = {}
+    if config.has_fusion:
+        entries["fusion"] = registry.get("fusion", config.fusion)
+        entries["fusion"].check_params(config.params("fusion_opts"))
+        entries["fusion_loss"] = _loss_entry(
+            registry, config.fusion_loss, "fusion", "--fusion-loss"
+        )
+        entries["fusion_loss"].check_params(config.params("fusion_loss_opts"))
+    if config.has_seg:
+        entries["segmenter"] = registry.get("segmenter", config.seg)
+        entries["segmenter"].check_params(config.params("seg_opts"))
+        entries["loss"] = _loss_entry(registry, config.loss, "segmentation", "--loss")
+        entries["loss"].check_params(config.params("loss_opts"))
+    entries["dataset"] = registry.get("dataset", config.dataset_name)
+    entries["dataset"].check_params(dataset_kwargs(entries["dataset"], config))
+    for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
+        if used:
+            metrics_for(task, registry)  # a duplicated metric name fails now
+    # --select's metric is known now; its region suffix only once the dataset is built.
+    resolve_objective(config.select, config.has_seg, registry, {})
+    for name in config.trackers:
+        registry.get("tracker", name)
+    check_transforms(registry, config.augment, config.augment_opts)
+    for path, flag, used, role in (
+        (config.fusion_weights, "--fusion-weights", config.has_fusion, "--fusion"),
+        (config.seg_weights, "--seg-weights", config.has_seg, "--seg"),
+    ):
+        if path and not used:
+            raise errors.ConfigError(f"{flag} given but {role} is none")
+        if path and not Path(path).is_file():
+            raise errors.ConfigError(f"{flag} {path}: no such file")
+    return entries
+
+
+def _loss_entry(registry: Registry, name: str, task: str, flag: str) -> Entry:
+    entry = registry.get("loss", name)
+    if entry.info.get("task") != task:
+        raise errors.ConfigError(
+            f"{flag} {name!r} is a {entry.info.get('task')} loss; {flag} needs a {task} loss "
+            f"({', '.join(e.name for e in registry.list('loss') if e.info.get('task') == task)})"
+        )
+    return entry
+
+
+def dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
+    """The dataset factory's arguments; run-wide ones only if the factory takes them."""
+    kwargs: dict[str, Any] = {}
+    for key, value in (("image_size", config.image_size), ("seed", config.data_seed)):
+        if entry.accepts(key):
+            kwargs[key] = value
+    if config.resample:
+        if not entry.accepts("resample"):
+            raise errors.ConfigError(f"dataset {entry.name!r} does not support --resample")
+        kwargs["resample"] = True
+    if not config.has_seg and entry.accepts("lesion_fraction"):
+        # Lesion-based slice sampling serves a segmenter; a fusion-only run samples
+        # slices whatever their labels (unless --data-opt lesion_fraction says otherwise).
+        kwargs["lesion_fraction"] = "none"
+    kwargs.update(config.dataset_params())
+    if config.dataset_root is not None:
+        if not entry.accepts("root"):
+            raise errors.ConfigError(
+                f"dataset {entry.name!r} takes no path; use --dataset {entry.name}"
+            )
+        kwargs["root"] = config.dataset_root
+    return kwargs
+
+
+# -- building --------------------------------------------------------------------------
+@dataclass
+class Models:
+    """A run's models and losses, built from their entries.
+
+    Attributes:
+        fusion: the fusion model, or ``None`` (``--fusion none``).
+        segmenter: the segmenter, or ``None`` (a fusion-only run).
+        seg_loss: the segmentation loss (with a segmenter).
+        fusion_loss: the fusion loss (with a fusion model that has parameters).
+        entries: the registry entries of the components, by role.
+    """
+
+    fusion: Any = None
+    segmenter: Any = None
+    seg_loss: Any = None
+    fusion_loss: Any = None
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    @property
+    def fusion_trainable(self) -> bool:
+        return self.fusion is not None and any(p.requires_grad for p in self.fusion.parameters())
+
+    def modules(self) -> dict[str, Any]:
+        """``{"fusion": ..., "segmenter": ...}``, the absent ones left out."""
+        return {k: m for k, m in (("fusion", self.fusion), ("segmenter", self.segmenter)) if m}
+
+    def components(self) -> list[tuple[Entry, Any]]:
+        """``(entry, built object)`` of every component, for
+        :func:`benchbox.hooks.registry.blame_plugins`."""
+        built = {
+            "fusion": self.fusion,
+            "segmenter": self.segmenter,
+            "loss": self.seg_loss,
+            "fusion_loss": self.fusion_loss,
+        }
+        return [(self.entries[k], obj) for k, obj in built.items() if k in self.entries]
+
+    def trainable(self, joint: bool = True) -> list[Any]:
+        """The parameters a joint step trains: the segmenter's, and the fusion model's
+        unless ``joint`` is false (``--freeze-fusion``)."""
+        params = list(self.segmenter.parameters()) if self.segmenter is not None else []
+        if joint and self.fusion_trainable:
+            params += list(self.fusion.parameters())
+        return [p for p in params if p.requires_grad]
+
+    def to(self, device: Any, channels_last: bool = False) -> Models:
+        """Move every module to ``device``, in channels-last memory if asked.
+
+        Convolutions follow their weights' memory format: converting the modules is
+        enough (the sources are one-channel, the same bytes in either format).
+        """
+        memory = torch.channels_last if channels_last else torch.preserve_format
+        for module in (self.fusion, self.segmenter, self.seg_loss, self.fusion_loss):
+            if isinstance(module, torch.nn.Module):
+                module.to(device)
+                module.to(memory_format=memory)
+        return self
+
+    def eval(self) -> Models:
+        for module in self.modules().values():
+            module.eval()
+        return self
+
+
+def build(
+    config: RunConfig,
+    entries: Mapping[str, Entry],
+    num_classes: int,
+    *,
+    losses: bool = True,
+    weights: bool = True,
+) -> Models:
+    """Build the models of ``config`` from its checked ``entries`` (:func:`check`).
+
+    Args:
+        config: the run config: components and their ``*_opts``.
+        entries: the components' entries by role.
+        num_classes: the segmenter's output classes (the dataset's, background included).
+        losses: also build the losses (with their ``--loss-opt`` and
+            ``--fusion-loss-opt`` options); a fusion loss only for a fusion model with
+            trainable parameters.
+        weights: load ``--fusion-weights`` and ``--seg-weights`` when given.
+    """
+    from benchbox.records.weights import load_weights
+
+    models = Models(entries={k: v for k, v in entries.items() if k != "dataset"})
+    # The order (fusion, its loss, segmenter, its loss) is the order of the random draws
+    # of initialisation: changing it changes every seeded run's numbers.
+    if config.has_fusion:
+        models.fusion = entries["fusion"].build(**config.params("fusion_opts"))
+        if weights and config.fusion_weights:
+            load_weights(models.fusion, config.fusion_weights)
+        if losses and models.fusion_trainable:
+            models.fusion_loss = entries["fusion_loss"].build(**config.params("fusion_loss_opts"))
+    if config.has_seg:
+        models.segmenter = entries["segmenter"].build(
+            in_channels=segmenter_channels(config.has_fusion),
+            num_classes=num_classes,
+            **config.params("seg_opts"),
+        )
+        if weights and config.seg_weights:
+            load_weights(models.segmenter, config.seg_weights)
+        if losses:
+            models.seg_loss = entries["loss"].build(**config.params("loss_opts"))
+    if models.fusion_loss is None:
+        models.entries.pop("fusion_loss", None)
+    if models.seg_loss is None:
+        models.entries.pop("loss", None)
+    return models
+
+
+def model_io(dataset: Any, config: RunConfig) -> dict[str, Any]:
+    """What a run records about its models' inputs and outputs (``config.json``)."""
+    labels = dataset.labels if config.has_seg else None
+    return {
+        "modalities": list(dataset.modalities),
+        "in_channels": segmenter_channels(config.has_fusion),
+        "labels": {str(k): v for k, v in labels.items()} if labels else None,
+    }
+
+
+# -- the forward pass ------------------------------------------------------------------
+def segmenter_channels(has_fusion: bool) -> int:
+    """The segmenter's input channels: the fused image, or every source stacked."""
+    return 1 if has_fusion else SOURCES
+
+
+def segmenter_input(fused: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """What the segmenter sees: the fused image ``(B, 1, ...)`` behind a fusion model,
+    else the sources stacked as channels ``(B, 2, ...)`` (early fusion). The one place
+    that decides it; training, inference, export, bench and the profile call it."""
+    return fused if fused is not None else torch.cat([a, b], dim=1)
+
+
+def forward(
+    fusion: Any, segmenter: Any, a: torch.Tensor, b: torch.Tensor, *, grad_fusion: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The pipeline's forward pass: ``(fused, logits)``, ``None`` for an absent model.
+
+    ``grad_fusion=False`` runs the fusion model without gradients (a frozen or
+    parameter-free fusion model in a training step).
+    """
+    fused = None
+    if fusion is not None:
+        if grad_fusion:
+            fused = fusion(a, b)
+        else:
+            with torch.no_grad():
+                fused = fusion(a, b)
+    logits = segmenter(segmenter_input(fused, a, b)) if segmenter is not None else None
+    return fused, logits
+
+
+def joint_loss(
+    models: Models,
+    batch: Mapping[str, torch.Tensor],
+    *,
+    fusion_weight: float,
+    train_fusion: bool,
+    nets: Sequence[Any] | None = None,
+) -> torch.Tensor:
+    """The loss of one joint (or segmentation-only) training step on a batch on the
+    device: the segmentation loss of the segmenter's logits, plus ``fusion_weight``
+    times the fusion loss of the fused image when the fusion model trains with it.
+
+    ``nets`` are the ``(fusion, segmenter)`` modules to call, e.g. their DDP wrappers
+    (default: the models themselves).
+    """
+    fusion_net, seg_net = nets if nets is not None else (models.fusion, models.segmenter)
+    a, b = batch["a"], batch["b"]
+    fused, logits = forward(fusion_net, seg_net, a, b, grad_fusion=train_fusion)
+    assert logits is not None and models.seg_loss is not None
+    loss = models.seg_loss(logits, batch["mask"])
+    if train_fusion and fusion_weight > 0 and models.fusion_loss is not None:
+        loss = loss + fusion_weight * models.fusion_loss(fused, a, b)
+    return loss
+
+
+def fusion_loss(models: Models, batch: Mapping[str, torch.Tensor], net: Any = None) -> Any:
+    """The loss of one fusion (pre-)training step: the fusion loss of the fused image."""
+    a, b = batch["a"], batch["b"]
+    return models.fusion_loss((net or models.fusion)(a, b), a, b)
+
+
+class Pipeline(torch.nn.Module):
+    """Fusion and segmentation as one module: ``(a, b) -> (fused, logits)``; a fusion-only
+    pipeline returns ``fused``, an early-fusion one ``logits`` (exported as a graph)."""
+
+    def __init__(self, fusion: Any, segmenter: Any) -> None:
+        super().__init__()
+        self.fusion, self.segmenter = fusion, segmenter
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> Any:
+        fused, logits = forward(self.fusion, self.segmenter, a, b)
+        if logits is None:
+            return fused
+        return logits if fused is None else (fused, logits)
+
+
+def profile(fusion: Any, segmenter: Any, size: int, device: Any) -> dict[str, Any]:
+    """Parameter counts and GFLOPs of a run's models for one ``size`` x ``size`` sample:
+    ``fusion_params``, ``fusion_gflops``, ``seg_params``, ``seg_gflops`` (those that
+    exist), the segmenter on what :func:`segmenter_input` gives it. Each model is
+    profiled in eval mode and its mode restored (:func:`benchbox.metrics.flops.count_flops`)."""
+    from benchbox.metrics.flops import count_flops, count_parameters
+
+    x = torch.rand(1, 1, size, size, device=device)
+    out: dict[str, Any] = {}
+    fused = None
+    if fusion is not None:
+        out["fusion_params"] = count_parameters(fusion)
+        out["fusion_gflops"] = count_flops(fusion, x, x) / 1e9
+        fused = x
+    if segmenter is not None:
+        out["seg_params"] = count_parameters(segmenter)
+        out["seg_gflops"] = count_flops(segmenter, segmenter_input(fused, x, x)) / 1e9
+    return out
