@@ -20,6 +20,7 @@ from benchbox.errors import ConfigError
 
 __all__ = [
     "AmpPlan",
+    "config_hash",
     "device_name",
     "observed_dtype",
     "resolve_amp",
@@ -164,3 +165,18 @@ def observed_dtype(plan: AmpPlan, module: torch.nn.Module, *inputs: torch.Tensor
     finally:
         module.train(was_training)
     return str(out.dtype).replace("torch.", "")
+
+
+def config_hash(config: Any) -> str:
+    """The hash a run of ``config`` records on this machine: with the precision that
+    ``--amp`` resolves to on its device (``auto`` is float32 on a CPU, bf16 on most
+    GPUs), as :mod:`benchbox.engine.runner` writes it to the leaderboard.
+
+    A device this machine does not have (``--device cuda`` planned on a CPU-only head
+    of a Ray cluster) cannot be resolved here: the requested precision is hashed then.
+    """
+    try:
+        mode = resolve_amp(config.amp, resolve_device(config.device)).mode
+    except ConfigError:
+        return str(config.hash())
+    return str(config.hash(mode))

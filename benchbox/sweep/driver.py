@@ -28,14 +28,22 @@ from benchbox.sweep.ledger import LEDGER_FILE, Entry, Ledger, plan
 
 @dataclass
 class PlannedRun:
-    """One combination of the grid, resolved into the config ``benchbox run`` would use."""
+    """One combination of the grid, resolved into the config ``benchbox run`` would use.
+
+    ``config_hash`` is the hash the run will record on the leaderboard (the precision
+    resolved on this machine, :func:`benchbox.engine.device.config_hash`), so the ledger
+    and the leaderboard name a run alike.
+    """
 
     axes: dict[str, Any]
     config: cfg.RunConfig
+    config_hash: str = ""
 
-    @property
-    def config_hash(self) -> str:
-        return self.config.hash()
+    def __post_init__(self) -> None:
+        if not self.config_hash:
+            from benchbox.engine.device import config_hash
+
+            self.config_hash = config_hash(self.config)
 
 
 def plan_runs(
@@ -48,9 +56,13 @@ def plan_runs(
     """Resolve every combination of ``grid`` into a checked run config.
 
     Precedence for each run: defaults < preset < config file < ``overrides`` (the
-    command line's fixed options) < the grid's base settings < the combination. A bad
-    value in any combination stops the sweep before anything runs, naming the run.
+    command line's fixed options) < the grid's base settings < the combination. Every
+    combination goes through the pre-flight check of ``benchbox run``
+    (:func:`benchbox.engine.models.check`): a bad value anywhere (a name, a ``--loss-opt``
+    key, a tracker, a transform option, ``--select``) stops the sweep before anything
+    runs, naming the run.
     """
+    from benchbox.engine.models import check
     from benchbox.hooks.manager import get_registry
 
     registry = registry or get_registry()
@@ -69,7 +81,7 @@ def plan_runs(
             label = " ".join(f"{k}={v}" for k, v in combo.items())
             raise ConfigError(f"run {label or '(no axes)'}: {exc}") from None
         try:
-            _check_plugins(config, registry)
+            check(config, registry)
         except BenchboxError as exc:
             label = " ".join(f"{k}={v}" for k, v in combo.items())
             raise ConfigError(f"run {label or '(no axes)'}: {exc}") from None
@@ -84,22 +96,6 @@ def plan_runs(
     if not runs:
         raise ConfigError("the grid is empty: every combination is excluded")
     return runs
-
-
-def _check_plugins(config: cfg.RunConfig, registry: Registry) -> None:
-    """Names and parameters of every component of a run, checked without building any:
-    a typo in one value of an axis stops the sweep before the first run."""
-    parts = [("dataset", config.dataset_name, "data_opts")]
-    if config.has_fusion:
-        parts.append(("fusion", config.fusion, "fusion_opts"))
-        parts.append(("loss", config.fusion_loss, "fusion_loss_opts"))
-    if config.has_seg:
-        parts.append(("segmenter", config.seg, "seg_opts"))
-        parts.append(("loss", config.loss, "loss_opts"))
-    for kind, name, table in parts:
-        entry = registry.get(kind, name)
-        if kind in ("fusion", "segmenter"):
-            entry.check_params(config.params(table))
 
 
 def sweep_name(runs: Sequence[PlannedRun]) -> str:

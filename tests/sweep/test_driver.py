@@ -40,6 +40,41 @@ def test_a_bad_value_stops_the_sweep_before_any_run_naming_the_run():
         plan_runs(grid)
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"loss_opts": {"alpah": 0.5}}, r"loss 'hybrid' has no parameter 'alpah'"),
+        ({"fusion_loss_opts": {"wieght": 1}}, r"loss 'fusion' has no parameter 'wieght'"),
+        ({"trackers": ["mlfow"]}, r"mlfow"),
+        ({"augment": ["flp"]}, r"flp"),
+        ({"augment": ["affine"], "augment_opts": {"affine": {"degres": 5}}}, r"degres"),
+        ({"select": "dcie"}, r"--select 'dcie'"),
+        ({"data_opts": {"n_trian": 4}}, r"n_trian"),
+    ],
+)
+def test_a_typo_in_any_setting_stops_the_sweep_at_planning(setting, message):
+    """The sweep plans with the pre-flight check of benchbox run: a typo that only the
+    run would have caught (loss options, trackers, transforms, --select, dataset options)
+    stops the sweep before its first run, naming the combination."""
+    grid = Grid(base=setting, axes={"seed": [0, 1]})
+    with pytest.raises(Exception, match=message) as caught:
+        plan_runs(grid)
+    assert str(caught.value).startswith("run seed=0: ")
+
+
+def test_the_planned_hash_is_the_hash_the_run_records(tmp_path):
+    """Under the default --amp auto the run records the hash of the precision it used
+    (float32 on this CPU); the sweep's ledger keys its runs by that same hash."""
+    from benchbox.engine.runner import run
+    from benchbox.records import leaderboard
+
+    (planned,) = plan_runs(Grid(axes={"seed": [0]}), overrides={**TINY, "out": str(tmp_path)})
+    assert planned.config.amp == "auto"
+    result = run(planned.config)
+    row = leaderboard.read(result.leaderboard).iloc[0]
+    assert row["config_hash"] == planned.config_hash
+
+
 def test_an_axis_without_effect_is_refused():
     grid = Grid(axes={"out": ["a", "b"]})  # the output folder is not part of the experiment
     with pytest.raises(ConfigError, match="make the same run"):
