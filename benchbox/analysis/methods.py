@@ -16,12 +16,15 @@ and returns the (methods, cases) matrix of seed-averaged scores.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchbox.errors import DataError
+from benchbox.errors import ConfigError, DataError
+from benchbox.records.leaderboard import SPEED_COLUMNS, headline_columns
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -70,11 +73,120 @@ def _case_sets_differ(a: str, b: str, ca: set[str], cb: set[str]) -> str:
     return "; ".join(parts)
 
 
+@dataclass
+class Method:
+    """One method of a leaderboard: the rows that agree on the ``by`` columns.
+
+    Attributes:
+        key: the ``by`` columns' values (as text, an empty cell as ``none``).
+        replicates: the run ids of each replicate: one run, or, for cross-validation,
+            the fold runs of one seed (see the module docstring).
+    """
+
+    key: dict[str, str]
+    replicates: list[list[str]] = field(default_factory=list)
+
+    @property
+    def runs(self) -> list[str]:
+        return [r for unit in self.replicates for r in unit]
+
+    @property
+    def label(self) -> str:
+        return label(self.key)
+
+
+def group(board: Any, by: Sequence[str], warnings: list[str]) -> list[Method]:
+    """The methods of a leaderboard and their replicates, in the order they first appear:
+    the one grouping behind ``benchbox leaderboard``, ``compare``, ``report`` and the
+    sweep's summary. A run listed twice counts once (its last row). Setup columns that
+    differ within a method are a warning."""
+    keyed = with_method_keys(board, by).drop_duplicates("run_id", keep="last")
+    methods = []
+    for group_key, rows in keyed.groupby(list(by), sort=False):
+        values = group_key if isinstance(group_key, tuple) else (group_key,)
+        key = {c: str(v) for c, v in zip(by, values, strict=True)}
+        for column in SETUP_COLUMNS:
+            if column in rows and column not in by:
+                seen = [_show(v) for v in sorted(set(rows[column].dropna()), key=_order)]
+                if len(seen) > 1:
+                    warnings.append(
+                        f"{label(key)} mixes runs with {column} {', '.join(seen)}; "
+                        f"add --by {','.join([*by, column])} to separate them"
+                    )
+        methods.append(Method(key, _replicates(rows, label(key), "fold" not in by)))
+    return methods
+
+
+def default_metrics(board: Any) -> list[str]:
+    """The columns a method table shows unless told: the headline metrics
+    (:func:`benchbox.records.leaderboard.headline_columns`), then the speed columns."""
+    columns = list(board.columns)
+    return headline_columns(columns) + [c for c in SPEED_COLUMNS if c in columns]
+
+
+def method_table(
+    board: Any,
+    by: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    warnings: list[str] | None = None,
+) -> Any:
+    """Each method's mean, sample std and count of replicates (seeds) of each metric.
+
+    A replicate's value is its run's; for the fold runs of one seed, their mean weighted
+    by each run's test cases (``n_cases``), i.e. the mean over every case it scored, as
+    ``benchbox compare`` averages per case. Speed columns (:data:`SPEED_COLUMNS`) are
+    averaged over the fold runs unweighted. ``metrics`` default to
+    :func:`default_metrics`. Returns a DataFrame with the ``by`` columns, ``n``
+    (replicates), ``runs`` and ``<metric>``, ``<metric>_std``.
+    """
+    import pandas as pd
+
+    warnings = [] if warnings is None else warnings
+    metrics = default_metrics(board) if metrics is None else list(metrics)
+    missing = [c for c in by if c not in board.columns]
+    if missing:
+        raise ConfigError(f"leaderboard has no column {', '.join(map(repr, missing))}")
+    unknown = [m for m in metrics if m not in board.columns]
+    if unknown:
+        raise ConfigError(f"leaderboard has no metric {', '.join(map(repr, unknown))}")
+    rows = board.drop_duplicates("run_id", keep="last").set_index(
+        board.drop_duplicates("run_id", keep="last")["run_id"].astype(str)
+    )
+    table = []
+    for method in group(board, by, warnings):
+        per_replicate: dict[str, list[float]] = {m: [] for m in metrics}
+        for unit in method.replicates:
+            runs = rows.loc[unit]
+            cases = pd.to_numeric(runs["n_cases"], errors="coerce") if "n_cases" in runs else None
+            for m in metrics:
+                values = pd.to_numeric(runs[m], errors="coerce")
+                weights = np.ones(len(values))
+                if m not in SPEED_COLUMNS and cases is not None and cases.notna().all():
+                    weights = cases.to_numpy(float)
+                ok = values.notna().to_numpy()
+                value = (
+                    float(np.average(values.to_numpy(float)[ok], weights=weights[ok]))
+                    if ok.any() and weights[ok].sum() > 0
+                    else math.nan
+                )
+                per_replicate[m].append(value)
+        out: dict[str, Any] = {**method.key, "n": len(method.replicates), "runs": len(method.runs)}
+        for m in metrics:
+            values = np.array([v for v in per_replicate[m] if math.isfinite(v)])
+            out[m] = float(values.mean()) if len(values) else math.nan
+            out[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        table.append(out)
+    return pd.DataFrame(
+        table, columns=[*by, "n", "runs", *[c for m in metrics for c in (m, f"{m}_std")]]
+    )
+
+
 def group_methods(
     board: Any, cases: Any, by: Sequence[str], metric: str, warnings: list[str]
 ) -> tuple[list[dict[str, str]], list[list[str]], list[list[str]], dict[str, Any]]:
     """Methods (key dicts), their run ids, their replicates, and each replicate's
-    per-case series of ``metric``.
+    per-case series of ``metric`` (the methods of :func:`group` over the runs that have
+    per-case results).
 
     A replicate is one run, or, for runs with a ``fold``, the fold runs of one seed
     (their series joined; see the module docstring). It is named by its run id, or by
@@ -82,35 +194,18 @@ def group_methods(
     """
     import pandas as pd
 
-    keyed = with_method_keys(board, by).drop_duplicates("run_id", keep="last")
     with_cases = set(cases["run_id"])
-    lost = [r for r in keyed["run_id"].astype(str) if r not in with_cases]
+    lost = [r for r in board["run_id"].astype(str).drop_duplicates() if r not in with_cases]
     if lost:
         warnings.append(
             f"{len(lost)} run(s) have no per-case results and are left out (e.g. {lost[0]})"
         )
-    keys: list[dict[str, str]] = []
-    runs: list[list[str]] = []
-    members: list[list[list[str]]] = []
-    for group_key, group in keyed.groupby(list(by), sort=False):
-        values = group_key if isinstance(group_key, tuple) else (group_key,)
-        key = {c: str(v) for c, v in zip(by, values, strict=True)}
-        group = group[group["run_id"].astype(str).isin(with_cases)]
-        if group.empty:
-            continue
-        for column in SETUP_COLUMNS:
-            if column in group and column not in by:
-                seen = [_show(v) for v in sorted(set(group[column].dropna()), key=_order)]
-                if len(seen) > 1:
-                    warnings.append(
-                        f"{label(key)} mixes runs with {column} {', '.join(seen)}; "
-                        f"add --by {','.join([*by, column])} to separate them"
-                    )
-        keys.append(key)
-        runs.append(list(group["run_id"].astype(str)))
-        members.append(_replicates(group, label(key), "fold" not in by))
-    if not keys:
+    methods = group(board[board["run_id"].astype(str).isin(with_cases)], by, warnings)
+    if not methods:
         raise DataError("no run of the leaderboard has per-case results")
+    keys = [m.key for m in methods]
+    runs = [m.runs for m in methods]
+    members = [m.replicates for m in methods]
     wanted = {r for ids in runs for r in ids}
     by_run = {
         str(run_id): frame.set_index("case_id")[metric]

@@ -26,6 +26,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+def warn(message: str) -> None:
+    """Print one ``warning:`` line on stderr."""
+    console_err.print(
+        f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False
+    )
+
+
 def print_traceback(text: str) -> None:
     """Print a formatted traceback (``--debug``) on stderr, as is."""
     console_err.print(escape(text.rstrip()), highlight=False, soft_wrap=True)
@@ -40,9 +47,7 @@ def show_plugin_warnings() -> None:
 
     def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         if issubclass(category, PluginWarning):
-            console_err.print(
-                f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True, highlight=False
-            )
+            warn(str(message))
         else:
             default(message, category, *args, **kwargs)
 

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from benchbox.cli._common import console, console_err
+from benchbox.cli._common import console, warn
 
 FORMATS = ("rich", "md", "csv", "json")
 
@@ -54,7 +54,7 @@ def compare(
         higher_is_better=higher,
     )
     for warning in result.warnings:
-        console_err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        warn(warning)
     if fmt == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

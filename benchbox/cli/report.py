@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from benchbox.cli._common import console, console_err
+from benchbox.cli._common import console, warn
 
 
 def report(
@@ -66,9 +66,7 @@ def report(
     )
     for section in result.sections:
         for note in section.notes:
-            console_err.print(
-                f"[yellow]warning:[/] {escape(section.dataset)}: {escape(note)}", soft_wrap=True
-            )
+            warn(f"{section.dataset}: {note}")
     chosen = fmt or ("md" if Path(out).suffix.lower() in (".md", ".markdown") else "html")
     written = write_report(result, out, chosen)
     extra = f" and {len(written) - 1} figure(s)" if len(written) > 1 else ""

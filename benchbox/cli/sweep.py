@@ -171,20 +171,16 @@ def sweep(**options: Any) -> None:
 
 
 def _render_summary(result: Any, folders: set[Path]) -> None:
+    from benchbox.report.tables import method_rows
     from benchbox.sweep.driver import compare_completed
 
     for path, by, table in compare_completed(result, folders):
-        metrics = [c for c in table.columns if c not in by and c != "n"]
-        metrics = [m for m in metrics if not m.endswith("_std")]
+        header, rows = method_rows(table, by)
         view = Table(title=escape(f"{path} (this sweep's runs, mean ± std over seeds)"))
-        for col in (*by, "runs", *metrics):
+        for col in header:
             view.add_column(escape(col), justify="left" if col in by else "right")
-        for _, row in table.iterrows():
-            cells = [
-                f"{row[m]:#.4g} ± {row[m + '_std']:#.2g}" if row["n"] > 1 else f"{row[m]:#.4g}"
-                for m in metrics
-            ]
-            view.add_row(*(escape(str(row[g])) for g in by), str(row["n"]), *cells)
+        for row in rows:
+            view.add_row(*(escape(cell) for cell in row))
         console.print(view)
 
 

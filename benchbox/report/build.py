@@ -16,7 +16,7 @@ from typing import Any
 
 from benchbox.analysis import stats
 from benchbox.analysis.compare import Comparison, compare
-from benchbox.analysis.methods import with_method_keys
+from benchbox.analysis.methods import method_table, with_method_keys
 from benchbox.errors import BenchboxError, DataError
 
 #: Per-case columns a report shows by default, where present (glob patterns, in order).
@@ -105,21 +105,16 @@ def _seed_table(
 ) -> tuple[list[str], list[list[str]]] | None:
     """Without per-case results: the leaderboard's per-run means, mean ± sd over seeds."""
     from benchbox.records import leaderboard as lb
-    from benchbox.report.tables import number
+    from benchbox.report.tables import method_rows
 
     metrics = _metrics([c for c in board.columns if not c.endswith("_std")], wanted)
     metrics = [m for m in metrics if m not in lb.LEADING and m not in lb.TRAILING]
     if not metrics or not all(c in board for c in by):
         return None
-    table = lb.compare(with_method_keys(board, by), list(by), metrics)
+    table = method_table(board, list(by), metrics, [])
+    header, rows = method_rows(table, list(by))
     header = ["method", "seeds", *(f"{m} (mean ± sd over seeds)" for m in metrics)]
-    rows = []
-    for _, r in table.iterrows():
-        cells = [
-            f"{number(r[m])} ± {number(r[f'{m}_std'], 2)}" if r["n"] > 1 else number(r[m])
-            for m in metrics
-        ]
-        rows.append([" / ".join(str(r[c]) for c in by), str(r["n"]), *cells])
+    rows = [[" / ".join(r[: len(by)]), r[len(by)], *r[len(by) + 2 :]] for r in rows]
     return header, rows
 
 

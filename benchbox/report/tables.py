@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,6 +17,31 @@ def number(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"{value:#.{digits}g}".rstrip(".")
+
+
+def mean_sd(value: float | None, sd: float | None, n: int) -> str:
+    """``mean ± sd`` (4 and 2 significant digits) over ``n`` seeds; the mean alone for
+    one seed; ``-`` for no value."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{number(value)} ± {number(sd, 2)}" if n > 1 else number(value)
+
+
+def method_rows(table: Any, by: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """A method table (:func:`benchbox.analysis.methods.method_table`) as text: the ``by``
+    columns, seeds, runs, then ``mean ± sd`` of each metric."""
+    metrics = [c for c in table.columns if c not in (*by, "n", "runs") and not c.endswith("_std")]
+    header = [*by, "seeds", "runs", *metrics]
+    rows = [
+        [
+            *(str(r[c]) for c in by),
+            str(int(r["n"])),
+            str(int(r["runs"])),
+            *(mean_sd(r[m], r[f"{m}_std"], int(r["n"])) for m in metrics),
+        ]
+        for _, r in table.iterrows()
+    ]
+    return header, rows
 
 
 def pvalue(p: float) -> str:

@@ -257,10 +257,11 @@ def compare_completed(
 ) -> list[tuple[Path, list[str], Any]]:
     """The sweep's completed runs compared over seeds: for each leaderboard file in
     ``folders`` (the runs' leaderboard folders) they were appended to, the mean and std of
-    each metric (:func:`benchbox.records.leaderboard.compare`) per combination of the sweep's axes
+    each metric (:func:`benchbox.analysis.methods.method_table`) per combination of the sweep's axes
     other than ``seed``. Returns (leaderboard path, group columns, table) triples."""
     import pandas as pd
 
+    from benchbox.analysis.methods import method_table
     from benchbox.records import leaderboard
 
     done = [e for e in result.ledger if e.status == "completed" and e.run_id]
@@ -283,7 +284,7 @@ def compare_completed(
             continue
         mine = mine.drop(columns=[a for a in axes if a in mine.columns]).merge(labels, on="run_id")
         by = axes or ["dataset"]
-        tables.append((path, by, leaderboard.compare(mine, by, _headline(mine))))
+        tables.append((path, by, method_table(mine, by, _headline(mine))))
     return tables
 
 

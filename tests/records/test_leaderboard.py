@@ -178,24 +178,6 @@ def test_append_keeps_the_file_mode_and_a_new_file_follows_the_umask(tmp_path):
         os.umask(old)
 
 
-def test_compare_groups_runs_over_seeds(tmp_path):
-    path = tmp_path / "b.csv"
-    for seed, dice in enumerate([0.8, 0.9, 1.0]):
-        leaderboard.append_row(
-            path, {**_row(f"a{seed}", dice_lesion=dice), "seed": seed, "segmenter": "attunet"}
-        )
-    leaderboard.append_row(
-        path, {**_row("m0", dice_lesion=0.5), "fusion": "mean", "segmenter": "attunet"}
-    )
-    table = leaderboard.compare(leaderboard.read(path), ["fusion", "segmenter"], ["dice_lesion"])
-    assert table["fusion"].tolist() == ["dual", "mean"]
-    assert table["n"].tolist() == [3, 1]
-    assert table["dice_lesion"].tolist() == pytest.approx([0.9, 0.5])
-    assert table["dice_lesion_std"].tolist() == pytest.approx([0.1, 0.0])
-    with pytest.raises(Exception, match="no metric 'hd95'"):
-        leaderboard.compare(leaderboard.read(path), ["fusion"], ["hd95"])
-
-
 class HeadlineMetrics:
     """A package's metrics: one in the headline, one dict result showing one key, one not."""
 
@@ -241,10 +223,14 @@ def test_headline_columns_come_from_the_metrics_registrations():
         "overlap_whole-tumour",
         "overlap_core",
     ]
+    from benchbox.analysis.methods import method_table
+    from benchbox.hooks.manager import use_registry
+
     frame = pd.DataFrame([dict.fromkeys(columns, 1.0) | {"run_id": "r", "fusion": "f"}])
-    table = leaderboard.compare(frame, ["fusion"], registry=registry)
+    with use_registry(registry):
+        table = method_table(frame, ["fusion"])
     assert [c for c in table.columns if not c.endswith("_std")] == [
-        "fusion", "n", "spread_hi", "sharpness", "overlap_whole-tumour", "overlap_core",
+        "fusion", "n", "runs", "spread_hi", "sharpness", "overlap_whole-tumour", "overlap_core",
         "train_img_s",
     ]  # fmt: skip
 
@@ -265,13 +251,13 @@ def test_leaderboard_command_renders_markdown(tmp_path, capsys):
     leaderboard.append_row(path, {**_row("r0", dice_lesion=0.75), "segmenter": "unet"})
     assert main(["leaderboard", str(path), "-m", "dice_lesion", "--markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| fusion | segmenter | runs | dice_lesion |"
-    assert lines[2] == "| dual | unet | 1 | 0.7500 |"
+    assert lines[0] == "| fusion | segmenter | seeds | runs | dice_lesion |"
+    assert lines[2] == "| dual | unet | 1 | 1 | 0.7500 |"
     for seed, dice in enumerate([0.8, 0.8]):
         row = _row(f"m{seed}", dice_lesion=dice)
         leaderboard.append_row(path, {**row, "fusion": "mean", "seed": seed, "segmenter": "unet"})
     main(["leaderboard", str(path), "-m", "dice_lesion", "--markdown"])
-    assert capsys.readouterr().out.splitlines()[3] == "| mean | unet | 2 | 0.8000 ± 0.0 |"
+    assert capsys.readouterr().out.splitlines()[3] == "| mean | unet | 2 | 2 | 0.8000 ± 0.0 |"
     with pytest.raises(SystemExit) as info:
         main(["leaderboard", str(tmp_path / "missing.csv")])
     assert info.value.code == 1
