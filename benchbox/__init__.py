@@ -1,61 +1,153 @@
 """benchbox: a plugin-registry benchmark harness for medical image fusion and segmentation.
 
+This module is the public API for plugin authors and scripts: everything a built-in
+plugin uses is importable from here (the built-ins in ``benchbox_plugins`` import
+nothing else but :mod:`benchbox.metrics` and :mod:`benchbox.data`, the metric functions
+and dataset readers they register; a test keeps it so).
+
+* writing a plugin: :data:`hookimpl`, :class:`Register` (the ``register`` callback of
+  every ``register_*`` hook, see :mod:`benchbox.hookspecs`), :class:`RunInfo` (what the
+  lifecycle hooks are told), the executor types :class:`Job`, :class:`Outcome`,
+  :class:`Events` and :func:`run_worker`, the tracker helpers :func:`flat_params` and
+  :func:`scalar_metrics`, and the local weights loaders :func:`load_weights`,
+  :func:`read_state_dict`, :func:`apply_state_dict`;
+* looking components up: ``get_<kind>(name, ...)`` builds one, ``list_<kinds>(pattern)``
+  lists the registered entries, for the 9 kinds (fusion, segmenter, loss, dataset,
+  metric, executor, tracker, transform, region); an unknown name raises that kind's
+  ``Unknown*Error`` with the closest names;
+* the errors a user can cause (:class:`BenchboxError` and its children).
+
 Importing this package is cheap: it does not import torch. Lookups load the installed
-plugins on first use.
+plugins on first use; the other names are imported when first used.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from benchbox.errors import (
     BenchboxError,
     ConfigError,
     DataError,
     DuplicatePluginError,
+    MetricInputError,
     PluginBugError,
     PluginError,
+    PluginWarning,
+    TrainingDivergedError,
     UnknownComponentError,
     UnknownDatasetError,
+    UnknownExecutorError,
     UnknownFusionError,
     UnknownKindError,
     UnknownLossError,
     UnknownMetricError,
+    UnknownRegionError,
     UnknownSegmenterError,
+    UnknownTrackerError,
+    UnknownTransformError,
+    WeightsError,
+    WriteError,
 )
-from benchbox.hooks.registry import Entry, Registry
-from benchbox.hookspecs import hookimpl
+from benchbox.hookspecs import Register, RunInfo, hookimpl
+
+if TYPE_CHECKING:
+    from benchbox.hooks.lifecycle import flat_params, scalar_metrics
+    from benchbox.hooks.registry import Entry, Registry
+    from benchbox.records.weights import SHOW, apply_state_dict, load_weights, read_state_dict
+    from benchbox.sweep.executor import Events, Job, Outcome, run_worker
 
 __version__ = "0.1.0"
 
+#: Names imported from their module on first use (PEP 562), so ``import benchbox``
+#: stays cheap.
+_LAZY = {
+    "Entry": "benchbox.hooks.registry",
+    "Registry": "benchbox.hooks.registry",
+    "flat_params": "benchbox.hooks.lifecycle",
+    "scalar_metrics": "benchbox.hooks.lifecycle",
+    "SHOW": "benchbox.records.weights",
+    "apply_state_dict": "benchbox.records.weights",
+    "load_weights": "benchbox.records.weights",
+    "read_state_dict": "benchbox.records.weights",
+    "Events": "benchbox.sweep.executor",
+    "Job": "benchbox.sweep.executor",
+    "Outcome": "benchbox.sweep.executor",
+    "run_worker": "benchbox.sweep.executor",
+}
+
 __all__ = [
+    "SHOW",
     "BenchboxError",
     "ConfigError",
     "DataError",
     "DuplicatePluginError",
     "Entry",
+    "Events",
+    "Job",
+    "MetricInputError",
+    "Outcome",
     "PluginBugError",
     "PluginError",
+    "PluginWarning",
+    "Register",
+    "Registry",
+    "RunInfo",
+    "TrainingDivergedError",
     "UnknownComponentError",
     "UnknownDatasetError",
+    "UnknownExecutorError",
     "UnknownFusionError",
     "UnknownKindError",
     "UnknownLossError",
     "UnknownMetricError",
+    "UnknownRegionError",
     "UnknownSegmenterError",
+    "UnknownTrackerError",
+    "UnknownTransformError",
+    "WeightsError",
+    "WriteError",
     "__version__",
+    "apply_state_dict",
+    "flat_params",
     "get_dataset",
+    "get_executor",
     "get_fusion",
     "get_loss",
     "get_metric",
+    "get_region",
     "get_segmenter",
+    "get_tracker",
+    "get_transform",
     "hookimpl",
     "list_datasets",
+    "list_executors",
     "list_fusions",
     "list_losses",
     "list_metrics",
+    "list_regions",
     "list_segmenters",
+    "list_trackers",
+    "list_transforms",
+    "load_weights",
+    "read_state_dict",
+    "run_worker",
+    "scalar_metrics",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'benchbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def _registry() -> Registry:
@@ -94,6 +186,26 @@ def get_metric(name: str) -> Entry:
     return _registry().get("metric", name)
 
 
+def get_executor(name: str, **params: Any) -> Any:
+    """Build the sweep executor registered as ``name`` (``local``, ``ray``)."""
+    return _registry().get("executor", name).build(**params)
+
+
+def get_tracker(name: str, **params: Any) -> Any:
+    """Build the experiment tracker registered as ``name`` (``tensorboard``, ``mlflow``)."""
+    return _registry().get("tracker", name).build(**params)
+
+
+def get_transform(name: str, **params: Any) -> Any:
+    """Build the augmentation transform registered as ``name`` (``flip``, ``affine``)."""
+    return _registry().get("transform", name).build(**params)
+
+
+def get_region(name: str) -> dict[str, tuple[int, ...]]:
+    """The region preset registered as ``name``: ``{region: labels}`` (``brats``)."""
+    return dict(_registry().get("region", name).build())
+
+
 def list_fusions(pattern: str = "*") -> list[Entry]:
     """Registered fusion models whose name matches the glob ``pattern``."""
     return _registry().list("fusion", pattern)
@@ -117,3 +229,23 @@ def list_datasets(pattern: str = "*") -> list[Entry]:
 def list_metrics(pattern: str = "*") -> list[Entry]:
     """Registered metrics whose name matches the glob ``pattern``."""
     return _registry().list("metric", pattern)
+
+
+def list_executors(pattern: str = "*") -> list[Entry]:
+    """Registered sweep executors whose name matches the glob ``pattern``."""
+    return _registry().list("executor", pattern)
+
+
+def list_trackers(pattern: str = "*") -> list[Entry]:
+    """Registered experiment trackers whose name matches the glob ``pattern``."""
+    return _registry().list("tracker", pattern)
+
+
+def list_transforms(pattern: str = "*") -> list[Entry]:
+    """Registered augmentation transforms whose name matches the glob ``pattern``."""
+    return _registry().list("transform", pattern)
+
+
+def list_regions(pattern: str = "*") -> list[Entry]:
+    """Registered region presets whose name matches the glob ``pattern``."""
+    return _registry().list("region", pattern)

@@ -33,19 +33,35 @@ let a plugin observe runs; trackers (``register_trackers``) are built on them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import pluggy
-
-if TYPE_CHECKING:
-    from benchbox.hooks.lifecycle import RunInfo
 
 PROJECT = "benchbox"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who the lifecycle hooks are about: one run.
+
+    Attributes:
+        run_id: the run's id, also its folder name.
+        run_dir: the run folder (``<out>/runs/<run_id>``), which exists.
+        config: the resolved run configuration (every setting, as recorded in
+            ``config.json``), JSON-serialisable.
+        config_hash: the experiment's hash, as in the leaderboard.
+    """
+
+    run_id: str
+    run_dir: Path
+    config: Mapping[str, Any]
+    config_hash: str
 
 
 class Register(Protocol):
@@ -70,11 +86,14 @@ class Register(Protocol):
             description: one line shown by ``benchbox plugins``; defaults to the first
                 line of the factory's docstring.
             **info: kind-specific metadata, documented on each hook (e.g. ``task`` for
-                losses and metrics). Values must be JSON-serialisable. Two keys apply to
-                every kind: ``slow=True`` marks a component whose forward and backward
-                pass on a tiny input takes more than about a second, so the contract
-                tests run it only with ``pytest -m slow``; ``baseline=True`` marks a
-                reference method (e.g. averaging) rather than a learned one.
+                losses and metrics). Values must be JSON-serialisable. A key that is not
+                documented for the kind is an error naming the plugin (a typo such as
+                ``headlin=1`` must not pass silently). Three keys apply to every kind:
+                ``slow=True`` marks a component whose forward and backward pass on a
+                tiny input takes more than about a second, so the contract tests run it
+                only with ``pytest -m slow``; ``baseline=True`` marks a reference method
+                (e.g. averaging) rather than a learned one; ``dims`` lists the
+                dimensionalities a model or dataset supports, ``(2,)`` by default.
         """
 
 
@@ -216,7 +235,8 @@ def register_trackers(register: Register) -> None:
     :class:`benchbox.errors.ConfigError` there, naming the package or extra to install
     (``pip install "benchbox[mlflow]"``), so no run is wasted.
 
-    ``info``: none required.
+    ``info``: none required; ``extra`` (optional) names the pip extra that installs the
+    tracker's library.
     """
 
 

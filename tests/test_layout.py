@@ -45,12 +45,14 @@ def _is_package(name: str) -> bool:
     return MODULES[name].name == "__init__.py"
 
 
-def _imports(name: str, *, top_level_only: bool) -> Iterator[tuple[str, int]]:
+def _imports(
+    name: str, *, top_level_only: bool, type_checking: bool = False
+) -> Iterator[tuple[str, int]]:
     """``(imported module, line)`` of every import in module ``name``.
 
-    ``top_level_only`` skips imports inside functions (deferred, so they cannot make
-    an import cycle) and under ``if TYPE_CHECKING:`` (never run). ``from x import y``
-    yields ``x.y`` when that is a module, else ``x``.
+    ``top_level_only`` skips imports inside functions; imports under
+    ``if TYPE_CHECKING:`` (never run) are read only with ``type_checking``.
+    ``from x import y`` yields ``x.y`` when that is a module, else ``x``.
     """
     tree = ast.parse(MODULES[name].read_text(encoding="utf-8"), str(MODULES[name]))
     package = name if _is_package(name) else name.rpartition(".")[0]
@@ -70,7 +72,7 @@ def _imports(name: str, *, top_level_only: bool) -> Iterator[tuple[str, int]]:
                     full = f"{base}.{alias.name}"
                     yield (full if full in MODULES else base), node.lineno
             elif isinstance(node, ast.If) and _is_type_checking(node.test):
-                if not top_level_only:
+                if type_checking:
                     yield from visit(node.body)
                 yield from visit(node.orelse)
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -99,13 +101,14 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _graph() -> dict[str, set[str]]:
-    """Top-level imports among benchbox modules; a module importing ``a.b.c`` also
-    runs the ``__init__`` of ``a`` and ``a.b``, so those count as imported too."""
+def _graph(*, top_level_only: bool = True) -> dict[str, set[str]]:
+    """Imports among benchbox modules (top-level ones only, or every import that runs,
+    those inside functions included); a module importing ``a.b.c`` also runs the
+    ``__init__`` of ``a`` and ``a.b``, so those count as imported too."""
     graph: dict[str, set[str]] = {}
     for name in CORE:
         edges: set[str] = set()
-        for target, _line in _imports(name, top_level_only=True):
+        for target, _line in _imports(name, top_level_only=top_level_only):
             parts = target.split(".")
             for i in range(2, len(parts) + 1):
                 prefix = ".".join(parts[:i])
@@ -113,6 +116,61 @@ def _graph() -> dict[str, set[str]]:
                     edges.add(prefix)
         graph[name] = edges
     return graph
+
+
+#: Which parts of the core may import which. A part is a subpackage (``engine``), or one
+#: of the modules at the top (``errors``, ``hookspecs``). Read bottom-up: ``errors`` is
+#: the bottom layer, the CLI the top. Every part may also import ``benchbox`` itself (the
+#: public API of ``__init__``).
+LOWER = {"errors", "hookspecs", "hooks", "config"}
+STORAGE = LOWER | {"records", "metrics", "data", "scoring"}
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "hookspecs": {"errors"},
+    "hooks": {"errors", "hookspecs"},
+    "config": {"errors"},
+    "records": {"errors", "hooks", "config"},
+    "metrics": {"errors", "hooks"},
+    "data": {"errors", "hooks", "config", "records"},
+    "scoring": {"errors", "hooks", "config", "records", "metrics", "data"},
+    "engine": STORAGE,
+    "analysis": LOWER | {"records"},
+    "report": LOWER | {"records", "analysis"},
+    "bench": STORAGE | {"engine"},
+    "deploy": STORAGE | {"engine"},
+    "sweep": STORAGE | {"engine", "analysis"},
+    "testing": STORAGE | {"engine", "analysis", "report", "bench", "deploy", "sweep"},
+    "cli": STORAGE | {"engine", "analysis", "report", "bench", "deploy", "sweep", "testing"},
+    "__main__": {"cli"},
+    # The public facade: it imports errors, hookspecs and hooks at once, and re-exports
+    # a few names of lower parts on first use (PEP 562), never the CLI.
+    "benchbox": STORAGE | {"sweep"},
+}
+
+
+def _part(module: str) -> str:
+    """The layer a core module belongs to (see :data:`ALLOWED`)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_every_part_of_the_core_has_a_layer() -> None:
+    assert {_part(name) for name in CORE} == set(ALLOWED)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_imports_follow_the_layers(name: str) -> None:
+    """Every import (at the top, inside functions, under ``TYPE_CHECKING``) goes to the
+    module's own part, a lower one (:data:`ALLOWED`), or ``benchbox`` itself."""
+    mine = _part(name)
+    bad = [
+        f"{MODULES[name].relative_to(ROOT)}:{line} imports {target} ({_part(target)})"
+        for target, line in _imports(name, top_level_only=False, type_checking=True)
+        if target.split(".")[0] == "benchbox"
+        and target in MODULES
+        and _part(target) not in {mine, "benchbox", *ALLOWED[mine]}
+    ]
+    assert not bad, bad
 
 
 def test_no_module_is_over_500_lines() -> None:
@@ -137,7 +195,7 @@ def test_the_core_never_imports_the_built_in_plugins(name: str) -> None:
     """``benchbox`` knows hooks, never a concrete plugin: not even a deferred import."""
     bad = [
         f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
-        for target, line in _imports(name, top_level_only=False)
+        for target, line in _imports(name, top_level_only=False, type_checking=True)
         if target.split(".")[0] in ("benchbox_plugins", "plugins")
     ]
     assert not bad, bad
@@ -149,7 +207,7 @@ def test_the_core_never_imports_the_cli() -> None:
         f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
         for name in CORE
         if name.split(".")[:2] != ["benchbox", "cli"] and name != "benchbox.__main__"
-        for target, line in _imports(name, top_level_only=False)
+        for target, line in _imports(name, top_level_only=False, type_checking=True)
         if target == "benchbox.cli" or target.startswith("benchbox.cli.")
     ]
     assert not bad, bad
@@ -198,9 +256,15 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles_in_the_core() -> None:
-    """Top-level imports among benchbox modules form no cycle (a package's
-    ``__init__`` counts: importing ``benchbox.data.io`` runs ``benchbox.data``)."""
-    assert _cycles(_graph()) == []
+    """Imports among benchbox modules form no cycle, those inside functions included (a
+    package's ``__init__`` counts: importing ``benchbox.data.io`` runs ``benchbox.data``).
+    ``benchbox`` itself is left out: its lookups import the registry lazily by design."""
+    graph = {
+        k: {t for t in v if t != "benchbox"}
+        for k, v in _graph(top_level_only=False).items()
+        if k != "benchbox"
+    }
+    assert _cycles(graph) == []
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
@@ -216,3 +280,46 @@ def test_every_package_is_installed() -> None:
     )
     packages = {name for name in MODULES if _is_package(name)}
     assert packages - listed == set()
+
+
+#: The modules a plugin may import from: ``benchbox`` itself, and the metric functions
+#: and dataset readers the built-ins register (each name must be in the module's
+#: ``__all__``).
+PUBLIC = ("benchbox", "benchbox.metrics", "benchbox.data")
+
+
+def _public_names(module: str) -> set[str] | None:
+    """The ``__all__`` of a public module (read from the source), or ``None``."""
+    if module not in PUBLIC and not (
+        module.startswith("benchbox.metrics.")
+        and module.rpartition(".")[2] in (_public_names("benchbox.metrics") or ())
+    ):
+        return None
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return {ast.literal_eval(e) for e in node.value.elts}  # type: ignore[attr-defined]
+    return set()
+
+
+PLUGINS = sorted(n for n in MODULES if n.split(".")[0] == "benchbox_plugins")
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_the_built_in_plugins_use_only_the_public_api(name: str) -> None:
+    """A built-in imports from ``benchbox`` what any plugin author can: the names in the
+    ``__all__`` of :data:`PUBLIC` modules (and the public metric modules), nothing else
+    of the core; so the public API is enough to write them."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bad += [a.name for a in node.names if a.name.split(".")[0] == "benchbox"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "benchbox":
+            public = _public_names(node.module or "")
+            for alias in node.names:
+                if public is None or alias.name not in public or alias.name.startswith("_"):
+                    bad.append(f"{node.module}.{alias.name} (line {node.lineno})")
+    assert not bad, f"{MODULES[name].relative_to(ROOT)} imports non-public names: {bad}"

@@ -1,7 +1,46 @@
-"""Datasets: the contract, the synthetic phantom, SimpleITK readers and preprocessing."""
+"""Datasets: the contract every dataset plugin satisfies, the synthetic phantom, and the
+readers of real images on disk (registered by the built-in dataset plugin).
+
+Public here: the contract (:class:`BenchDataset`, :class:`Sample`, :class:`Volume`,
+:data:`SPLITS`), the phantom (:class:`SyntheticDataset`) and the readers
+(:func:`open_pairs`, :func:`open_nifti`, :func:`open_cases`). The readers and the
+phantom are imported on first use (they import SimpleITK and torch).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from benchbox.data.base import SPLITS, BenchDataset, Sample, Volume
 
-__all__ = ["SPLITS", "BenchDataset", "Sample", "Volume"]
+if TYPE_CHECKING:
+    from benchbox.data.cases import open_cases
+    from benchbox.data.nifti import open_nifti
+    from benchbox.data.pairs import open_pairs
+    from benchbox.data.synthetic import SyntheticDataset
+
+_LAZY = {
+    "SyntheticDataset": "benchbox.data.synthetic",
+    "open_cases": "benchbox.data.cases",
+    "open_nifti": "benchbox.data.nifti",
+    "open_pairs": "benchbox.data.pairs",
+}
+
+__all__ = [
+    "SPLITS",
+    "BenchDataset",
+    "Sample",
+    "SyntheticDataset",
+    "Volume",
+    "open_cases",
+    "open_nifti",
+    "open_pairs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'benchbox.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

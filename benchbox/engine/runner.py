@@ -22,8 +22,9 @@ from benchbox.engine.prepare import Log, Prepared, prepare
 from benchbox.engine.schedule import train_stages
 from benchbox.engine.selection import Monitor
 from benchbox.engine.train import ProgressReporter
-from benchbox.hooks.lifecycle import Observers, RunInfo
+from benchbox.hooks.lifecycle import Observers
 from benchbox.hooks.registry import Registry
+from benchbox.hookspecs import RunInfo
 
 
 @dataclass

@@ -9,6 +9,7 @@ registry with this manager.
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
@@ -113,6 +114,16 @@ class Registration:
         return f"<benchbox register {self.kind}>"
 
 
+class _StandIn:
+    """What pluggy registers for a plugin: its guarded hook implementations."""
+
+    def __init__(self, plugin: Any) -> None:
+        self.__name__ = getattr(plugin, "__name__", type(plugin).__name__)
+
+    def __repr__(self) -> str:
+        return f"<benchbox plugin {self.__name__}>"
+
+
 class PluginManager(pluggy.PluginManager):
     """pluggy's manager, with every hook implementation guarded while the registry fills.
 
@@ -120,13 +131,14 @@ class PluginManager(pluggy.PluginManager):
     one broken plugin would hide every plugin called after it, and the ``register``
     callback, shared by all implementations, cannot tell which plugin calls it. pluggy
     offers no per-implementation extension point (hook-call monitoring sees the whole
-    call), so when a plugin is registered its ``HookImpl.function`` is wrapped once.
-    While :attr:`filling` is set, the wrapper (1) attributes the ``register`` calls made
-    inside it to its plugin and (2) turns an exception into that plugin's load error, so
-    the other implementations still run and the failed plugin's staged registrations
-    are dropped. Wrappers (``hookwrapper=True`` and ``wrapper=True``) are guarded around
-    each part of their generator. Ordering, wrappers, tracing and monitoring are left
-    to pluggy.
+    call), so a plugin is registered as a stand-in object holding a guarded copy of each
+    of its hook implementations (pluggy's public ``register``; its ``HookImpl`` objects
+    are never written). While :attr:`filling` is set, the guard (1) attributes the
+    ``register`` calls made inside it to its plugin and (2) turns an exception into that
+    plugin's load error, so the other implementations still run and the failed plugin's
+    staged registrations are dropped. Wrappers (``hookwrapper=True`` and
+    ``wrapper=True``) are guarded around each part of their generator. Ordering,
+    wrappers, tracing and monitoring are left to pluggy.
 
     The same guard isolates the observers of a run: while :attr:`observers` is set, an
     exception raised by a (non-wrapper) implementation of a lifecycle hook is that
@@ -139,24 +151,46 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.filling: Filling | None = None
+        self._originals: dict[int, Any] = {}
         #: The observers of the run in progress (see :mod:`benchbox.hooks.lifecycle`), if any.
         self.observers: Observing | None = None
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
-        plugin_name = super().register(plugin, name)
+        """Register ``plugin`` through pluggy's public ``register``, as a stand-in that
+        holds a guarded copy of each of its hook implementations (same markers, same
+        signatures); pluggy's ``HookImpl`` objects are never touched. The manager
+        remembers the plugin behind each stand-in (:meth:`original`)."""
+        name = name or self.get_canonical_name(plugin)
+        stand_in = _StandIn(plugin)
+        for attr in dir(plugin):
+            try:
+                opts = self.parse_hookimpl_opts(plugin, attr)
+            except Exception:  # an attribute that raises on access is no hook
+                continue
+            if opts is None:
+                continue
+            function = getattr(plugin, attr)
+            hook = opts.get("specname") or attr
+            guarded = self._guard(name, function, hook, opts)
+            setattr(guarded, f"{self.project_name}_impl", opts)
+            setattr(stand_in, attr, guarded)
+        plugin_name = super().register(stand_in, name)
         if plugin_name is not None:
-            for caller in self.get_hookcallers(plugin) or ():
-                for impl in caller.get_hookimpls():
-                    if impl.plugin is plugin:
-                        impl.function = self._guard(impl, caller.name)  # type: ignore[misc]
+            self._originals[id(stand_in)] = plugin
         return plugin_name
 
-    def _guard(self, impl: pluggy.HookImpl, hook: str) -> Callable[..., Any]:
-        name, function = impl.plugin_name, impl.function
-        if impl.hookwrapper:
-            return _guard_old_wrapper(self, name, function)
-        if impl.wrapper:
-            return _guard_wrapper(self, name, function)
+    def original(self, plugin: Any) -> Any:
+        """The object a user registered, for a stand-in pluggy reports (in a
+        ``PluginValidationError``, ``get_plugins``...)."""
+        return self._originals.get(id(plugin), plugin)
+
+    def _guard(
+        self, name: str, function: Callable[..., Any], hook: str, opts: Mapping[str, Any]
+    ) -> Callable[..., Any]:
+        if opts.get("hookwrapper"):
+            return functools.wraps(function)(_guard_old_wrapper(self, name, function))
+        if opts.get("wrapper"):
+            return functools.wraps(function)(_guard_wrapper(self, name, function))
         observed = hook in LIFECYCLE_HOOKS
 
         def guarded(*args: Any) -> Any:
@@ -173,7 +207,7 @@ class PluginManager(pluggy.PluginManager):
                 return None
             return _shielded(function, args, lambda exc: observers.fail(name, hook, exc))
 
-        return guarded
+        return functools.wraps(function)(guarded)
 
 
 def _shielded(

@@ -15,28 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from benchbox.hooks.guard import LIFECYCLE_HOOKS, PluginManager
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Who the lifecycle hooks are about: one run.
-
-    Attributes:
-        run_id: the run's id, also its folder name.
-        run_dir: the run folder (``<out>/runs/<run_id>``), which exists.
-        config: the resolved run configuration (every setting, as recorded in
-            ``config.json``), JSON-serialisable.
-        config_hash: the experiment's hash, as in the leaderboard.
-    """
-
-    run_id: str
-    run_dir: Path
-    config: Mapping[str, Any]
-    config_hash: str
 
 
 @dataclass

@@ -276,6 +276,18 @@ class LoadError:
     details: str = ""
 
 
+#: ``info`` keys every kind may carry (see :class:`benchbox.hookspecs.Register`).
+_COMMON_INFO = ("slow", "baseline", "dims")
+#: ``info`` keys of one kind, as its ``register_*`` hook documents them.
+_KNOWN_INFO: Mapping[str, tuple[str, ...]] = {
+    "loss": ("task",),
+    "metric": ("task", "higher_is_better", "unit", "min_size", "headline", "headline_key"),
+    "transform": ("family",),
+    "tracker": ("extra",),
+    "executor": ("extra",),
+}
+
+
 def make_entry(
     kind: str,
     name: str,
@@ -294,6 +306,15 @@ def make_entry(
     if not callable(factory):
         raise errors.PluginError(f"plugin {provider}: {kind} {name!r} factory is not callable")
     info = dict(info or {})
+    known = {*_COMMON_INFO, *_KNOWN_INFO.get(kind, ())}
+    for key in info:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise errors.PluginError(
+                f"plugin {provider}: {kind} {name!r} was registered with an unknown info key "
+                f"{key!r}{hint} (known for a {kind}: {', '.join(sorted(known))})"
+            )
     for key in _REQUIRED_INFO.get(kind, ()):
         if key not in info:
             raise errors.PluginError(

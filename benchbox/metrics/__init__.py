@@ -13,3 +13,8 @@
 
 ``docs/metrics.md`` defines every number. Importing this package imports nothing heavy.
 """
+
+from __future__ import annotations
+
+#: The public modules of metric functions (plugins register them, scripts call them).
+__all__ = ["fusion", "segmentation", "ssim"]

@@ -19,6 +19,28 @@ from benchbox.metrics._share import memo
 from benchbox.metrics.filters import gaussian_taps, row_strips, sobel_polar, valid_filter
 from benchbox.metrics.vif import vif_pixel
 
+__all__ = [
+    "BINS",
+    "MS_SSIM_MIN_SIZE",
+    "MS_SSIM_WEIGHTS",
+    "PSNR_MSE_FLOOR",
+    "QABF_CONSTANTS",
+    "SSIM_MIN_SIZE",
+    "VIF_MIN_SIZE",
+    "compute_ag",
+    "compute_en",
+    "compute_mi",
+    "compute_ms_ssim",
+    "compute_nabf",
+    "compute_psnr",
+    "compute_qabf",
+    "compute_scd",
+    "compute_sd",
+    "compute_sf",
+    "compute_ssim",
+    "compute_vif",
+]
+
 #: Histogram bins of EN and MI: ``[0, 1]`` in 256 bins, so an 8-bit value ``v / 255``
 #: falls in bin ``v`` exactly as in the 0-255 integer histograms of VIFB and CDDFuse.
 BINS = 256

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+__all__ = ["K1", "K2", "SIGMA", "WINDOW", "gaussian_window", "ssim", "ssim_map"]
+
 WINDOW = 11
 SIGMA = 1.5
 K1 = 0.01

@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchbox import hookimpl
-from benchbox.hookspecs import Register
+from benchbox import Register, hookimpl
 
 if TYPE_CHECKING:
     from benchbox_plugins.backbones.timm_dual import TimmDualFusion

@@ -15,8 +15,7 @@ import os
 import re
 from typing import Any
 
-from benchbox.errors import ConfigError, WeightsError
-from benchbox.records.weights import SHOW, read_state_dict
+from benchbox import SHOW, ConfigError, WeightsError, read_state_dict
 
 
 def close_names(name: str, candidates: list[str], n: int = 5) -> list[str]:

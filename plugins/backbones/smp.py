@@ -25,8 +25,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from benchbox.errors import ConfigError, WeightsError
-from benchbox.records.weights import apply_state_dict, load_weights, read_state_dict
+from benchbox import ConfigError, WeightsError, apply_state_dict, load_weights, read_state_dict
 from benchbox_plugins.backbones._timm import build_timm, check_timm_model, close_names
 
 if TYPE_CHECKING:

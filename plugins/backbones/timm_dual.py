@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchbox.errors import ConfigError
+from benchbox import ConfigError
 from benchbox_plugins.backbones._timm import build_timm, check_timm_model
 
 FUSE_MODES = ("concat", "mean", "max")

@@ -3,20 +3,17 @@ and the region presets of public label conventions (``--region brats``)."""
 
 from __future__ import annotations
 
-from benchbox import hookimpl
-from benchbox.hookspecs import Register
+from benchbox import Register, hookimpl
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
-    from benchbox.data.synthetic import SyntheticDataset
+    from benchbox.data import SyntheticDataset
 
     register("synthetic", SyntheticDataset)
 
     # Readers of real images on disk (``--dataset NAME:PATH``); the generic code is core.
-    from benchbox.data.cases import open_cases
-    from benchbox.data.nifti import open_nifti
-    from benchbox.data.pairs import open_pairs
+    from benchbox.data import open_cases, open_nifti, open_pairs
 
     register(
         "pairs", open_pairs, description="registered 2D image pairs: <dir>/<split>/<MODALITY>/"

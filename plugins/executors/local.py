@@ -7,8 +7,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from benchbox.errors import ConfigError
-from benchbox.sweep.executor import Events, Job, run_worker
+from benchbox import ConfigError, Events, Job, run_worker
 
 
 def cpu_count() -> int:

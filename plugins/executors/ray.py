@@ -17,8 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from benchbox.errors import ConfigError
-from benchbox.sweep.executor import Events, Job, Outcome, run_worker
+from benchbox import ConfigError, Events, Job, Outcome, run_worker
 
 
 def _import_ray() -> Any:

@@ -3,8 +3,7 @@ its early-fusion control (one encoder on the concatenated sources, same size).""
 
 from __future__ import annotations
 
-from benchbox import hookimpl
-from benchbox.hookspecs import Register
+from benchbox import Register, hookimpl
 
 
 @hookimpl

@@ -12,9 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchbox import hookimpl
-from benchbox.errors import ConfigError
-from benchbox.hookspecs import Register
+from benchbox import ConfigError, Register, hookimpl
 
 #: Burt & Adelson's generating kernel w = [1/4 - a/2, 1/4, a, 1/4, 1/4 - a/2] with a = 0.4
 #: is the classic choice; a = 0.375 gives the binomial [1, 4, 6, 4, 1] / 16 used here.

@@ -3,8 +3,7 @@ fusion."""
 
 from __future__ import annotations
 
-from benchbox import hookimpl
-from benchbox.hookspecs import Register
+from benchbox import Register, hookimpl
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchbox.errors import DataError
+from benchbox import DataError
 from benchbox.metrics.ssim import ssim
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchbox.errors import ConfigError, DataError
+from benchbox import ConfigError, DataError
 
 
 def _check(logits: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from benchbox import hookimpl
-from benchbox.hookspecs import Register
+from benchbox import Register, hookimpl
 
 
 @hookimpl

@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchbox import hookimpl
-from benchbox.errors import ConfigError
-from benchbox.hooks.lifecycle import RunInfo, flat_params, scalar_metrics
+from benchbox import ConfigError, RunInfo, flat_params, hookimpl, scalar_metrics
 
 _STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
 _ARTIFACTS = ("config", "environment", "metrics", "per_case", "examples", "checkpoint")

@@ -12,9 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchbox import hookimpl
-from benchbox.errors import ConfigError
-from benchbox.hooks.lifecycle import RunInfo, flat_params, scalar_metrics
+from benchbox import ConfigError, RunInfo, flat_params, hookimpl, scalar_metrics
 
 
 class TensorBoardTracker:

@@ -233,7 +233,8 @@ def test_outside_a_filling_hooks_are_plain_pluggy_calls(host, plugin):
 
 def test_while_a_run_is_observed_only_lifecycle_failures_are_caught(host, plugin, tmp_path):
     """The observer guard covers run_started/epoch_ended/run_finished, nothing else."""
-    from benchbox.hooks.lifecycle import Observers, RunInfo
+    from benchbox.hooks.lifecycle import Observers
+    from benchbox.hookspecs import RunInfo
 
     @hookimpl
     def run_started(run):

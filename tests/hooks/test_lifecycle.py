@@ -11,8 +11,9 @@ import torch
 from benchbox import config as cfg
 from benchbox import errors, hookimpl
 from benchbox.engine import runner
-from benchbox.hooks.lifecycle import Observers, RunInfo, flat_params
+from benchbox.hooks.lifecycle import Observers, flat_params
 from benchbox.hooks.manager import create_registry, make_plugin_manager, use_registry
+from benchbox.hookspecs import RunInfo
 from benchbox.testing import tiny_run_settings
 
 TINY = tiny_run_settings(epochs=2)

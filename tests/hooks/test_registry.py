@@ -125,3 +125,38 @@ def test_unknown_kind_suggests():
         errors.UnknownKindError, match="kinds: fusion, segmenter, loss, dataset, metric"
     ):
         check_kind("blah")
+
+
+def test_an_unknown_info_key_is_the_plugins_load_error():
+    """A typo in ``info`` (``headlin=1``) would silently drop a metric from every table:
+    the plugin fails to load, named, with the key it meant."""
+    from benchbox import hookimpl
+    from benchbox.hooks.manager import create_registry
+
+    class Typo:
+        @staticmethod
+        @hookimpl
+        def register_metrics(register):
+            register("sharp", lambda f, a, b: 0.0, task="fusion", higher_is_better=True, headlin=1)
+
+    registry = create_registry([Typo], entry_points=False)
+    (error,) = registry.load_errors
+    assert str(error.provider) == "Typo"
+    assert "unknown info key 'headlin'; did you mean 'headline'?" in error.error
+    assert ("metric", "sharp") not in registry
+
+
+def test_plugins_are_isolated_without_writing_pluggys_hook_implementations():
+    """Each registered hook implementation is the function pluggy read from the object
+    registered (a stand-in holding guarded copies): pluggy's ``HookImpl.function``,
+    declared ``Final``, is never reassigned."""
+    from benchbox.hooks.manager import create_registry
+
+    pm = create_registry().plugin_manager
+    impls = [impl for caller in vars(pm.hook).values() if hasattr(caller, "get_hookimpls")
+             for impl in caller.get_hookimpls()]  # fmt: skip
+    assert impls
+    for impl in impls:
+        attr = getattr(impl.function, "__name__", "")
+        assert getattr(impl.plugin, attr) is impl.function, impl.plugin_name
+        assert pm.original(impl.plugin) is not impl.plugin  # what the user registered
