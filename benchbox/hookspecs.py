@@ -127,6 +127,42 @@ def register_segmenters(register: Register) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def open_inputs(
+    dataset: str,
+    root: str | None,
+    modalities: tuple[str, str],
+    image_size: int,
+    training: Mapping[str, Any],
+    split: str,
+    resample: bool,
+) -> Any:
+    """Open new images for ``benchbox predict RUN --dataset NAME:PATH``, or return ``None``.
+
+    Implement it for the datasets your plugin registers that need their own reading
+    of new, unlabelled images (a folder of new pairs, an nnU-Net ``imagesTs``); return
+    ``None`` for any other ``dataset``. The first non-``None`` answer is used. When no
+    plugin answers, ``benchbox predict`` rebuilds the dataset ``NAME`` with the run's
+    recorded parameters and ``root=PATH`` and predicts its ``test`` split (with
+    ``--split all`` every split), so a dataset plugin needs nothing more to be
+    predicted on new data laid out like its training data.
+
+    Args:
+        dataset: the dataset name (``NAME`` of ``--dataset NAME:PATH``).
+        root: the ``PATH`` part, or ``None``.
+        modalities: the run's sources ``a`` and ``b``, in order.
+        image_size: the run's training image size.
+        training: the run's recorded dataset parameters (``dataset.config()`` as
+            written in the run's ``config.json``): its preprocessing, channels...
+        split: ``"test"`` (the cases to predict) or ``"all"`` (every case found).
+        resample: resample (3D) or resize (2D) a modality whose grid differs.
+
+    Returns:
+        A :class:`benchbox.data.BenchDataset` whose ``test`` split holds every case
+        to predict (labels unused), or ``None``.
+    """
+
+
 @hookspec
 def register_losses(register: Register) -> None:
     """Register loss functions.

@@ -56,13 +56,6 @@ def _score(run: Callable[[Callable[[str], None] | None], Scores], total: int) ->
         return run(step)
 
 
-#: Display order of the built-in metrics; others follow by name.
-ORDER = (
-    "dice", "iou", "precision", "recall", "hd", "hd95", "assd", "nsd",
-    "en", "sd", "sf", "ag", "mi", "scd", "vif", "qabf", "nabf", "ssim", "ms-ssim", "psnr",
-)  # fmt: skip
-
-
 def _render(scores: Scores, paths: list[Path]) -> None:
     from benchbox.scoring import column_parts, metric_entry
 
@@ -89,10 +82,11 @@ def _render(scores: Scores, paths: list[Path]) -> None:
     regions = list(scores.regions)
 
     def key(column: str) -> tuple[int, int, str]:
+        # Headline metrics first, in their registered place, then the others by name.
         entry = metric_entry(column, scores)
-        name = entry.name if entry is not None else column
+        place = entry.info.get("headline") if entry is not None else None
+        rank = place if isinstance(place, int) else 10**6
         region = column_parts(column, scores)[1]
-        rank = ORDER.index(name) if name in ORDER else len(ORDER)
         return (regions.index(region) if region in regions else 0, rank, column)
 
     columns.sort(key=key)

@@ -3,7 +3,8 @@ readers of real images on disk (registered by the built-in dataset plugin).
 
 Public here: the contract (:class:`BenchDataset`, :class:`Sample`, :class:`Volume`,
 :data:`SPLITS`), the phantom (:class:`SyntheticDataset`) and the readers
-(:func:`open_pairs`, :func:`open_nifti`, :func:`open_cases`). The readers and the
+(:func:`open_pairs`, :func:`open_nifti`, :func:`open_cases`) and their readers of new
+images for ``benchbox predict`` (:func:`open_inputs`). The readers and the
 phantom are imported on first use (they import SimpleITK and torch).
 """
 
@@ -16,6 +17,7 @@ from benchbox.data.base import SPLITS, BenchDataset, Sample, Volume
 
 if TYPE_CHECKING:
     from benchbox.data.cases import open_cases
+    from benchbox.data.inputs import open_inputs
     from benchbox.data.nifti import open_nifti
     from benchbox.data.pairs import open_pairs
     from benchbox.data.synthetic import SyntheticDataset
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "SyntheticDataset": "benchbox.data.synthetic",
     "open_cases": "benchbox.data.cases",
+    "open_inputs": "benchbox.data.inputs",
     "open_nifti": "benchbox.data.nifti",
     "open_pairs": "benchbox.data.pairs",
 }
@@ -34,6 +37,7 @@ __all__ = [
     "SyntheticDataset",
     "Volume",
     "open_cases",
+    "open_inputs",
     "open_nifti",
     "open_pairs",
 ]

@@ -33,7 +33,6 @@ from benchbox.data.preprocess import Fit
 from benchbox.data.volumes import VolumeDataset
 from benchbox.errors import ConfigError, DataError
 
-INPUT_KINDS = ("pairs", "nifti", "cases")
 SPLITS = ("test", "all")
 
 
@@ -149,16 +148,6 @@ class CaseInputs(VolumeDataset):
         return super().volumes("train" if split == "test" else split)
 
 
-def parse_spec(spec: str) -> tuple[str, Path]:
-    """``KIND:PATH`` -> (kind, path), checking the kind."""
-    kind, sep, path = spec.partition(":")
-    if not sep or not path or kind not in INPUT_KINDS:
-        raise ConfigError(
-            f"--dataset {spec!r}: expected pairs:<dir>, nifti:<dir> or cases:<config.toml>"
-        )
-    return kind, Path(path).expanduser()
-
-
 def _pair_folders(root: Path, split: str) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
@@ -231,7 +220,8 @@ def _case_folders(path: Path, training: Mapping[str, Any]) -> list[Any]:
 
 
 def open_inputs(
-    spec: str,
+    kind: str,
+    path: str | Path,
     modalities: tuple[str, str],
     image_size: int,
     training: Mapping[str, Any],
@@ -241,7 +231,9 @@ def open_inputs(
     """Open new images for prediction with a run's preprocessing.
 
     Args:
-        spec: ``pairs:<dir>``, ``nifti:<dir>`` or ``cases:<config.toml>``.
+        kind: the reader: ``pairs`` (a folder of pairs), ``nifti`` (an nnU-Net folder)
+            or ``cases`` (case folders, or their ``config.toml``).
+        path: the folder or config.
         modalities: the run's sources ``a`` and ``b``.
         image_size: the run's image size.
         training: the run's recorded ``dataset_config`` (preprocessing, channels).
@@ -256,7 +248,10 @@ def open_inputs(
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be test or all, not {split!r}")
-    kind, path = parse_spec(spec)
+    if kind not in ("pairs", "nifti", "cases"):
+        raise ConfigError(f"no input reader {kind!r} (pairs, nifti or cases)")
+    spec = f"{kind}:{path}"
+    path = Path(path).expanduser()
     recorded = dict(training.get("preprocessing") or {})
     if kind == "pairs":
         if recorded:

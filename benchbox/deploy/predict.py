@@ -82,6 +82,19 @@ def _write_pair(case: Any, item: Any, tmp: Path, colour: str | None, binary: boo
     return written
 
 
+def _write_sample(case: Any, tmp: Path, binary: bool) -> list[Path]:
+    """A 2D sample of any dataset plugin, at the network's size (the dataset keeps no
+    original size to map it back to)."""
+    written = []
+    if case.fused is not None:
+        written.append(_write(tmp / "fused" / f"{case.case_id}.png", _to_png(case.fused)))
+    if case.labels is not None:
+        labels = case.labels
+        mask = (labels > 0).astype(np.uint8) * 255 if binary else labels.astype(np.uint8)
+        written.append(_write(tmp / "segmentations" / f"{case.case_id}.png", mask))
+    return written
+
+
 def _write(path: Path, array: np.ndarray, reference: Any = None) -> Path:
     from benchbox.data.io import write_image
 
@@ -116,6 +129,85 @@ def _commit(tmp: Path, out: Path) -> dict[str, list[Path]]:
     return files
 
 
+class _AllCases:
+    """A dataset seen as its cases to predict: the ``test`` split is the chosen splits'
+    samples (and volumes) together."""
+
+    def __init__(self, dataset: Any, splits: tuple[str, ...]) -> None:
+        self.dataset, self.splits_used = dataset, splits
+        self.name, self.modalities = dataset.name, dataset.modalities
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("test",)
+
+    def split(self, name: str) -> Any:
+        import torch
+
+        parts = [self.dataset.split(s) for s in self.splits_used]
+        return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
+
+    def volumes(self, name: str) -> Any:
+        found = [self.dataset.volumes(s) for s in self.splits_used]
+        if any(v is None for v in found):
+            return None
+        return [v for vols in found for v in vols]
+
+    def eval_regions(self) -> Any:
+        return self.dataset.eval_regions()
+
+
+def open_inputs(run: Any, spec: str, split: str = "test", resample: bool = False) -> Any:
+    """The new images of ``--dataset NAME[:PATH]``, opened with the run's preprocessing.
+
+    The plugin that registered dataset ``NAME`` is asked first (the ``open_inputs``
+    hook); when none answers, the dataset is rebuilt with the run's recorded parameters
+    (if it is the run's own dataset) and ``root=PATH``, and its ``test`` split (every
+    split with ``split="all"``) is predicted.
+    """
+    from benchbox.engine.models import dataset_kwargs
+    from benchbox.hooks.manager import get_registry
+
+    if split not in ("test", "all"):
+        raise errors.ConfigError(f"--split must be test or all, not {split!r}")
+    name, _, path = spec.partition(":")
+    registry = get_registry()
+    entry = registry.get("dataset", name)
+    try:
+        opened = registry.plugin_manager.hook.open_inputs(
+            dataset=name,
+            root=path or None,
+            modalities=run.modalities,
+            image_size=run.image_size,
+            training=run.dataset_config,
+            split=split,
+            resample=resample,
+        )
+    except errors.BenchboxError:
+        raise
+    except Exception as exc:
+        raise errors.PluginBugError(
+            f"a plugin's open_inputs hook failed for dataset {name!r}: "
+            f"{errors.describe(exc)} (--debug shows the traceback)"
+        ) from exc
+    if opened is not None:
+        return opened
+    kwargs = dataset_kwargs(entry, run.config) if name == run.config.dataset_name else {}
+    if path:
+        if not entry.accepts("root"):
+            raise errors.ConfigError(f"dataset {name!r} takes no path; use --dataset {name}")
+        kwargs["root"] = path
+    else:
+        kwargs.pop("root", None)
+    dataset = entry.build(**kwargs)
+    if tuple(dataset.modalities) != tuple(run.modalities):
+        raise errors.DataError(
+            f"{spec}: its modalities are {' + '.join(dataset.modalities)}; the run fuses "
+            f"{' + '.join(run.modalities)}"
+        )
+    return _AllCases(dataset, ("test",) if split == "test" else tuple(dataset.splits))
+
+
 def predict_run(
     run_dir: str | Path,
     dataset: str,
@@ -132,7 +224,8 @@ def predict_run(
 
     Args:
         run_dir: ``runs/<run_id>``.
-        dataset: ``pairs:<dir>``, ``nifti:<dir>`` or ``cases:<config.toml>``.
+        dataset: ``NAME:PATH`` of a registered dataset: ``pairs:<dir>``, ``nifti:<dir>``,
+            ``cases:<config.toml>``, or a plugin's (see :func:`open_inputs`).
         out: the output folder (``fused/``, ``segmentations/``).
         split: ``"test"`` or ``"all"`` (see :mod:`benchbox.data.inputs`).
         resample: resample a modality whose grid differs from the first one.
@@ -147,7 +240,7 @@ def predict_run(
     """
     import torch
 
-    from benchbox.data.inputs import PairInputs, open_inputs
+    from benchbox.data.inputs import PairInputs
     from benchbox.deploy.restore import load_run
     from benchbox.engine.device import resolve_amp, resolve_device
     from benchbox.engine.inference import Predictor, predict_split
@@ -155,19 +248,12 @@ def predict_run(
 
     dev = resolve_device(device)
     run = load_run(run_dir, device=str(dev))
-    inputs = open_inputs(
-        dataset, run.modalities, run.image_size, run.dataset_config, split, resample
-    )
+    inputs = open_inputs(run, dataset, split, resample)
     amp = resolve_amp(run.config.amp, dev)
     predictor = Predictor(run.fusion, run.segmenter, dev, amp, tta=run.config.tta)
     post = postprocessor(run.postprocess)
     pairs = isinstance(inputs, PairInputs)
     volumes = None if pairs else inputs.volumes("test")
-    if not pairs and volumes is None:
-        raise errors.DataError(
-            f"{dataset}: 2D images; benchbox predict writes NIfTI for 3D cases only "
-            "(predict 2D images as a pairs:<dir> folder of PNG/TIFF pairs)"
-        )
     total = len(inputs.split("test")) if volumes is None else len(volumes)
     if start is not None:
         start(total)
@@ -191,8 +277,10 @@ def predict_run(
             ):
                 case.postprocess(post)  # as the run's test split was scored
                 if pairs:
-                    item = inputs.item(case.case_id)  # type: ignore[attr-defined]
+                    item = inputs.item(case.case_id)
                     _write_pair(case, item, tmp, colour, binary)
+                elif volumes is None:
+                    _write_sample(case, tmp, binary)
                 else:
                     _write_volume(case, tmp, label_values)
                 if step is not None:

@@ -69,6 +69,7 @@ def choose(
     requested: str,
     validate: Callable[[PostProcess | None], dict[str, float]] | None,
     objective: Any,
+    registry: Any = None,
 ) -> dict[str, Any]:
     """Decide the post-processing of a run's test split.
 
@@ -79,12 +80,16 @@ def choose(
             validation split or validation is off.
         objective: the run's selection :class:`~benchbox.engine.selection.Objective`, or
             ``None`` (nothing was selected); its metric decides when it is a
-            segmentation column, else ``dice``.
+            segmentation column, else the segmentation metric registered with
+            ``headline=1`` (Dice).
+        registry: where the headline metrics are registered (default: installed).
 
     Returns:
         The record kept in ``metrics.json``: ``requested``, ``applied``, and for
         ``auto`` the ``metric``, its ``mode`` and the validation value of each choice.
     """
+    from benchbox.metrics.suite import headline_metrics
+
     record: dict[str, Any] = {"requested": requested, "applied": requested, "note": ""}
     if requested != AUTO:
         return record
@@ -94,7 +99,8 @@ def choose(
         return record
     raw = validate(None)
     post = validate(keep_largest)
-    key, higher = "dice", True
+    shown = [e.name for e in headline_metrics("segmentation", registry)]
+    key, higher = (shown[0] if shown else ""), True
     if objective is not None and objective.key in raw and objective.key in post:
         key, higher = objective.key, objective.higher_is_better
     if key not in raw or key not in post:
@@ -108,7 +114,7 @@ def choose(
         mode="max" if higher else "min",
         val={NONE: before, LARGEST: after},
         val_other={
-            name: {k: float(v[k]) for k in ("dice", "hd95") if k in v}
+            name: {k: float(v[k]) for k in shown if k in v}
             for name, v in ((NONE, raw), (LARGEST, post))
         },
     )

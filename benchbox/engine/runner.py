@@ -198,7 +198,7 @@ def _train_and_test(
     save_dir = run.file("predictions") if c.save_predictions else None
     with blame_plugins(p.components(), "while evaluating"):
         # Decided on the val split, with the selected weights, before the test split.
-        postprocess = post.choose(c.postprocess, monitor.validator(), monitor.objective)
+        postprocess = post.choose(c.postprocess, monitor.validator(), monitor.objective, p.registry)
         if c.postprocess == post.AUTO:
             log(_describe_postprocess(postprocess))
         result = score_split(

@@ -8,8 +8,9 @@ the one written as the checkpoint and evaluated, once, on the test split. With
 
 Selection metrics are named after the validation columns:
 
-* ``dice`` (default of segmentation runs): the mean over regions of the per-region
-  Dice, ``dice_<region>`` one region only; any segmentation metric works the same way
+* ``dice`` (the default of segmentation runs, being the segmentation metric registered
+  with ``headline=1``): the mean over regions of the per-region Dice,
+  ``dice_<region>`` one region only; any segmentation metric works the same way
   (``hd95`` is minimised because the metric says lower is better);
 * ``loss`` (default of fusion-only runs): the fusion loss on the val split; a fusion
   metric column (``ssim_mean``, ``qabf``) may be chosen instead.
@@ -61,8 +62,18 @@ def resolve_objective(
         ConfigError: ``select`` names no validation column of this run.
     """
     task = "segmentation" if has_seg else "fusion"
-    if select == AUTO:
-        select = "dice" if has_seg else LOSS
+    if select == AUTO and has_seg:
+        from benchbox.metrics.suite import headline_metrics
+
+        first = headline_metrics(task, registry)
+        if not first:
+            raise errors.ConfigError(
+                "--select auto picks the segmentation metric registered with headline=1, "
+                "and none is; name a validation metric with --select"
+            )
+        select = first[0].name
+    elif select == AUTO:
+        select = LOSS
     if select == LOSS and not has_seg:
         return Objective(LOSS, higher_is_better=False)
     metrics = [e for e in registry.list("metric") if e.info.get("task") == task]

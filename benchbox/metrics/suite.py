@@ -62,6 +62,17 @@ def metrics_for(task: str, registry: Registry | None = None) -> list[Entry]:
     return [registry.get("metric", name) for name in names]
 
 
+def headline_metrics(task: str, registry: Registry | None = None, top: int = 0) -> list[Entry]:
+    """The metrics of ``task`` that tables show by default, in their ``headline`` order
+    (``info["headline"]``, 1 first; see ``register_metrics``); with ``top``, only those
+    placed ``1..top``. The first one is what a run selects on by default
+    (``--select auto``) and what tables lead with: no metric name is written into the
+    core."""
+    ranked = [e for e in metrics_for(task, registry) if isinstance(e.info.get("headline"), int)]
+    ranked.sort(key=lambda e: int(e.info["headline"]))
+    return [e for e in ranked if not top or int(e.info["headline"]) <= top]
+
+
 def fusion_metrics_for_shape(
     shape: tuple[int, ...], registry: Registry | None = None
 ) -> tuple[list[Entry], list[Entry]]:

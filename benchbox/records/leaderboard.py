@@ -312,37 +312,35 @@ SPEED_COLUMNS = ("train_img_s", "infer_img_s")
 
 
 def headline_columns(
-    columns: Sequence[str], task: str | None = None, registry: Registry | None = None
+    columns: Sequence[str],
+    task: str | None = None,
+    registry: Registry | None = None,
+    top: int = 0,
 ) -> list[str]:
     """The metric columns among ``columns`` that tables show by default.
 
     A metric says it belongs there when it is registered with ``headline=N`` (its
     place, 1 first), and a metric with a dict result with ``headline_key`` (the one key
     shown, e.g. ``mean`` for ``ssim_mean``); see ``register_metrics`` in
-    :mod:`benchbox.hookspecs`. Fusion metrics come first, then segmentation metrics
-    (every region's column), each by place, then in the order of ``columns``;
-    ``task`` keeps one task's only. Standard-deviation columns are left out.
+    :mod:`benchbox.hookspecs` and :func:`benchbox.metrics.suite.headline_metrics`.
+    Fusion metrics come first, then segmentation metrics (every region's column), each
+    by place, then in the order of ``columns``; ``task`` keeps one task's only, ``top``
+    the metrics placed ``1..top``. Standard-deviation columns are left out.
     """
-    if registry is None:
-        from benchbox.hooks.manager import get_registry
+    from benchbox.metrics.suite import headline_metrics
 
-        registry = get_registry()
     tasks = ("fusion", "segmentation") if task is None else (task,)
-    entries = [
-        e
-        for e in registry.list("metric")
-        if e.info.get("task") in tasks and isinstance(e.info.get("headline"), int)
-    ]
     order = {c: i for i, c in enumerate(columns) if not c.endswith("_std")}
     chosen: dict[str, tuple[int, int, int]] = {}
-    for entry in entries:
-        stem = entry.name
-        if entry.info.get("headline_key"):
-            stem += f"_{entry.info['headline_key']}"
-        seg = entry.info["task"] == "segmentation"
-        for column, position in order.items():
-            # segmentation metrics have one column per region: <stem>_<region>
-            if column.startswith(stem + "_") if seg else column == stem:
-                key = (tasks.index(entry.info["task"]), entry.info["headline"], position)
-                chosen.setdefault(column, key)
+    for t in tasks:
+        for entry in headline_metrics(t, registry, top):
+            stem = entry.name
+            if entry.info.get("headline_key"):
+                stem += f"_{entry.info['headline_key']}"
+            seg = t == "segmentation"
+            for column, position in order.items():
+                # segmentation metrics have one column per region: <stem>_<region>
+                if column.startswith(stem + "_") if seg else column == stem:
+                    key = (tasks.index(t), entry.info["headline"], position)
+                    chosen.setdefault(column, key)
     return sorted(chosen, key=chosen.__getitem__)

@@ -19,8 +19,9 @@ from benchbox.analysis.compare import Comparison, compare
 from benchbox.analysis.methods import method_table, with_method_keys
 from benchbox.errors import BenchboxError, DataError
 
-#: Per-case columns a report shows by default, where present (glob patterns, in order).
-DEFAULT_METRICS = ("dice_*", "hd95_*", "nsd_*", "ssim_mean", "qabf", "vif")
+#: A report compares, by default, the metrics registered with a headline place up to
+#: this one (``register_metrics``): SSIM, Qabf, VIF; Dice, HD95, NSD for the built-ins.
+DEFAULT_TOP = 3
 #: Leaderboard columns reconstructed into the ``benchbox run`` command of a method.
 _COMMAND = (
     ("dataset", "--dataset"),
@@ -64,7 +65,11 @@ class Report:
 
 
 def _metrics(columns: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
-    patterns = list(wanted) if wanted else list(DEFAULT_METRICS)
+    from benchbox.records.leaderboard import headline_columns
+
+    if not wanted:
+        return headline_columns(columns, top=DEFAULT_TOP)
+    patterns = list(wanted)
     out: list[str] = []
     for pattern in patterns:
         out += [c for c in columns if fnmatch.fnmatchcase(c, pattern) and c not in out]
@@ -228,7 +233,8 @@ def build_section(
         if not any(fnmatch.fnmatchcase(c, pattern) for c in columns):
             section.notes.append(f"no per-case column matches {pattern!r}")
     if not chosen:
-        section.notes.append(f"none of the metrics {', '.join(metrics or DEFAULT_METRICS)}")
+        wanted = ", ".join(metrics) if metrics else f"headline metrics (top {DEFAULT_TOP})"
+        section.notes.append(f"none of the metrics {wanted}")
         return section
     for metric in chosen:
         try:

@@ -3,7 +3,10 @@ and the region presets of public label conventions (``--region brats``)."""
 
 from __future__ import annotations
 
-from benchbox import Register, hookimpl
+from collections.abc import Mapping
+from typing import Any
+
+from benchbox import ConfigError, Register, hookimpl
 
 
 @hookimpl
@@ -22,6 +25,31 @@ def register_datasets(register: Register) -> None:
         "nifti", open_nifti, description="nnU-Net v2 raw dataset: imagesTr, labelsTr, dataset.json"
     )
     register("cases", open_cases, description="case folders of modality files, described by TOML")
+
+
+#: The built-in readers of real images on disk, which also open new images to predict.
+_READERS = ("pairs", "nifti", "cases")
+
+
+@hookimpl
+def open_inputs(
+    dataset: str,
+    root: str | None,
+    modalities: tuple[str, str],
+    image_size: int,
+    training: Mapping[str, Any],
+    split: str,
+    resample: bool,
+) -> Any:
+    """New images for ``benchbox predict`` in the built-in layouts: a folder of new
+    pairs (or a pairs dataset's ``test/``), an nnU-Net ``imagesTs``, case folders."""
+    if dataset not in _READERS:
+        return None
+    if not root:
+        raise ConfigError(f"--dataset {dataset} needs a path: {dataset}:<folder or config>")
+    from benchbox.data import open_inputs as open_reader
+
+    return open_reader(dataset, root, modalities, image_size, training, split, resample)
 
 
 def brats_regions() -> dict[str, tuple[int, ...]]:

@@ -294,3 +294,48 @@ def test_score_split_post_processes_the_restored_labels_before_scoring(nnunet, t
         assert row["dice_lesion"] == pytest.approx(scores["dice_lesion"])
     assert changed == len(raw_cases)  # every case had islands to remove
     assert kept.summary["dice_lesion"] != pytest.approx(raw.summary["dice_lesion"])
+
+
+class _FolderPhantom:
+    """A third-party dataset plugin: the phantom, read from a folder given as its root
+    (its ``seed.txt`` holds the phantom's seed), so new data is a new folder."""
+
+    @staticmethod
+    def open(root: str, image_size: int = 32, seed: int = 0):
+        from benchbox.data import SyntheticDataset
+
+        seed = int((Path(root) / "seed.txt").read_text())
+        return SyntheticDataset(image_size=image_size, n_train=8, n_val=2, n_test=3, seed=seed)
+
+    @staticmethod
+    @__import__("benchbox").hookimpl
+    def register_datasets(register):
+        register("folder-phantom", _FolderPhantom.open)
+
+
+def test_a_run_on_a_third_party_dataset_can_be_predicted_on_new_data(tmp_path):
+    """No plugin answers the open_inputs hook for this dataset, so predict rebuilds it
+    with the run's recorded parameters and the new root and predicts its test split;
+    the files equal the models applied by hand."""
+    from benchbox.hooks.manager import create_registry, use_registry
+
+    train, new = tmp_path / "train", tmp_path / "new"
+    for folder, seed in ((train, 0), (new, 7)):
+        folder.mkdir()
+        (folder / "seed.txt").write_text(str(seed))
+    with use_registry(create_registry([_FolderPhantom])):
+        settings = {**TINY, "data_opts": {}, "dataset": f"folder-phantom:{train}"}
+        run_dir = _run(tmp_path / "out", **settings)
+        assert main(["predict", str(run_dir), "--dataset", f"folder-phantom:{new}",
+                     "--out", str(tmp_path / "pred")]) == 0  # fmt: skip
+        expected = _FolderPhantom.open(str(new)).split("test")
+    fused = sorted((tmp_path / "pred" / "fused").glob("*.png"))
+    labels = sorted((tmp_path / "pred" / "segmentations").glob("*.png"))
+    assert [p.stem for p in fused] == [p.stem for p in labels] == [s["case_id"] for s in expected]
+    a = torch.stack([s["a"] for s in expected]).numpy()
+    b = torch.stack([s["b"] for s in expected]).numpy()
+    eager_fused, eager_labels = _eager(run_dir, a, b)
+    for i, path in enumerate(fused):
+        got = _png(path).astype(np.float64) / 255
+        assert np.abs(got - eager_fused[i]).max() <= 0.5 / 255 + 1e-6
+        assert np.array_equal(_png(labels[i]) > 0, eager_labels[i] > 0)
