@@ -57,9 +57,10 @@ def _score(run: Callable[[Callable[[str], None] | None], Scores], total: int) ->
 
 
 def _render(scores: Scores, paths: list[Path]) -> None:
+    from benchbox.metrics.suite import Summary
     from benchbox.scoring import column_parts, metric_entry
 
-    summary = scores.summary
+    summary = Summary(scores.summary)
     title = f"benchbox evaluate {scores.task}: {int(summary['n_cases'])} case(s)"
     if scores.missing:
         title += f" scored, {len(scores.missing)} missing"
@@ -96,13 +97,13 @@ def _render(scores: Scores, paths: list[Path]) -> None:
         better = "" if entry is None else ("↑" if entry.info.get("higher_is_better") else "↓")
         unit = "" if entry is None else str(entry.info.get("unit", ""))
         row = [base] + ([region] if scores.task == "segmentation" else [])
-        row += [f"{summary[column]:.4f}", f"{summary.get(column + '_std', 0.0):.4f}", better, unit]
+        row += [f"{summary[column]:.4f}", f"{summary.std(column) or 0.0:.4f}", better, unit]
         table.add_row(*(escape(c) for c in row))
     console.print(table)
+    empty_counts = summary.empty_counts()
     for region in scores.regions:
-        ref = int(summary.get(f"n_ref_empty_{region}", 0))
-        pred = int(summary.get(f"n_pred_empty_{region}", 0))
-        both = int(summary.get(f"n_both_empty_{region}", 0))
+        empty = empty_counts.get(region, {})
+        ref, pred, both = (empty.get(k, 0) for k in ("ref", "pred", "both"))
         if ref or pred:
             console.print(
                 f"[yellow]empty masks[/] {escape(region)}: reference empty in {ref}, "

@@ -216,19 +216,18 @@ run.__signature__ = inspect.Signature([*settings_parameters(), _NPROC])  # type:
 
 
 def _render(result: Any) -> None:
-    summary = result.summary
+    from benchbox.metrics.suite import Summary
+
+    summary = Summary(result.summary)
     table = Table(title=f"run {result.run_id}", title_justify="left")
     table.add_column("metric")
     table.add_column("mean", justify="right")
     table.add_column("std", justify="right")
-    counts = {k: v for k, v in summary.items() if k.startswith("n_")}
-    for key, value in summary.items():
-        if key.endswith("_std") or key in counts:
-            continue
-        std = summary.get(f"{key}_std")
+    for key, value in summary.means().items():
+        std = summary.std(key)
         table.add_row(escape(key), f"{value:.4f}", "" if std is None else f"{std:.4f}")
-    if "n_cases" in counts:
-        table.add_row("test cases", str(int(counts["n_cases"])), "")
+    if "n_cases" in summary:
+        table.add_row("test cases", str(summary.n_cases), "")
     tp = result.record["throughput"]
     if tp.get("train_img_s"):
         table.add_row("training images/s", f"{tp['train_img_s']:.1f}", "")
@@ -257,15 +256,11 @@ def _render(result: Any) -> None:
         scored.append(f"predicted with --tta {escape(tta)} ({len(passes(tta))} mirrored passes)")
     if scored:
         console.print("test labels " + " and ".join(scored), highlight=False)
-    regions = sorted({k.rsplit("_", 1)[-1] for k in counts if k.startswith("n_ref_empty_")})
-    for region in regions:
-        ref = int(counts.get(f"n_ref_empty_{region}", 0))
-        pred = int(counts.get(f"n_pred_empty_{region}", 0))
-        both = int(counts.get(f"n_both_empty_{region}", 0))
+    for region, empty in sorted(summary.empty_counts().items()):
         console.print(
-            f"{escape(region)}: {int(counts.get('n_cases', 0))} cases; empty reference in {ref}, "
-            f"empty prediction in {pred}, both in {both} (scored by the empty-mask rules of "
-            "docs/metrics.md)",
+            f"{escape(region)}: {summary.n_cases} cases; empty reference in "
+            f"{empty.get('ref', 0)}, empty prediction in {empty.get('pred', 0)}, both in "
+            f"{empty.get('both', 0)} (scored by the empty-mask rules of docs/metrics.md)",
             highlight=False,
         )
     files = Table(title="written", title_justify="left", show_header=False)

@@ -99,11 +99,9 @@ def resolve_objective(
 def val_columns(summary: Mapping[str, float], regions: Mapping[str, Any]) -> dict[str, float]:
     """The validation metrics: every mean column of ``summary`` (no ``_std``, no counts)
     and, per segmentation metric, its mean over regions under the bare name."""
-    out = {
-        k: float(v)
-        for k, v in summary.items()
-        if not k.endswith("_std") and not k.startswith("n_") and "_empty_" not in k
-    }
+    from benchbox.metrics.suite import Summary
+
+    out = Summary(summary).means()
     pooled: dict[str, list[float]] = {}
     for column, value in out.items():
         for region in regions:

@@ -91,9 +91,8 @@ def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def scalar_metrics(summary: Mapping[str, float]) -> dict[str, float]:
-    """The metric means of a run summary (no ``_std`` columns, no ``n_*`` counts)."""
-    return {
-        k: float(v)
-        for k, v in summary.items()
-        if not k.endswith("_std") and not k.startswith("n_") and v is not None
-    }
+    """The metric means of a run summary (no std columns, no counts; see
+    :class:`benchbox.metrics.suite.Summary`)."""
+    from benchbox.metrics.suite import Summary
+
+    return Summary(summary).means()

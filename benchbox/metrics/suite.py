@@ -405,7 +405,55 @@ def _flag_region(column: str) -> tuple[str, str] | None:
     return None
 
 
-def summarize(per_case: pd.DataFrame) -> dict[str, float]:
+class Summary(dict[str, float]):
+    """The summary of a table of cases, as one flat mapping whose keys are leaderboard
+    columns: ``n_cases``; for each metric column its mean under its name and its
+    sample std under ``<column>_std``; for each region ``r`` the empty-mask counts
+    ``n_ref_empty_<r>``, ``n_pred_empty_<r>``, ``n_both_empty_<r>``.
+
+    This class is the one place that reads that naming: code asks it for the means,
+    a column's std or the empty counts instead of decoding key suffixes. It is a
+    ``dict``, so it is written to ``metrics.json`` and the leaderboard as it is; a
+    summary read back from JSON is wrapped again with ``Summary(mapping)``.
+    """
+
+    STD = "_std"
+    COUNT = "n_"
+
+    def is_mean(self, key: str) -> bool:
+        """Whether ``key`` is a metric column's mean (not a std, not a count)."""
+        return not key.endswith(self.STD) and not key.startswith(self.COUNT)
+
+    def means(self) -> dict[str, float]:
+        """Each metric column's mean, in order."""
+        return {k: float(v) for k, v in self.items() if v is not None and self.is_mean(k)}
+
+    def std(self, column: str) -> float | None:
+        """The sample standard deviation of a metric column, if summarised."""
+        value = self.get(column + self.STD)
+        return None if value is None else float(value)
+
+    @property
+    def n_cases(self) -> int:
+        return int(self.get("n_cases", 0))
+
+    def counts(self) -> dict[str, int]:
+        """Every count (``n_cases`` and the empty-mask counts)."""
+        return {k: int(v) for k, v in self.items() if k.startswith(self.COUNT)}
+
+    def empty_counts(self) -> dict[str, dict[str, int]]:
+        """``{region: {"ref": n, "pred": n, "both": n}}``: the cases whose reference,
+        prediction, or both were empty, per region."""
+        out: dict[str, dict[str, int]] = {}
+        for kind in ("ref", "pred", "both"):
+            prefix = f"{self.COUNT}{kind}_empty_"
+            for key, value in self.items():
+                if key.startswith(prefix):
+                    out.setdefault(key[len(prefix) :], {})[kind] = int(value)
+        return out
+
+
+def summarize(per_case: pd.DataFrame) -> Summary:
     """The mean and standard deviation of every metric column, and the empty-mask counts.
 
     Args:
@@ -424,7 +472,7 @@ def summarize(per_case: pd.DataFrame) -> dict[str, float]:
     import pandas as pd
 
     numeric = per_case.select_dtypes(include="number")
-    out: dict[str, float] = {"n_cases": float(len(per_case))}
+    out = Summary({"n_cases": float(len(per_case))})
     regions: list[str] = []
     for column in numeric.columns:
         flag = _flag_region(str(column))

@@ -26,6 +26,7 @@ from benchbox.data.folders import (
 from benchbox.errors import ConfigError, DataError
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
+    Summary,
     check_regions,
     score_fusion_case,
     score_segmentation_case,
@@ -59,7 +60,7 @@ class Scores:
 
     task: str
     per_case: pd.DataFrame
-    summary: dict[str, float]
+    summary: Summary
     metrics: list[Entry]
     settings: dict[str, Any]
     regions: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -169,7 +170,7 @@ def score_segmentation_folders(
     )
 
 
-def _summary(per_case: pd.DataFrame, missing: list[str], allow_missing: bool) -> dict[str, float]:
+def _summary(per_case: pd.DataFrame, missing: list[str], allow_missing: bool) -> Summary:
     summary = summarize(per_case)
     if allow_missing:
         summary["n_missing"] = float(len(missing))

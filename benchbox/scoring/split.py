@@ -19,6 +19,7 @@ import numpy as np
 from benchbox.metrics.failures import MetricFailures
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
+    Summary,
     fusion_metrics_for_shape,
     score_fusion_case,
     score_segmentation_case,
@@ -48,7 +49,7 @@ class SplitScores:
     """
 
     per_case: pd.DataFrame
-    summary: dict[str, float]
+    summary: Summary
     infer_images: int = 0
     infer_seconds: float = 0.0
     examples: list[dict[str, np.ndarray]] = field(default_factory=list)

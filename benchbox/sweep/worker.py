@@ -54,7 +54,7 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
         if log_file is not None:
             traceback.print_exc(file=log_file)
         return Outcome("failed", run_id, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
-    summary = {k: float(v) for k, v in result.summary.items() if isinstance(v, int | float)}
+    summary = {k: float(v) for k, v in result.summary.items()}
     return Outcome("completed", result.run_id, "", time.perf_counter() - t0, summary)
 
 
