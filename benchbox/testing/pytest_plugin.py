@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from benchbox.hooks.registry import Entry
+    from benchbox import Entry
     from benchbox.testing.result import CheckResult
     from benchbox.testing.runner import Check
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from benchbox import errors
-from benchbox.hooks.registry import KINDS, Entry, Registry, check_kind
+from benchbox import Entry, errors
+from benchbox.hooks.registry import KINDS, Registry, check_kind
 from benchbox.testing.result import CheckResult, ContractError, Status, Unavailable
 
 __all__ = [

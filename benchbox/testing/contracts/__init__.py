@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from benchbox.hooks.registry import Entry
+from benchbox import Entry
 from benchbox.testing.contracts.datasets import check_dataset
 from benchbox.testing.contracts.losses import check_loss
 from benchbox.testing.contracts.metrics import check_metric, check_region

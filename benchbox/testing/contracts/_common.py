@@ -7,8 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from benchbox import errors
-from benchbox.hooks.registry import Entry
+from benchbox import Entry, errors
 from benchbox.testing.result import ContractError, Unavailable
 
 __all__ = [

@@ -9,8 +9,7 @@ from typing import Any
 
 import torch
 
-from benchbox import errors
-from benchbox.hooks.registry import Entry
+from benchbox import Entry, errors
 from benchbox.testing.contracts._common import build, calling, expect_tensor, shape
 from benchbox.testing.result import ContractError
 

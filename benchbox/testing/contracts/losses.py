@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from benchbox.hooks.registry import Entry
+from benchbox import Entry
 from benchbox.testing.contracts._common import build, calling, expect_module, shape
 from benchbox.testing.result import ContractError
 

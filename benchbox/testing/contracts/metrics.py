@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from benchbox import errors
-from benchbox.hooks.registry import Entry
+from benchbox import Entry, errors
 from benchbox.testing.contracts._common import build, calling
 from benchbox.testing.result import ContractError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchbox.hooks.registry import Entry
+from benchbox import Entry
 from benchbox.testing.contracts._common import (
     FUSION_SIZES,
     SEGMENTER_SIZES,

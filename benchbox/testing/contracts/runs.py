@@ -13,10 +13,9 @@ from typing import Any
 
 import pluggy
 
-from benchbox import errors
+from benchbox import Entry, errors
 from benchbox.hooks.guard import LIFECYCLE_HOOKS
 from benchbox.hooks.manager import make_plugin_manager
-from benchbox.hooks.registry import Entry
 from benchbox.hookspecs import PROJECT
 from benchbox.testing.contracts._common import build
 from benchbox.testing.result import ContractError
