@@ -1,4 +1,5 @@
-"""``benchbox plugins``: what is installed, who provides it, and what failed to load."""
+"""``benchbox plugins``: what is installed, who provides it, and what failed to load;
+``--check DIST`` checks a distribution's components against their contracts."""
 
 from __future__ import annotations
 
@@ -17,11 +18,21 @@ def plugins(
     strict: bool = typer.Option(
         False, "--strict", help="Fail if any plugin failed to load or two share a name."
     ),
+    check: str | None = typer.Option(
+        None,
+        "--check",
+        metavar="DIST",
+        help="Check every component of the installed distribution DIST (e.g. benchbox) "
+        "against its contract on tiny CPU inputs: one line each, exit 1 on any failure.",
+    ),
 ) -> None:
     """List the registered components, their providers, and plugins that failed to load."""
     from benchbox.hooks.manager import create_registry, debug_enabled, set_registry
     from benchbox.hooks.registry import check_kind
 
+    if check is not None:
+        _check(check, kind, pattern)
+        return
     kinds = [check_kind(kind)] if kind else list(KINDS)
     registry = create_registry(strict=strict)
     set_registry(registry)
@@ -66,3 +77,36 @@ def plugins(
         console_err.print(f"[dim]disabled {escape(str(provider))}[/]", highlight=False)
     if not rows:
         fail(f"no {kind or 'component'} matches {pattern!r}")
+
+
+_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+_WORDS = {"pass": "passed", "fail": "failed", "skip": "skipped"}
+
+
+def _check(distribution: str, kind: str | None, pattern: str) -> None:
+    """Run the contract checks of ``distribution``, printing each result as it ends."""
+    import time
+
+    from benchbox import testing
+
+    start = time.perf_counter()
+    distribution = testing.find_distribution(distribution)
+    checks = testing.plan(distribution, kind=kind, pattern=pattern)
+    if not checks:
+        fail(f"{distribution} registers no {kind or 'component'} matching {pattern!r}")
+    counts = dict.fromkeys(_STYLE, 0)
+    for planned in checks:
+        result = planned.run()
+        counts[result.status] += 1
+        status, _, rest = result.line.partition(" ")
+        console.print(
+            f"[{_STYLE[result.status]}]{status}[/] {escape(rest)}", soft_wrap=True, highlight=False
+        )
+    summary = ", ".join(f"{counts[s]} {word}" for s, word in _WORDS.items() if counts[s])
+    console.print(
+        f"{escape(distribution)}: {len(checks)} checked, {summary} "
+        f"in {time.perf_counter() - start:.1f} s",
+        highlight=False,
+    )
+    if counts["fail"]:
+        raise typer.Exit(1)

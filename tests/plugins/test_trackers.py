@@ -47,7 +47,7 @@ def test_tensorboard_and_mlflow_show_the_numbers_of_the_record(tmp_path, monkeyp
     client = MlflowClient(tracking_uri=uri)
     [run] = client.search_runs([client.get_experiment_by_name("benchbox").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == result.run_id
-    assert run.data.params["seg"] == "attunet" and run.data.params["seg_opts.width"] == "4"
+    assert run.data.params["seg"] == "attunet" and run.data.params["seg_opts.attunet.width"] == "4"
     ml = {
         (key, m.step): m.value
         for key in run.data.metrics
