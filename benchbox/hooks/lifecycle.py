@@ -88,11 +88,3 @@ def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         elif value is not None:
             out[name] = value
     return out
-
-
-def scalar_metrics(summary: Mapping[str, float]) -> dict[str, float]:
-    """The metric means of a run summary (no std columns, no counts; see
-    :class:`benchbox.metrics.suite.Summary`)."""
-    from benchbox.metrics.suite import Summary
-
-    return Summary(summary).means()

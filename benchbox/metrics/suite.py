@@ -453,6 +453,12 @@ class Summary(dict[str, float]):
         return out
 
 
+def scalar_metrics(summary: Mapping[str, float]) -> dict[str, float]:
+    """The metric means of a run summary (no std columns, no counts): what a tracker
+    logs as a run's test metrics."""
+    return Summary(summary).means()
+
+
 def summarize(per_case: pd.DataFrame) -> Summary:
     """The mean and standard deviation of every metric column, and the empty-mask counts.
 
