@@ -129,7 +129,7 @@ ALLOWED: dict[str, set[str]] = {
     "hookspecs": {"errors"},
     "hooks": {"errors", "hookspecs"},
     "config": {"errors"},
-    "records": {"errors", "hooks", "config"},
+    "records": {"errors", "hooks", "config", "metrics"},
     "metrics": {"errors", "hooks"},
     "data": {"errors", "hooks", "config", "records"},
     "scoring": {"errors", "hooks", "config", "records", "metrics", "data"},
