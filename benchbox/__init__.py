@@ -55,7 +55,7 @@ from benchbox.hookspecs import Register, RunInfo, hookimpl
 if TYPE_CHECKING:
     from benchbox.hooks.lifecycle import flat_params
     from benchbox.hooks.registry import Entry, Registry
-    from benchbox.metrics.suite import scalar_metrics
+    from benchbox.metrics.summary import scalar_metrics
     from benchbox.records.weights import SHOW, apply_state_dict, load_weights, read_state_dict
     from benchbox.sweep.executor import Events, Job, Outcome, run_worker
 
@@ -67,7 +67,7 @@ _LAZY = {
     "Entry": "benchbox.hooks.registry",
     "Registry": "benchbox.hooks.registry",
     "flat_params": "benchbox.hooks.lifecycle",
-    "scalar_metrics": "benchbox.metrics.suite",
+    "scalar_metrics": "benchbox.metrics.summary",
     "SHOW": "benchbox.records.weights",
     "apply_state_dict": "benchbox.records.weights",
     "load_weights": "benchbox.records.weights",

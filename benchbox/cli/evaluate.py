@@ -57,7 +57,7 @@ def _score(run: Callable[[Callable[[str], None] | None], Scores], total: int) ->
 
 
 def _render(scores: Scores, paths: list[Path]) -> None:
-    from benchbox.metrics.suite import Summary
+    from benchbox.metrics.summary import Summary
     from benchbox.scoring import column_parts, metric_entry
 
     summary = Summary(scores.summary)

@@ -216,7 +216,7 @@ run.__signature__ = inspect.Signature([*settings_parameters(), _NPROC])  # type:
 
 
 def _render(result: Any) -> None:
-    from benchbox.metrics.suite import Summary
+    from benchbox.metrics.summary import Summary
 
     summary = Summary(result.summary)
     table = Table(title=f"run {result.run_id}", title_justify="left")

@@ -99,7 +99,7 @@ def resolve_objective(
 def val_columns(summary: Mapping[str, float], regions: Mapping[str, Any]) -> dict[str, float]:
     """The validation metrics: every mean column of ``summary`` (no ``_std``, no counts)
     and, per segmentation metric, its mean over regions under the bare name."""
-    from benchbox.metrics.suite import Summary
+    from benchbox.metrics.summary import Summary
 
     out = Summary(summary).means()
     pooled: dict[str, list[float]] = {}

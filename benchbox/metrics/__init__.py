@@ -5,9 +5,9 @@
 * :mod:`benchbox.metrics.segmentation`: Dice, IoU, precision, recall, HD, HD95, ASSD,
   NSD of two masks with the voxel spacing (``compute_*``);
 * :mod:`benchbox.metrics.suite`: every registered metric of one case as table columns
-  (``score_fusion_case``, ``score_segmentation_case``), their ``summarize``, and the
-  choice of metrics and regions (:mod:`benchbox.scoring` applies it to whole splits
-  and folders);
+  (``score_fusion_case``, ``score_segmentation_case``) and the choice of metrics and
+  regions (:mod:`benchbox.scoring` applies it to whole splits and folders);
+* :mod:`benchbox.metrics.summary`: a table of cases summarised (:class:`Summary`);
 * :mod:`benchbox.metrics.ssim`: the one SSIM implementation (torch), shared with the
   losses.
 

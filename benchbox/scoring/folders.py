@@ -26,13 +26,12 @@ from benchbox.data.folders import (
 from benchbox.errors import ConfigError, DataError
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
-    Summary,
     check_regions,
     score_fusion_case,
     score_segmentation_case,
     select_metrics,
-    summarize,
 )
+from benchbox.metrics.summary import Summary, summarize
 from benchbox.records import atomic
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ class Scores:
     Attributes:
         task: ``"segmentation"`` or ``"fusion"``.
         per_case: one row per case: ``case_id`` then the metric columns.
-        summary: :func:`benchbox.metrics.suite.summarize` of ``per_case``.
+        summary: :func:`benchbox.metrics.summary.summarize` of ``per_case``.
         metrics: the metric entries computed (their ``info`` says which way is better).
         settings: what was scored and how (folders, regions, tolerance), for the record.
         regions: the segmentation regions (``{}`` for fusion).

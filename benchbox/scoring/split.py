@@ -19,12 +19,11 @@ import numpy as np
 from benchbox.metrics.failures import MetricFailures
 from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 from benchbox.metrics.suite import (
-    Summary,
     fusion_metrics_for_shape,
     score_fusion_case,
     score_segmentation_case,
-    summarize,
 )
+from benchbox.metrics.summary import Summary, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +38,7 @@ class SplitScores:
 
     Attributes:
         per_case: one row per case: ``case_id`` then the metric columns.
-        summary: :func:`benchbox.metrics.suite.summarize` of ``per_case``.
+        summary: :func:`benchbox.metrics.summary.summarize` of ``per_case``.
         infer_images: images predicted in timed forward passes.
         infer_seconds: the time those passes took.
         examples: a few cases for the example figure (see

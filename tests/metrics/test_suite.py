@@ -17,6 +17,7 @@ from benchbox.hooks.manager import create_registry, use_registry
 from benchbox.metrics import fusion as fm
 from benchbox.metrics import segmentation as sm
 from benchbox.metrics import suite
+from benchbox.metrics import summary as summary_mod
 from benchbox.metrics.filters import row_strips
 
 FUSION_COLUMNS = {
@@ -221,7 +222,7 @@ def test_summarize_means_stds_and_empty_counts(registry) -> None:
     ]
     table = pd.DataFrame(rows)
     table.insert(0, "case_id", ["a", "b", "c", "d"])
-    summary = suite.summarize(table)
+    summary = summary_mod.summarize(table)
     dice = [1.0, sm.compute_dice(good, ref), 0.0, 1.0]
     assert summary["n_cases"] == 4
     assert summary["dice_lesion"] == pytest.approx(np.mean(dice))
@@ -236,10 +237,10 @@ def test_summarize_means_stds_and_empty_counts(registry) -> None:
 
 def test_summarize_single_case_and_missing_values() -> None:
     table = pd.DataFrame({"case_id": ["x", "y"], "psnr": [20.0, 30.0], "ms-ssim": [0.9, None]})
-    summary = suite.summarize(table)
+    summary = summary_mod.summarize(table)
     assert summary["psnr"] == 25.0 and summary["ms-ssim"] == pytest.approx(0.9)
     assert summary["ms-ssim_std"] == 0.0
-    assert suite.summarize(pd.DataFrame({"a": [np.nan]})) == {"n_cases": 1.0}
+    assert summary_mod.summarize(pd.DataFrame({"a": [np.nan]})) == {"n_cases": 1.0}
 
 
 def test_no_warning_on_large_images(registry, images) -> None:

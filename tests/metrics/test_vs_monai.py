@@ -68,7 +68,7 @@ def test_distances_equal_monai_on_non_empty_masks(shape, spacing, seed) -> None:
 def test_an_empty_prediction_counts_in_benchbox_mean_at_the_worst_distance() -> None:
     """Where MONAI has no value (an empty prediction), benchbox scores the image diagonal
     and keeps the case in the mean; where MONAI has one, they agree."""
-    from benchbox.metrics.suite import summarize
+    from benchbox.metrics.summary import summarize
 
     ref = np.zeros((12, 12), bool)
     ref[3:7, 2:9] = True
