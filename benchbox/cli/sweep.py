@@ -78,7 +78,7 @@ def sweep(**options: Any) -> None:
     Every option of `benchbox run` is accepted and applies to every run, e.g.
     `benchbox sweep --fusion mean,dual --seg attunet --seed 0,1,2 --epochs 4 --jobs 2`.
     """
-    from benchbox.cli.run import given_settings
+    from benchbox.cli._settings import given_settings
     from benchbox.config.settings import parse_options, parse_value
     from benchbox.errors import ConfigError
     from benchbox.sweep.driver import plan_runs, run_sweep
@@ -192,7 +192,7 @@ _INT: Any = Optional[int]  # noqa: UP045
 
 
 def _parameters() -> list[inspect.Parameter]:
-    from benchbox.cli.run import settings_parameters
+    from benchbox.cli._settings import settings_parameters
 
     def option(name: str, default: Any, annotation: Any, *flags: str, help: str) -> Any:
         return inspect.Parameter(
