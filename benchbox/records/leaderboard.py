@@ -3,9 +3,10 @@
 A leaderboard row is a projection of a run record. Columns come in a fixed order:
 
 1. identity: ``run_id, time, dataset, task, fusion, segmenter, loss, fusion_loss,
-   seed, preset, fusion_epochs, epochs, selected_epoch, select_metric, select_value,
-   image_size, amp, device, world_size`` (the epoch whose weights were tested, chosen on the
-   validation split by ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
+   augment, postprocess, tta, seed, data_seed, fold, preset, fusion_epochs, epochs,
+   selected_epoch, select_metric, select_value, image_size, amp, device, world_size``
+   (the epoch whose weights were tested, chosen on the validation split by
+   ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
 2. metrics: the summary columns of the run, in the order the metric suite gives them
    (fusion metrics, then segmentation metrics per region with their empty-case counts);
 3. cost and provenance: ``train_img_s, infer_img_s, fusion_params, seg_params,
@@ -16,6 +17,10 @@ Columns that need a definition:
 
 * ``device``: the device model, e.g. ``AMD EPYC 7B13 (2 logical cores, 2 torch
   threads)`` or the GPU's name (:func:`benchbox.engine.device.device_name`).
+* ``data_seed``: the seed of the dataset (``--data-seed``: the synthetic images and the
+  splits). Case ids such as ``test-00000`` name different images under different data
+  seeds, so ``benchbox compare`` pairs cases only within one data seed
+  (:mod:`benchbox.analysis.compare`). Empty in rows written before it was recorded.
 * ``world_size``: the processes that trained the run together (DistributedDataParallel
   under ``torchrun``, see :mod:`benchbox.engine.distributed`); 1 for a single process, empty in
   rows written before it was recorded. ``device`` is rank 0's.
@@ -83,6 +88,7 @@ LEADING: tuple[str, ...] = (
     "postprocess",
     "tta",
     "seed",
+    "data_seed",
     "fold",
     "preset",
     "fusion_epochs",
