@@ -127,6 +127,25 @@ class WriteError(BenchboxError, OSError):
         return (type(self), (self.message, self.errno, self.filename))
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure, on any device: the one test used
+    everywhere (a plugin is never blamed for one, ``benchbox bench`` retries it).
+
+    That is Python's ``MemoryError``, PyTorch's ``OutOfMemoryError`` (CUDA; matched by
+    class name, so torch is not imported here), or the ``RuntimeError`` of an allocator
+    that does not raise that class: the CPU allocator's "can't allocate memory" and
+    other backends' "out of memory" (MPS).
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
 def describe(exc: BaseException, package: str | None = None) -> str:
     """One line for an exception: its type, first message line and where it was raised.
 
