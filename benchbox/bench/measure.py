@@ -17,10 +17,10 @@ given as mean, median and 95th percentile. Peak memory is the growth above what 
 process held when the phase began (models and input already allocated): on CUDA
 ``max_memory_allocated`` after ``reset_peak_memory_stats``, on Linux CPUs the resident
 set's high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``), elsewhere
-the growth of ``getrusage``'s lifetime ``ru_maxrss``, a lower bound. On out-of-memory (:func:`benchbox.errors.is_out_of_memory`) a
-phase is retried with half the batch, down to 1, and the row says so; out of memory at
-batch 1, or while the models are profiled on one image, is one line that names the
-image size.
+the growth of ``getrusage``'s lifetime ``ru_maxrss``, a lower bound. On out-of-memory
+(:func:`benchbox.errors.is_out_of_memory`) a phase is retried with half the batch, down
+to 1, and the row says so; out of memory at batch 1, or while the models are profiled
+on one image, is one line that names the image size.
 """
 
 from __future__ import annotations
