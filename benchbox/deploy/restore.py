@@ -124,8 +124,7 @@ def checkpoint_error(path: Path, exc: BaseException) -> errors.ConfigError:
     first = kept[0].split(". ")[0].rstrip(".") if kept else ""
     reason = f"{type(exc).__name__}: {first[:100]}" if first else type(exc).__name__
     return errors.ConfigError(
-        f"{path}: not a readable checkpoint, truncated or not written by benchbox run "
-        f"({reason})"
+        f"{path}: not a readable checkpoint, truncated or not written by benchbox run ({reason})"
     )
 
 

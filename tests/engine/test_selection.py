@@ -309,4 +309,3 @@ def test_a_model_with_nan_val_outputs_stops_the_run_naming_stage_lr_and_culprit(
     assert status["status"] == "failed" and status["error"].startswith(message)
     assert not any("val dice" in line for line in logged)
     assert not list(tmp_path.glob("leaderboards/*.csv"))
-
