@@ -31,6 +31,12 @@ class PluginWarning(UserWarning):
     ``BENCHBOX_PLUGINS``, a metric left out because it raised)."""
 
 
+class DataWarning(PluginWarning):
+    """Input files a dataset can read but that are probably not what the user meant
+    (e.g. one colour image among greyscale ones). A :class:`PluginWarning`, since every
+    dataset is a plugin's, so that commands show it as one ``warning:`` line too."""
+
+
 class UnknownKindError(BenchboxError):
     """A component kind that does not exist (e.g. ``--kind fusions``)."""
 
