@@ -20,9 +20,12 @@ every ``--*-opt`` option), and
   warm-up + cosine schedule over the warm-up and timed steps).
 
 ``img_s`` is ``batch * steps / (sum of the timed steps' seconds)``; step times are
-given as mean, median and 95th percentile. Peak memory is measured by
-:class:`benchbox.bench.memory.PeakMemory`. On out-of-memory a phase is retried with
-half the batch, down to 1, and the row says so.
+given as mean, median and 95th percentile. Peak memory is the growth above what the
+process held when the phase began (models and input already allocated), measured by
+:class:`benchbox.bench.memory.PeakMemory`. On out-of-memory
+(:func:`benchbox.errors.is_out_of_memory`) a phase is retried with half the batch, down
+to 1, and the row says so; out of memory at batch 1, or while the models are profiled
+on one image, is one line that names the image size.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import gc
 import math
 import os
 import platform
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -43,6 +47,7 @@ from benchbox.bench.memory import PeakMemory
 from benchbox.config.run import RunConfig, apply, resolve
 from benchbox.config.settings import check_settings, setting
 from benchbox.engine.timing import Clock, percentile, time_steps
+from benchbox.errors import is_out_of_memory
 
 MODES = ("both", "train", "infer")
 
@@ -128,19 +133,6 @@ class Phase:
             f"{prefix}_peak_mem_mb": None if mem is None else mem / 2**20,
             f"{prefix}_warmup_s": self.warmup_seconds,
         }
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """An allocation failure on any device (CUDA's own error class, or the CPU
-    allocator's RuntimeError)."""
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
 
 
 # -- the models and the two steps ----------------------------------------------------
@@ -286,10 +278,10 @@ def with_retry(measure: Callable[[int], Phase], batch: int, notes: list[str], ph
         try:
             return measure(batch)
         except Exception as exc:
-            if not is_out_of_memory(exc) or batch == 1:
-                if is_out_of_memory(exc):
-                    raise errors.ConfigError(f"{phase}: out of memory even at batch 1") from None
+            if not is_out_of_memory(exc):
                 raise
+            if batch == 1:
+                raise errors.ConfigError(f"{phase}: out of memory even at batch 1") from exc
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -315,12 +307,37 @@ def environment_columns(device: Any) -> dict[str, Any]:
     }
 
 
+def _too_big(spec: BenchSpec, exc: BaseException, doing: str) -> errors.ConfigError:
+    """The one line for an allocation that failed where halving the batch cannot help."""
+    match = re.search(r"allocate (\d+(?:\.\d+)?) ?(bytes|[KMGT]i?B)", str(exc), re.I)
+    asked = ""
+    if match:
+        number, unit = float(match.group(1)), match.group(2)
+        if unit.lower() == "bytes":
+            number, unit = number / 2**30, "GiB"
+        asked = f" ({number:.1f} {unit} asked for at once)"
+    return errors.ConfigError(
+        f"out of memory {doing} at {spec.config.image_size}x{spec.config.image_size} px{asked}; "
+        "try a smaller --image-size"
+    )
+
+
 def bench(
     spec: BenchSpec, registry: Any = None, clock: Clock = time.perf_counter
 ) -> dict[str, Any]:
     """Measure one combination; returns its throughput row (see
-    :data:`benchbox.records.leaderboard.THROUGHPUT_LEADING`)."""
-    m = build(spec, registry)
+    :data:`benchbox.records.leaderboard.THROUGHPUT_LEADING`).
+
+    Raises:
+        ConfigError: a bad setting, or out of memory even at batch 1 (or while the
+            models are profiled at the image size).
+    """
+    try:
+        m = build(spec, registry)
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise _too_big(spec, exc, "while profiling the models") from exc
+        raise
     config, settings = spec.config, spec.settings
     notes: list[str] = []
     row: dict[str, Any] = {

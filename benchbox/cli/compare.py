@@ -18,6 +18,12 @@ def compare(
     reference: str | None = typer.Option(
         None, "--reference", help="Compare every method with this one only (e.g. mean)."
     ),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", metavar="RUN_ID", help="Leave this run out (repeatable)."
+    ),
+    data_seed: int | None = typer.Option(
+        None, "--data-seed", help="Compare the runs of this data seed only."
+    ),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich, md, csv or json."),
     table: str | None = typer.Option(
         None, "--table", help="methods or pairs only (csv prints one table; default methods)."
@@ -52,6 +58,8 @@ def compare(
         seed=seed,
         alpha=alpha,
         higher_is_better=higher,
+        exclude=exclude or (),
+        data_seed=data_seed,
     )
     for warning in result.warnings:
         warn(warning)

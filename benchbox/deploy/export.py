@@ -13,6 +13,7 @@ estimated. Files appear in the output folder only when everything succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -30,13 +31,16 @@ from benchbox.deploy.graphs import (
     PARITY_TARGET,
     SUFFIX,
     Exported,
+    ExportError,
     Graph,
     eager_runner,
     export_graph,
+    first_line,
     graphs,
     load_runner,
     max_abs_diff,
     onnx_runner,
+    opset_range,
     require_onnx,
 )
 
@@ -84,10 +88,12 @@ class ExportReport:
 
 
 class _Staging:
-    """A temporary folder inside ``out`` whose files move into ``out`` only on success."""
+    """A temporary folder inside ``out`` whose files move into ``out`` only on success;
+    ``out`` itself is removed again after a failure if this made it."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
+        self.made = not out.exists()
 
     def __enter__(self) -> _Staging:
         try:
@@ -108,6 +114,9 @@ class _Staging:
 
     def __exit__(self, *exc: Any) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if exc[0] is not None and self.made:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()  # only if still empty
 
 
 def _test_arrays(samples: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -269,6 +278,15 @@ def export_run(
         raise errors.ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if exporter not in EXPORTERS:
         raise errors.ConfigError(f"--exporter must be one of {', '.join(EXPORTERS)}")
+    low, high = opset_range(exporter)
+    if fmt == "onnx" and not low <= opset <= high:
+        raise errors.ConfigError(
+            f"--opset {opset} is not one the {exporter} ONNX exporter of this PyTorch "
+            f"writes ({low} to {high})"
+        )
+    for flag, value in (("--test-images", test_images), ("--rounds", rounds)):
+        if value < 1:
+            raise errors.ConfigError(f"{flag} must be at least 1, got {value}")
     if quantize not in (None, "int8"):
         raise errors.ConfigError(f"--quantize supports int8 only, not {quantize!r}")
     if quantize and fmt != "onnx":
@@ -282,7 +300,9 @@ def export_run(
     out_dir = Path(out) if out is not None else run.path / "export"
     exported: list[Exported] = []
     with _Staging(out_dir) as staging:
-        for graph in graphs_of(run):
+        # The models one by one before the pipeline that joins them, so that a model
+        # that cannot be exported is named by itself; the pipeline is listed first.
+        for graph in sorted(graphs_of(run), key=lambda g: g.name == "pipeline"):
             what = {
                 "pipeline": " + ".join(
                     f"{k} {n!r}"
@@ -296,9 +316,17 @@ def export_run(
             path = staging.tmp / f"{graph.name}{SUFFIX[fmt]}"
             item = export_graph(graph, fmt, path, size, opset, exporter, what)
             inputs = _graph_inputs(graph, a, b, run.fusion)
-            diffs = max_abs_diff(load_runner(fmt, path)(inputs), eager_runner(graph.module)(inputs))
+            try:
+                got = load_runner(fmt, path)(inputs)
+            except Exception as exc:
+                raise ExportError(
+                    f"{graph.name} ({what}) exported to {fmt} fails on {len(a)} test images: "
+                    f"{first_line(exc)}"
+                ) from exc
+            diffs = max_abs_diff(got, eager_runner(graph.module)(inputs))
             item.parity = dict(zip(graph.outputs, diffs, strict=True))
             exported.append(item)
+        exported.sort(key=lambda e: e.graph != "pipeline")
         pipe = exported[0]
         test = [a, b]
         eager = eager_runner(graphs_of(run)[0].module)

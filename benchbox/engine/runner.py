@@ -264,6 +264,7 @@ def _train_and_test(
         "postprocess": postprocess["applied"] if c.has_seg else "",
         "tta": c.tta if c.has_seg else "",
         "seed": c.seed,
+        "data_seed": c.data_seed,
         "fold": _fold(p.dataset),
         "preset": c.preset,
         "fusion_epochs": c.fusion_epochs if c.has_seg else 0,

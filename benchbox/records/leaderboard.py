@@ -3,9 +3,10 @@
 A leaderboard row is a projection of a run record. Columns come in a fixed order:
 
 1. identity: ``run_id, time, dataset, task, fusion, segmenter, loss, fusion_loss,
-   seed, preset, fusion_epochs, epochs, selected_epoch, select_metric, select_value,
-   image_size, amp, device, world_size`` (the epoch whose weights were tested, chosen on the
-   validation split by ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
+   augment, postprocess, tta, seed, data_seed, fold, preset, fusion_epochs, epochs,
+   selected_epoch, select_metric, select_value, image_size, amp, device, world_size``
+   (the epoch whose weights were tested, chosen on the validation split by
+   ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
 2. metrics: the summary columns of the run, in the order the metric suite gives them
    (fusion metrics, then segmentation metrics per region with their empty-case counts);
 3. cost and provenance: ``train_img_s, infer_img_s, fusion_params, seg_params,
@@ -16,6 +17,10 @@ Columns that need a definition:
 
 * ``device``: the device model, e.g. ``AMD EPYC 7B13 (2 logical cores, 2 torch
   threads)`` or the GPU's name (:func:`benchbox.engine.device.device_name`).
+* ``data_seed``: the seed of the dataset (``--data-seed``: the synthetic images and the
+  splits). Case ids such as ``test-00000`` name different images under different data
+  seeds, so ``benchbox compare`` pairs cases only within one data seed
+  (:mod:`benchbox.analysis.compare`). Empty in rows written before it was recorded.
 * ``world_size``: the processes that trained the run together (DistributedDataParallel
   under ``torchrun``, see :mod:`benchbox.engine.distributed`); 1 for a single process, empty in
   rows written before it was recorded. ``device`` is rank 0's.
@@ -37,6 +42,15 @@ Appends take a file lock and replace the file atomically (:mod:`benchbox.records
 concurrent runs lose no row, an interrupted write or a full disk leaves no half row, and
 the file keeps its mode.
 
+A leaderboard that does not parse is never appended to: a torn last row, a row with
+more or fewer fields than the header, a file whose header is not a leaderboard's (it
+must start with ``run_id``, or ``time`` for a throughput file) or that is not UTF-8
+text. :func:`append_row` raises a :class:`~benchbox.errors.DataError` naming the file
+and the line and changes neither file; a run that meets one fails, with that reason in
+its ``status.json`` and no row anywhere. Rewriting such a file would make its damage
+look valid (a torn row padded with empty fields, a stranger's columns merged in), so
+repairing it or moving it aside is left to the user.
+
 Per-case results travel with the leaderboard in a companion file beside it,
 ``<dataset>.cases.csv`` (:func:`cases_path`): one row per test case of every run, keyed
 by ``run_id`` and ``case_id``, then the per-case metric columns in first-seen order.
@@ -55,7 +69,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchbox.errors import WriteError
+from benchbox.errors import DataError, WriteError
 from benchbox.records import atomic
 
 if TYPE_CHECKING:
@@ -74,6 +88,7 @@ LEADING: tuple[str, ...] = (
     "postprocess",
     "tta",
     "seed",
+    "data_seed",
     "fold",
     "preset",
     "fusion_epochs",
@@ -168,12 +183,54 @@ def cases_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.cases.csv")
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+def _read_csv(path: Path, key: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a file about to be appended to, or ``[], []`` for none.
+
+    The file must be one this module writes: its header starts with ``key`` and names
+    each column once, every row has a ``key`` value and one field per column, and the
+    file ends with a line end (every write does).
+
+    Raises:
+        DataError: it does not, naming the file and the line.
+    """
     if not (path.exists() and path.stat().st_size):
         return [], []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
+
+    def damaged(line: int, problem: str) -> DataError:
+        return DataError(
+            f"not appending to {path}: line {line} {problem}, so the file is damaged or "
+            "not a leaderboard; repair it or move it aside"
+        )
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise damaged(line, "is not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+        if not header or header[0] != key:
+            first = header[0] if header else ""
+            raise damaged(1, f"is not a leaderboard header (it starts {first[:40]!r}, not {key!r})")
+        if len(set(header)) != len(header) or "" in header:
+            raise damaged(1, "names a column twice or leaves one unnamed")
+        records: list[dict[str, str]] = []
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise damaged(
+                    reader.line_num, f"has {len(fields)} fields where the header has {len(header)}"
+                )
+            if not fields[0]:
+                raise damaged(reader.line_num, f"has no {key}")
+            records.append(dict(zip(header, fields, strict=True)))
+    except csv.Error as exc:
+        raise damaged(reader.line_num, f"does not parse ({exc})") from None
+    if not text.endswith("\n"):
+        raise damaged(reader.line_num, "is cut short (the file does not end with a line end)")
+    return header, records
 
 
 def _csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
@@ -188,7 +245,7 @@ def _csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _cases_text(path: Path, run_id: str, cases: Sequence[Mapping[str, Any]]) -> str:
     """The companion file with a run's per-case rows appended (caller holds the lock)."""
-    header, records = _read_csv(path)
+    header, records = _read_csv(path, CASE_KEYS[0])
     columns = [*CASE_KEYS, *(c for c in header if c not in CASE_KEYS)]
     for case in cases:
         columns += [c for c in case if c not in columns]
@@ -230,6 +287,8 @@ def append_row(
             ``benchbox bench``); other columns go between them.
 
     Raises:
+        DataError: the leaderboard or its companion is damaged (a torn row, a row with
+            too many fields, not a leaderboard at all); neither file is changed.
         WriteError: a file could not be written (e.g. a full disk); the leaderboard is
             unchanged.
     """
@@ -240,7 +299,7 @@ def append_row(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(lock, timeout=timeout):
-            header, records = _read_csv(path)
+            header, records = _read_csv(path, leading[0])
             columns = order_columns(header, row, leading, trailing)
             board = _csv_text(columns, [*records, {k: _format(row.get(k)) for k in columns}])
             more = None
@@ -277,8 +336,6 @@ def _read_frame(path: str | Path, **kwargs: Any) -> Any:
     """``pandas.read_csv``, with a broken file reported as the user's :class:`DataError`."""
     import pandas as pd
 
-    from benchbox.errors import DataError
-
     try:
         return pd.read_csv(path, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -295,9 +352,6 @@ def read_cases(path: str | Path) -> Any:
         DataError: the leaderboard has no companion file (rows appended before per-case
             results were kept).
     """
-
-    from benchbox.errors import DataError
-
     companion = cases_path(path)
     if not companion.is_file():
         raise DataError(

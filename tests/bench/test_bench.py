@@ -239,3 +239,46 @@ def test_the_training_step_is_the_runs_step_with_the_loss_options(monkeypatch):
     assert row["train_img_s"] > 0
     assert steps == ["joint"] and built == [{"scale": 3.0}]
     assert lrs[0] == pytest.approx(0.01 / 3) and lrs[1] == pytest.approx(0.01 * 2 / 3)
+
+
+CPU_ALLOCATOR_FAILURE = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 40000000000 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def test_an_image_too_big_for_memory_is_one_line_for_one_pair(tmp_path, capsys, monkeypatch):
+    # Before: `bench --image-size 100000` for one pair gave the allocator's traceback.
+    from benchbox.metrics import flops
+
+    def allocate(*_args, **_kwargs):
+        raise RuntimeError(CPU_ALLOCATOR_FAILURE)
+
+    monkeypatch.setattr(flops, "count_flops", allocate)
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--image-size", "64", "--out", str(tmp_path)])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: out of memory while profiling the models at 64x64 px (37.3 GiB asked for at "
+        "once); try a smaller --image-size"
+    )
+    assert not (tmp_path / "leaderboards").exists()
+
+
+def test_the_cpu_allocators_failure_in_a_plugins_forward_is_retried_too():
+    class CpuLimited(BatchLimitedSegmenter):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > self.limit and torch.is_grad_enabled():
+                raise RuntimeError(CPU_ALLOCATOR_FAILURE)
+            return self.conv(x)
+
+    @hookimpl
+    def register_segmenters(register):
+        register("limited", CpuLimited)
+
+    spec = bb.BenchSpec.make(
+        fusion="none", seg="limited", **{**TINY, "batch_size": 4}, mode="train", device="cpu"
+    )
+    row = bb.bench(spec, registry=_registry(register_segmenters=register_segmenters))
+    assert row["train_batch_size"] == 2
+    assert "train: out of memory at batch 4, retried at 2" in row["note"]

@@ -194,6 +194,66 @@ def test_a_corrupt_run_record_is_one_line_naming_the_file(pair_run, phantom_png,
     assert not out.exists()
 
 
+def _malicious(path: Path) -> None:
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"fusion": Evil()}, path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("empty", "checkpoint.pt: an empty file (0 bytes), not a checkpoint"),
+        (
+            "truncated",
+            "checkpoint.pt: not a readable checkpoint, truncated or not written by benchbox "
+            "run (RuntimeError: PytorchStreamReader failed reading zip archive: failed "
+            "finding central directory)",
+        ),
+        (
+            "malicious",
+            "checkpoint.pt: refused, loading it would call posix.system, which is not "
+            "weights (benchbox never runs code from a checkpoint; this file was not written "
+            "by benchbox run, or was altered)",
+        ),
+        (
+            "missing",
+            ": checkpoint.pt missing, though status.json says the run completed (moved or "
+            "deleted since?)",
+        ),
+    ],
+)
+def test_a_bad_checkpoint_is_one_line_that_keeps_the_safety_on(
+    pair_run, phantom_png, tmp_path, capsys, damage, expected
+):
+    # Before: 6-8 lines of torch's text advising weights_only=False, "cannot be read ()"
+    # for an empty file, and "not a finished run ... (the run is completed)".
+    run_dir = tmp_path / "run"
+    shutil.copytree(pair_run, run_dir)
+    checkpoint = run_dir / "checkpoint.pt"
+    if damage == "empty":
+        checkpoint.write_bytes(b"")
+    elif damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:3000])
+    elif damage == "malicious":
+        _malicious(checkpoint)
+    else:
+        checkpoint.unlink()
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(run_dir), "-d", f"pairs:{phantom_png}", "-o", str(out)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    where = str(run_dir / "checkpoint.pt") if damage != "missing" else str(run_dir)
+    assert err == f"error: {where}{expected.removeprefix('checkpoint.pt')}"
+    assert "weights_only" not in err
+    assert not out.exists()
+
+
 def test_bad_inputs_fail_with_one_line_and_write_nothing(
     pair_run, nifti_run, phantom_png, nnunet, tmp_path, capsys
 ):

@@ -14,7 +14,7 @@ from benchbox import config as cfg
 from benchbox import errors
 from benchbox.cli import main
 from benchbox.engine import runner
-from benchbox.records import rundir, runs
+from benchbox.records import leaderboard, rundir, runs
 from benchbox.scoring import examples
 
 # A classic fusion baseline, fusion only: every file of a run is written, nothing trains.
@@ -91,6 +91,22 @@ def test_full_disk_at_each_write_is_one_line_status_failed_no_partial_file(
     assert not target.exists()
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp-")]
     assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
+
+
+def test_a_damaged_leaderboard_fails_the_run_with_the_line_and_no_row(prepared, tmp_path):
+    board = tmp_path / "leaderboards" / "synthetic.csv"
+    board.parent.mkdir()
+    board.write_text("run_id,time,dataset,mi\nr0,2026-01-01T00:00:00,synthetic,7.07")
+    with pytest.raises(errors.DataError) as info:
+        execute_in(prepared, tmp_path)
+    assert str(info.value).startswith(f"not appending to {board}: line 2 is cut short")
+    status = status_of(only_run(tmp_path))
+    assert status["status"] == "failed"
+    assert status["error"].startswith(str(info.value)) and status["error"].endswith(
+        "; no leaderboard row"
+    )
+    assert board.read_text().endswith("7.07")
+    assert not leaderboard.cases_path(board).exists()
 
 
 def test_status_that_cannot_be_written_either_is_said_in_the_same_line(

@@ -107,6 +107,14 @@ def test_fusion_only_run(tmp_path):
     assert board.iloc[0]["task"] == "fusion" and pd.isna(board.iloc[0]["segmenter"]) is False
 
 
+def test_the_row_records_the_data_seed(tmp_path):
+    # compare pairs cases only within one data seed, so the row must say which it was.
+    settings = {"fusion": "mean", "fusion_opts": {}, "seg": "none", "data_seed": 5, "examples": 0}
+    board = leaderboard.read(runner.run(tiny(tmp_path, **settings)).leaderboard)
+    assert board.iloc[0]["data_seed"] == 5
+    assert list(board.columns).index("data_seed") == list(board.columns).index("seed") + 1
+
+
 def test_early_fusion_baseline_stacks_modalities(tmp_path):
     result = runner.run(tiny(tmp_path, fusion="none"))
     assert "dice_lesion" in result.summary and "ssim_mean" not in result.summary

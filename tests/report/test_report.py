@@ -125,6 +125,27 @@ def test_report_of_a_leaderboard_without_per_case_results_says_so(tmp_path, caps
         main(["report", str(path), "-o", str(tmp_path / "no" / "such" / "r.html")])
 
 
+def test_a_report_with_nothing_to_show_is_refused_and_writes_no_page(board, tmp_path, capsys):
+    # Before: a header-only leaderboard gave an empty page and exit 0.
+    from benchbox.cli import main
+
+    empty = tmp_path / "empty" / "synthetic.csv"
+    empty.parent.mkdir()
+    empty.write_text(board.read_text().splitlines()[0] + "\n")
+    page = tmp_path / "r.html"
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(empty), "-o", str(page)])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: nothing to report, no page written: {empty}: the leaderboard has no rows"
+    )
+    assert not page.exists()
+    # Beside a leaderboard with rows, the empty one is a note of the page.
+    assert main(["report", str(board), str(empty), "-o", str(page), "--resamples", "50"]) == 0
+    assert f"{empty}: the leaderboard has no rows" in capsys.readouterr().err
+    assert page.is_file()
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_FLAGS = [
     "--headless=new",
