@@ -13,10 +13,6 @@ estimated. Files appear in the output folder only when everything succeeded.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +39,7 @@ from benchbox.deploy.graphs import (
     opset_range,
     require_onnx,
 )
+from benchbox.records.atomic import StagedFolder
 
 Log = Callable[[str], None]
 #: Metrics whose change under quantisation is reported (prefixes of summary columns).
@@ -85,38 +82,6 @@ class ExportReport:
         data["max_abs_diff"] = self.max_abs_diff
         data["parity_target"] = PARITY_TARGET
         return data
-
-
-class _Staging:
-    """A temporary folder inside ``out`` whose files move into ``out`` only on success;
-    ``out`` itself is removed again after a failure if this made it."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.made = not out.exists()
-
-    def __enter__(self) -> _Staging:
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=self.out))
-        except OSError as exc:
-            raise errors.ConfigError(f"{self.out}: cannot write ({exc.strerror})") from None
-        return self
-
-    def commit(self) -> list[Path]:
-        moved = []
-        for src in sorted(self.tmp.iterdir()):
-            if src.name.startswith("."):
-                continue
-            os.replace(src, self.out / src.name)
-            moved.append(self.out / src.name)
-        return moved
-
-    def __exit__(self, *exc: Any) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        if exc[0] is not None and self.made:
-            with contextlib.suppress(OSError):
-                self.out.rmdir()  # only if still empty
 
 
 def _test_arrays(samples: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +145,7 @@ def _quantize(
     run: Any,
     dataset: Any,
     exported: list[Exported],
-    staging: _Staging,
+    staging: StagedFolder,
     test: list[np.ndarray],
     eager: Callable[..., list[np.ndarray]],
     rounds: int,
@@ -299,7 +264,7 @@ def export_run(
     size = int(a.shape[-1])
     out_dir = Path(out) if out is not None else run.path / "export"
     exported: list[Exported] = []
-    with _Staging(out_dir) as staging:
+    with StagedFolder(out_dir, prefix=".export-") as staging:
         # The models one by one before the pipeline that joins them, so that a model
         # that cannot be exported is named by itself; the pipeline is listed first.
         for graph in sorted(graphs_of(run), key=lambda g: g.name == "pipeline"):
