@@ -103,7 +103,7 @@ def test_runs_of_a_sweep_create_the_default_mlflow_store_at_once(tmp_path, no_ml
         """
         import sys
         from pathlib import Path
-        from benchbox.hooks.lifecycle import RunInfo
+        from benchbox import RunInfo
         from benchbox_plugins.trackers.mlflow_tracker import MlflowTracker
 
         run_dir = Path(sys.argv[1]) / "runs" / sys.argv[2]
