@@ -42,8 +42,9 @@ from benchbox.deploy.graphs import (
 from benchbox.records.atomic import StagedFolder
 
 Log = Callable[[str], None]
-#: Metrics whose change under quantisation is reported (prefixes of summary columns).
-QUANT_METRICS = ("dice", "ssim_mean", "qabf")
+#: The change under quantisation is reported for the metrics registered with a headline
+#: place up to this one (SSIM and Qabf; Dice and HD95 for the built-ins).
+QUANT_TOP = 2
 
 
 @dataclass
@@ -133,12 +134,12 @@ def _score(dataset: Any, fusion: Any, segmenter: Any, batch_size: int) -> dict[s
 
     cpu = torch.device("cpu")
     predictor = Predictor(fusion, segmenter, cpu, resolve_amp("off", cpu))
+    from benchbox.metrics.summary import Summary
+    from benchbox.records.leaderboard import headline_columns
+
     result = score_split(dataset, predictor, split="test", batch_size=batch_size, examples=1)
-    return {
-        k: float(v)
-        for k, v in result.summary.items()
-        if k.startswith(QUANT_METRICS) and not k.endswith("_std")
-    }
+    means = Summary(result.summary).means()
+    return {k: means[k] for k in headline_columns(list(means), top=QUANT_TOP)}
 
 
 def _quantize(
