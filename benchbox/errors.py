@@ -5,6 +5,34 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 
+__all__ = [
+    "BenchboxError",
+    "ConfigError",
+    "DataError",
+    "DataWarning",
+    "DuplicatePluginError",
+    "MetricInputError",
+    "PluginBugError",
+    "PluginError",
+    "PluginWarning",
+    "TrainingDivergedError",
+    "UnknownComponentError",
+    "UnknownDatasetError",
+    "UnknownExecutorError",
+    "UnknownFusionError",
+    "UnknownKindError",
+    "UnknownLossError",
+    "UnknownMetricError",
+    "UnknownRegionError",
+    "UnknownSegmenterError",
+    "UnknownTrackerError",
+    "UnknownTransformError",
+    "WeightsError",
+    "WriteError",
+    "describe",
+    "is_out_of_memory",
+]
+
 
 class BenchboxError(Exception):
     """Base class of every error that benchbox reports to the user as one clear line."""

@@ -40,6 +40,27 @@ from typing import Any, Protocol
 
 import pluggy
 
+__all__ = [
+    "PROJECT",
+    "Register",
+    "RunInfo",
+    "epoch_ended",
+    "hookimpl",
+    "hookspec",
+    "open_inputs",
+    "register_datasets",
+    "register_executors",
+    "register_fusions",
+    "register_losses",
+    "register_metrics",
+    "register_regions",
+    "register_segmenters",
+    "register_trackers",
+    "register_transforms",
+    "run_finished",
+    "run_started",
+]
+
 PROJECT = "benchbox"
 
 hookspec = pluggy.HookspecMarker(PROJECT)

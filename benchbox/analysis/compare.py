@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
     from benchbox.hooks.registry import Registry
 
+__all__ = ["MIN_SEEDS", "Comparison", "compare", "metric_direction"]
+
 #: Fewer seeds than this and the seed-to-seed spread is flagged as unreliable.
 MIN_SEEDS = 3
 

@@ -29,6 +29,18 @@ from benchbox.records.leaderboard import SPEED_COLUMNS, headline_columns
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+__all__ = [
+    "SETUP_COLUMNS",
+    "Method",
+    "case_matrix",
+    "default_metrics",
+    "group",
+    "group_methods",
+    "label",
+    "method_table",
+    "with_method_keys",
+]
+
 #: Columns that, when they differ between the runs of one method, are worth a warning.
 SETUP_COLUMNS = (
     "preset",

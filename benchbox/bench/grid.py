@@ -22,6 +22,18 @@ from typing import Any
 from benchbox import errors
 from benchbox.bench.measure import BenchSpec
 
+__all__ = [
+    "ERROR",
+    "RESULT",
+    "Outcome",
+    "check_names",
+    "combinations",
+    "run_grid",
+    "run_one",
+    "save_row",
+    "throughput_path",
+]
+
 RESULT = "--result "
 ERROR = "--error "
 

@@ -49,6 +49,19 @@ from benchbox.config.settings import check_settings, setting
 from benchbox.engine.timing import Clock, percentile, time_steps
 from benchbox.errors import is_out_of_memory
 
+__all__ = [
+    "MODES",
+    "BenchSettings",
+    "BenchSpec",
+    "Measured",
+    "Phase",
+    "bench",
+    "build",
+    "environment_columns",
+    "time_phase",
+    "with_retry",
+]
+
 MODES = ("both", "train", "infer")
 
 

@@ -13,6 +13,8 @@ from rich.table import Table
 from benchbox.cli._common import console, console_err
 from benchbox.cli._settings import given_settings, settings_parameters
 
+__all__ = ["bench"]
+
 
 def _names(value: str | None, flag: str, default: str) -> list[str]:
     from benchbox.errors import ConfigError

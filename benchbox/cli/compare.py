@@ -8,6 +8,8 @@ from rich.table import Table
 
 from benchbox.cli._common import console, warn
 
+__all__ = ["FORMATS", "compare"]
+
 FORMATS = ("rich", "md", "csv", "json")
 
 

@@ -38,6 +38,17 @@ from benchbox.config.settings import parse_options as parse_options
 from benchbox.config.settings import parse_value as parse_value
 from benchbox.errors import ConfigError
 
+__all__ = [
+    "AMP_MODES",
+    "NONE",
+    "POSTPROCESS_MODES",
+    "TTA_MODES",
+    "Amp",
+    "RunConfig",
+    "apply",
+    "resolve",
+]
+
 
 class Amp(str, Enum):
     """The mixed-precision modes (``--amp``)."""

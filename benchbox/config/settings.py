@@ -22,6 +22,24 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+__all__ = [
+    "DATA",
+    "EVALUATION",
+    "HARDWARE",
+    "MODELS",
+    "OUTPUT",
+    "TRAINING",
+    "Setting",
+    "check_settings",
+    "merge_tables",
+    "nest_augment_options",
+    "parse_augment_options",
+    "parse_options",
+    "parse_value",
+    "setting",
+    "setting_of",
+]
+
 # Help panels of `benchbox run --help`, in the order they are shown.
 MODELS, DATA, TRAINING, EVALUATION, HARDWARE, OUTPUT = (
     "Models",

@@ -28,6 +28,8 @@ from benchbox.data.paths import cache_root
 from benchbox.errors import ConfigError
 from benchbox.records.atomic import StagedFolder
 
+__all__ = ["CACHE_VERSION", "CacheEntry", "SliceCache", "cache_key", "file_digest"]
+
 #: Bump when the preprocessing code changes what it writes for the same parameters.
 CACHE_VERSION = 2
 

@@ -14,6 +14,19 @@ from typing import Any
 
 from benchbox.errors import ConfigError
 
+__all__ = [
+    "DEFAULTS",
+    "OPTIONS",
+    "DatasetOption",
+    "as_bool",
+    "as_float",
+    "as_float_pair",
+    "as_int",
+    "as_modalities",
+    "as_names",
+    "resolve_options",
+]
+
 
 def as_bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):

@@ -45,6 +45,8 @@ from benchbox.data.preprocess import Fit, resize_stack
 from benchbox.data.splits import assign_splits
 from benchbox.errors import ConfigError, DataError, DataWarning
 
+__all__ = ["MASK_FOLDERS", "PairSplit", "PairsDataset", "open_pairs"]
+
 #: Folder names holding masks rather than a modality.
 MASK_FOLDERS = ("mask", "masks", "label", "labels", "seg")
 

@@ -39,6 +39,8 @@ import numpy as np
 from benchbox.data.base import BenchDataset, Sample
 from benchbox.errors import ConfigError
 
+__all__ = ["SyntheticDataset", "draw_slice", "export", "generate"]
+
 _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 _SKULL_CT, _SKULL_MR = 0.95, 0.06
 _NOISE_BANK = 16

@@ -41,6 +41,8 @@ from benchbox.deploy.graphs import (
 )
 from benchbox.records.atomic import StagedFolder
 
+__all__ = ["QUANT_TOP", "ExportReport", "Log", "export_run", "graphs_of"]
+
 Log = Callable[[str], None]
 #: The change under quantisation is reported for the metrics registered with a headline
 #: place up to this one (SSIM and Qabf; Dice and HD95 for the built-ins).

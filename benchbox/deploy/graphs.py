@@ -33,6 +33,28 @@ import numpy as np
 
 from benchbox import errors
 
+__all__ = [
+    "EXPORTERS",
+    "FORMATS",
+    "PARITY_TARGET",
+    "SUFFIX",
+    "ExportError",
+    "Exported",
+    "Graph",
+    "Runner",
+    "eager_runner",
+    "export_graph",
+    "first_line",
+    "graphs",
+    "load_runner",
+    "max_abs_diff",
+    "onnx_runner",
+    "onnx_session",
+    "opset_range",
+    "require_onnx",
+    "torchscript_runner",
+]
+
 FORMATS = ("onnx", "torchscript")
 EXPORTERS = ("legacy", "dynamo")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}

@@ -28,6 +28,8 @@ import numpy as np
 from benchbox import errors
 from benchbox.records.atomic import StagedFolder
 
+__all__ = ["PredictReport", "Step", "open_inputs", "predict_run"]
+
 Step = Callable[[str], None]
 
 

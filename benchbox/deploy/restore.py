@@ -18,6 +18,18 @@ from benchbox import errors
 from benchbox.config.run import RunConfig, apply
 from benchbox.hooks.registry import Registry
 
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "TrainedRun",
+    "checkpoint_error",
+    "load_run",
+    "missing_plugins",
+    "open_training_dataset",
+    "read_record",
+    "run_config",
+]
+
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 #: Keys ``config.json`` holds besides the :class:`RunConfig` fields.

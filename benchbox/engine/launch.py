@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from benchbox.engine.train import ProgressReporter
     from benchbox.hooks.registry import Registry
 
+__all__ = ["LaunchError", "RankFailed", "launch", "run_in_group"]
+
 
 class LaunchError(BenchboxError):
     """A process of a run started by :func:`launch` failed."""

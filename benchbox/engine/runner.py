@@ -26,6 +26,8 @@ from benchbox.hooks.lifecycle import Observers
 from benchbox.hooks.registry import Registry
 from benchbox.hookspecs import RunInfo
 
+__all__ = ["RunResult", "execute", "run"]
+
 
 @dataclass
 class RunResult:

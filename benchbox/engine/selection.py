@@ -38,6 +38,19 @@ from benchbox.hooks.registry import Registry
 if TYPE_CHECKING:
     import torch
 
+__all__ = [
+    "AUTO",
+    "LOSS",
+    "Monitor",
+    "NonFiniteOutput",
+    "Objective",
+    "Selector",
+    "first_non_finite",
+    "resolve_objective",
+    "val_columns",
+    "validate",
+]
+
 AUTO = "auto"
 LOSS = "loss"
 

@@ -20,6 +20,21 @@ from typing import Any
 from benchbox import errors
 from benchbox.errors import is_out_of_memory
 
+__all__ = [
+    "HOOKS",
+    "KINDS",
+    "Entry",
+    "LoadError",
+    "Parameter",
+    "Provider",
+    "Registry",
+    "blame_plugins",
+    "check_kind",
+    "duplicate_error",
+    "make_entry",
+    "plugin_bug",
+]
+
 KINDS: tuple[str, ...] = (
     "fusion",
     "segmenter",

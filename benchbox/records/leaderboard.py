@@ -75,6 +75,22 @@ from benchbox.records import atomic
 if TYPE_CHECKING:
     from benchbox.hooks.registry import Registry
 
+__all__ = [
+    "CASE_KEYS",
+    "LEADING",
+    "SPEED_COLUMNS",
+    "THROUGHPUT_LEADING",
+    "THROUGHPUT_TRAILING",
+    "TRAILING",
+    "append_row",
+    "cases_path",
+    "headline_columns",
+    "leaderboard_path",
+    "order_columns",
+    "read",
+    "read_cases",
+]
+
 LEADING: tuple[str, ...] = (
     "run_id",
     "time",

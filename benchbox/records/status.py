@@ -30,6 +30,16 @@ from typing import Any
 from benchbox.errors import WriteError
 from benchbox.records import atomic
 
+__all__ = [
+    "FINAL",
+    "HEARTBEAT_S",
+    "STATUS_FILE",
+    "StatusFile",
+    "process_identity",
+    "read_status",
+    "utc_now",
+]
+
 STATUS_FILE = "status.json"
 
 #: Seconds between heartbeat writes of a running run's status file.

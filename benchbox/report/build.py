@@ -19,6 +19,8 @@ from benchbox.analysis.compare import Comparison, compare
 from benchbox.analysis.methods import method_table, with_method_keys
 from benchbox.errors import BenchboxError, DataError
 
+__all__ = ["DEFAULT_TOP", "Report", "Section", "build_report", "build_section"]
+
 #: A report compares, by default, the metrics registered with a headline place up to
 #: this one (``register_metrics``): SSIM, Qabf, VIF; Dice, HD95, NSD for the built-ins.
 DEFAULT_TOP = 3

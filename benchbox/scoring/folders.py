@@ -39,6 +39,16 @@ if TYPE_CHECKING:
 
     from benchbox.hooks.registry import Entry
 
+__all__ = [
+    "Progress",
+    "Scores",
+    "column_parts",
+    "metric_entry",
+    "score_fusion_folders",
+    "score_segmentation_folders",
+    "write_scores",
+]
+
 Progress = Callable[[str], None]
 
 
