@@ -22,7 +22,7 @@ every ``--*-opt`` option), and
 ``img_s`` is ``batch * steps / (sum of the timed steps' seconds)``; step times are
 given as mean, median and 95th percentile. Peak memory is the growth above what the
 process held when the phase began (models and input already allocated), measured by
-:class:`benchbox.bench.memory.PeakMemory`. On out-of-memory
+:class:`benchbox.engine.memory.PeakMemory`. On out-of-memory
 (:func:`benchbox.errors.is_out_of_memory`) a phase is retried with half the batch, down
 to 1, and the row says so; out of memory at batch 1, or while the models are profiled
 on one image, is one line that names the image size.
@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchbox import errors
-from benchbox.bench.memory import PeakMemory
 from benchbox.config.run import RunConfig, apply, resolve
 from benchbox.config.settings import check_settings, setting
+from benchbox.config.volumes import format_triple
+from benchbox.engine.memory import PeakMemory
 from benchbox.engine.timing import Clock, percentile, time_steps
 from benchbox.errors import is_out_of_memory
 
@@ -169,7 +170,7 @@ def build(spec: BenchSpec, registry: Any = None) -> Measured:
     from benchbox.engine.augment import Augmenter, build_transforms
     from benchbox.engine.device import resolve_amp, resolve_device
     from benchbox.engine.models import build as build_models
-    from benchbox.engine.models import check, profile
+    from benchbox.engine.models import check, input_shape, profile
     from benchbox.hooks.manager import get_registry
 
     spec.validate()
@@ -179,7 +180,7 @@ def build(spec: BenchSpec, registry: Any = None) -> Measured:
     device = resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
     models = build_models(config, entries, spec.settings.num_classes)
-    measured_profile = profile(models.fusion, models.segmenter, config.image_size, "cpu")
+    measured_profile = profile(models.fusion, models.segmenter, input_shape(config), "cpu")
     models.to(device, config.channels_last)
     augmenter = Augmenter(
         build_transforms(registry, config.augment, config.augment_opts), config.seed, device
@@ -194,12 +195,14 @@ def _inputs(spec: BenchSpec, batch: int, device: Any) -> dict[str, Any]:
     """A batch as the run's loader gives it: sources in [0, 1] and class indices."""
     import torch
 
-    size, k = spec.config.image_size, max(spec.settings.num_classes, 2)
+    from benchbox.engine.models import input_shape
+
+    size, k = input_shape(spec.config), max(spec.settings.num_classes, 2)
     gen = torch.Generator(device=device).manual_seed(0)
     return {
-        "a": torch.rand(batch, 1, size, size, device=device, generator=gen),
-        "b": torch.rand(batch, 1, size, size, device=device, generator=gen),
-        "mask": torch.randint(0, k, (batch, size, size), device=device, generator=gen),
+        "a": torch.rand(batch, 1, *size, device=device, generator=gen),
+        "b": torch.rand(batch, 1, *size, device=device, generator=gen),
+        "mask": torch.randint(0, k, (batch, *size), device=device, generator=gen),
     }
 
 
@@ -358,6 +361,7 @@ def bench(
         "fusion": config.fusion,
         "segmenter": config.seg,
         "image_size": config.image_size,
+        "patch_size": format_triple(config.patch),
         "requested_batch_size": config.batch_size,
         "precision": {"off": "float32"}.get(m.amp.mode, m.amp.mode),
         "channels_last": config.channels_last,

@@ -8,7 +8,6 @@ each run, and its hash identifies the experiment on the leaderboard.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbox.config.files import read_toml
+from benchbox.config.overlay import NONE, apply
 from benchbox.config.presets import preset_path
 from benchbox.config.settings import (
     DATA,
@@ -25,9 +25,8 @@ from benchbox.config.settings import (
     HARDWARE,
     MODELS,
     OUTPUT,
+    VOLUMES,
     check_settings,
-    merge_tables,
-    nest_augment_options,
     setting,
     setting_of,
 )
@@ -36,6 +35,7 @@ from benchbox.config.settings import (
 from benchbox.config.settings import parse_augment_options as parse_augment_options
 from benchbox.config.settings import parse_options as parse_options
 from benchbox.config.settings import parse_value as parse_value
+from benchbox.config.volumes import parse_triple
 from benchbox.errors import ConfigError
 
 __all__ = [
@@ -60,7 +60,6 @@ class Amp(str, Enum):
 
 
 AMP_MODES = tuple(mode.value for mode in Amp)
-NONE = "none"
 #: The values of ``--postprocess`` (applied by :mod:`benchbox.engine.postprocess`).
 POSTPROCESS_MODES = ("none", "largest", "auto")
 #: The values of ``--tta`` (applied by :mod:`benchbox.engine.tta`).
@@ -151,6 +150,40 @@ class RunConfig:
     resample: bool = setting(
         False, "Resample a modality whose geometry differs onto the reference one.", panel=DATA
     )
+    # -- 3D volumes (benchbox.engine.patches, benchbox.engine.windows) ---------------
+    patch_size: str = setting(
+        "",
+        "Train a 3D run on patches of D,H,W voxels (e.g. 64,96,96) and predict whole "
+        "volumes with sliding windows of that size; empty: a 2D run on slices.",
+        panel=VOLUMES,
+        bench=True,
+    )
+    spacing: str = setting(
+        "",
+        "3D: resample every volume to this voxel size in mm, z,y,x (e.g. 2,2,2; images "
+        "linear, labels nearest); empty: keep each scan's own.",
+        panel=VOLUMES,
+    )
+    oversample: float = setting(
+        0.33,
+        "3D: share of the training patches centred on a labelled voxel (nnU-Net: 1/3).",
+        panel=VOLUMES,
+        low=0,
+        high=1,
+    )
+    patches_per_case: int = setting(
+        4, "3D: training patches drawn per training case and epoch.", panel=VOLUMES, low=1
+    )
+    overlap: float = setting(
+        0.5,
+        "3D: overlap of neighbouring sliding windows (Gaussian-weighted), 0 to <1.",
+        panel=VOLUMES,
+        low=0,
+        high=0.95,
+    )
+    sw_batch_size: int = setting(
+        2, "3D: sliding windows per forward pass when predicting.", panel=VOLUMES, low=1
+    )
     # -- training -------------------------------------------------------------------
     seed: int = setting(0, "Seed of initialisation and shuffling.")
     epochs: int = setting(8, "Epochs of the main stage (joint, or fusion-only).", low=0)
@@ -205,9 +238,10 @@ class RunConfig:
     )
     tta: str = setting(
         "none",
-        "Test-time augmentation of the segmenter: none, or flip (each slice also "
-        "mirrored left-right, top-bottom and both; probabilities averaged). Used for the "
-        "final validation, the test split and benchbox predict, not for selection.",
+        "Test-time augmentation of the segmenter: none, or flip (mirrored along every "
+        "image axis: 4 passes per slice in 2D, 8 per window in 3D; probabilities "
+        "averaged). Used for the final validation, the test split and benchbox predict, "
+        "not for selection.",
         panel=EVALUATION,
         choices=TTA_MODES,
     )
@@ -321,6 +355,21 @@ class RunConfig:
                 params[key] = value
         return params
 
+    @property
+    def is_3d(self) -> bool:
+        """Whether this is a 3D run: patches in, whole volumes out (``--patch-size``)."""
+        return bool(self.patch_size.strip())
+
+    @property
+    def patch(self) -> tuple[int, ...] | None:
+        """The training patch ``(D, H, W)`` of a 3D run, ``None`` in 2D."""
+        return parse_triple(self.patch_size, "--patch-size", integer=True)  # type: ignore[return-value]
+
+    @property
+    def target_spacing(self) -> tuple[float, ...] | None:
+        """The voxel size ``(z, y, x)`` in mm volumes are resampled to, or ``None``."""
+        return parse_triple(self.spacing, "--spacing", integer=False)
+
     def dataset_params(self) -> dict[str, Any]:
         """Parameters for the dataset factory (see :meth:`params`)."""
         return self.params("data_opts")
@@ -376,13 +425,13 @@ class RunConfig:
                 )
         # Each setting's choices and bounds, as declared with its field.
         check_settings(self)
+        self.patch, self.target_spacing  # noqa: B018  (parsed: a bad value fails here)
+        if self.target_spacing is not None and not self.is_3d:
+            raise ConfigError("--spacing resamples volumes for a 3D run; give --patch-size too")
         if self.has_seg and self.epochs < 1:
             raise ConfigError("epochs must be >= 1 to train a segmenter")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-#: The settings that are tables of plugin parameters (``--fusion-opt key=value``).
-_OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
 #: Settings left out of the config hash (see :attr:`Setting.hashed`).
 _NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
 #: Settings that act on a segmenter's output (void with ``--seg none``), and what they do.
@@ -392,70 +441,16 @@ _SEG_ONLY = {
 }
 #: Settings added after reference leaderboards were published: at their default they are
 #: left out of the hash, so the runs recorded before them keep their hashes.
-_HASHED_UNLESS_DEFAULT = {"postprocess": "none", "tta": "none"}
-
-
-def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfig:
-    """Overlay ``values`` (from a file or the command line) on ``config``, checking names
-    and types. Tables of plugin parameters are merged key by key."""
-    for key, value in values.items():
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
-        if key == "trackers":
-            names = [value] if isinstance(value, str) else value
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ConfigError(f"{source}: trackers must be a list of tracker names")
-            config.trackers = list(dict.fromkeys(names))
-            continue
-        if key == "augment":
-            _apply_augment(config, value, source)
-            continue
-        if key == "augment_opts" and isinstance(value, Mapping):
-            value = nest_augment_options(value, source)
-        if key in _OPT_TABLES:
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {key} must be a table of parameters")
-            merge_tables(getattr(config, key), value)
-            continue
-        setattr(config, key, _coerce(key, value, source))
-    return config
-
-
-def _apply_augment(config: RunConfig, value: Any, source: str) -> None:
-    """``augment``: a list of transform names (``"flip,affine"`` or ``"none"`` as text),
-    which replaces the enabled transforms and drops the options of those turned off; or
-    a table ``{name: {option: value}}`` (``[augment]`` in a preset), which sets both."""
-    if isinstance(value, Mapping):
-        for name, opts in value.items():
-            if not isinstance(opts, Mapping):
-                raise ConfigError(f"{source}: augment.{name} must be a table of options")
-            if opts:
-                merge_tables(config.augment_opts.setdefault(name, {}), opts)
-        config.augment = list(value)
-        return
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise ConfigError(f"{source}: augment must be a list of transform names")
-    names = [n.strip() for item in value for n in item.split(",")]
-    config.augment = list(dict.fromkeys(n for n in names if n and n != NONE))
-    config.augment_opts = {k: v for k, v in config.augment_opts.items() if k in config.augment}
-
-
-def _coerce(key: str, value: Any, source: str) -> Any:
-    default = _FIELDS[key].default
-    if value is None or default is None:
-        return value
-    kind = type(default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{source}: {key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
+_HASHED_UNLESS_DEFAULT = {
+    "postprocess": "none",
+    "tta": "none",
+    "patch_size": "",
+    "spacing": "",
+    "oversample": 0.33,
+    "patches_per_case": 4,
+    "overlap": 0.5,
+    "sw_batch_size": 2,
+}
 
 
 def resolve(

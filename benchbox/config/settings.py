@@ -29,6 +29,7 @@ __all__ = [
     "MODELS",
     "OUTPUT",
     "TRAINING",
+    "VOLUMES",
     "Setting",
     "check_settings",
     "merge_tables",
@@ -41,9 +42,10 @@ __all__ = [
 ]
 
 # Help panels of `benchbox run --help`, in the order they are shown.
-MODELS, DATA, TRAINING, EVALUATION, HARDWARE, OUTPUT = (
+MODELS, DATA, VOLUMES, TRAINING, EVALUATION, HARDWARE, OUTPUT = (
     "Models",
     "Data",
+    "3D volumes",
     "Training",
     "Evaluation",
     "Hardware",

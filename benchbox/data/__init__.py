@@ -2,7 +2,8 @@
 readers of real images on disk (registered by the built-in dataset plugin).
 
 Public here: the contract (:class:`BenchDataset`, :class:`Sample`, :class:`Volume`,
-:data:`SPLITS`), the phantom (:class:`SyntheticDataset`) and the readers
+:data:`SPLITS`), the phantoms (:class:`SyntheticDataset`, its 3D variant
+:class:`Synthetic3DDataset`) and the readers
 (:func:`open_pairs`, :func:`open_nifti`, :func:`open_cases`) and their readers of new
 images for ``benchbox predict`` (:func:`open_inputs`). The readers and the
 phantom are imported on first use (they import SimpleITK and torch).
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
     from benchbox.data.nifti import open_nifti
     from benchbox.data.pairs import open_pairs
     from benchbox.data.synthetic import SyntheticDataset
+    from benchbox.data.synthetic3d import Synthetic3DDataset
 
 _LAZY = {
+    "Synthetic3DDataset": "benchbox.data.synthetic3d",
     "SyntheticDataset": "benchbox.data.synthetic",
     "open_cases": "benchbox.data.cases",
     "open_inputs": "benchbox.data.inputs",
@@ -34,6 +37,7 @@ __all__ = [
     "SPLITS",
     "BenchDataset",
     "Sample",
+    "Synthetic3DDataset",
     "SyntheticDataset",
     "Volume",
     "open_cases",

@@ -96,6 +96,7 @@ _SECTION_KEYS = {
         "fit",
         "resample",
         "geometry_tolerance",
+        "spacing",
     },
     "sampling": {"slices_per_case", "lesion_fraction", "target"},
     "split": {"seed", "val_fraction", "test_fraction", "folds", "train", "val", "test"},
@@ -227,6 +228,7 @@ def open_cases(
     crop_margin: int | None = None,
     fit: str | None = None,
     geometry_tolerance: float | None = None,
+    spacing: Any = None,
     name: str | None = None,
     cache: bool = True,
 ) -> VolumeDataset:
@@ -243,7 +245,7 @@ def open_cases(
         modalities: the two fused modalities ``"A,B"`` (default: ``fuse`` of the config).
         target: train on one region or label as a binary task (e.g. ``whole-tumour``).
         val_fraction, test_fraction, split_seed, folds, fold, slices_per_case, lesion_fraction,
-            ct_window, percentiles, crop, crop_margin, fit, geometry_tolerance: the
+            ct_window, percentiles, crop, crop_margin, fit, geometry_tolerance, spacing: the
             shared dataset options (:data:`benchbox.data.options.OPTIONS`); ``None``
             takes the config's value (``[preprocess]``, ``[sampling]``, ``[split]``),
             else the default declared there.

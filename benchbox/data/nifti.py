@@ -173,6 +173,7 @@ def open_nifti(
     crop_margin: int = DEFAULTS["crop_margin"],
     fit: str = DEFAULTS["fit"],
     geometry_tolerance: float = DEFAULTS["geometry_tolerance"],
+    spacing: Any = DEFAULTS["spacing"],
     name: str | None = None,
     cache: bool = True,
 ) -> VolumeDataset:
@@ -188,7 +189,7 @@ def open_nifti(
             others percentile normalisation.
         target, val_fraction, test_fraction, split_seed, folds, fold, slices_per_case,
             lesion_fraction, ct_window, percentiles, crop, crop_margin, fit,
-            geometry_tolerance: the shared dataset options, declared with their defaults
+            geometry_tolerance, spacing: the shared dataset options, declared with their defaults
             in :data:`benchbox.data.options.OPTIONS` (no test share is taken when
             ``labelsTs`` gives the test cases).
         name: the leaderboard slug (default: the folder name, lowercased).

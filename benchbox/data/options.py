@@ -24,6 +24,7 @@ __all__ = [
     "as_int",
     "as_modalities",
     "as_names",
+    "as_spacing",
     "resolve_options",
 ]
 
@@ -85,6 +86,18 @@ def as_float_pair(value: Any, key: str) -> tuple[float, float]:
     if not low < high:
         raise ConfigError(f"dataset option {key}={value!r} needs low < high")
     return low, high
+
+
+def as_spacing(value: Any, key: str) -> tuple[float, float, float]:
+    """``"2,2,2"`` or ``[2, 2, 2]`` -> ``(2.0, 2.0, 2.0)``: three numbers > 0 (mm)."""
+    items = as_names(value, key) if isinstance(value, str) else value
+    try:
+        z, y, x = (float(v) for v in items)
+    except (TypeError, ValueError):
+        raise ConfigError(f"dataset option {key}={value!r} must be three numbers z,y,x") from None
+    if not all(v > 0 and v < float("inf") for v in (z, y, x)):
+        raise ConfigError(f"dataset option {key}={value!r} must be three numbers > 0 (mm)")
+    return z, y, x
 
 
 def as_modalities(value: Any, key: str = "modalities") -> tuple[str, str]:
@@ -166,7 +179,15 @@ OPTIONS: dict[str, DatasetOption] = {
         2, "voxels kept around the foreground", lambda v, k: as_int(v, k, 0)
     ),
     "fit": DatasetOption(
-        "resize", "resize (scale the crop) or pad (only pad)", lambda v, k: str(v).strip().lower()
+        "resize",
+        "resize (scale the crop) or pad (only pad) to square slices; none keeps the "
+        "volume's grid (3D runs)",
+        lambda v, k: str(v).strip().lower(),
+    ),
+    "spacing": DatasetOption(
+        None,
+        "3D: resample each volume to this voxel size in mm, z,y,x (none: keep its own)",
+        _nullable(lambda v, k: as_spacing(v, k)),
     ),
     "geometry_tolerance": DatasetOption(
         1e-3, "relative tolerance of the geometry check", lambda v, k: as_float(v, k, 0)

@@ -18,6 +18,7 @@ from benchbox.data.color import to_grey
 from benchbox.data.preprocess import (
     Fit,
     Orientation,
+    Zoom,
     bounding_box,
     ct_window,
     percentile_normalise,
@@ -166,30 +167,44 @@ def preprocess_case(
     else:
         box = tuple((0, n) for n in arr_a.shape)
     crop = tuple(slice(a, b) for a, b in box)
-    fit = Fit.plan(box[1][1] - box[1][0], box[2][1] - box[2][0], params.image_size, params.fit)
+    grid: Fit | Zoom
+    if params.fit == "none":
+        if is_2d:
+            raise DataError(
+                f"case {case.case_id!r}: {ref_path} is a 2D image; fit=none keeps a volume's "
+                "own grid, for 3D runs"
+            )
+        grid = Zoom.plan([b - a for a, b in box], spacing, params.spacing)
+        scale = grid.scale()
+    else:
+        grid = Fit.plan(box[1][1] - box[1][0], box[2][1] - box[2][0], params.image_size, params.fit)
+        scale = (1.0, *grid.scale)
 
     arrays = {
-        "a": fit.apply(np.ascontiguousarray(arr_a[crop])),
-        "b": fit.apply(np.ascontiguousarray(arr_b[crop])),
+        "a": grid.apply(np.ascontiguousarray(arr_a[crop])),
+        "b": grid.apply(np.ascontiguousarray(arr_b[crop])),
     }
     if mask is not None and source_mask is not None:
-        arrays["mask"] = fit.apply(np.ascontiguousarray(mask[crop]), label=True)
+        arrays["mask"] = grid.apply(np.ascontiguousarray(mask[crop]), label=True)
         arrays["source_mask"] = source_mask
-    sy, sx = fit.scale
-    meta = {
+    meta: dict[str, Any] = {
         "case_id": case.case_id,
         "ndim": 2 if is_2d else 3,
         "reference": ref_geom.to_dict(),
         "orientation": {"perm": list(orientation.perm), "flip": list(orientation.flip)},
         "box": [list(b) for b in box],
-        "fit": {
-            "source": list(fit.source),
-            "resized": list(fit.resized),
-            "size": fit.size,
-            "offset": list(fit.offset),
+        "fit": None
+        if isinstance(grid, Zoom)
+        else {
+            "source": list(grid.source),
+            "resized": list(grid.resized),
+            "size": grid.size,
+            "offset": list(grid.offset),
         },
-        "spacing": [spacing[0], spacing[1] / sy, spacing[2] / sx],
+        "spacing": [s / k for s, k in zip(spacing, scale, strict=True)],
         "label_values_present": present,
         "norms": [norm_a, norm_b],
     }
+    if isinstance(grid, Zoom):
+        meta["zoom"] = {"source": list(grid.source), "resized": list(grid.resized)}
     return arrays, meta

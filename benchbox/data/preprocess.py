@@ -11,7 +11,8 @@ The steps, in the order :mod:`benchbox.data.pipeline` applies them to one case:
 3. intensities: CT through a HU window (:func:`ct_window`), MRI by robust percentiles
    (:func:`percentile_normalise`), both to ``[0, 1]``;
 4. foreground crop (:func:`bounding_box`), then the in-plane fit to the training size:
-   resize (keeping the aspect ratio) and pad (:class:`Fit`);
+   resize (keeping the aspect ratio) and pad (:class:`Fit`); or, for 3D runs, the
+   volume's own grid, optionally resampled to a target spacing (:class:`Zoom`);
 5. axial slice sampling with a share of lesion-bearing slices (:func:`sample_slices`).
 
 :class:`Restorer` undoes 4 and 2 for a predicted label volume.
@@ -31,6 +32,7 @@ __all__ = [
     "Fit",
     "Orientation",
     "Restorer",
+    "Zoom",
     "bounding_box",
     "ct_window",
     "percentile_normalise",
@@ -251,6 +253,67 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int], label: bool = False) 
     return res.reshape(*lead, *size)
 
 
+# -- the 3D grid ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Zoom:
+    """How a cropped ``(d, h, w)`` volume is resampled to ``(d', h', w')`` (a target
+    spacing) for a 3D run, and back. ``source == resized`` is the identity.
+
+    Attributes:
+        source: the crop's shape.
+        resized: its shape on the target grid.
+    """
+
+    source: tuple[int, int, int]
+    resized: tuple[int, int, int]
+
+    @classmethod
+    def plan(
+        cls,
+        shape: Sequence[int],
+        spacing: Sequence[float],
+        target: Sequence[float] | None,
+    ) -> Zoom:
+        """The zoom of a crop of ``shape`` at ``spacing`` to ``target`` mm (``None``: keep)."""
+        source = tuple(int(n) for n in shape)
+        if target is None:
+            return cls(source, source)  # type: ignore[arg-type]
+        resized = tuple(
+            max(1, round(n * s / t)) for n, s, t in zip(source, spacing, target, strict=True)
+        )
+        return cls(source, resized)  # type: ignore[arg-type]
+
+    def scale(self) -> tuple[float, ...]:
+        """Resized over source length per axis (voxel size divides by it)."""
+        return tuple(r / s for r, s in zip(self.resized, self.source, strict=True))
+
+    def apply(self, volume: np.ndarray, label: bool = False) -> np.ndarray:
+        """``(d, h, w)`` to ``(d', h', w')``: trilinear, or nearest for labels."""
+        return _resize_volume(volume, self.resized, label)
+
+    def invert(self, volume: np.ndarray, label: bool = False) -> np.ndarray:
+        """``(d', h', w')`` (or ``(d', K, h', w')`` scores) back to the crop's shape."""
+        if volume.ndim == 4:  # scores: class axis second, as slices stack them
+            moved = np.moveaxis(np.asarray(volume), 1, 0)
+            back = np.stack([_resize_volume(v, self.source, label) for v in moved])
+            return np.moveaxis(back, 0, 1)
+        return _resize_volume(volume, self.source, label)
+
+
+def _resize_volume(volume: np.ndarray, size: Sequence[int], label: bool) -> np.ndarray:
+    if tuple(volume.shape) == tuple(size):
+        return np.array(volume, copy=True)
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(volume).astype(np.float32, copy=False))[None, None]
+    if label:
+        out = F.interpolate(t, size=tuple(size), mode="nearest-exact")
+        return out[0, 0].numpy().astype(volume.dtype)
+    out = F.interpolate(t, size=tuple(size), mode="trilinear", align_corners=False)
+    return out[0, 0].numpy().astype(volume.dtype, copy=False)
+
+
 # -- back to the source grid ----------------------------------------------------------
 @dataclass(frozen=True)
 class Restorer:
@@ -260,41 +323,60 @@ class Restorer:
         source_shape: the source array's shape in storage order.
         orientation: storage order -> canonical order.
         box: the crop, ``(start, stop)`` per canonical axis.
-        fit: the in-plane fit of the crop.
+        fit: the in-plane fit of the crop (2D runs), or ``None``.
+        zoom: the resampling of the crop (3D runs, ``fit`` ``None``).
     """
 
     source_shape: tuple[int, ...]
     orientation: Orientation
     box: tuple[tuple[int, int], ...]
-    fit: Fit
+    fit: Fit | None
+    zoom: Zoom | None = None
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """The shape of the preprocessed volume a prediction is made on."""
+        if self.fit is not None:
+            return (self.box[0][1] - self.box[0][0], self.fit.size, self.fit.size)
+        crop = tuple(b - a for a, b in self.box)
+        return tuple(self.zoom.resized) if self.zoom is not None else crop
+
+    def _to_crop(self, values: np.ndarray, label: bool) -> np.ndarray:
+        if self.fit is not None:
+            return self.fit.invert(values, label=label)
+        if self.zoom is not None:
+            return self.zoom.invert(values, label=label)
+        return np.array(values, copy=True)
+
+    def _check(self, values: np.ndarray, what: str) -> None:
+        d, h, w = self.grid
+        if values.shape[0] != d or values.shape[-2:] != (h, w):
+            raise ValueError(f"{what} of shape {values.shape} does not match ({d}, {h}, {w})")
 
     def __call__(self, prediction: np.ndarray) -> np.ndarray:
-        """Restore ``(D, S, S)`` class indices (nearest) or ``(D, K, S, S)`` scores
-        (bilinear, then argmax) to the source grid; voxels outside the crop are 0."""
+        """Restore ``(D, H, W)`` class indices (nearest) or ``(D, K, H, W)`` scores
+        (bilinear in-plane, or trilinear from a resampled 3D grid, then argmax) to the
+        source grid; voxels outside the crop are 0."""
         pred = np.asarray(prediction)
-        depth = self.box[0][1] - self.box[0][0]
-        scores = pred.ndim == 4
-        if pred.shape[0] != depth or pred.shape[-2:] != (self.fit.size, self.fit.size):
-            expected = f"({depth}, {self.fit.size}, {self.fit.size})"
-            raise ValueError(f"prediction of shape {pred.shape} does not match {expected}")
-        if scores:
-            crop = self.fit.invert(pred.astype(np.float32), label=False).argmax(axis=1)
+        self._check(pred, "prediction")
+        if pred.ndim == 4:
+            crop = self._to_crop(pred.astype(np.float32), label=False).argmax(axis=1)
         else:
-            crop = self.fit.invert(pred.astype(np.int64), label=True)
+            crop = self._to_crop(pred.astype(np.int64), label=True)
         canonical = np.zeros(self.orientation.shape(self.source_shape), dtype=np.int64)
         canonical[tuple(slice(a, b) for a, b in self.box)] = crop
         return np.ascontiguousarray(self.orientation.invert(canonical))
 
     def image(self, values: np.ndarray) -> np.ndarray:
-        """Restore a ``(D, S, S)`` image in ``[0, 1]`` (e.g. a fused image) to the
-        source grid: bilinear in-plane, 0 outside the crop, ``float32``."""
+        """Restore a ``(D, H, W)`` image in ``[0, 1]`` (e.g. a fused image) to the
+        source grid: linear, 0 outside the crop, ``float32``."""
         vals = np.asarray(values, dtype=np.float32)
-        depth = self.box[0][1] - self.box[0][0]
-        if vals.shape != (depth, self.fit.size, self.fit.size):
-            expected = f"({depth}, {self.fit.size}, {self.fit.size})"
-            raise ValueError(f"image of shape {vals.shape} does not match {expected}")
+        if vals.ndim != 3:
+            raise ValueError(f"image of shape {vals.shape} is not a volume")
+        self._check(vals, "image")
         canonical = np.zeros(self.orientation.shape(self.source_shape), dtype=np.float32)
-        canonical[tuple(slice(a, b) for a, b in self.box)] = self.fit.invert(vals, label=False)
+        crop = np.clip(self._to_crop(vals, label=False), 0.0, 1.0)
+        canonical[tuple(slice(a, b) for a, b in self.box)] = crop
         return np.ascontiguousarray(self.orientation.invert(canonical))
 
 

@@ -45,7 +45,8 @@ class Preprocessing:
     Attributes:
         image_size: the side of the square training slices.
         fit: ``"resize"`` scales the crop's longer side to ``image_size``; ``"pad"``
-            only pads (and scales down a crop that does not fit).
+            only pads (and scales down a crop that does not fit); ``"none"`` keeps the
+            volume's own grid, resampled to ``spacing`` if given (3D runs).
         norms: modality -> ``"ct"`` (HU window), ``"mri"`` (percentiles) or ``"none"``
             (values already in ``[0, 1]``, clipped).
         ct_window: the HU window mapped to ``[0, 1]``.
@@ -55,6 +56,8 @@ class Preprocessing:
         resample: resample a modality, label or foreground mask whose grid differs from
             the reference modality (``a``) onto it, instead of failing.
         geometry_tolerance: see :func:`benchbox.data.io.compare_geometry`.
+        spacing: with ``fit="none"``, the voxel size ``(z, y, x)`` in mm each cropped
+            volume is resampled to (images trilinear, labels nearest); ``None`` keeps it.
     """
 
     image_size: int = 128
@@ -66,12 +69,15 @@ class Preprocessing:
     crop_margin: int = 2
     resample: bool = False
     geometry_tolerance: float = 1e-3
+    spacing: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.image_size, int) or self.image_size < 16:
             raise ConfigError(f"image_size must be an integer >= 16, got {self.image_size!r}")
-        if self.fit not in ("resize", "pad"):
-            raise ConfigError(f"fit must be 'resize' or 'pad', not {self.fit!r}")
+        if self.fit not in ("resize", "pad", "none"):
+            raise ConfigError(f"fit must be 'resize', 'pad' or 'none', not {self.fit!r}")
+        if self.spacing is not None and self.fit != "none":
+            raise ConfigError("spacing resamples volumes on their own grid: it needs fit=none")
         for mod, norm in self.norms.items():
             if norm not in NORMS:
                 raise ConfigError(f"normalisation of {mod} must be one of {NORMS}, not {norm!r}")
@@ -80,7 +86,8 @@ class Preprocessing:
             raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {lo}, {hi}")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Without a spacing the dict (and so the cache key) is what it was before 3D.
+        return {k: v for k, v in asdict(self).items() if k != "spacing" or v is not None}
 
 
 def default_norm(modality: str) -> str:

@@ -28,7 +28,7 @@ from benchbox.data.base import BenchDataset, Sample, Volume
 from benchbox.data.cache import CacheEntry, SliceCache, cache_key, file_digest
 from benchbox.data.options import DEFAULTS, resolve_options
 from benchbox.data.pipeline import preprocess_case
-from benchbox.data.preprocess import Fit, Orientation, Restorer, sample_slices
+from benchbox.data.preprocess import Fit, Orientation, Restorer, Zoom, sample_slices
 from benchbox.data.spec import CaseFiles, LabelSpec, Preprocessing, default_norm
 from benchbox.data.splits import assign_splits
 from benchbox.errors import ConfigError, DataError
@@ -317,16 +317,19 @@ class VolumeDataset(BenchDataset):
 
     def _volume(self, case: _Case) -> Volume:
         meta = case.meta
-        fit = meta["fit"]
+        fit, zoom = meta["fit"], meta.get("zoom")
         restorer = Restorer(
             source_shape=tuple(meta["reference"]["shape"]),
             orientation=Orientation(
                 tuple(meta["orientation"]["perm"]), tuple(meta["orientation"]["flip"])
             ),
             box=tuple((int(a), int(b)) for a, b in meta["box"]),
-            fit=Fit(
+            fit=None
+            if fit is None
+            else Fit(
                 tuple(fit["source"]), tuple(fit["resized"]), int(fit["size"]), tuple(fit["offset"])
             ),
+            zoom=None if zoom is None else Zoom(tuple(zoom["source"]), tuple(zoom["resized"])),
         )
         reference = io.Geometry.from_dict(meta["reference"])
         mask = source_mask = None
@@ -335,8 +338,10 @@ class VolumeDataset(BenchDataset):
             source_mask = self._lut[case.entry.array("source_mask")]
         return Volume(
             case_id=case.case_id,
-            a=np.array(case.entry.array("a"), dtype=np.float32),
-            b=np.array(case.entry.array("b"), dtype=np.float32),
+            # Memory-mapped from the cache where it is on disk: a 3D run reads its
+            # patches and windows without holding every volume.
+            a=np.asarray(case.entry.array("a"), dtype=np.float32),
+            b=np.asarray(case.entry.array("b"), dtype=np.float32),
             mask=mask,
             spacing=tuple(float(s) for s in meta["spacing"]),  # type: ignore[arg-type]
             restore=restorer,
@@ -402,6 +407,7 @@ VOLUME_OPTIONS: tuple[str, ...] = (
     "crop_margin",
     "fit",
     "geometry_tolerance",
+    "spacing",
 )
 
 
@@ -447,6 +453,7 @@ def open_volume_dataset(
         crop_margin=options["crop_margin"],
         resample=options["resample"],
         geometry_tolerance=options["geometry_tolerance"],
+        spacing=options["spacing"],
     )
     return VolumeDataset(
         name=name,

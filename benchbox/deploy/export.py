@@ -70,6 +70,9 @@ class ExportReport:
     #: The run's test-time augmentation (:mod:`benchbox.engine.tta`): not part of the graphs
     #: either, which are one pass; a deployment averages the mirrored passes itself.
     tta: str = "none"
+    #: A 3D run's patch ``(D, H, W)``: its graphs are one sliding window's, traced at the
+    #: patch (spatial axes dynamic where checked); the windows are the deployment's.
+    patch_size: list[int] | None = None
 
     @property
     def max_abs_diff(self) -> float:
@@ -92,6 +95,18 @@ def _test_arrays(samples: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     a = np.stack([np.asarray(s["a"], np.float32) for s in items])
     b = np.stack([np.asarray(s["b"], np.float32) for s in items])
     return a, b
+
+
+def _test_patches(volumes: Any, patch: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D run's test inputs: the centre patch ``(1, D, H, W)`` of each test volume
+    (at most ``n``), what one sliding window of its inference sees."""
+    a, b = [], []
+    for volume in list(volumes)[:n]:
+        start = [max((s - p) // 2, 0) for s, p in zip(volume.a.shape, patch, strict=True)]
+        box = tuple(slice(o, o + p) for o, p in zip(start, patch, strict=True))
+        a.append(np.asarray(volume.a[box], np.float32)[None])
+        b.append(np.asarray(volume.b[box], np.float32)[None])
+    return np.stack(a), np.stack(b)
 
 
 def _graph_inputs(graph: Graph, a: np.ndarray, b: np.ndarray, fusion: Any) -> list[np.ndarray]:
@@ -263,8 +278,15 @@ def export_run(
         require_onnx()
     run = load_run(run_dir)
     dataset = open_training_dataset(run.config)
-    a, b = _test_arrays(dataset.split("test"), test_images)
-    size = int(a.shape[-1])
+    patch = run.config.patch
+    if patch is not None and quantize:
+        raise errors.ConfigError("--quantize int8 is for 2D runs; this run is 3D")
+    if patch is not None:  # 3D: graphs of one window, checked on the test volumes' centres
+        a, b = _test_patches(dataset.volumes("test"), tuple(patch), test_images)
+        size: int | tuple[int, ...] = tuple(int(n) for n in patch)
+    else:
+        a, b = _test_arrays(dataset.split("test"), test_images)
+        size = int(a.shape[-1])
     out_dir = Path(out) if out is not None else run.path / "export"
     exported: list[Exported] = []
     with StagedFolder(out_dir, prefix=".export-") as staging:
@@ -310,7 +332,8 @@ def export_run(
             opset=opset if fmt == "onnx" else None,
             threads=torch.get_num_threads(),
             test_images=int(a.shape[0]),
-            image_size=size,
+            image_size=size if isinstance(size, int) else max(size),
+            patch_size=None if isinstance(size, int) else list(size),
             graphs=exported,
             speed=speed,
             quantized=quantized,

@@ -91,24 +91,10 @@ def require_onnx() -> None:
 
 
 def _pipeline_module(fusion: Any, segmenter: Any) -> Any:
-    import torch
+    """The one pipeline forward (:class:`benchbox.engine.models.Pipeline`), in eval mode."""
+    from benchbox.engine.models import Pipeline
 
-    class Pipeline(torch.nn.Module):
-        """Fusion and segmentation as one graph: ``(a, b) -> (fused, logits)``."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.fusion, self.segmenter = fusion, segmenter
-
-        def forward(self, a: torch.Tensor, b: torch.Tensor) -> Any:
-            fused = self.fusion(a, b) if self.fusion is not None else None
-            if self.segmenter is None:
-                return fused
-            x = fused if fused is not None else torch.cat([a, b], dim=1)
-            logits = self.segmenter(x)
-            return logits if fused is None else (fused, logits)
-
-    return Pipeline().eval()
+    return Pipeline(fusion, segmenter).eval()
 
 
 @dataclass
@@ -121,11 +107,13 @@ class Graph:
     outputs: tuple[str, ...]
     channels: tuple[int, ...]  # input channels, one per input
 
-    def example(self, batch: int, height: int, width: int, seed: int = 0) -> list[Any]:
+    def example(self, batch: int, *spatial: int, seed: int = 0) -> list[Any]:
+        """Random inputs ``(batch, C, *spatial)``: ``height, width`` (2D) or ``depth,
+        height, width`` (a 3D run's graphs)."""
         import torch
 
         gen = torch.Generator().manual_seed(seed)
-        return [torch.rand(batch, c, height, width, generator=gen) for c in self.channels]
+        return [torch.rand(batch, c, *spatial, generator=gen) for c in self.channels]
 
 
 def graphs(fusion: Any, segmenter: Any, seg_channels: int) -> list[Graph]:
@@ -264,7 +252,8 @@ def _write(
             return
         dims = {0: "batch"} if axes != "static" else {}
         if axes == "batch+size":
-            dims = {0: "batch", 2: "height", 3: "width"}
+            names = ("height", "width") if example[0].dim() == 4 else ("depth", "height", "width")
+            dims = {0: "batch", **{2 + i: n for i, n in enumerate(names)}}
         if exporter == "dynamo":
             from torch.export import Dim
 
@@ -312,7 +301,7 @@ def export_graph(
     graph: Graph,
     fmt: str,
     path: Path,
-    size: int,
+    size: int | tuple[int, ...],
     opset: int = 17,
     exporter: str = "legacy",
     what: str = "",
@@ -323,6 +312,8 @@ def export_graph(
     ``(size + 32) x (size + 64)`` (a size every built-in model takes: benchbox trains at
     multiples of 32) and compared with eager; if results differ or the run fails, it
     is exported again with a dynamic batch only and run at batch 3 and ``size x size``.
+    A 3D run's graphs (``size`` the patch ``(D, H, W)``) are traced at the patch and
+    checked at the patch plus 32 voxels along every axis.
 
     Raises:
         ExportError: the model cannot be exported (names the operator when known), or
@@ -331,13 +322,15 @@ def export_graph(
     """
     eager = eager_runner(graph.module)
     name = f"{graph.name} ({what})" if what else graph.name
+    spatial = (size, size) if isinstance(size, int) else tuple(size)
+    grown = (size + 32, size + 64) if isinstance(size, int) else tuple(n + 32 for n in size)
     problem, failure = "", None
     for axes in ("batch+size", "batch"):
         try:
-            _write(graph, fmt, path, graph.example(2, size, size), axes, opset, exporter)
+            _write(graph, fmt, path, graph.example(2, *spatial), axes, opset, exporter)
         except Exception as exc:
             raise _export_error(graph, what, fmt, exc) from None
-        shape = (3, size + 32, size + 64) if axes == "batch+size" else (3, size, size)
+        shape = (3, *grown) if axes == "batch+size" else (3, *spatial)
         probe = [x.numpy() for x in graph.example(*shape, seed=1)]
         try:
             diffs = max_abs_diff(load_runner(fmt, path)(probe), eager(probe))
@@ -345,14 +338,14 @@ def export_graph(
             problem, failure = "fails", exc
             continue
         if max(diffs) <= PARITY_TARGET:
-            checked = (shape[0], graph.channels[0], shape[1], shape[2])
+            checked = (shape[0], graph.channels[0], *shape[1:])
             return Exported(graph.name, path, axes, checked, graph.inputs, graph.outputs)
         problem, failure = f"differs from eager by {max(diffs):.1e}", None
     raise ExportError(
         f"{name} cannot be exported to {fmt}: its graph keeps the shape it was traced at "
-        f"(batch 2, {size}x{size}) and {problem} at batch 3; a value its forward computes "
-        "outside torch (with numpy, or from a tensor's shape) became a constant: build it "
-        "with torch operations"
+        f"(batch 2, {'x'.join(map(str, spatial))}) and {problem} at batch 3; a value its "
+        "forward computes outside torch (with numpy, or from a tensor's shape) became a "
+        "constant: build it with torch operations"
     ) from failure
 
 

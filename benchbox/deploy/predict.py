@@ -235,12 +235,14 @@ def predict_run(
     from benchbox.engine.device import resolve_amp, resolve_device
     from benchbox.engine.inference import Predictor, predict_split
     from benchbox.engine.postprocess import postprocessor
+    from benchbox.engine.windows import Windows
 
     dev = resolve_device(device)
     run = load_run(run_dir, device=str(dev))
     inputs = open_inputs(run, dataset, split, resample)
     amp = resolve_amp(run.config.amp, dev)
-    predictor = Predictor(run.fusion, run.segmenter, dev, amp, tta=run.config.tta)
+    windows = Windows.of(run.config)
+    predictor = Predictor(run.fusion, run.segmenter, dev, amp, run.config.tta, windows)
     post = postprocessor(run.postprocess)
     pairs = isinstance(inputs, PairInputs)
     volumes = None if pairs else inputs.volumes("test")

@@ -13,9 +13,11 @@ only writes predictions uses it the same way::
 
 2D datasets are predicted in batches of samples, one :class:`CasePrediction` per
 sample. 3D datasets (whose ``volumes()`` returns cases) are predicted slice by slice in
-batches and stacked; the class probabilities, not the labels, are then mapped back
-onto the source grid (undoing crop, resize and reorientation) and the argmax taken
-there, which gives smoother boundaries than nearest-neighbour labels.
+batches and stacked by a 2D run, and by sliding windows over the whole volume by a 3D
+run (:mod:`benchbox.engine.windows`); either way the class probabilities, not the
+labels, are then mapped back onto the source grid (undoing crop, resize or resampling,
+and reorientation) and the argmax taken there, which gives smoother boundaries than
+nearest-neighbour labels.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from benchbox.data.io import save_prediction
 from benchbox.engine.device import AmpPlan
 from benchbox.engine.train import make_loader
 from benchbox.engine.tta import passes, segment
+from benchbox.engine.windows import Windows, slide
 from benchbox.scoring.prediction import CasePrediction
 from benchbox.scoring.split import SplitScores, score_predictions
 
@@ -49,8 +52,10 @@ class Predictor:
     """Runs the fusion and segmentation forward passes of one batch and times them.
 
     Attributes:
-        images: images predicted so far (the warm-up pass excluded).
+        images: images predicted so far (the warm-up pass excluded); in 3D the slices
+            of the volumes predicted, so that images/s compare with 2D runs.
         seconds: time spent in timed forward passes (CUDA synchronised).
+        windows: the sliding windows of a 3D run (:meth:`volume`), ``None`` in 2D.
     """
 
     def __init__(
@@ -60,10 +65,11 @@ class Predictor:
         device: torch.device,
         amp: AmpPlan,
         tta: str = "none",
+        windows: Windows | None = None,
     ) -> None:
         passes(tta)  # a bad mode fails here, not at the first batch
         self.fusion, self.segmenter, self.device, self.amp = fusion, segmenter, device, amp
-        self.tta = tta
+        self.tta, self.windows = tta, windows
         self.images = 0
         self.seconds = 0.0
         self._warm = False
@@ -86,27 +92,57 @@ class Predictor:
             # for the convolution backends' per-shape setup.
             self._forward(a, b)
             self._warm = True
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        t0 = time.perf_counter()
-        out = self._forward(a, b)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.seconds += time.perf_counter() - t0
+        t0 = self._clock()
+        fused, probs = self._forward(a, b)
+        labels = None if probs is None else probs.argmax(dim=1)
+        self.seconds += self._clock() - t0
         self.images += int(a.shape[0])
-        return out
+        self._check(fused, probs)
+        return fused, labels, probs
+
+    def volume(
+        self, a: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """3D: sources ``(1, 1, D, H, W)`` -> the fused volume ``(1, 1, D, H, W)`` and the
+        class probabilities ``(1, K, D, H, W)``, blended over the sliding windows
+        (:mod:`benchbox.engine.windows`), each window averaged over the passes of
+        ``tta``; ``None`` for a stage without a model."""
+        assert self.windows is not None, "a 2D predictor has no windows"
+        a, b = a.to(self.device), b.to(self.device)
+        if not self._warm:
+            # One untimed batch of windows: allocation and per-shape setup.
+            size = (self.windows.batch, 1, *self.windows.size)
+            self._forward(
+                torch.zeros(size, device=self.device), torch.zeros(size, device=self.device)
+            )
+            self._warm = True
+        t0 = self._clock()
+        with torch.inference_mode():
+            fused, probs = slide(self._forward, a, b, self.windows)
+        self.seconds += self._clock() - t0
+        self.images += int(a.shape[2])
+        self._check(fused, probs)
+        return fused, probs
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _check(self, fused: torch.Tensor | None, probs: torch.Tensor | None) -> None:
+        """Called with every prediction (a validation predictor checks it is finite)."""
 
     def _forward(
         self, a: torch.Tensor, b: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        labels = probs = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(fused, probabilities)`` of one batch of slices or windows."""
+        probs = None
         with torch.inference_mode(), self.amp.autocast():
             fused = self.fusion(a, b).float() if self.fusion is not None else None
             if self.segmenter is not None:
                 x = fused if fused is not None else torch.cat([a, b], dim=1)
                 probs = segment(self.segmenter, x, self.tta)
-                labels = probs.argmax(dim=1)
-        return fused, labels, probs
+        return fused, probs
 
 
 def predict_split(
@@ -200,21 +236,39 @@ def _slice_batches(
         sl = slice(start, min(start + batch_size, depth))
         yield (
             sl,
-            torch.from_numpy(np.ascontiguousarray(volume.a[sl]))[:, None],
-            torch.from_numpy(np.ascontiguousarray(volume.b[sl]))[:, None],
+            # Copies: a volume may be a read-only memory map of the cache.
+            torch.from_numpy(np.array(volume.a[sl]))[:, None],
+            torch.from_numpy(np.array(volume.b[sl]))[:, None],
         )
 
 
+def _predict_windows(volume: Volume, predictor: Predictor) -> tuple[Any, Any, Any]:
+    """A 3D run's prediction of a whole volume: fused ``(D, H, W)``, labels ``(D, H, W)``
+    and scores ``(D, K, H, W)`` on the network grid (``None`` where there is no model)."""
+    a = torch.from_numpy(np.array(volume.a, dtype=np.float32))[None, None]
+    b = torch.from_numpy(np.array(volume.b, dtype=np.float32))[None, None]
+    fused, probs = predictor.volume(a, b)
+    fused_vol = None if fused is None else fused[0, 0].cpu().numpy()
+    if probs is None:
+        return fused_vol, None, None
+    scores = probs[0].transpose(0, 1).float().cpu().numpy()
+    return fused_vol, scores.argmax(axis=1), scores
+
+
 def predict_volume(volume: Volume, predictor: Predictor, batch_size: int = 64) -> CasePrediction:
-    """Predict one 3D case slice by slice and restore the labels to its source grid.
+    """Predict one 3D case and restore the labels to its source grid: slice by slice in a
+    2D run, by sliding windows in a 3D run (``predictor.windows``).
 
     With a segmenter, the class probabilities ``(D, K, H, W)`` go through
-    ``volume.restore`` (bilinear, then argmax on the source grid).
+    ``volume.restore`` (bilinear or trilinear, then argmax on the source grid).
     """
     fused_vol: np.ndarray | None = None
     pred: np.ndarray | None = None
     scores: np.ndarray | None = None
-    for sl, a, b in _slice_batches(volume, batch_size):
+    slices = _slice_batches(volume, batch_size) if predictor.windows is None else ()
+    if predictor.windows is not None:
+        fused_vol, pred, scores = _predict_windows(volume, predictor)
+    for sl, a, b in slices:
         fused, labels, probs = predictor(a, b)
         if fused is not None:
             if fused_vol is None:

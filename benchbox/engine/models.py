@@ -8,8 +8,9 @@ planning, ``benchbox bench``, ``predict`` and ``export``
 
 * :func:`check` is the pre-flight check of a whole config: every component name and
   every ``*_opts`` key and value, the losses' task, the metrics, ``--select``, the
-  trackers and the transforms, without building anything, so a typo stops a run or a
-  whole sweep in a second.
+  trackers and the transforms, and whether the run is 2D or 3D (decided once, here:
+  :func:`benchbox.engine.dims.run_dims`), without building anything, so a typo stops a
+  run or a whole sweep in a second.
 * :func:`build` builds the fusion model, the segmenter and their losses (with their
   options and local weights) into one :class:`Models`.
 * :func:`segmenter_input` decides what the segmenter sees: the fused image behind a
@@ -39,6 +40,7 @@ __all__ = [
     "dataset_kwargs",
     "forward",
     "fusion_loss",
+    "input_shape",
     "joint_loss",
     "model_io",
     "profile",
@@ -63,6 +65,7 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
         DuplicatePluginError: two plugins registered a name the run uses.
     """
     from benchbox.engine.augment import check_transforms
+    from benchbox.engine.dims import run_dims
     from benchbox.engine.selection import resolve_objective
     from benchbox.metrics.suite import metrics_for
 
@@ -90,6 +93,7 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
     for name in config.trackers:
         registry.get("tracker", name)
     check_transforms(registry, config.augment, config.augment_opts)
+    run_dims(config, entries, registry)
     for path, flag, used, role in (
         (config.fusion_weights, "--fusion-weights", config.has_fusion, "--fusion"),
         (config.seg_weights, "--seg-weights", config.has_seg, "--seg"),
@@ -117,6 +121,12 @@ def dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:
     for key, value in (("image_size", config.image_size), ("seed", config.data_seed)):
         if entry.accepts(key):
             kwargs[key] = value
+    if config.is_3d and entry.accepts("fit"):
+        kwargs["fit"] = "none"  # volumes keep their grid; patches are cut from it
+    if config.target_spacing is not None:
+        if not entry.accepts("spacing"):
+            raise errors.ConfigError(f"dataset {entry.name!r} does not support --spacing")
+        kwargs["spacing"] = config.target_spacing
     if config.resample:
         if not entry.accepts("resample"):
             raise errors.ConfigError(f"dataset {entry.name!r} does not support --resample")
@@ -187,10 +197,13 @@ class Models:
         Convolutions follow their weights' memory format: converting the modules is
         enough (the sources are one-channel, the same bytes in either format).
         """
-        memory = torch.channels_last if channels_last else torch.preserve_format
         for module in (self.fusion, self.segmenter, self.seg_loss, self.fusion_loss):
             if isinstance(module, torch.nn.Module):
                 module.to(device)
+                memory = torch.preserve_format
+                if channels_last:
+                    volumetric = any(p.dim() == 5 for p in module.parameters())
+                    memory = torch.channels_last_3d if volumetric else torch.channels_last
                 module.to(memory_format=memory)
         return self
 
@@ -219,6 +232,7 @@ def build(
             trainable parameters.
         weights: load ``--fusion-weights`` and ``--seg-weights`` when given.
     """
+    from benchbox.engine.dims import declared_dims, segmenter_context, slice_wise
     from benchbox.records.weights import load_weights
 
     models = Models(entries={k: v for k, v in entries.items() if k != "dataset"})
@@ -226,6 +240,8 @@ def build(
     # of initialisation: changing it changes every seeded run's numbers.
     if config.has_fusion:
         models.fusion = entries["fusion"].build(**config.params("fusion_opts"))
+        if config.is_3d and 3 not in declared_dims(entries["fusion"]):
+            slice_wise(models.fusion)  # a 2D fusion model feeds a 3D segmenter slice by slice
         if weights and config.fusion_weights:
             load_weights(models.fusion, config.fusion_weights)
         if losses and models.fusion_trainable:
@@ -234,6 +250,7 @@ def build(
         models.segmenter = entries["segmenter"].build(
             in_channels=segmenter_channels(config.has_fusion),
             num_classes=num_classes,
+            **segmenter_context(config, entries["segmenter"]),
             **config.params("seg_opts"),
         )
         if weights and config.seg_weights:
@@ -310,14 +327,22 @@ def joint_loss(
     assert logits is not None and models.seg_loss is not None
     loss = models.seg_loss(logits, batch["mask"])
     if train_fusion and fusion_weight > 0 and models.fusion_loss is not None:
-        loss = loss + fusion_weight * models.fusion_loss(fused, a, b)
+        assert fused is not None
+        loss = loss + fusion_weight * _fusion_loss(models, fused, a, b)
     return loss
 
 
 def fusion_loss(models: Models, batch: Mapping[str, torch.Tensor], net: Any = None) -> Any:
     """The loss of one fusion (pre-)training step: the fusion loss of the fused image."""
     a, b = batch["a"], batch["b"]
-    return models.fusion_loss((net or models.fusion)(a, b), a, b)
+    return _fusion_loss(models, (net or models.fusion)(a, b), a, b)
+
+
+def _fusion_loss(models: Models, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> Any:
+    """The fusion loss, on 2D slices of volumes (:func:`benchbox.engine.dims.fold_depth`)."""
+    from benchbox.engine.dims import fold_depth
+
+    return models.fusion_loss(fold_depth(fused), fold_depth(a), fold_depth(b))
 
 
 class Pipeline(torch.nn.Module):
@@ -335,14 +360,24 @@ class Pipeline(torch.nn.Module):
         return logits if fused is None else (fused, logits)
 
 
-def profile(fusion: Any, segmenter: Any, size: int, device: Any) -> dict[str, Any]:
-    """Parameter counts and GFLOPs of a run's models for one ``size`` x ``size`` sample:
-    ``fusion_params``, ``fusion_gflops``, ``seg_params``, ``seg_gflops`` (those that
-    exist), the segmenter on what :func:`segmenter_input` gives it. Each model is
-    profiled in eval mode and its mode restored (:func:`benchbox.metrics.flops.count_flops`)."""
+def input_shape(config: RunConfig) -> tuple[int, ...]:
+    """The spatial size of one training input: the patch ``(D, H, W)`` of a 3D run, the
+    ``(image_size, image_size)`` slice of a 2D one. Profiles are per this input."""
+    patch = config.patch
+    return tuple(int(n) for n in patch) if patch else (config.image_size, config.image_size)
+
+
+def profile(fusion: Any, segmenter: Any, size: int | Sequence[int], device: Any) -> dict[str, Any]:
+    """Parameter counts and GFLOPs of a run's models for one sample of spatial size
+    ``size`` (an int: a square image; in 3D the patch ``(D, H, W)``, see
+    :func:`input_shape`): ``fusion_params``, ``fusion_gflops``, ``seg_params``,
+    ``seg_gflops`` (those that exist), the segmenter on what :func:`segmenter_input`
+    gives it. Each model is profiled in eval mode and its mode restored
+    (:func:`benchbox.metrics.flops.count_flops`)."""
     from benchbox.metrics.flops import count_flops, count_parameters
 
-    x = torch.rand(1, 1, size, size, device=device)
+    spatial = (size, size) if isinstance(size, int) else tuple(size)
+    x = torch.rand(1, 1, *spatial, device=device)
     out: dict[str, Any] = {}
     fused = None
     if fusion is not None:

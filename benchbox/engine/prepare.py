@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from benchbox import errors
 from benchbox.config.run import RunConfig
-from benchbox.engine.models import Models, build, check, dataset_kwargs, segmenter_input
+from benchbox.engine.models import (
+    Models,
+    build,
+    check,
+    dataset_kwargs,
+    input_shape,
+    segmenter_input,
+)
 from benchbox.hooks.registry import Entry, Registry
 
 if TYPE_CHECKING:
@@ -42,6 +49,9 @@ class Prepared:
     augmenter: Any = None  # benchbox.engine.augment.Augmenter of the training batches
     dist: Distributed | None = None  # this process's rank in a distributed run
     dataset_entry: Entry | None = None
+    #: A 3D run's training patches (:class:`benchbox.engine.patches.PatchSamples`);
+    #: ``None`` in 2D, which trains on the dataset's ``train`` split.
+    train_patches: Any = None
 
     def components(self) -> list[tuple[Entry, Any]]:
         """``(entry, built object)`` of every plugin component, for
@@ -80,7 +90,9 @@ def _check_outputs(p: Prepared, probe: Any) -> None:
             if models.fusion is not None:
                 fused = models.fusion(probe, probe)
                 if not isinstance(fused, torch.Tensor) or fused.shape != probe.shape:
-                    raise wrong("fusion", fused, "one fused image (B, 1, H, W) from two sources")
+                    raise wrong(
+                        "fusion", fused, f"one fused image {_axes(probe, 1)} from two sources"
+                    )
             if models.segmenter is not None:
                 x = segmenter_input(fused, probe, probe)
                 logits = models.segmenter(x)
@@ -88,14 +100,19 @@ def _check_outputs(p: Prepared, probe: Any) -> None:
                 channels = (1, 2) if k == 2 else (k,)  # one sigmoid channel for two classes
                 if (
                     not isinstance(logits, torch.Tensor)
-                    or logits.ndim != 4
+                    or logits.ndim != x.ndim
                     or logits.shape[1] not in channels
                     or logits.shape[2:] != x.shape[2:]
                 ):
-                    raise wrong("segmenter", logits, f"logits (B, {k}, H, W) for {k} classes")
+                    raise wrong("segmenter", logits, f"logits {_axes(x, k)} for {k} classes")
     finally:
         for module, mode in zip(modules, modes, strict=True):
             module.train(mode)
+
+
+def _axes(x: Any, channels: int | str) -> str:
+    """``(B, 1, H, W)`` or ``(B, 1, D, H, W)``, as the contract of a tensor like ``x``."""
+    return f"(B, {channels}, {'D, ' if x.ndim == 5 else ''}H, W)"
 
 
 def prepare(
@@ -174,6 +191,12 @@ def prepare(
         f"modalities {' + '.join(dataset.modalities)}"
     )
 
+    patches = None
+    if config.is_3d:
+        from benchbox.engine.patches import check_volumes
+
+        patches = check_volumes(dataset, config)  # volumes, patch, foreground: before any work
+        log(f"3D: {len(patches)} patches of {config.patch_size} per epoch")
     models = build(config, entries, dataset.num_classes).to(device, config.channels_last)
     objective = resolve_objective(
         config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
@@ -191,9 +214,11 @@ def prepare(
         augmenter,
         dist,
         entries["dataset"],
+        patches,
     )
     probe_size = min(config.image_size, 64)
-    probe = torch.zeros(1, 1, probe_size, probe_size, device=device)
+    spatial = input_shape(config) if config.is_3d else (probe_size, probe_size)
+    probe = torch.zeros(1, 1, *spatial, device=device)
     _check_outputs(prepared, probe)
     with blame_plugins(prepared.components(), "on a probe input"):
         if models.segmenter is not None:

@@ -166,9 +166,13 @@ def _train_and_test(
     """The body of :func:`execute`: train, select, test, record; returns the leaderboard
     and the metrics record. ``files`` is filled as files are written."""
     from benchbox import __version__
+    from benchbox.config.volumes import format_triple
     from benchbox.engine import postprocess as post
     from benchbox.engine.inference import Predictor, score_split
+    from benchbox.engine.memory import PeakMemory
+    from benchbox.engine.models import input_shape
     from benchbox.engine.models import profile as model_profile
+    from benchbox.engine.windows import Windows
     from benchbox.hooks.registry import blame_plugins
     from benchbox.records import atomic, leaderboard, rundir
     from benchbox.scoring.examples import save_examples
@@ -181,6 +185,8 @@ def _train_and_test(
         )
 
     monitor = Monitor(p, log, emit=epoch_ended)
+    memory = PeakMemory(p.device)
+    memory.start()
     stages = _stages(p, progress, monitor)
     selection = monitor.finish()
     if selection["note"]:
@@ -196,7 +202,9 @@ def _train_and_test(
     files["checkpoint"] = rundir.save_checkpoint(
         run.file("checkpoint.pt"), {"fusion": p.models.fusion, "segmenter": p.models.segmenter}
     )
-    predictor = Predictor(p.models.fusion, p.models.segmenter, p.device, p.amp, tta=c.tta)
+    predictor = Predictor(
+        p.models.fusion, p.models.segmenter, p.device, p.amp, c.tta, Windows.of(c)
+    )
     save_dir = run.file("predictions") if c.save_predictions else None
     with blame_plugins(p.components(), "while evaluating"):
         # Decided on the val split, with the selected weights, before the test split.
@@ -215,7 +223,9 @@ def _train_and_test(
         )
     for note in result.notes:
         log(note)
-    profile = model_profile(p.models.fusion, p.models.segmenter, c.image_size, p.device)
+    peak = memory.high_water()  # before the profile's own forward passes
+    shape = input_shape(c)
+    profile = model_profile(p.models.fusion, p.models.segmenter, shape, p.device)
     wall = time.perf_counter() - t_start
     # The run's main stage: joint (or segmentation-only, or fusion-only) training.
     main = stages[-1] if stages else None
@@ -229,6 +239,10 @@ def _train_and_test(
         "infer_img_s": result.infer_images_per_s,
         "infer_images": result.infer_images,
         "infer_seconds": result.infer_seconds,
+        "infer_unit": "slices of whole volumes" if c.is_3d else "images",
+        "peak_mem_mb": None if peak is None else round(peak / 2**20, 1),
+        "peak_mem_method": memory.method,
+        "peak_mem_scope": "the process, from the start of training to the end of testing",
     }
     metrics = {
         "summary": result.summary,
@@ -239,6 +253,10 @@ def _train_and_test(
         "stages": [s.to_dict() for s in stages],
         "throughput": throughput,
         "profile": profile,
+        "profile_input": {
+            "per": "patch" if c.is_3d else "image",
+            "shape": [1, 1, *shape],  # params and GFLOPs are for one such input
+        },
         "amp": amp_record,
         "wall_s": wall,
         "notes": result.notes + ([selection["note"]] if selection["note"] else []),
@@ -275,12 +293,15 @@ def _train_and_test(
         "select_metric": f"val_{selection['metric']}" if selection["metric"] else "last epoch",
         "select_value": selection["value"],
         "image_size": c.image_size,
+        "patch_size": format_triple(c.patch),
+        "spacing": format_triple(c.target_spacing),
         "amp": p.amp.mode,
         "device": env["device_name"],
         "world_size": world,
         **result.summary,
         "train_img_s": throughput["train_img_s"],
         "infer_img_s": throughput["infer_img_s"],
+        "peak_mem_mb": throughput["peak_mem_mb"],
         **profile,
         "wall_s": wall,
         "config_hash": c.hash(p.amp.mode),

@@ -98,7 +98,7 @@ def _train_stages(
     c = p.config
     dist = p.dist
     loader = make_loader(
-        p.dataset.split("train"),
+        p.train_patches if p.train_patches is not None else p.dataset.split("train"),
         c.batch_size,
         shuffle=True,
         seed=c.seed,

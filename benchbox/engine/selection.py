@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from benchbox import errors
+from benchbox.engine.windows import Windows
 from benchbox.hooks.registry import Registry
 
 if TYPE_CHECKING:
@@ -247,12 +248,10 @@ def _checked_predictor(*args: Any, **kwargs: Any) -> Any:
     from benchbox.engine.inference import Predictor
 
     class Checked(Predictor):
-        def __call__(self, a: Any, b: Any) -> Any:
-            fused, labels, probs = super().__call__(a, b)
+        def _check(self, fused: Any, probs: Any) -> None:
             for what, out in (("fused image", fused), ("segmenter output", probs)):
                 if out is not None and not bool(torch.isfinite(out).all()):
                     raise NonFiniteOutput(what)
-            return fused, labels, probs
 
     return Checked(*args, **kwargs)
 
@@ -302,7 +301,9 @@ class Monitor:
         elif c.max_val_cases:
             self.val_cases = min(self.val_cases, c.max_val_cases)
         self.selector = Selector(p.objective, c.patience) if not self.note else None
-        self.predictor = _checked_predictor(p.models.fusion, p.models.segmenter, p.device, p.amp)
+        self.predictor = _checked_predictor(
+            p.models.fusion, p.models.segmenter, p.device, p.amp, windows=Windows.of(c)
+        )
         self.main_stage = ""
         self.last_epoch = 0
 
@@ -383,7 +384,9 @@ class Monitor:
         from benchbox.engine.inference import Predictor
 
         p = self.p
-        final = Predictor(p.models.fusion, p.models.segmenter, p.device, p.amp, tta=p.config.tta)
+        final = Predictor(
+            p.models.fusion, p.models.segmenter, p.device, p.amp, p.config.tta, Windows.of(p.config)
+        )
         return functools.partial(self._validate, predictor=final)
 
     def _validate(self, postprocess: Any = None, predictor: Any = None) -> dict[str, float]:

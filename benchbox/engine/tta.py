@@ -5,7 +5,9 @@
 * ``none`` (default): one forward pass per slice.
 * ``flip``: the segmenter also sees each slice mirrored left-right, top-bottom and
   both (4 passes); each pass's class probabilities are mirrored back and the 4 are
-  averaged before the argmax. This is nnU-Net's test-time mirroring, for 2D slices.
+  averaged before the argmax. This is nnU-Net's test-time mirroring. In a 3D run each
+  sliding window is mirrored along every subset of its three axes (8 passes), as
+  nnU-Net mirrors its 3D patches.
 
 Only the segmenter is augmented: the fused image (and so every fusion metric) is one
 pass, as without ``--tta``. Checkpoint selection scores single passes, every epoch, as
@@ -29,23 +31,28 @@ __all__ = ["FLIP", "NONE", "passes", "probabilities", "segment"]
 
 NONE, FLIP = MODES
 
-#: The image axes (of ``(B, C, H, W)``) mirrored in each pass of a mode.
-_PASSES: dict[str, tuple[tuple[int, ...], ...]] = {
-    NONE: ((),),
-    FLIP: ((), (3,), (2,), (2, 3)),
+#: The image axes (of ``(B, C, H, W)``, or ``(B, C, D, H, W)``) mirrored in each pass
+#: of a mode, by dimensionality.
+_PASSES: dict[int, dict[str, tuple[tuple[int, ...], ...]]] = {
+    2: {NONE: ((),), FLIP: ((), (3,), (2,), (2, 3))},
+    3: {
+        NONE: ((),),
+        FLIP: ((), (4,), (3,), (3, 4), (2,), (2, 4), (2, 3), (2, 3, 4)),
+    },
 }
 
 
-def passes(mode: str) -> tuple[tuple[int, ...], ...]:
-    """The mirrored axes of each forward pass of ``mode`` (``()``: the slice as it is)."""
+def passes(mode: str, dims: int = 2) -> tuple[tuple[int, ...], ...]:
+    """The mirrored axes of each forward pass of ``mode`` on ``dims``-D images (``()``:
+    the image as it is)."""
     try:
-        return _PASSES[mode]
+        return _PASSES[dims][mode]
     except KeyError:
         raise ValueError(f"unknown --tta {mode!r} (choices: {', '.join(MODES)})") from None
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """Class probabilities ``(B, K, H, W)``, K >= 2, of a segmenter's float logits: a
+    """Class probabilities ``(B, K, ...)``, K >= 2, of a segmenter's float logits: a
     softmax over classes, or ``1 - p, p`` for a single sigmoid channel."""
     import torch
 
@@ -58,9 +65,10 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 def segment(
     segmenter: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str = NONE
 ) -> torch.Tensor:
-    """The class probabilities of ``segmenter`` on ``x`` ``(B, C, H, W)``, averaged over
-    the passes of ``mode``; each pass's output is mirrored back before averaging."""
-    first, *others = passes(mode)
+    """The class probabilities of ``segmenter`` on ``x`` ``(B, C, H, W)`` or
+    ``(B, C, D, H, W)``, averaged over the passes of ``mode``; each pass's output is
+    mirrored back before averaging."""
+    first, *others = passes(mode, x.dim() - 2)
     total = _one_pass(segmenter, x, first)
     for dims in others:
         total += _one_pass(segmenter, x, dims)

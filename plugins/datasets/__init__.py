@@ -11,9 +11,10 @@ from benchbox import ConfigError, Register, hookimpl
 
 @hookimpl
 def register_datasets(register: Register) -> None:
-    from benchbox.data import SyntheticDataset
+    from benchbox.data import Synthetic3DDataset, SyntheticDataset
 
     register("synthetic", SyntheticDataset)
+    register("synthetic3d", Synthetic3DDataset, dims=(2, 3))
 
     # Readers of real images on disk (``--dataset NAME:PATH``); the generic code is core.
     from benchbox.data import open_cases, open_nifti, open_pairs
@@ -21,10 +22,19 @@ def register_datasets(register: Register) -> None:
     register(
         "pairs", open_pairs, description="registered 2D image pairs: <dir>/<split>/<MODALITY>/"
     )
+    # Volumes serve 2D slices and 3D patches alike (a folder of 2D images: slices only).
     register(
-        "nifti", open_nifti, description="nnU-Net v2 raw dataset: imagesTr, labelsTr, dataset.json"
+        "nifti",
+        open_nifti,
+        description="nnU-Net v2 raw dataset: imagesTr, labelsTr, dataset.json",
+        dims=(2, 3),
     )
-    register("cases", open_cases, description="case folders of modality files, described by TOML")
+    register(
+        "cases",
+        open_cases,
+        description="case folders of modality files, described by TOML",
+        dims=(2, 3),
+    )
 
 
 #: The built-in readers of real images on disk, which also open new images to predict.

@@ -12,13 +12,22 @@ def register_losses(register: Register) -> None:
     from benchbox_plugins.losses.maxgrad import MaxGradLoss
     from benchbox_plugins.losses.segmentation import DiceLoss, FocalLoss, HybridLoss
 
-    register("dice", DiceLoss, task="segmentation", description="Soft Dice loss")
-    register("focal", FocalLoss, task="segmentation", description="Focal loss (Lin et al., 2017)")
+    # The segmentation losses take 2D and 3D logits; the fusion losses see 2D images
+    # (a 3D run hands them its volumes slice by slice: benchbox.engine.dims).
+    register("dice", DiceLoss, task="segmentation", description="Soft Dice loss", dims=(2, 3))
+    register(
+        "focal",
+        FocalLoss,
+        task="segmentation",
+        description="Focal loss (Lin et al., 2017)",
+        dims=(2, 3),
+    )
     register(
         "hybrid",
         HybridLoss,
         task="segmentation",
         description="alpha * Dice + (1 - alpha) * focal",
+        dims=(2, 3),
     )
     register("ssim", SSIMLoss, task="fusion", description="1 - SSIM, averaged over the sources")
     register(

@@ -1,11 +1,11 @@
 """Segmentation losses: soft Dice, focal (Lin et al., 2017) and their weighted sum.
 
 Every loss here takes ``forward(logits, target)`` with unnormalised logits
-``(B, K, H, W)`` and an ``int64`` target ``(B, H, W)`` of class indices in ``[0, K)``,
-and returns a scalar. ``K == 1`` is a binary task with a sigmoid output; it is computed
-exactly as the two-class softmax over the logits ``(0, z)``, since
-``softmax(0, z)[1] == sigmoid(z)``, so one code path serves both and ``K == 1`` and
-``K == 2`` agree.
+``(B, K, H, W)`` and an ``int64`` target ``(B, H, W)`` of class indices in ``[0, K)``
+(or, in 3D, ``(B, K, D, H, W)`` and ``(B, D, H, W)``), and returns a scalar. ``K == 1``
+is a binary task with a sigmoid output; it is computed exactly as the two-class softmax
+over the logits ``(0, z)``, since ``softmax(0, z)[1] == sigmoid(z)``, so one code path
+serves both and ``K == 1`` and ``K == 2`` agree.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from benchbox import ConfigError, DataError
 
 def _check(logits: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
     """Validate the pair and return two-class logits for ``K == 1``."""
-    if logits.dim() != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
+    if logits.dim() not in (4, 5) or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise DataError(
-            f"{loss} loss expects logits (B, K, H, W) and a target (B, H, W), got "
+            f"{loss} loss expects logits (B, K, [D,] H, W) and a target (B, [D,] H, W), got "
             f"{tuple(logits.shape)} and {tuple(target.shape)}"
         )
     if target.dtype != torch.int64:
@@ -74,10 +74,11 @@ class DiceLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = _check(logits, target, "dice")
         probs = logits.float().softmax(dim=1)
-        onehot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+        onehot = F.one_hot(target, probs.shape[1]).movedim(-1, 1).to(probs.dtype)
         if not self.include_background:
             probs, onehot = probs[:, 1:], onehot[:, 1:]
-        dims = (0, 2, 3) if self.batch else (2, 3)
+        spatial = tuple(range(2, probs.dim()))
+        dims = (0, *spatial) if self.batch else spatial
         inter = (probs * onehot).sum(dims)
         total = probs.sum(dims) + onehot.sum(dims)
         dice = (2 * inter + self.smooth) / (total + self.smooth)

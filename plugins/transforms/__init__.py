@@ -16,9 +16,10 @@ from benchbox_plugins.transforms.intensity import gamma, intensity, noise
 
 @hookimpl
 def register_transforms(register):  # type: ignore[no-untyped-def]
-    register("flip", flip, family="geometric")
-    register("rot90", rot90, family="geometric")
-    register("affine", affine, family="geometric")
-    register("intensity", intensity, family="intensity")
-    register("gamma", gamma, family="intensity")
-    register("noise", noise, family="intensity")
+    # Every built-in transform takes 2D and 3D batches.
+    register("flip", flip, family="geometric", dims=(2, 3))
+    register("rot90", rot90, family="geometric", dims=(2, 3))
+    register("affine", affine, family="geometric", dims=(2, 3))
+    register("intensity", intensity, family="intensity", dims=(2, 3))
+    register("gamma", gamma, family="intensity", dims=(2, 3))
+    register("noise", noise, family="intensity", dims=(2, 3))

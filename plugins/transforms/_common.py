@@ -36,6 +36,11 @@ def chosen(n: int, p: float, g: torch.Generator, device: Any) -> torch.Tensor:
     return torch.rand(n, generator=g, device=device) < p
 
 
+def per_sample(x: torch.Tensor) -> tuple[int, ...]:
+    """The shape ``(B, 1, ...)`` that broadcasts one value per sample over ``x``."""
+    return (x.shape[0], *([1] * (x.dim() - 1)))
+
+
 def pick(where: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """Per sample: ``new`` where ``where`` (shape ``(B,)``), else ``old``."""
     return torch.where(where.view(-1, *([1] * (old.dim() - 1))), new, old)

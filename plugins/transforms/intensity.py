@@ -1,4 +1,8 @@
-"""Intensity transforms: values only, an independent draw per source; the mask is kept."""
+"""Intensity transforms: values only, an independent draw per source; the mask is kept.
+
+The same code serves 2D ``(B, 1, H, W)`` and 3D ``(B, 1, D, H, W)`` sources: one draw
+per sample, broadcast over its pixels or voxels.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,15 @@ from typing import Any
 
 import torch
 
-from benchbox_plugins.transforms._common import Batch, check_p, check_range, chosen, pick, uniform
+from benchbox_plugins.transforms._common import (
+    Batch,
+    check_p,
+    check_range,
+    chosen,
+    per_sample,
+    pick,
+    uniform,
+)
 
 
 class _PerSource:
@@ -36,8 +48,8 @@ class Intensity(_PerSource):
 
     def change(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = x.shape[0]
-        s = uniform(n, 1 - self.scale, 1 + self.scale, generator, x.device).view(n, 1, 1, 1)
-        t = uniform(n, -self.shift, self.shift, generator, x.device).view(n, 1, 1, 1)
+        s = uniform(n, 1 - self.scale, 1 + self.scale, generator, x.device).view(per_sample(x))
+        t = uniform(n, -self.shift, self.shift, generator, x.device).view(per_sample(x))
         return x * s + t
 
 
@@ -51,7 +63,7 @@ class Gamma(_PerSource):
 
     def change(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = x.shape[0]
-        g = uniform(n, *self.log_range, generator, x.device).exp().view(n, 1, 1, 1)
+        g = uniform(n, *self.log_range, generator, x.device).exp().view(per_sample(x))
         return x.clamp_min(0) ** g
 
 
@@ -65,7 +77,7 @@ class Noise(_PerSource):
 
     def change(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = x.shape[0]
-        sigma = uniform(n, 0.0, self.std, generator, x.device).view(n, 1, 1, 1)
+        sigma = uniform(n, 0.0, self.std, generator, x.device).view(per_sample(x))
         return x + sigma * torch.randn(x.shape, generator=generator, device=x.device)
 
 

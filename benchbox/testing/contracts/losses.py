@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from benchbox import Entry
-from benchbox.testing.contracts._common import build, calling, expect_module, shape
+from benchbox.testing.contracts._common import build, calling, dims_of, expect_module, shape
 from benchbox.testing.result import ContractError
 
 __all__ = ["check_loss"]
@@ -17,35 +17,41 @@ _TASKS = ("segmentation", "fusion")
 _CLASSES = (1, 2, 3)
 _SEG_CASES = ("random", "empty", "extreme")
 _FUSION_CASES = ("random", "constant")
+#: Spatial sizes of the segmentation inputs by dimensionality (``info["dims"]``).
+_SIZES = {2: (16, 16), 3: (8, 16, 16)}
 
 
 def check_loss(entry: Entry) -> str:
     """A loss is a ``torch.nn.Module`` returning a finite floating scalar, with finite
     gradients in its first argument, on the inputs of its ``info["task"]``: random,
-    empty-target and extreme logits for segmentation (``K`` = 1, 2 and 3), random and
-    flat images for fusion."""
+    empty-target and extreme logits for segmentation (``K`` = 1, 2 and 3; in 3D too,
+    ``(B, K, D, H, W)``, when ``info["dims"]`` holds 3), random and flat images for
+    fusion."""
     task = entry.info.get("task")
     if task not in _TASKS:
         raise ContractError(f"info task={task!r}; expected one of {', '.join(_TASKS)}")
     loss_fn = build(entry)
     expect_module(loss_fn, "the built loss")
     if task == "segmentation":
-        for k in _CLASSES:
-            for case in _SEG_CASES:
-                _segmentation(entry, loss_fn, k, case)
+        for spatial in [_SIZES[d] for d in dims_of(entry, _SIZES)]:
+            for k in _CLASSES:
+                for case in _SEG_CASES:
+                    _segmentation(entry, loss_fn, k, case, spatial)
     else:
         for case in _FUSION_CASES:
             _fusion(entry, loss_fn, case)
     return ""
 
 
-def _segmentation(entry: Entry, loss_fn: Any, k: int, case: str) -> None:
-    logits = torch.randn(2, k, 16, 16) * (1e4 if case == "extreme" else 3)
+def _segmentation(
+    entry: Entry, loss_fn: Any, k: int, case: str, spatial: tuple[int, ...] = (16, 16)
+) -> None:
+    logits = torch.randn(2, k, *spatial) * (1e4 if case == "extreme" else 3)
     logits.requires_grad_(True)
     if case == "empty":
-        target = torch.zeros(2, 16, 16, dtype=torch.int64)
+        target = torch.zeros(2, *spatial, dtype=torch.int64)
     else:
-        target = torch.randint(0, max(k, 2), (2, 16, 16))
+        target = torch.randint(0, max(k, 2), (2, *spatial))
     what = f"loss(logits {shape(logits)}, target {shape(target)}) on {case} logits"
     _scalar_with_gradient(entry, lambda: loss_fn(logits, target), logits, what)
 

@@ -4,7 +4,10 @@
 Each model is built with its default parameters and run on random CPU inputs of every
 dimensionality it declares in ``info["dims"]`` (default ``(2,)``; 3D inputs gain a depth
 axis, ``(B, C, D, H, W)``), in training mode with a backward pass, then in evaluation
-mode on a single sample.
+mode on a single sample. A segmenter whose factory declares the run-wide arguments of
+:data:`benchbox.engine.dims.CONTEXT` is built once per dimensionality with them
+(``spatial_dims``, ``patch_size`` the input's size, ``spacing`` ``None``), as a run
+builds it.
 """
 
 from __future__ import annotations
@@ -67,15 +70,21 @@ def check_segmenter(entry: Entry) -> str:
     floating logits ``(B, num_classes, ...)``; a cross-entropy loss on them gives every
     trainable parameter a finite gradient, some non-zero."""
     dims = dims_of(entry, SEGMENTER_SIZES)
+    declared = {p.name for p in entry.parameters}
     for in_channels, num_classes in SEGMENTER_CASES:
-        built = f"built with in_channels={in_channels}, num_classes={num_classes}"
-        model = build(entry, in_channels=in_channels, num_classes=num_classes)
-        expect_module(model, f"the model {built}")
-        params = trainable(model)
-        if not params:
-            raise ContractError(f"the model {built} has no trainable parameter")
+        model = None
         for d in dims:
             size = SEGMENTER_SIZES[d]
+            context = {"spatial_dims": d, "patch_size": size, "spacing": None}
+            context = {k: v for k, v in context.items() if k in declared}
+            args = {"in_channels": in_channels, "num_classes": num_classes, **context}
+            built = "built with " + ", ".join(f"{k}={v}" for k, v in args.items())
+            if model is None or context:
+                model = build(entry, **args)
+                expect_module(model, f"the model {built}")
+            params = trainable(model)
+            if not params:
+                raise ContractError(f"the model {built} has no trainable parameter")
             x = torch.rand(_BATCH, in_channels, *size)
             what = f"forward on {(_BATCH, in_channels, *size)} ({built})"
             with calling(entry, what):

@@ -2,17 +2,20 @@
 geometric and the intensity family.
 
 A transform whose factory takes ``p`` (the probability to apply it, as the built-ins
-do) is checked at ``p=1``, so that every sample is transformed.
+do) is checked at ``p=1``, so that every sample is transformed. It is checked on a 2D
+batch ``(B, 1, H, W)`` and, when ``info["dims"]`` holds 3, on a 3D batch
+``(B, 1, D, H, W)`` (masks ``(B, [D,] H, W)``) too.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
 from benchbox import Entry
-from benchbox.testing.contracts._common import build, calling, expect_tensor, shape
+from benchbox.testing.contracts._common import build, calling, dims_of, expect_tensor, shape
 from benchbox.testing.result import ContractError
 
 __all__ = ["check_transform"]
@@ -36,6 +39,15 @@ def check_transform(entry: Entry) -> str:
     transform = build(entry, **({"p": 1.0} if takes_p else {}))
     if not callable(transform):
         raise ContractError(f"the built transform is a {type(transform).__name__}, not callable")
+    for dims in dims_of(entry, {2: (), 3: ()}):
+        _check_dims(entry, transform, family, takes_p, dims)
+    return ""
+
+
+def _check_dims(entry: Entry, transform: Any, family: str, takes_p: bool, dims: int) -> None:
+    """The checks of :func:`check_transform` on ``dims``-D batches."""
+    depth = 8 if dims == 3 else 0
+    _batch = functools.partial(_make_batch, depth=depth)
     batch = _batch()
     out = _run(entry, transform, batch, 0, "on a random batch")
     again = _run(entry, transform, batch, 0, "again with the same seed")
@@ -54,18 +66,23 @@ def check_transform(entry: Entry) -> str:
         if all(torch.equal(out[k][0], out[k][i]) for k in _KEYS for i in range(len(out[k]))):
             raise ContractError("every sample of a batch got the same draw: draw per sample")
     if family == "geometric":
-        _check_geometric(entry, transform)
+        _check_geometric(entry, transform, depth)
     else:
         _check_intensity(entry, transform, batch, random)
-    return ""
 
 
-def _batch(*, identical: bool = False, n: int = 6, h: int = 32, w: int = 32) -> dict[str, Any]:
+def _make_batch(
+    *, identical: bool = False, n: int = 6, h: int = 32, w: int = 32, depth: int = 0
+) -> dict[str, Any]:
     g = torch.Generator().manual_seed(0)
-    mask = torch.zeros(n, h, w, dtype=torch.int64)
-    mask[:, 4:14, 6:20] = 1
-    mask[:, 18:28, 10:16] = 3
-    a, b = torch.rand(n, 1, h, w, generator=g), torch.rand(n, 1, h, w, generator=g)
+    lead = (depth,) if depth else ()
+    mask = torch.zeros(n, *lead, h, w, dtype=torch.int64)
+    mask[..., 4:14, 6:20] = 1
+    mask[..., 18:28, 10:16] = 3
+    if depth:
+        mask[:, : depth // 4] = 0  # a volume's labels differ along its depth
+    a = torch.rand(n, 1, *lead, h, w, generator=g)
+    b = torch.rand(n, 1, *lead, h, w, generator=g)
     if identical:
         a, b = a[:1].expand_as(a).clone(), b[:1].expand_as(b).clone()
     return {"a": a, "b": b, "mask": mask, "case_id": [f"c{i}" for i in range(n)]}
@@ -93,10 +110,10 @@ def _run(entry: Entry, transform: Any, batch: dict[str, Any], seed: int, how: st
     return out
 
 
-def _check_geometric(entry: Entry, transform: Any) -> None:
+def _check_geometric(entry: Entry, transform: Any, depth: int = 0) -> None:
     # Both sources equal to the mask's foreground: a move applied to all three keeps the
     # sources equal and the mask on them wherever the image is not blended (0 or 1).
-    batch = _batch()
+    batch = _make_batch(depth=depth)
     fg = (batch["mask"] > 0).float()[:, None]
     batch["a"], batch["b"] = fg.clone(), fg.clone()
     out = _run(entry, transform, batch, 3, "on sources equal to the mask")

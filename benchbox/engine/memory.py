@@ -3,8 +3,10 @@ resident high-water mark.
 
 On CUDA ``max_memory_allocated`` after ``reset_peak_memory_stats``; on Linux CPUs the
 resident set's high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``);
-elsewhere the growth of ``getrusage``'s lifetime ``ru_maxrss``, a lower bound. The
-figure is the growth above what the process held when the phase began.
+elsewhere ``getrusage``'s lifetime ``ru_maxrss``. :meth:`PeakMemory.peak` is the growth
+above what the process held when the phase began (``benchbox bench``'s phases);
+:meth:`PeakMemory.high_water` the peak itself, everything the process held included
+(the ``peak_mem_mb`` of every run's record and leaderboard row).
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ class PeakMemory:
         else:
             self.method = "ru_maxrss"
             self._base = _maxrss_bytes()
+
+    def high_water(self) -> int | None:
+        """Bytes at the peak since :meth:`start`, all the process held included (CUDA: the
+        device's allocated memory; ``ru_maxrss``: the process's lifetime peak)."""
+        import torch
+
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        if self.device.type != "cpu":
+            return None
+        return _status_kb("VmHWM") * 1024 if self.method == "VmHWM" else _maxrss_bytes()
 
     def peak(self) -> int | None:
         import torch

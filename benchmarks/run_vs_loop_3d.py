@@ -1,0 +1,179 @@
+"""Does a 3D ``benchbox run`` train as fast as a bare PyTorch loop? Target: ratio >= 0.97.
+
+    python benchmarks/run_vs_loop_3d.py [--repeats 6] [--seg monai-segresnet]
+        [--patch 32,48,48] [--batch-size 2] [--epochs 2]
+        [--out benchmarks/results/run_vs_loop_3d]
+
+1. benchbox: a 3D run's training (``--fusion none --seg SEG --patch-size PATCH`` on the
+   3D phantom), prepared by :func:`benchbox.engine.prepare.prepare` and trained by
+   :func:`benchbox.engine.schedule.train_stages`, the code ``benchbox run`` trains with
+   (validation off: it is not training); its stage's images/s (patches/s, the first
+   steps excluded as the record excludes them).
+2. A bare loop over the same patches (the same :class:`benchbox.engine.patches.PatchSamples`
+   draws through the same seeded loader), the same freshly built model (same seed) and
+   loss, AdamW with the same learning rate and weight decay: ``zero_grad``, forward,
+   loss, ``backward``, ``step``, and nothing else. Its patches/s is measured the same way.
+
+The two alternate ``--repeats`` times in one process in ABBA order, as
+``benchmarks/run_vs_loop.py`` does for 2D; the ratio of the medians and the median of the
+per-repeat ratios are reported with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from metrics_speed import cpu_name, cpu_seconds
+
+
+def config(args: argparse.Namespace, out: str) -> Any:
+    from benchbox.config.run import resolve
+
+    return resolve(
+        None,
+        None,
+        {
+            "dataset": "synthetic3d",
+            "fusion": "none",
+            "seg": args.seg,
+            "patch_size": args.patch,
+            "batch_size": args.batch_size,
+            "patches_per_case": args.patches_per_case,
+            "epochs": args.epochs,
+            "val_every": 0,
+            "device": "cpu",
+            "amp": "off",
+            "out": out,
+            "data_opts": {"n_train": args.n_train, "n_val": 1, "n_test": 1, "depth": 32},
+        },
+    )
+
+
+def run_img_s(args: argparse.Namespace) -> float:
+    from benchbox.engine.prepare import prepare
+    from benchbox.engine.schedule import train_stages
+
+    with tempfile.TemporaryDirectory() as out:
+        p = prepare(config(args, out))
+        stats = train_stages(p, None, None)
+    return float(stats[-1].images_per_s)
+
+
+def loop_img_s(args: argparse.Namespace) -> float:
+    import torch
+
+    from benchbox.engine.prepare import prepare
+    from benchbox.engine.train import excluded_steps, make_loader
+
+    with tempfile.TemporaryDirectory() as out:
+        c = config(args, out)
+        p = prepare(c)  # the same patches and model a run builds, seeded alike
+    loader = make_loader(p.train_patches, c.batch_size, shuffle=True, seed=c.seed, drop_last=True)
+    model, loss_fn = p.models.segmenter, p.models.seg_loss
+    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    model.train()
+    skip = excluded_steps(c.epochs * len(loader))
+    steps, images, seconds = 0, 0, 0.0
+    for _ in range(c.epochs):
+        t0 = time.perf_counter()
+        for batch in loader:
+            x, mask = torch.cat([batch["a"], batch["b"]], dim=1), batch["mask"]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), mask)
+            loss.backward()
+            optimizer.step()
+            now = time.perf_counter()
+            dt, t0 = now - t0, now
+            steps += 1
+            if steps > skip:
+                images += int(x.shape[0])
+                seconds += dt
+    return images / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--seg", default="monai-segresnet")
+    parser.add_argument("--patch", default="32,48,48")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--n-train", type=int, default=8)
+    parser.add_argument("--patches-per-case", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "run_vs_loop_3d"
+    )
+    args = parser.parse_args()
+    import torch
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    start = cpu_seconds()
+    runs, loops = [], []
+    for r in range(args.repeats):
+        if r % 2 == 0:  # ABBA: a steady drift of the load cancels over two repeats
+            runs.append(run_img_s(args))
+            loops.append(loop_img_s(args))
+        else:
+            loops.append(loop_img_s(args))
+            runs.append(run_img_s(args))
+        print(f"repeat {r + 1}: run {runs[-1]:.3f}, loop {loops[-1]:.3f} patches/s", flush=True)
+    end = cpu_seconds()
+    others = max(0.0, (end[0] - start[0]) - (end[1] - start[1])) / (end[2] - start[2])
+    ratio = statistics.median(runs) / statistics.median(loops)
+    paired = statistics.median(r / lo for r, lo in zip(runs, loops, strict=True))
+    report = {
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_before": load_before,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "other_processes_cores": round(others, 2),
+        "run_patches_s": runs,
+        "loop_patches_s": loops,
+        "ratio_of_medians": ratio,
+        "median_of_paired_ratios": paired,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    s = report["settings"]
+    text = f"""# 3D training: `benchbox run` vs a bare PyTorch loop
+
+`python benchmarks/run_vs_loop_3d.py --repeats {s["repeats"]} --seg {s["seg"]} --patch \
+{s["patch"]} --batch-size {s["batch_size"]} --n-train {s["n_train"]} --patches-per-case \
+{s["patches_per_case"]} --epochs {s["epochs"]}` on {report["cpu"]}, {report["cores"]} \
+cores, torch {report["torch"]} ({report["torch_threads"]} threads): `--fusion none`, \
+the 3D phantom, float32, the same patches, model and loss. Run and loop alternate in one \
+process (ABBA order).
+
+| repeat | benchbox patches/s | bare loop patches/s | run / loop |
+|---|---|---|---|
+""" + "".join(
+        f"| {i + 1} | {r:.3f} | {lo:.3f} | {r / lo:.3f} |\n"
+        for i, (r, lo) in enumerate(zip(runs, loops, strict=True))
+    )
+    text += f"""
+Ratio of the medians (run / loop): **{ratio:.3f}**; median of the per-repeat ratios:
+**{paired:.3f}** (target at least 0.97).
+
+Load average (1, 5, 15 min) before: {report["load_before"]}, after: {report["load_after"]}; \
+other processes used {report["other_processes_cores"]} of the {report["cores"]} cores on \
+average during the run (this benchmark's own CPU time excluded).
+"""
+    args.out.with_suffix(".md").write_text(text)
+    print(f"ratio {ratio:.3f}; wrote {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
