@@ -46,6 +46,7 @@ def one_line_error(capsys, args: list[str], code: int = 1) -> str:
     return err
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("extra", "scored"),
     [
@@ -81,6 +82,7 @@ def test_tiny_run_prints_summary_and_paths(tmp_path, capsys, extra, scored):
     assert boards == ["synthetic.cases.csv", "synthetic.csv"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -105,6 +107,7 @@ def test_invalid_options_are_one_line_before_training(tmp_path, capsys, args, co
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.integration
 def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -112,6 +115,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
     assert "output folder" in err and "is not writable" in err
 
 
+@pytest.mark.integration
 def test_dataset_without_labels_with_a_segmenter(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
@@ -128,6 +132,7 @@ def test_dataset_without_labels_with_a_segmenter(tmp_path, capsys):
     assert not list((tmp_path / "out" / "runs").iterdir())
 
 
+@pytest.mark.integration
 def test_ctrl_c_marks_the_run_interrupted_and_writes_no_row(tmp_path, training_cli_run):
     proc, run_dir = training_cli_run([*TINY, "--epochs", "400"], tmp_path)
     proc.send_signal(signal.SIGINT)

@@ -123,6 +123,7 @@ def _record(out: Path) -> tuple[Path, dict[str, Any]]:
     return run, json.loads((run / "metrics.json").read_text())
 
 
+@pytest.mark.integration
 def test_two_processes_train_the_single_process_run(tmp_path, pinned_threads, equivalent_runs):
     """Completes, writes one row (world size 2), and matches the single-process run.
 
@@ -192,6 +193,7 @@ def test_two_processes_train_the_single_process_run(tmp_path, pinned_threads, eq
     equivalent_runs(ddp_run, single_run)
 
 
+@pytest.mark.integration
 def test_a_bad_option_under_torchrun_fails_on_every_rank(tmp_path):
     """Every rank fails before joining the group, with one clear line (the launcher may
     stop the slower rank before it prints its own), and nothing waits: no hang."""
@@ -205,6 +207,7 @@ def test_a_bad_option_under_torchrun_fails_on_every_rank(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # three processes spawned (the parent and two ranks) that import torch
 def test_nproc_starts_the_processes_and_reports_a_failure_in_one_line(tmp_path):
     """``benchbox run --nproc 2``: a batch that does not split fails on every rank; the
@@ -240,6 +243,7 @@ LONG_RUN = [
 ]  # fmt: skip
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_a_rank_killed_mid_run_stops_the_run_without_a_hang(tmp_path):
     """Rank 1 is killed (as by the out-of-memory killer) during training: torchrun stops

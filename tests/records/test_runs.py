@@ -171,6 +171,7 @@ SLOW_RUN = [
 ]
 
 
+@pytest.mark.integration
 def test_sigterm_from_the_cli_is_exit_143_status_interrupted(tmp_path, training_cli_run):
     import signal
 
@@ -185,6 +186,7 @@ def test_sigterm_from_the_cli_is_exit_143_status_interrupted(tmp_path, training_
     assert runs.run_state(run_dir).state == "interrupted"
 
 
+@pytest.mark.integration
 def test_sigkill_leaves_running_which_runs_reports_stale(tmp_path, training_cli_run):
     import signal
 
