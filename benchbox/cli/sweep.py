@@ -81,7 +81,7 @@ def sweep(**options: Any) -> None:
     from benchbox.cli.run import given_settings
     from benchbox.config.settings import parse_options, parse_value
     from benchbox.errors import ConfigError
-    from benchbox.sweep.driver import plan_runs, run_sweep
+    from benchbox.sweep.driver import check_sweep_name, plan_runs, run_sweep
     from benchbox.sweep.executor import build_executor
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
 
@@ -97,6 +97,8 @@ def sweep(**options: Any) -> None:
     executor_opt, jobs = options.pop("executor_opt"), options.pop("jobs")
     ray_address, retry_failed = options.pop("ray_address"), options.pop("retry_failed")
     dry_run = options.pop("dry_run")
+    if name is not None:
+        check_sweep_name(name)
     overrides = given_settings(options)
     preset = overrides.pop("preset", None)
     config = overrides.pop("config_file", None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -68,15 +69,14 @@ def plan_runs(
     registry = registry or get_registry()
     runs: list[PlannedRun] = []
     seen: dict[str, dict[str, Any]] = {}
+    fixed = dict(overrides or {})
     for combo in grid.combinations():
-        values = {**(overrides or {})}
-        for key, value in grid.overrides(combo).items():
-            if isinstance(value, dict) and isinstance(values.get(key), dict):
-                values[key] = {**values[key], **value}
-            else:
-                values[key] = value
+        layers = grid.layers(combo)
+        name = fixed.get("preset", preset)
+        for _, values in layers:
+            name = values.get("preset", name)
         try:
-            config = cfg.resolve(values.get("preset", preset), config_file, values)
+            config = cfg.resolve(name, config_file, fixed, layers)
         except ConfigError as exc:
             label = " ".join(f"{k}={v}" for k, v in combo.items())
             raise ConfigError(f"run {label or '(no axes)'}: {exc}") from None
@@ -103,6 +103,24 @@ def sweep_name(runs: Sequence[PlannedRun]) -> str:
     command resumes the same sweep."""
     blob = "\n".join(r.config_hash for r in runs).encode()
     return "sweep-" + hashlib.sha256(blob).hexdigest()[:8]
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_sweep_name(name: str) -> str:
+    """A sweep's name is one folder under ``<out>/sweeps/``: letters, digits, ``.``,
+    ``-`` and ``_``, starting with a letter or digit (so never ``..`` nor a path).
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"--name {name!r}: a sweep name is one folder name under OUT/sweeps/ "
+            "(letters, digits, '.', '-', '_'; starting with a letter or digit)"
+        )
+    return name
 
 
 @dataclass
@@ -192,7 +210,7 @@ def run_sweep(
     folders ``interrupted``; the ledger says ``interrupted`` for them and ``queued`` for
     those never started, and the sweep returns with ``interrupted=True``.
     """
-    folder = Path(out) / "sweeps" / (name or sweep_name(runs))
+    folder = Path(out) / "sweeps" / (check_sweep_name(name) if name else sweep_name(runs))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "grid.json").write_text(
         json.dumps([{"axes": r.axes, "config_hash": r.config_hash} for r in runs], indent=1)

@@ -175,3 +175,21 @@ def test_stop_sends_sigint_and_the_worker_reports_interrupted(tmp_path, monkeypa
     outcome = ex.run_worker(ex.Job(index=0, config_hash="x", config={}), stop)
     assert outcome.status == "interrupted"
     assert time.monotonic() - t0 < 10
+
+
+def test_a_bad_dataset_option_value_stops_the_sweep_at_planning_by_its_name():
+    grid = Grid(axes={"data_opts.n_train": [-5]})
+    with pytest.raises(ConfigError, match=r"run data_opts.n_train=-5: dataset option n_train=-5"):
+        plan_runs(grid)
+
+
+@pytest.mark.parametrize("name", ["../../../x", "a/b", "..", ".hidden"])
+def test_a_sweep_name_is_one_folder_under_out_sweeps(tmp_path, name):
+    from benchbox.sweep.driver import check_sweep_name
+
+    with pytest.raises(ConfigError, match="a sweep name is one folder name"):
+        check_sweep_name(name)
+    runs = plan_runs(Grid(axes={"seed": [0]}), overrides={"out": str(tmp_path / "o")})
+    with pytest.raises(ConfigError, match="a sweep name is one folder name"):
+        run_sweep(runs, FakeExecutor({}), tmp_path / "o", name=name)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "o").exists()
