@@ -22,6 +22,7 @@ from typing import Any
 from benchbox import config as cfg
 from benchbox.errors import BenchboxError, ConfigError
 from benchbox.hooks.registry import Registry
+from benchbox.records.leaderboard import completed_runs
 from benchbox.sweep.executor import Executor, Job, Outcome
 from benchbox.sweep.grid import Grid
 from benchbox.sweep.ledger import LEDGER_FILE, Entry, Ledger, plan
@@ -153,11 +154,19 @@ class SweepState:
 
 @dataclass
 class SweepResult:
+    """How a sweep ended.
+
+    ``skipped`` counts the runs not run now: ``skipped_failed`` of them failed earlier
+    in this sweep, ``on_leaderboard`` of them were already on their leaderboard
+    (completed by another sweep or ``benchbox run``, a lost ledger or a killed driver).
+    """
+
     folder: Path
     ledger: Ledger
     interrupted: bool
     skipped: int
     skipped_failed: int = 0
+    on_leaderboard: int = 0
 
 
 class _Events:
@@ -203,19 +212,39 @@ def run_sweep(
     retry_failed: bool = False,
     on_start: Callable[[SweepState], None] | None = None,
     notify: Callable[[], None] | None = None,
+    rerun: bool = False,
 ) -> SweepResult:
-    """Run every planned run not already completed in this sweep's folder.
+    """Run every planned run not already completed.
+
+    A run is skipped when it completed in this sweep's ledger, failed there (unless
+    ``retry_failed``), or when its config hash already has a row in the leaderboards of
+    its leaderboard folder (a completed run, whoever ran it): its ledger line then
+    names that row's run. ``rerun`` runs every planned run again, adding new rows.
 
     Ctrl-C (KeyboardInterrupt) stops the executor's running runs, which mark their run
     folders ``interrupted``; the ledger says ``interrupted`` for them and ``queued`` for
     those never started, and the sweep returns with ``interrupted=True``.
+
+    Raises:
+        ConfigError: the ledger is damaged, or a leaderboard cannot be read.
     """
     folder = Path(out) / "sweeps" / (check_sweep_name(name) if name else sweep_name(runs))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "grid.json").write_text(
         json.dumps([{"axes": r.axes, "config_hash": r.config_hash} for r in runs], indent=1)
     )
-    ledger, todo = plan(folder / LEDGER_FILE, [(r.config_hash, r.axes) for r in runs], retry_failed)
+    ledger, todo = plan(
+        folder / LEDGER_FILE, [(r.config_hash, r.axes) for r in runs], retry_failed, rerun
+    )
+    on_leaderboard = 0
+    if not rerun:
+        boards = {f: completed_runs(f) for f in {runs[e.index].config.leaderboards for e in todo}}
+        for entry in list(todo):
+            run_id = boards[runs[entry.index].config.leaderboards].get(entry.config_hash)
+            if run_id is not None:
+                ledger.update(entry, status="completed", run_id=run_id, error="")
+                todo.remove(entry)
+                on_leaderboard += 1
     state = SweepState(ledger, len(todo), getattr(executor, "slots", 1))
     by_index = {e.index: e for e in ledger}
     jobs = [
@@ -267,7 +296,9 @@ def run_sweep(
         raise error[0]
     todo_ids = {e.index for e in todo}
     skipped_failed = sum(1 for e in ledger if e.index not in todo_ids and e.status == "failed")
-    return SweepResult(folder, ledger, interrupted, len(runs) - len(todo), skipped_failed)
+    return SweepResult(
+        folder, ledger, interrupted, len(runs) - len(todo), skipped_failed, on_leaderboard
+    )
 
 
 def compare_completed(

@@ -193,3 +193,48 @@ def test_a_sweep_name_is_one_folder_under_out_sweeps(tmp_path, name):
     with pytest.raises(ConfigError, match="a sweep name is one folder name"):
         run_sweep(runs, FakeExecutor({}), tmp_path / "o", name=name)
     assert not (tmp_path / "x").exists() and not (tmp_path / "o").exists()
+
+
+def _board(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["run_id,dataset,config_hash"] + [f"{r},synthetic,{h}" for r, h in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_run_already_on_the_leaderboard_is_not_run_again_unless_asked(tmp_path):
+    """Whoever completed a config (another sweep, benchbox run, this sweep before its
+    ledger was lost), its row is not appended again without --rerun."""
+    runs = plan_runs(Grid(axes={"seed": [0, 1]}), overrides={"out": str(tmp_path)})
+    _board(tmp_path / "leaderboards" / "synthetic.csv", [("old-run", runs[1].config_hash)])
+    (tmp_path / "leaderboards" / "synthetic.cases.csv").write_text("run_id,case_id\nx,y\n")
+    fake = FakeExecutor({0: ex.Outcome("completed", run_id="r0")})
+    result = run_sweep(runs, fake, tmp_path)
+    assert fake.seen == [0] and result.on_leaderboard == 1 and result.skipped == 1
+    entries = read_ledger(result.folder / "ledger.csv")
+    assert [(e.status, e.run_id) for e in entries] == [
+        ("completed", "r0"),
+        ("completed", "old-run"),
+    ]
+
+    # the ledger lost: nothing is run again
+    (result.folder / "ledger.csv").unlink()
+    _board(
+        tmp_path / "leaderboards" / "synthetic.csv",
+        [("r0", runs[0].config_hash), ("old-run", runs[1].config_hash)],
+    )
+    again = FakeExecutor({})
+    assert run_sweep(runs, again, tmp_path).on_leaderboard == 2 and again.seen == []
+
+    forced = FakeExecutor({i: ex.Outcome("completed", run_id=f"n{i}") for i in (0, 1)})
+    result = run_sweep(runs, forced, tmp_path, rerun=True)
+    assert forced.seen == [0, 1] and result.on_leaderboard == 0
+
+
+def test_another_leaderboard_folder_does_not_count(tmp_path):
+    runs = plan_runs(
+        Grid(axes={"seed": [0]}),
+        overrides={"out": str(tmp_path), "leaderboard_dir": str(tmp_path / "mine")},
+    )
+    _board(tmp_path / "leaderboards" / "synthetic.csv", [("elsewhere", runs[0].config_hash)])
+    fake = FakeExecutor({0: ex.Outcome("completed", run_id="r0")})
+    assert run_sweep(runs, fake, tmp_path).on_leaderboard == 0 and fake.seen == [0]
