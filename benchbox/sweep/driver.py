@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,11 +228,76 @@ def run_sweep(
     folders ``interrupted``; the ledger says ``interrupted`` for them and ``queued`` for
     those never started, and the sweep returns with ``interrupted=True``.
 
+    One driver owns a sweep folder at a time (:func:`own`): a second one on the same
+    folder (the same command run twice at once) is refused before it writes anything.
+
     Raises:
-        ConfigError: the ledger is damaged, or a leaderboard cannot be read.
+        ConfigError: another driver runs this sweep, the ledger is damaged, or a
+            leaderboard cannot be read.
     """
     folder = Path(out) / "sweeps" / (check_sweep_name(name) if name else sweep_name(runs))
     folder.mkdir(parents=True, exist_ok=True)
+    with own(folder):
+        return _run(runs, executor, folder, retry_failed, on_start, notify, rerun)
+
+
+#: The file a sweep's driver holds a lock on while it runs, and its owner's description.
+LOCK_FILE = "driver.lock"
+OWNER_FILE = "driver.json"
+
+
+@contextmanager
+def own(folder: Path) -> Iterator[None]:
+    """Hold the sweep folder's lock: one driver per sweep at a time.
+
+    The lock is the operating system's (``filelock``), so a driver that is killed
+    releases it with its process. The owner (pid, host, start) is written beside it
+    for the message a second driver gets.
+
+    Raises:
+        ConfigError: another driver holds it.
+    """
+    from filelock import FileLock, Timeout
+
+    from benchbox.records.atomic import write_text
+
+    lock = FileLock(str(folder / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"sweep {folder} is already being run by another benchbox sweep{_owner(folder)}: "
+            "wait for it to end, or give this one another --name"
+        ) from None
+    try:
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        write_text(folder / OWNER_FILE, json.dumps(owner) + "\n")
+        yield
+    finally:
+        lock.release()
+
+
+def _owner(folder: Path) -> str:
+    try:
+        owner = json.loads((folder / OWNER_FILE).read_text())
+        return f" (pid {owner['pid']} on {owner['host']}, since {owner['started']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _run(
+    runs: Sequence[PlannedRun],
+    executor: Executor,
+    folder: Path,
+    retry_failed: bool,
+    on_start: Callable[[SweepState], None] | None,
+    notify: Callable[[], None] | None,
+    rerun: bool,
+) -> SweepResult:
     (folder / "grid.json").write_text(
         json.dumps([{"axes": r.axes, "config_hash": r.config_hash} for r in runs], indent=1)
     )

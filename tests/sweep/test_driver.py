@@ -88,14 +88,17 @@ class FakeExecutor:
         self.outcomes = outcomes
         self.slots = 2
         self.seen = []
+        self.jobs = []
+        self.release = threading.Event()  # ends a blocked job as the driver's stop does
 
     def run(self, jobs, events, stop):
         for job in jobs:
             self.seen.append(job.index)
+            self.jobs.append(job)
             events.started(job)
             outcome = self.outcomes[job.index]
             if outcome == "block":
-                while not stop.is_set():
+                while not (stop.is_set() or self.release.is_set()):
                     time.sleep(0.01)
                 events.ended(job, ex.Outcome("interrupted", error="stopped"))
                 return
@@ -238,3 +241,33 @@ def test_another_leaderboard_folder_does_not_count(tmp_path):
     _board(tmp_path / "leaderboards" / "synthetic.csv", [("elsewhere", runs[0].config_hash)])
     fake = FakeExecutor({0: ex.Outcome("completed", run_id="r0")})
     assert run_sweep(runs, fake, tmp_path).on_leaderboard == 0 and fake.seen == [0]
+
+
+def test_one_driver_owns_a_sweep_and_a_second_one_is_refused_untouched(tmp_path):
+    """Two identical sweeps at once on one --out: the second refuses in one line and
+    writes nothing (neither the ledger nor grid.json of the first)."""
+    runs = plan_runs(Grid(axes={"seed": [0, 1]}), overrides={"out": str(tmp_path)})
+    first = FakeExecutor({0: "block"})
+    done: list[object] = []
+    thread = threading.Thread(target=lambda: done.append(run_sweep(runs, first, tmp_path)))
+    thread.start()
+    try:
+        folder = tmp_path / "sweeps" / sweep_name(runs)
+        deadline = time.monotonic() + 10
+        while not first.seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ledger = (folder / "ledger.csv").read_text()
+        grid = (folder / "grid.json").stat().st_mtime_ns
+        second = FakeExecutor({})
+        with pytest.raises(ConfigError, match=r"already being run by another benchbox sweep \(pid"):
+            run_sweep(runs, second, tmp_path)
+        assert second.seen == []
+        assert (folder / "ledger.csv").read_text() == ledger
+        assert (folder / "grid.json").stat().st_mtime_ns == grid
+    finally:
+        first.release.set()
+        thread.join(10)
+    assert done  # the first sweep ended normally; the lock is free again
+    run_sweep(
+        runs, FakeExecutor({0: ex.Outcome("completed"), 1: ex.Outcome("completed")}), tmp_path
+    )
