@@ -109,17 +109,43 @@ def sweep_name(runs: Sequence[PlannedRun]) -> str:
     return "sweep-" + hashlib.sha256(blob).hexdigest()[:8]
 
 
+def portable(config: cfg.RunConfig) -> cfg.RunConfig:
+    """``config`` with its output folders and dataset path absolute, as the driver sees
+    them: a worker on a Ray cluster runs in the cluster's working folder, where relative
+    paths would put its run folder and leaderboard row. Paths that are part of the
+    config hash (weights files) are left as given, so the hash does not change."""
+    import dataclasses
+
+    changes: dict[str, Any] = {"out": os.path.abspath(config.out)}
+    if config.leaderboard_dir:
+        changes["leaderboard_dir"] = os.path.abspath(config.leaderboard_dir)
+    root = config.dataset_root
+    if root and "://" not in root:
+        changes["dataset"] = f"{config.dataset_name}:{os.path.abspath(os.path.expanduser(root))}"
+    moved = dataclasses.replace(config, **changes)
+    if moved.hash() != config.hash():  # e.g. a dataset path ending in '..'
+        moved.dataset = config.dataset
+    return moved
+
+
+def new_run_id(config: cfg.RunConfig) -> str:
+    """A new run id for ``config`` (:func:`benchbox.records.rundir.new_run_id`)."""
+    from benchbox.records.rundir import new_run_id as make
+
+    return make(config.fusion, config.seg, config.seed)
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def check_sweep_name(name: str) -> str:
+def check_sweep_name(name: str | None) -> str | None:
     """A sweep's name is one folder under ``<out>/sweeps/``: letters, digits, ``.``,
     ``-`` and ``_``, starting with a letter or digit (so never ``..`` nor a path).
 
     Raises:
         ConfigError: it is not.
     """
-    if not _NAME.match(name):
+    if name is not None and not _NAME.match(name):
         raise ConfigError(
             f"--name {name!r}: a sweep name is one folder name under OUT/sweeps/ "
             "(letters, digits, '.', '-', '_'; starting with a letter or digit)"
@@ -185,6 +211,7 @@ class _Events:
             self.state.ledger.update(
                 self.entries[job.index],
                 status="running",
+                run_id=job.run_id,
                 started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                 error="",
             )
@@ -199,7 +226,7 @@ class _Events:
             self.state.ledger.update(
                 self.entries[job.index],
                 status=status,
-                run_id=outcome.run_id,
+                run_id=outcome.run_id or job.run_id,
                 error=outcome.error,
                 wall_s=outcome.wall_s,
                 finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -235,7 +262,10 @@ def run_sweep(
         ConfigError: another driver runs this sweep, the ledger is damaged, or a
             leaderboard cannot be read.
     """
-    folder = Path(out) / "sweeps" / (check_sweep_name(name) if name else sweep_name(runs))
+    # Absolute: an executor's workers may run in another folder (a Ray cluster's).
+    folder = (
+        Path(os.path.abspath(out)) / "sweeps" / (check_sweep_name(name or None) or sweep_name(runs))
+    )
     folder.mkdir(parents=True, exist_ok=True)
     with own(folder):
         return _run(runs, executor, folder, retry_failed, on_start, notify, rerun)
@@ -319,8 +349,9 @@ def _run(
         Job(
             index=e.index,
             config_hash=e.config_hash,
-            config=runs[e.index].config.to_dict(),
+            config=portable(runs[e.index].config).to_dict(),
             log_path=str(folder / "logs" / f"{e.index:03d}-{e.config_hash}.log"),
+            run_id=new_run_id(runs[e.index].config),
         )
         for e in todo
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -96,6 +95,8 @@ class FakeExecutor:
             self.seen.append(job.index)
             self.jobs.append(job)
             events.started(job)
+            if getattr(self, "on_started", None):
+                self.on_started(job)
             outcome = self.outcomes[job.index]
             if outcome == "block":
                 while not (stop.is_set() or self.release.is_set()):
@@ -146,38 +147,6 @@ def test_ctrl_c_marks_running_interrupted_and_the_rest_queued(tmp_path, monkeypa
     assert result.interrupted
     statuses = [r.status for r in read_ledger(result.folder / "ledger.csv")]
     assert statuses == ["completed", "interrupted", "queued"]
-
-
-def test_a_killed_worker_is_a_failed_run_with_the_signal(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        ex,
-        "worker_command",
-        lambda: [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
-    )
-    job = ex.Job(index=0, config_hash="x", config={})
-    outcome = ex.run_worker(job, threading.Event())
-    assert outcome.status == "failed"
-    assert "killed by signal 9" in outcome.error
-
-
-def test_stop_sends_sigint_and_the_worker_reports_interrupted(tmp_path, monkeypatch):
-    script = (
-        "import sys, time, json, signal\n"
-        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as the real worker does\n"
-        "sys.stdin.read()\n"
-        "try:\n"
-        "    time.sleep(30)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('benchbox-sweep-result: ' + json.dumps({'status': 'interrupted'}), flush=True)\n"
-        "    sys.exit(130)\n"
-    )
-    monkeypatch.setattr(ex, "worker_command", lambda: [sys.executable, "-c", script])
-    stop = threading.Event()
-    threading.Timer(0.5, stop.set).start()
-    t0 = time.monotonic()
-    outcome = ex.run_worker(ex.Job(index=0, config_hash="x", config={}), stop)
-    assert outcome.status == "interrupted"
-    assert time.monotonic() - t0 < 10
 
 
 def test_a_bad_dataset_option_value_stops_the_sweep_at_planning_by_its_name():
@@ -271,3 +240,39 @@ def test_one_driver_owns_a_sweep_and_a_second_one_is_refused_untouched(tmp_path)
     run_sweep(
         runs, FakeExecutor({0: ex.Outcome("completed"), 1: ex.Outcome("completed")}), tmp_path
     )
+
+
+def test_jobs_carry_absolute_paths_and_a_run_id_named_in_the_ledger(tmp_path, monkeypatch):
+    """A Ray cluster runs a job in its own working folder: a relative --out would put the
+    run folder, row and log there. The driver sends absolute paths, and names the run
+    (its folder) in the ledger from the start."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    runs = plan_runs(
+        Grid(axes={"seed": [0]}),
+        overrides={"out": "rel", "leaderboard_dir": "boards", "dataset": "pairs:data"},
+    )
+    fake = FakeExecutor({0: "block"})
+    seen = {}
+
+    def started(job):
+        seen.update(job=job, ledger=read_ledger(tmp_path / "rel" / "sweeps" / name / "ledger.csv"))
+        fake.release.set()
+
+    name = sweep_name(runs)
+    fake.on_started = started
+    result = run_sweep(runs, fake, "rel")
+    job = seen["job"]
+    assert job.config["out"] == str(tmp_path / "rel")
+    assert job.config["leaderboard_dir"] == str(tmp_path / "boards")
+    assert job.config["dataset"] == f"pairs:{tmp_path / 'data'}"
+    assert job.log_path.startswith(str(tmp_path / "rel" / "sweeps"))
+    assert job.run_id and seen["ledger"][0].run_id == job.run_id  # named while running
+    assert result.folder == tmp_path / "rel" / "sweeps" / name
+    assert (
+        runs[0].config_hash
+        == plan_runs(
+            Grid(axes={"seed": [0]}),
+            overrides={"out": str(tmp_path / "x"), "dataset": f"pairs:{tmp_path / 'data'}"},
+        )[0].config_hash
+    )  # the paths change no hash
