@@ -88,7 +88,11 @@ class _Worker(Protocol):
 
     def outcome(self) -> Outcome | None: ...
 
-    def tail(self) -> str: ...
+    def tail(self) -> str:
+        """The last line the worker wrote (its log's or its output's), for errors."""
+
+    def lost(self) -> str:
+        """Why the worker's end is not known (its forkserver died), or ''."""
 
 
 def run_worker(
@@ -145,15 +149,19 @@ def run_worker(
     finally:
         if code is None:  # an unexpected error here: the worker must not outlive us
             _signal(worker.pid, signal.SIGKILL)
+        elif worker.lost():  # its forkserver died: it may still be cleaning up
+            _end_orphan(worker.pid, grace)
         else:  # what is left of its group (DataLoader workers of a killed run)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(worker.pid, signal.SIGKILL)
     wall = time.perf_counter() - t0
     outcome = worker.outcome()
     if outcome is None:
-        how = describe_exit(code)
+        how = worker.lost() or describe_exit(code)
         status = "interrupted" if interrupted else "failed"
-        tail = worker.tail()
+        # SIGKILL (the out-of-memory killer, or a user) leaves nothing worth quoting: the
+        # log's last line is then just the run's progress.
+        tail = "" if code == -signal.SIGKILL else worker.tail()
         error = f"worker process ended without a result ({how})" + (f": {tail}" if tail else "")
         outcome = Outcome(status=status, run_id=job.run_id, error=error, wall_s=wall)
         mark_ended(job, status, f"the worker process ended without a result ({how})")
@@ -220,6 +228,20 @@ def _stop(worker: _Worker, grace: float) -> int:
             return code
 
 
+def _end_orphan(pid: int, grace: float) -> None:
+    """End a worker that is no longer this process's to wait for: SIGTERM (a run
+    marks itself interrupted), ``grace`` seconds, then SIGKILL."""
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    _signal(pid, signal.SIGKILL)
+
+
 def _signal(pid: int, sig: int) -> None:
     """``sig`` to a running worker's process group (the worker and its DataLoader
     workers); to the worker alone if it has not made its group yet. Only for a worker
@@ -252,7 +274,10 @@ class _Forked:
         return self.child.outcome
 
     def tail(self) -> str:
-        return self.child.lost or _log_tail(self.log_path)
+        return _log_tail(self.log_path)
+
+    def lost(self) -> str:
+        return self.child.lost
 
 
 def _log_tail(path: str) -> str:
@@ -310,6 +335,9 @@ class _Subprocess:
 
     def tail(self) -> str:
         return self.reader.tail()
+
+    def lost(self) -> str:
+        return ""
 
 
 #: The environment variable telling a ``process`` worker its owner (``pid:identity``).

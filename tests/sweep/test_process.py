@@ -147,3 +147,30 @@ def test_a_fresh_process_worker_is_stopped_with_sigint(monkeypatch):
     outcome = process.run_worker(Job(index=0, config_hash="x", config={}), stop, start="process")
     assert outcome.status == "interrupted"
     assert time.monotonic() - t0 < 10
+
+
+def test_a_run_whose_forkserver_dies_is_failed_and_ends_too(tmp_path):
+    job = _job(tmp_path, **LONG)
+    with ForkServer() as own:
+        thread, result = _in_thread(lambda: process.run_worker(job, threading.Event(), server=own))
+        status = tmp_path / "runs" / job.run_id / "status.json"
+        pid = _running_pid(status)
+        own.proc.kill()
+        thread.join(60)
+    (outcome,) = result
+    assert outcome.status == "failed" and "the forkserver process ended" in outcome.error
+    deadline = time.monotonic() + 30
+    while read_status(status)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert read_status(status)["status"] == "interrupted"  # the run heard SIGTERM
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+
+
+def test_a_fresh_process_runs_a_job_as_the_forkserver_does(tmp_path):
+    job = _job(tmp_path, seg="none", epochs=1)
+    outcome = process.run_worker(job, threading.Event(), start="process")
+    assert outcome.status == "completed" and outcome.run_id == job.run_id, outcome.error
+    assert read_status(tmp_path / "runs" / job.run_id / "status.json")["status"] == "completed"
