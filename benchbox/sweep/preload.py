@@ -7,8 +7,9 @@ once, it starts with them loaded (:mod:`benchbox.sweep.process`).
 
 Only modules are imported here, nothing is run: torch starts its thread pools on first
 use, not on import, so the server forks children with no torch thread in it (each child
-sets its own thread counts). A module that fails to import is left to the child, which
-then imports it, or reports the failure, itself.
+sets its own thread counts), and CUDA is never asked about, so a child can initialise
+it (a process that did cannot fork children that use it). A module that fails to
+import is left to the child, which then imports it, or reports the failure, itself.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -174,3 +175,17 @@ def test_a_fresh_process_runs_a_job_as_the_forkserver_does(tmp_path):
     outcome = process.run_worker(job, threading.Event(), start="process")
     assert outcome.status == "completed" and outcome.run_id == job.run_id, outcome.error
     assert read_status(tmp_path / "runs" / job.run_id / "status.json")["status"] == "completed"
+
+
+def test_the_forkserver_preload_leaves_cuda_alone():
+    """A child can use a GPU only if the server never initialised CUDA before forking:
+    the preload imports modules and asks nothing of CUDA."""
+    script = (
+        "import torch\n"
+        "asked = []\n"
+        "torch._C._cuda_getDeviceCount = lambda *a: asked.append(1) or 0\n"
+        "torch.cuda.is_available = lambda *a: asked.append(1) or False\n"
+        "import benchbox.sweep.preload\n"
+        "assert not asked and not torch.cuda.is_initialized(), asked\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
