@@ -186,27 +186,13 @@ def describe_exit(code: int) -> str:
 
 
 def mark_ended(job: Job, status: str, error: str) -> None:
-    """Mark the job's run folder ``status`` with ``error`` if it still says ``running``:
-    its process died without writing its end (a folder of another status, or none, is
-    left alone). Best effort: a folder that cannot be written keeps saying ``running``,
-    which ``benchbox runs`` reports as stale."""
-    from benchbox.errors import WriteError
-    from benchbox.records import atomic
-    from benchbox.records.status import STATUS_FILE, read_status, utc_now
+    """Mark the job's run folder ``status`` with ``error`` if it still says ``running``
+    (:func:`benchbox.records.status.mark_dead`): its process died without writing its end."""
+    from benchbox.records.status import STATUS_FILE, mark_dead
 
     out = job.config.get("out")
-    if not (job.run_id and out):
-        return
-    path = Path(out) / "runs" / job.run_id / STATUS_FILE
-    try:
-        data = read_status(path)
-    except (OSError, ValueError):
-        return
-    if data.get("status") != "running":
-        return
-    data.update(status=status, error=error, heartbeat=utc_now())
-    with contextlib.suppress(WriteError, OSError):
-        atomic.write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    if job.run_id and out:
+        mark_dead(Path(out) / "runs" / job.run_id / STATUS_FILE, status, error)
 
 
 def _stop(worker: _Worker, grace: float) -> int:
