@@ -176,7 +176,7 @@ def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
     from benchbox.sweep.forkserver import ForkServer
-    from benchbox.sweep.process import run_worker, thread_vars
+    from benchbox.sweep.process import run_worker
     from benchbox_plugins.executors.ray import RayExecutor
 
     t0 = time.perf_counter()
@@ -188,7 +188,7 @@ def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            ForkServer({**os.environ, **thread_vars(2)}) as server,
+            ForkServer(threads=2) as server,
         ):
             out = Path(tmp)
 

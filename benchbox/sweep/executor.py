@@ -22,12 +22,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from benchbox.sweep.forkserver import ForkServer
 from benchbox.sweep.job import Job, Outcome
 from benchbox.sweep.process import (
     RESULT_PREFIX,
     STARTS,
-    check_start,
-    default_start,
+    resolve_start,
     run_worker,
     thread_env,
     worker_command,
@@ -38,11 +38,11 @@ __all__ = [
     "STARTS",
     "Events",
     "Executor",
+    "ForkServer",
     "Job",
     "Outcome",
     "build_executor",
-    "check_start",
-    "default_start",
+    "resolve_start",
     "run_worker",
     "thread_env",
     "worker_command",

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchbox.sweep.job import Job, Outcome
+from benchbox.sweep.job import Job, Outcome, thread_vars
 
 
 # -- the client: the driver's (or the Ray worker's) side -------------------------------
@@ -68,13 +68,17 @@ class ForkServer:
     once its children have ended.
     """
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, threads: int = 0) -> None:
+        """Start a server with ``env`` (default: this process's environment) and, given
+        ``threads``, its children's thread limits (OpenMP and BLAS read theirs when
+        torch and numpy are imported, in the server)."""
+        env = {**(os.environ if env is None else env), **(thread_vars(threads) if threads else {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchbox.sweep.forkserver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(os.environ if env is None else env),
+            env=env,
             # Its own session: a Ctrl-C at the terminal is the driver's to handle.
             start_new_session=True,
         )

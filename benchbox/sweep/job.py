@@ -51,3 +51,11 @@ class Outcome:
             wall_s=float(data.get("wall_s", 0.0)),
             summary=dict(data.get("summary", {})),
         )
+
+
+def thread_vars(threads: int) -> dict[str, str]:
+    """Environment variables limiting a process to ``threads`` CPU threads (OpenMP, MKL,
+    BLAS), so that N workers on a machine do not oversubscribe its cores."""
+    return dict.fromkeys(
+        ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), str(threads)
+    )

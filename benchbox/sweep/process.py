@@ -35,7 +35,7 @@ from typing import Protocol
 from benchbox.errors import ConfigError
 from benchbox.sweep import lifeline
 from benchbox.sweep.forkserver import ForkServer, shared
-from benchbox.sweep.job import Job, Outcome
+from benchbox.sweep.job import Job, Outcome, thread_vars
 
 #: The ways a worker process can start (see the module docstring).
 STARTS = ("forkserver", "process")
@@ -49,12 +49,13 @@ def default_start() -> str:
     return "forkserver" if hasattr(os, "fork") and sys.platform != "win32" else "process"
 
 
-def check_start(start: str, who: str) -> str:
-    """``start`` if it is a way of starting workers this platform has.
+def resolve_start(start: str, who: str) -> str:
+    """The way of starting workers ``start`` names (``""``: :func:`default_start`).
 
     Raises:
-        ConfigError: it is not.
+        ConfigError: it is not one this platform has.
     """
+    start = start or default_start()
     if start not in STARTS:
         raise ConfigError(f"{who}: start must be one of {', '.join(STARTS)}, got {start!r}")
     if start == "forkserver" and default_start() != "forkserver":
@@ -65,14 +66,6 @@ def check_start(start: str, who: str) -> str:
 def worker_command() -> list[str]:
     """The command of a ``process`` worker."""
     return [sys.executable, "-m", "benchbox.sweep.worker"]
-
-
-def thread_vars(threads: int) -> dict[str, str]:
-    """Environment variables limiting a worker to ``threads`` CPU threads (OpenMP, MKL,
-    BLAS), so that N workers on a machine do not oversubscribe its cores."""
-    return dict.fromkeys(
-        ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), str(threads)
-    )
 
 
 def thread_env(threads: int) -> dict[str, str]:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TextIO
 
 from benchbox.sweep import lifeline
-from benchbox.sweep.job import Job, Outcome
-from benchbox.sweep.process import OWNER_ENV, RESULT_PREFIX, thread_vars
+from benchbox.sweep.job import Job, Outcome, thread_vars
+from benchbox.sweep.process import OWNER_ENV, RESULT_PREFIX
 
 
 def run_job(job: Job, log_file: TextIO | None) -> Outcome:

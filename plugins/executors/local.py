@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from benchbox.errors import ConfigError
-from benchbox.sweep.executor import Events, Job, check_start, default_start, run_worker
-from benchbox.sweep.forkserver import ForkServer
-from benchbox.sweep.process import thread_vars
+from benchbox.sweep.executor import Events, ForkServer, Job, resolve_start, run_worker
 
 
 def cpu_count() -> int:
@@ -39,18 +37,17 @@ class LocalExecutor:
             raise ConfigError(f"local executor: threads must be >= 0, got {threads}")
         self.slots = jobs
         self.threads = threads or max(1, cpu_count() // jobs)
-        self.start = check_start(start or default_start(), "local executor")
+        self.start = resolve_start(start, "local executor")
 
     def run(self, jobs: Sequence[Job], events: Events, stop: threading.Event) -> None:
         # The workers run in the driver's environment and folder as they are now (a
         # forkserver keeps those of its own start otherwise).
         env, cwd = dict(os.environ), os.getcwd()
         with contextlib.ExitStack() as stack:
-            # One forkserver for the sweep, ended with it; its thread limits are the
-            # workers' (OpenMP and BLAS read theirs when torch and numpy are imported).
+            # One forkserver for the sweep, ended with it, with the workers' thread limits.
             server = None
             if self.start == "forkserver":
-                server = stack.enter_context(ForkServer({**env, **thread_vars(self.threads)}))
+                server = stack.enter_context(ForkServer(env, self.threads))
 
             # Threads only wait on worker processes here; the work is in the processes.
             def one(job: Job) -> None:

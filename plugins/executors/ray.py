@@ -30,8 +30,7 @@ from benchbox.sweep.executor import (
     Events,
     Job,
     Outcome,
-    check_start,
-    default_start,
+    resolve_start,
     run_worker,
 )
 
@@ -91,7 +90,7 @@ class RayExecutor:
             raise ConfigError("ray executor: num_cpus and gpus_per_run must be >= 0")
         if not connect_timeout > 0:
             raise ConfigError(f"ray executor: connect_timeout must be > 0, got {connect_timeout}")
-        self.start = check_start(start or default_start(), "ray executor")
+        self.start = resolve_start(start, "ray executor")
         self.ray = _import_ray()
         self.address = address
         self.num_cpus = num_cpus

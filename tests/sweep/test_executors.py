@@ -86,6 +86,9 @@ def test_executor_options_are_checked():
         build_executor("local", {"job": 2})
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         build_executor("local", {"jobs": 0})
+    with pytest.raises(ConfigError, match="start must be one of forkserver, process, got 'fork'"):
+        build_executor("local", {"start": "fork"})
+    assert build_executor("local", {"start": "process"}).start == "process"
 
 
 def _plan(tmp_path, **settings):
