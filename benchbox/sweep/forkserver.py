@@ -120,6 +120,8 @@ class ForkServer:
             "cwd": cwd,
         }
         with self._lock:
+            if self.error:
+                raise OSError(f"the worker's forkserver ended ({self.error})")
             self._next += 1
             child = Child(self._next)
             self._children[child.id] = child
@@ -128,8 +130,8 @@ class ForkServer:
             self.proc.stdin.flush()
         try:
             while not child.forked.wait(0.5):
-                if child.ended.is_set():
-                    raise OSError(f"the worker's forkserver ended ({child.lost})")
+                if child.ended.is_set() or self.error:
+                    raise OSError(f"the worker's forkserver ended ({child.lost or self.error})")
         except KeyboardInterrupt:  # e.g. ray.cancel: the child must not run unattended
             with self._lock:
                 child.abandoned = True
@@ -158,10 +160,11 @@ class ForkServer:
                 child.exit = int(message["exit"])
                 child.ended.set()
         code = self.proc.wait()
-        self.error = f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+        error = f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
         if self._errors:
-            self.error += f": {self._errors[-1][:300]}"
+            error += f": {self._errors[-1][:300]}"
         with self._lock:
+            self.error = error
             for child in self._children.values():
                 if not child.ended.is_set():
                     child.lost = f"the forkserver process ended ({self.error})"

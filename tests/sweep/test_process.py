@@ -189,3 +189,14 @@ def test_the_forkserver_preload_leaves_cuda_alone():
         "assert not asked and not torch.cuda.is_initialized(), asked\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+
+
+def test_a_dead_forkserver_is_a_failed_run_not_a_hang(tmp_path):
+    job = _job(tmp_path, seg="none", epochs=1)
+    with ForkServer() as dead:
+        dead.proc.kill()
+        dead.proc.wait()
+        t0 = time.monotonic()
+        outcome = process.run_worker(job, threading.Event(), server=dead)
+    assert outcome.status == "failed" and "forkserver ended" in outcome.error, outcome.error
+    assert time.monotonic() - t0 < 10
