@@ -126,8 +126,11 @@ class ForkServer:
             child = Child(self._next)
             self._children[child.id] = child
             assert self.proc.stdin is not None
-            self.proc.stdin.write((json.dumps({"id": child.id, **request}) + "\n").encode())
-            self.proc.stdin.flush()
+            try:
+                self.proc.stdin.write((json.dumps({"id": child.id, **request}) + "\n").encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError):  # ValueError: closed by close()
+                raise OSError("the worker's forkserver ended (it reads no more jobs)") from None
         try:
             while not child.forked.wait(0.5):
                 if child.ended.is_set() or self.error:
