@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -462,8 +462,13 @@ def resolve(
     preset: str | None = None,
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    layers: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> RunConfig:
-    """Build the run config: defaults < preset < config file < overrides."""
+    """Build the run config: defaults < preset < config file < overrides < ``layers``.
+
+    ``layers`` are (source, values) pairs applied in order after the command line's
+    ``overrides``, each named by its source in errors (e.g. a sweep's grid file).
+    """
     overrides = dict(overrides or {})
     file_values = read_toml(config_file) if config_file else {}
     name = preset or overrides.get("preset") or file_values.get("preset") or RunConfig.preset
@@ -475,5 +480,7 @@ def resolve(
         apply(config, file_values, str(config_file))
         config.config_file = str(config_file)
     apply(config, overrides, "command line")
+    for source, values in layers:
+        apply(config, values, source)
     config.validate()
     return config

@@ -414,3 +414,38 @@ def headline_columns(
                     key = (tasks.index(t), entry.info["headline"], position)
                     chosen.setdefault(column, key)
     return sorted(chosen, key=chosen.__getitem__)
+
+
+def completed_runs(folder: str | Path) -> dict[str, str]:
+    """The runs recorded in the run leaderboards of ``folder``: config hash -> run id.
+
+    A row is appended only when its run has completed, so these are the completed runs
+    (the last row of a hash when it has several). Files without a ``config_hash``
+    column (``benchbox bench``'s throughput files) and the per-case companions are left
+    out; a missing folder has none.
+
+    Raises:
+        DataError: a leaderboard cannot be read (not text, no permission).
+    """
+    from benchbox.errors import DataError
+
+    found: dict[str, str] = {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.csv")):
+        if path.name.endswith(".cases.csv"):
+            continue
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                if "config_hash" not in (reader.fieldnames or []):
+                    continue
+                for row in reader:
+                    config_hash = (row.get("config_hash") or "").strip()
+                    if config_hash:
+                        found[config_hash] = (row.get("run_id") or "").strip()
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise DataError(f"{path}: cannot read the runs it records ({reason})") from None
+    return found

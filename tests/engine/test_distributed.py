@@ -3,6 +3,7 @@ real 2-process runs on the CPU (gloo) compared with the single-process run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -281,3 +282,39 @@ def _rank_pid(launcher: int, rank: int) -> int:
         if f"RANK={rank}".encode() in environ:
             return int(pid)
     raise AssertionError(f"no rank {rank} among {children}")
+
+
+@pytest.mark.slow
+def test_rank_0_killed_under_nproc_is_a_failed_run_with_the_signal(tmp_path):
+    """``benchbox run --nproc 2``: rank 0 killed (as by the out-of-memory killer) cannot
+    record its end; the launcher saw it die, so the run folder says failed with the
+    signal (not running for ever), and the error is one line."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchbox", "run", "--nproc", "2", *LONG_RUN[8:], "-o", str(out)]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        pid = None
+        while pid is None:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            for path in out.glob("runs/*/status.json"):
+                with contextlib.suppress(ValueError, OSError):
+                    pid = json.loads(path.read_text())["pid"]
+            time.sleep(0.5)
+        time.sleep(2)
+        os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "SIGKILL" in err and len(err.strip().splitlines()) == 1, err
+    (run,) = (out / "runs").iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed", status
+    assert status["error"] == "rank 0 was killed by signal 9 (SIGKILL)"
