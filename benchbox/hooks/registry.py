@@ -29,6 +29,7 @@ KINDS: tuple[str, ...] = (
     "tracker",
     "transform",
     "region",
+    "distiller",
 )
 
 #: The hook that fills each kind's table.
@@ -42,6 +43,7 @@ HOOKS: Mapping[str, str] = {
     "tracker": "register_trackers",
     "transform": "register_transforms",
     "region": "register_regions",
+    "distiller": "register_distillers",
 }
 
 _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
@@ -54,6 +56,7 @@ _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
     "tracker": errors.UnknownTrackerError,
     "transform": errors.UnknownTransformError,
     "region": errors.UnknownRegionError,
+    "distiller": errors.UnknownDistillerError,
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -61,6 +64,7 @@ _REQUIRED_INFO: Mapping[str, tuple[str, ...]] = {
     "loss": ("task",),
     "metric": ("task", "higher_is_better"),
     "transform": ("family",),
+    "distiller": ("task",),
 }
 _FAMILIES = ("geometric", "intensity")
 _TASKS = ("fusion", "segmentation")
@@ -285,6 +289,7 @@ _KNOWN_INFO: Mapping[str, tuple[str, ...]] = {
     "transform": ("family",),
     "tracker": ("extra",),
     "executor": ("extra",),
+    "distiller": ("task",),
 }
 
 
