@@ -39,6 +39,7 @@ SETUP_COLUMNS = (
     "fusion_loss",
     "postprocess",
     "tta",
+    "distill",
     "amp",
 )
 

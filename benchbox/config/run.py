@@ -18,14 +18,22 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from benchbox.config.distill import (
+    NO_TEACHER,
+    distill_names,
+    teacher_hash,
+    validate_distillation,
+)
 from benchbox.config.files import read_toml
 from benchbox.config.presets import preset_path
 from benchbox.config.settings import (
     DATA,
+    DISTILLATION,
     EVALUATION,
     HARDWARE,
     MODELS,
     OUTPUT,
+    apply_augment,
     merge_tables,
     nest_augment_options,
     setting,
@@ -135,6 +143,24 @@ class RunConfig:
         dict,
         "Transform option NAME.KEY=VALUE, e.g. affine.degrees=15 (repeatable).",
         flag="--augment-opt",
+    )
+    # -- distillation (benchbox.config.distill, benchbox.engine.distill) -------------
+    teacher: str | None = setting(
+        None, "A finished run (runs/<id>) whose frozen models teach.", panel=DISTILLATION
+    )
+    distill: list[str] = setting(
+        list,
+        "Distiller added to the loss: logits, cwd, fused, or a plugin's (repeatable).",
+        panel=DISTILLATION,
+    )
+    distill_opts: dict[str, Any] = setting(
+        dict,
+        "Distiller option NAME.KEY=VALUE, e.g. logits.temperature=2 (repeatable).",
+        panel=DISTILLATION,
+        flag="--distill-opt",
+    )
+    distill_weight: float = setting(
+        1.0, "Weight of the distillation loss(es) added to the run's loss.", panel=DISTILLATION
     )
     # -- validation and evaluation --------------------------------------------------
     val_every: int = setting(
@@ -305,6 +331,9 @@ class RunConfig:
             data["dataset"] += ":" + (root.name or root.resolve().name)
         if amp_mode is not None:
             data["amp"] = amp_mode
+        if self.teacher:
+            # The teacher counts by what it computed, not by where its folder lies.
+            data["teacher"] = teacher_hash(self.teacher)
         for name, default in _HASHED_UNLESS_DEFAULT.items():
             if data.get(name) == default:
                 del data[name]
@@ -315,6 +344,7 @@ class RunConfig:
         """Check values that need no plugin: one clear error per bad option."""
         if self.fusion == NONE and self.seg == NONE:
             raise ConfigError("--fusion none and --seg none leave nothing to run")
+        validate_distillation(self.teacher, self.distill, self.distill_opts, self.distill_weight)
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(
@@ -372,7 +402,14 @@ _SEG_ONLY = {
 }
 #: Settings added after reference leaderboards were published: at their default they are
 #: left out of the hash, so the runs recorded before them keep their hashes.
-_HASHED_UNLESS_DEFAULT = {"postprocess": "none", "tta": "none"}
+_HASHED_UNLESS_DEFAULT: dict[str, Any] = {
+    "postprocess": "none",
+    "tta": "none",
+    "teacher": None,
+    "distill": [],
+    "distill_opts": {},
+    "distill_weight": 1.0,
+}
 
 
 def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfig:
@@ -390,10 +427,15 @@ def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfi
             config.trackers = list(dict.fromkeys(names))
             continue
         if key == "augment":
-            _apply_augment(config, value, source)
+            apply_augment(config, value, source)
             continue
-        if key == "augment_opts" and isinstance(value, Mapping):
-            value = nest_augment_options(value, source)
+        if key == "distill":
+            config.distill = distill_names(value, source)
+            continue
+        if key == "teacher" and value in NO_TEACHER:
+            value = None
+        if key in ("augment_opts", "distill_opts") and isinstance(value, Mapping):
+            value = nest_augment_options(value, source, key)
         if key in _OPT_TABLES:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: {key} must be a table of parameters")
@@ -401,27 +443,6 @@ def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfi
             continue
         setattr(config, key, _coerce(key, value, source))
     return config
-
-
-def _apply_augment(config: RunConfig, value: Any, source: str) -> None:
-    """``augment``: a list of transform names (``"flip,affine"`` or ``"none"`` as text),
-    which replaces the enabled transforms and drops the options of those turned off; or
-    a table ``{name: {option: value}}`` (``[augment]`` in a preset), which sets both."""
-    if isinstance(value, Mapping):
-        for name, opts in value.items():
-            if not isinstance(opts, Mapping):
-                raise ConfigError(f"{source}: augment.{name} must be a table of options")
-            if opts:
-                merge_tables(config.augment_opts.setdefault(name, {}), opts)
-        config.augment = list(value)
-        return
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise ConfigError(f"{source}: augment must be a list of transform names")
-    names = [n.strip() for item in value for n in item.split(",")]
-    config.augment = list(dict.fromkeys(n for n in names if n and n != NONE))
-    config.augment_opts = {k: v for k, v in config.augment_opts.items() if k in config.augment}
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:

@@ -1,7 +1,9 @@
 """The training schedule of ``benchbox run``: fusion pre-training, then joint training.
 
 Each stage is one :func:`benchbox.engine.train.train_stage` call; the last stage is the main
-one, validated by the :class:`benchbox.engine.selection.Monitor` after each epoch.
+one, validated by the :class:`benchbox.engine.selection.Monitor` after each epoch. With a
+teacher (``--teacher``) the main stage's loss includes the distillation loss
+(:func:`benchbox.engine.models.joint_loss`); fusion pre-training is left as it is.
 """
 
 from __future__ import annotations
@@ -78,15 +80,20 @@ def _train_stages(
         assert models.fusion_loss is not None
 
         fusion_net = net(models.fusion)
+        # A fusion-only run's fusion stage is its main one: the teacher teaches there.
+        distill = not c.has_seg and models.distillation is not None
+        params = list(models.fusion.parameters())
+        if distill and models.distillation is not None:
+            params += models.distillation.parameters()
 
         def fusion_step(batch: dict[str, Any]) -> torch.Tensor:
-            return fusion_loss(models, on_device(batch, ("a", "b")), fusion_net)
+            return fusion_loss(models, on_device(batch, ("a", "b")), fusion_net, distill=distill)
 
         models.fusion.train()
         stats.append(
             train_stage(
                 "fusion",
-                models.fusion.parameters(),
+                params,
                 fusion_step,
                 loader,
                 epochs=fusion_epochs,
