@@ -146,7 +146,9 @@ class RunConfig:
     )
     # -- distillation (benchbox.config.distill, benchbox.engine.distill) -------------
     teacher: str | None = setting(
-        None, "A finished run (runs/<id>) whose frozen models teach.", panel=DISTILLATION
+        None,
+        "A finished run whose frozen models teach: runs/<id>, or hash:<its config hash>.",
+        panel=DISTILLATION,
     )
     distill: list[str] = setting(
         list,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbox import errors
+from benchbox.config.distill import teacher_folder
 from benchbox.config.run import RunConfig, apply
 from benchbox.hooks.registry import Entry, Registry
 
@@ -116,7 +117,7 @@ def teacher_config(config: RunConfig) -> tuple[Path, dict[str, Any], RunConfig]:
 
     assert config.teacher
     flag = f"--teacher {config.teacher}"
-    path = Path(config.teacher).expanduser()
+    path = teacher_folder(config.teacher, config.out)
     if not path.is_dir():
         raise errors.ConfigError(f"{flag}: no such run folder")
     state = run_state(path)

@@ -142,6 +142,7 @@ def _distillation(
     """
     import torch
 
+    from benchbox.config.distill import teacher_folder
     from benchbox.engine.distill import DISTILLER_PREFIX
     from benchbox.engine.restore import load_run
 
@@ -162,7 +163,7 @@ def _distillation(
             "trainable parameters to distill into"
         )
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        run = load_run(config.teacher or "", registry, device=device)
+        run = load_run(teacher_folder(config.teacher or "", config.out), registry, device=device)
     for module in run.models().values():
         module.requires_grad_(False)
         module.eval()

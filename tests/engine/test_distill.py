@@ -301,3 +301,22 @@ def test_a_sweep_plans_distilled_runs_and_checks_each_teacher(teacher, tmp_path)
     )
     with pytest.raises(errors.ConfigError, match=r"run teacher=.*nope: --teacher .*no such run"):
         plan_runs(broken)
+
+
+def test_a_teacher_named_by_its_config_hash_is_found_under_out(teacher, tmp_path):
+    recorded = json.loads((teacher / "config.json").read_text())["config_hash"]
+
+    def named(out: Path, hash_: str) -> cfg.RunConfig:
+        config = student(out, teacher, distill=["cwd"])
+        config.teacher = f"hash:{hash_}"
+        return config
+
+    out = teacher.parents[1]
+    assert check(named(out, recorded), get_registry())["distiller:cwd"].name == "cwd"
+    assert named(out, recorded).hash() == student(out, teacher, distill=["cwd"]).hash()
+    with pytest.raises(errors.ConfigError, match=r"no completed run in .* has config hash 0000"):
+        check(named(out, "0000"), get_registry())
+    shutil.copytree(teacher, tmp_path / "runs" / "twin")
+    shutil.copytree(teacher, tmp_path / "runs" / "twin2")
+    with pytest.raises(errors.ConfigError, match=r"2 completed runs .* \(twin, twin2\)"):
+        check(named(tmp_path, recorded), get_registry())
