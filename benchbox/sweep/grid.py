@@ -87,7 +87,9 @@ def _set_path(target: dict[str, Any], key: str, value: Any) -> None:
 
 
 _SETTINGS = {f for f in RunConfig.__dataclass_fields__}
-_TABLES = ("fusion_opts", "seg_opts", "loss_opts", "fusion_loss_opts", "data_opts")
+#: The parameter tables: every ``*_opts`` setting (``augment_opts`` and ``distill_opts`` are
+#: keyed by component, ``distill_opts.logits.temperature``).
+_TABLES = tuple(f for f in RunConfig.__dataclass_fields__ if f.endswith("_opts"))
 
 
 def check_axis_name(name: str, source: str) -> None:

@@ -94,3 +94,10 @@ def test_split_list():
     assert split_list("mean, dual") == ["mean", "dual"]
     with pytest.raises(ConfigError, match="empty item"):
         split_list("mean,,dual")
+
+
+def test_component_keyed_tables_take_a_dotted_path_too():
+    from benchbox.sweep.grid import check_axis_name
+
+    check_axis_name("distill_opts.logits.temperature", "grid")
+    check_axis_name("augment_opts.affine.degrees", "grid")
