@@ -323,6 +323,30 @@ def register_transforms(register: Register) -> None:
 
 
 @hookspec
+def register_distillers(register: Register) -> None:
+    """Register distillers: losses that train a student run against a teacher run.
+
+    ``benchbox run --teacher RUN_DIR --distill NAME`` restores the finished run
+    ``RUN_DIR`` (frozen, in eval mode) and adds ``--distill-weight`` times the sum of the
+    distillers' values to the loss of the run's main training stage.
+
+    ``factory(**params)`` returns a ``torch.nn.Module`` whose ``forward(student,
+    teacher)`` returns a scalar tensor, finite for finite inputs, ``0`` when the two
+    outputs are identical. ``student`` and ``teacher`` are dicts holding, for the same
+    batch of sources, ``"logits"`` (segmentation logits ``(B, K, H, W)``, unnormalised;
+    ``K == 1`` is a sigmoid output) and/or ``"fused"`` (the fused image
+    ``(B, 1, H, W)`` in ``[0, 1]``), whichever the pipelines produce. The loss must be
+    differentiable in the student's tensors and must not propagate a gradient into the
+    teacher's (detach them: the teacher is never trained). Parameters from
+    ``--distill-opt NAME.KEY=VALUE``; a ``temperature`` and a ``weight`` are customary.
+
+    ``info["task"]`` is required and says which output the distiller compares:
+    ``"segmentation"`` (``logits``: both runs need a segmenter with the same classes) or
+    ``"fusion"`` (``fused``: both need a fusion model, the student's trainable).
+    """
+
+
+@hookspec
 def register_regions(register: Register) -> None:
     """Register region presets: named sets of regions scored in segmentation.
 

@@ -182,9 +182,9 @@ def _run_outputs(run_dir: Path) -> list[dict[str, Any]]:
     sources, fused image and class probabilities as float64 arrays."""
     import torch
 
-    from benchbox.deploy.restore import load_run, open_training_dataset
     from benchbox.engine.device import resolve_amp
     from benchbox.engine.inference import Predictor
+    from benchbox.engine.restore import load_run, open_training_dataset
     from benchbox.engine.train import make_loader
 
     run = load_run(run_dir)

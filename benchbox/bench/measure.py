@@ -44,7 +44,8 @@ from typing import Any
 
 from benchbox import errors
 from benchbox.bench.memory import PeakMemory
-from benchbox.config.run import RunConfig, apply, resolve
+from benchbox.config.layers import apply, resolve
+from benchbox.config.run import RunConfig
 from benchbox.config.settings import check_settings, setting
 from benchbox.engine.timing import Clock, percentile, time_steps
 from benchbox.errors import is_out_of_memory

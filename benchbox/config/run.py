@@ -8,34 +8,31 @@ each run, and its hash identifies the experiment on the leaderboard.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from benchbox.config.files import read_toml
-from benchbox.config.presets import preset_path
+from benchbox.config.distill import (
+    teacher_hash,
+    validate_distillation,
+)
 from benchbox.config.settings import (
     DATA,
+    DISTILLATION,
     EVALUATION,
     HARDWARE,
     MODELS,
     OUTPUT,
     check_settings,
-    merge_tables,
-    nest_augment_options,
     setting,
     setting_of,
 )
 
 # Re-exported for code written before the option parsers moved to benchbox.config.settings.
-from benchbox.config.settings import parse_augment_options as parse_augment_options
-from benchbox.config.settings import parse_options as parse_options
-from benchbox.config.settings import parse_value as parse_value
 from benchbox.errors import ConfigError
 
 __all__ = [
@@ -45,8 +42,6 @@ __all__ = [
     "TTA_MODES",
     "Amp",
     "RunConfig",
-    "apply",
-    "resolve",
 ]
 
 
@@ -179,6 +174,29 @@ class RunConfig:
         "Transform option NAME.KEY=VALUE, e.g. affine.degrees=15 (repeatable).",
         flag="--augment-opt",
         bench=True,
+    )
+    # -- distillation (benchbox.config.distill, benchbox.engine.distill) -------------
+    teacher: str | None = setting(
+        None,
+        "A finished run whose frozen models teach: runs/<id>, or hash:<its config hash>.",
+        panel=DISTILLATION,
+    )
+    distill: list[str] = setting(
+        list,
+        "Distiller added to the loss: logits, cwd, fused, or a plugin's (repeatable).",
+        panel=DISTILLATION,
+    )
+    distill_opts: dict[str, Any] = setting(
+        dict,
+        "Distiller option NAME.KEY=VALUE, e.g. logits.temperature=2 (repeatable).",
+        panel=DISTILLATION,
+        flag="--distill-opt",
+    )
+    distill_weight: float = setting(
+        1.0,
+        "Weight of the distillation loss(es) added to the run's loss.",
+        panel=DISTILLATION,
+        low=0,
     )
     # -- validation and evaluation --------------------------------------------------
     val_every: int = setting(
@@ -359,6 +377,9 @@ class RunConfig:
             data["dataset"] += ":" + (root.name or root.resolve().name)
         if amp_mode is not None:
             data["amp"] = amp_mode
+        if self.teacher:
+            # The teacher counts by what it computed, not by where its folder lies.
+            data["teacher"] = teacher_hash(self.teacher)
         for name, default in _HASHED_UNLESS_DEFAULT.items():
             if data.get(name) == default:
                 del data[name]
@@ -369,6 +390,7 @@ class RunConfig:
         """Check values that need no plugin: one clear error per bad option."""
         if self.fusion == NONE and self.seg == NONE:
             raise ConfigError("--fusion none and --seg none leave nothing to run")
+        validate_distillation(self.teacher, self.distill, self.distill_opts, self.distill_weight)
         for name, what in _SEG_ONLY.items():
             if getattr(self, name) != NONE and not self.has_seg:
                 raise ConfigError(
@@ -392,95 +414,11 @@ _SEG_ONLY = {
 }
 #: Settings added after reference leaderboards were published: at their default they are
 #: left out of the hash, so the runs recorded before them keep their hashes.
-_HASHED_UNLESS_DEFAULT = {"postprocess": "none", "tta": "none"}
-
-
-def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfig:
-    """Overlay ``values`` (from a file or the command line) on ``config``, checking names
-    and types. Tables of plugin parameters are merged key by key."""
-    for key, value in values.items():
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
-        if key == "trackers":
-            names = [value] if isinstance(value, str) else value
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ConfigError(f"{source}: trackers must be a list of tracker names")
-            config.trackers = list(dict.fromkeys(names))
-            continue
-        if key == "augment":
-            _apply_augment(config, value, source)
-            continue
-        if key == "augment_opts" and isinstance(value, Mapping):
-            value = nest_augment_options(value, source)
-        if key in _OPT_TABLES:
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {key} must be a table of parameters")
-            merge_tables(getattr(config, key), value)
-            continue
-        setattr(config, key, _coerce(key, value, source))
-    return config
-
-
-def _apply_augment(config: RunConfig, value: Any, source: str) -> None:
-    """``augment``: a list of transform names (``"flip,affine"`` or ``"none"`` as text),
-    which replaces the enabled transforms and drops the options of those turned off; or
-    a table ``{name: {option: value}}`` (``[augment]`` in a preset), which sets both."""
-    if isinstance(value, Mapping):
-        for name, opts in value.items():
-            if not isinstance(opts, Mapping):
-                raise ConfigError(f"{source}: augment.{name} must be a table of options")
-            if opts:
-                merge_tables(config.augment_opts.setdefault(name, {}), opts)
-        config.augment = list(value)
-        return
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise ConfigError(f"{source}: augment must be a list of transform names")
-    names = [n.strip() for item in value for n in item.split(",")]
-    config.augment = list(dict.fromkeys(n for n in names if n and n != NONE))
-    config.augment_opts = {k: v for k, v in config.augment_opts.items() if k in config.augment}
-
-
-def _coerce(key: str, value: Any, source: str) -> Any:
-    default = _FIELDS[key].default
-    if value is None or default is None:
-        return value
-    kind = type(default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{source}: {key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
-
-
-def resolve(
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    layers: Sequence[tuple[str, Mapping[str, Any]]] = (),
-) -> RunConfig:
-    """Build the run config: defaults < preset < config file < overrides < ``layers``.
-
-    ``layers`` are (source, values) pairs applied in order after the command line's
-    ``overrides``, each named by its source in errors (e.g. a sweep's grid file).
-    """
-    overrides = dict(overrides or {})
-    file_values = read_toml(config_file) if config_file else {}
-    name = preset or overrides.get("preset") or file_values.get("preset") or RunConfig.preset
-    config = RunConfig()
-    path = preset_path(name)
-    apply(config, read_toml(path), str(path))
-    config.preset = name
-    if config_file:
-        apply(config, file_values, str(config_file))
-        config.config_file = str(config_file)
-    apply(config, overrides, "command line")
-    for source, values in layers:
-        apply(config, values, source)
-    config.validate()
-    return config
+_HASHED_UNLESS_DEFAULT: dict[str, Any] = {
+    "postprocess": "none",
+    "tta": "none",
+    "teacher": None,
+    "distill": [],
+    "distill_opts": {},
+    "distill_weight": 1.0,
+}

@@ -91,7 +91,7 @@ class Grid:
     def layers(self, combo: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """The overrides of one combination as (source, values) pairs, in the order they
         apply: the base settings, then the combination's values, each grouped by where
-        it came from (:attr:`sources`), for :func:`benchbox.config.run.resolve`."""
+        it came from (:attr:`sources`), for :func:`benchbox.config.layers.resolve`."""
         grouped: dict[str, dict[str, Any]] = {}
         for key, value in combo.items():
             _set_path(grouped.setdefault(self.sources.get(key, COMMAND_LINE), {}), key, value)
@@ -120,7 +120,9 @@ def _set_path(target: dict[str, Any], key: str, value: Any) -> None:
 
 
 _SETTINGS = {f for f in RunConfig.__dataclass_fields__}
-_TABLES = ("fusion_opts", "seg_opts", "loss_opts", "fusion_loss_opts", "data_opts")
+#: The parameter tables: every ``*_opts`` setting (``augment_opts`` and ``distill_opts`` are
+#: keyed by component, ``distill_opts.logits.temperature``).
+_TABLES = tuple(f for f in RunConfig.__dataclass_fields__ if f.endswith("_opts"))
 
 
 def check_axis_name(name: str, source: str) -> None:

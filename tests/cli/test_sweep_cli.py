@@ -20,6 +20,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.integration
 def test_dry_run_lists_the_product(tmp_path, capsys):
     code = main(
         ["sweep", "--fusion", "mean,dual", "--seed", "0,1,2", "--dry-run", "-o", str(tmp_path)]
@@ -30,6 +31,7 @@ def test_dry_run_lists_the_product(tmp_path, capsys):
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -60,6 +62,7 @@ def _sweep(tmp_path, *args, **kwargs):
     )
 
 
+@pytest.mark.integration
 def test_ctrl_c_stops_the_sweep_and_the_same_command_resumes(tmp_path):
     # Enough steps (300) that the first run is still training when Ctrl-C comes.
     args = ["--fusion", "dual", "--seed", "0,1", "--name", "s", "--jobs", "1", "--epochs", "3"]
@@ -110,6 +113,7 @@ def _running(tmp_path, deadline_s=240):
     raise AssertionError("no run started")
 
 
+@pytest.mark.integration
 def test_a_killed_driver_takes_its_worker_along(tmp_path):
     """kill -9 of the driver (or the OOM killer): its running worker ends too (SIGTERM,
     taken as Ctrl-C), instead of finishing on its own and appending a row the next
@@ -133,6 +137,7 @@ def test_a_killed_driver_takes_its_worker_along(tmp_path):
     assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
 
 
+@pytest.mark.integration
 def test_an_unreachable_ray_address_is_one_line_not_a_hang(tmp_path):
     pytest.importorskip("ray")
     import socket

@@ -30,7 +30,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _by_hand(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The run's models rebuilt without benchbox.deploy.restore: an independent reference."""
+    """The run's models rebuilt without benchbox.engine.restore: an independent reference."""
     state = rundir.load_checkpoint(run_dir / "checkpoint.pt")
     fusion = get_fusion("dual", width=4, depth=2)
     segmenter = get_segmenter("attunet", 1, 2, width=4, depth=2)

@@ -20,6 +20,7 @@ TINY = tiny_run_settings(
 )
 
 
+@pytest.mark.integration
 def test_plan_resolves_each_combination_like_benchbox_run(tmp_path):
     grid = Grid(base={"epochs": 2}, axes={"fusion": ["mean", "dual"], "seed": [0, 1]})
     runs = plan_runs(grid, overrides={**TINY, "out": str(tmp_path)})

@@ -19,6 +19,9 @@ from benchbox_plugins.executors.local import LocalExecutor
 
 from .test_driver import TINY
 
+#: Every test here runs real workers (processes, forkservers, a local Ray).
+pytestmark = pytest.mark.integration
+
 
 def test_local_executor_runs_each_run_in_its_process_and_survives_a_failing_one(tmp_path):
     grid = Grid(axes={"dataset": ["synthetic", "pairs:/no/such/folder"], "seed": [0]})

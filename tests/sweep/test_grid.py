@@ -110,3 +110,10 @@ def test_a_bad_value_from_the_grid_file_names_the_file(tmp_path):
     path.write_text("[axes]\nseed = [0]\nepochs = [1]\n")
     merged = merge_grids(read_grid(path), {"seed": [1]})
     assert merged.sources == {"epochs": f"grid file {path}"}
+
+
+def test_component_keyed_tables_take_a_dotted_path_too():
+    from benchbox.sweep.grid import check_axis_name
+
+    check_axis_name("distill_opts.logits.temperature", "grid")
+    check_axis_name("augment_opts.affine.degrees", "grid")

@@ -10,6 +10,7 @@ from benchbox.sweep.ledger import plan, read_ledger
 RUNS = [("aaa", {"seed": 0}), ("bbb", {"seed": 1}), ("ccc", {"seed": 2})]
 
 
+@pytest.mark.integration
 def test_new_sweep_queues_every_run(tmp_path):
     ledger, todo = plan(tmp_path / "ledger.csv", RUNS)
     assert [e.config_hash for e in todo] == ["aaa", "bbb", "ccc"]

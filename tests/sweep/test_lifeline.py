@@ -55,6 +55,7 @@ def _gone(pid: int, within: float) -> bool:
     return False
 
 
+@pytest.mark.integration
 def test_a_worker_ends_with_its_parent_owner():
     owner = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
     try:
@@ -69,6 +70,7 @@ def test_a_worker_ends_with_its_parent_owner():
             os.kill(child, signal.SIGKILL)
 
 
+@pytest.mark.integration
 def test_a_worker_ends_with_an_owner_that_is_not_its_parent():
     """A worker forked by a forkserver is not its owner's child: the watch notices."""
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -92,6 +94,7 @@ def test_a_worker_ends_with_an_owner_that_is_not_its_parent():
         child.kill()
 
 
+@pytest.mark.integration
 def test_an_owner_already_gone_ends_the_worker_at_once():
     owner = subprocess.Popen([sys.executable, "-c", "pass"])
     owner.wait()

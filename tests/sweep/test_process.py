@@ -62,6 +62,7 @@ def _in_thread(target):
     return thread, result
 
 
+@pytest.mark.integration
 def test_a_killed_worker_is_a_failed_run_and_its_folder_says_so(tmp_path, server):
     """SIGKILL (the out-of-memory killer's signal) leaves no outcome: the run is failed
     with the signal, in the outcome and in its run folder (which said running)."""
@@ -78,6 +79,7 @@ def test_a_killed_worker_is_a_failed_run_and_its_folder_says_so(tmp_path, server
     assert recorded["status"] == "failed" and "SIGKILL" in recorded["error"]
 
 
+@pytest.mark.integration
 def test_stop_interrupts_the_run_which_marks_its_folder(tmp_path, server):
     job = _job(tmp_path, **LONG)
     stop = threading.Event()
@@ -92,6 +94,7 @@ def test_stop_interrupts_the_run_which_marks_its_folder(tmp_path, server):
     assert read_status(status)["status"] == "interrupted"
 
 
+@pytest.mark.integration
 def test_a_forked_run_completes_with_its_own_thread_count_and_environment(
     tmp_path, server, monkeypatch
 ):
@@ -108,6 +111,7 @@ def test_a_forked_run_completes_with_its_own_thread_count_and_environment(
     assert record["torch_threads"] == 1
 
 
+@pytest.mark.integration
 def test_a_job_run_twice_is_refused(tmp_path, server):
     """A job's run id names its folder: a retried task cannot add a second row."""
     job = _job(tmp_path, seg="none", epochs=1)
@@ -118,6 +122,7 @@ def test_a_job_run_twice_is_refused(tmp_path, server):
     assert len(rows) == 2  # the header and one row
 
 
+@pytest.mark.integration
 def test_a_fresh_process_worker_killed_is_failed_with_the_signal(tmp_path, monkeypatch):
     monkeypatch.setattr(
         process,
@@ -130,6 +135,7 @@ def test_a_fresh_process_worker_killed_is_failed_with_the_signal(tmp_path, monke
     assert "killed by signal 9 (SIGKILL)" in outcome.error
 
 
+@pytest.mark.integration
 def test_a_fresh_process_worker_is_stopped_with_sigint(monkeypatch):
     script = (
         "import sys, time, json, signal\n"
@@ -150,6 +156,7 @@ def test_a_fresh_process_worker_is_stopped_with_sigint(monkeypatch):
     assert time.monotonic() - t0 < 10
 
 
+@pytest.mark.integration
 def test_a_run_whose_forkserver_dies_is_failed_and_ends_too(tmp_path):
     job = _job(tmp_path, **LONG)
     with ForkServer() as own:
@@ -170,6 +177,7 @@ def test_a_run_whose_forkserver_dies_is_failed_and_ends_too(tmp_path):
             time.sleep(0.1)
 
 
+@pytest.mark.integration
 def test_a_fresh_process_runs_a_job_as_the_forkserver_does(tmp_path):
     job = _job(tmp_path, seg="none", epochs=1)
     outcome = process.run_worker(job, threading.Event(), start="process")
@@ -177,6 +185,7 @@ def test_a_fresh_process_runs_a_job_as_the_forkserver_does(tmp_path):
     assert read_status(tmp_path / "runs" / job.run_id / "status.json")["status"] == "completed"
 
 
+@pytest.mark.integration
 def test_the_forkserver_preload_leaves_cuda_alone():
     """A child can use a GPU only if the server never initialised CUDA before forking:
     the preload imports modules and asks nothing of CUDA."""
@@ -191,6 +200,7 @@ def test_the_forkserver_preload_leaves_cuda_alone():
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_a_dead_forkserver_is_a_failed_run_not_a_hang(tmp_path):
     job = _job(tmp_path, seg="none", epochs=1)
     with ForkServer() as dead:
