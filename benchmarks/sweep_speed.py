@@ -98,17 +98,23 @@ def sweep_args(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
-def time_sweep(args: argparse.Namespace, jobs: int, start: str) -> float:
-    """Wall seconds of one ``benchbox sweep``; raises if a run failed."""
+def time_sweep(args: argparse.Namespace, jobs: int, start: str) -> tuple[float, float]:
+    """Wall seconds of one ``benchbox sweep``, and the CPU seconds of its process tree
+    (every process of it is waited for by its parent); raises if a run failed."""
+    import resource
+
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "benchbox", "sweep", *sweep_args(args), "--jobs", str(jobs)]
         cmd += ["--executor-opt", f"start={start}", "-o", out]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", check=False)
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise SystemExit(f"sweep --jobs {jobs} failed:\n{proc.stdout[-2000:]}{proc.stderr}")
-    return wall
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 class _Events:
@@ -255,12 +261,15 @@ def main() -> None:
     load_before = [round(v, 2) for v in os.getloadavg()]
     begin = machine_cpu()
     walls: dict[str, dict[int, list[float]]] = {s: {1: [], 2: []} for s in starts}
+    cpus: dict[str, dict[int, list[float]]] = {s: {1: [], 2: []} for s in starts}
     for r in range(args.repeats):
         order = [(s, j) for s in starts for j in (1, 2)]
         for start, jobs in order if r % 2 == 0 else order[::-1]:
-            walls[start][jobs].append(time_sweep(args, jobs, start))
+            wall, cpu = time_sweep(args, jobs, start)
+            walls[start][jobs].append(wall)
+            cpus[start][jobs].append(cpu)
             print(
-                f"sweep {r + 1}: {start} --jobs {jobs} {walls[start][jobs][-1]:.1f} s", flush=True
+                f"sweep {r + 1}: {start} --jobs {jobs} {wall:.1f} s (CPU {cpu:.1f} s)", flush=True
             )
     speedups = {s: statistics.median(walls[s][1]) / statistics.median(walls[s][2]) for s in starts}
     overhead: dict[str, list[dict[str, float]]] = {}
@@ -285,6 +294,7 @@ def main() -> None:
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "other_processes_cores": round(others, 2),
         "sweep_wall_s": {s: {f"jobs{k}": v for k, v in w.items()} for s, w in walls.items()},
+        "sweep_cpu_s": {s: {f"jobs{k}": v for k, v in w.items()} for s, w in cpus.items()},
         "speedup_jobs2_over_jobs1": speedups,
         "local_per_run": overhead,
         "ray": ray,
@@ -328,7 +338,9 @@ excluded): the machine was shared, and every figure below carries that noise.
 `{report["sweep_command"]} --executor-opt start=S`, each sweep a fresh process and
 output folder, in ABBA order (one session, one machine). `forkserver` (the default)
 forks each run from a server that imported torch and benchbox once per sweep;
-`process` starts a fresh Python per run (the executor before issue 26).
+`process` starts a fresh Python per run (the executor before issue 26). Wall seconds,
+and in brackets the CPU seconds of the sweep's whole process tree (what the work cost,
+whatever else ran on the machine).
 
 | repeat | """
         + " | ".join(f"{st} `--jobs {j}` (s)" for st in starts for j in (1, 2))
@@ -336,8 +348,13 @@ forks each run from a server that imported torch and benchbox once per sweep;
     )
     text += "|---|" + "---|" * (2 * len(starts)) + "\n"
     walls = report["sweep_wall_s"]
+    cpus = report["sweep_cpu_s"]
     for i in range(s["repeats"]):
-        cells = [f"{walls[st][f'jobs{j}'][i]:.1f}" for st in starts for j in (1, 2)]
+        cells = [
+            f"{walls[st][f'jobs{j}'][i]:.1f} (CPU {cpus[st][f'jobs{j}'][i]:.0f})"
+            for st in starts
+            for j in (1, 2)
+        ]
         text += f"| {i + 1} | " + " | ".join(cells) + " |\n"
     text += "\nSpeed-up, ratio of the medians: " + ", ".join(
         f"{st} **{v:.2f}x**" for st, v in report["speedup_jobs2_over_jobs1"].items()
