@@ -12,8 +12,8 @@ and dataset readers they register; a test keeps it so).
   :func:`scalar_metrics`, and the local weights loaders :func:`load_weights`,
   :func:`read_state_dict`, :func:`apply_state_dict`;
 * looking components up: ``get_<kind>(name, ...)`` builds one, ``list_<kinds>(pattern)``
-  lists the registered entries, for the 9 kinds (fusion, segmenter, loss, dataset,
-  metric, executor, tracker, transform, region); an unknown name raises that kind's
+  lists the registered entries, for the 10 kinds (fusion, segmenter, loss, dataset,
+  metric, executor, tracker, transform, region, distiller); an unknown name raises that kind's
   ``Unknown*Error`` with the closest names;
 * the errors a user can cause (:class:`BenchboxError` and its children).
 
@@ -38,6 +38,7 @@ from benchbox.errors import (
     TrainingDivergedError,
     UnknownComponentError,
     UnknownDatasetError,
+    UnknownDistillerError,
     UnknownExecutorError,
     UnknownFusionError,
     UnknownKindError,
@@ -57,7 +58,14 @@ if TYPE_CHECKING:
     from benchbox.hooks.registry import Entry, Registry
     from benchbox.metrics.summary import scalar_metrics
     from benchbox.records.weights import SHOW, apply_state_dict, load_weights, read_state_dict
-    from benchbox.sweep.executor import Events, Job, Outcome, run_worker
+    from benchbox.sweep.executor import (
+        Events,
+        ForkServer,
+        Job,
+        Outcome,
+        resolve_start,
+        run_worker,
+    )
 
 __version__ = "0.1.0"
 
@@ -75,6 +83,8 @@ _LAZY = {
     "Events": "benchbox.sweep.executor",
     "Job": "benchbox.sweep.executor",
     "Outcome": "benchbox.sweep.executor",
+    "ForkServer": "benchbox.sweep.executor",
+    "resolve_start": "benchbox.sweep.executor",
     "run_worker": "benchbox.sweep.executor",
 }
 
@@ -86,6 +96,7 @@ __all__ = [
     "DuplicatePluginError",
     "Entry",
     "Events",
+    "ForkServer",
     "Job",
     "MetricInputError",
     "Outcome",
@@ -98,6 +109,7 @@ __all__ = [
     "TrainingDivergedError",
     "UnknownComponentError",
     "UnknownDatasetError",
+    "UnknownDistillerError",
     "UnknownExecutorError",
     "UnknownFusionError",
     "UnknownKindError",
@@ -113,6 +125,7 @@ __all__ = [
     "apply_state_dict",
     "flat_params",
     "get_dataset",
+    "get_distiller",
     "get_executor",
     "get_fusion",
     "get_loss",
@@ -123,6 +136,7 @@ __all__ = [
     "get_transform",
     "hookimpl",
     "list_datasets",
+    "list_distillers",
     "list_executors",
     "list_fusions",
     "list_losses",
@@ -133,6 +147,7 @@ __all__ = [
     "list_transforms",
     "load_weights",
     "read_state_dict",
+    "resolve_start",
     "run_worker",
     "scalar_metrics",
 ]
@@ -207,6 +222,11 @@ def get_region(name: str) -> dict[str, tuple[int, ...]]:
     return dict(_registry().get("region", name).build())
 
 
+def get_distiller(name: str, **params: Any) -> Any:
+    """Build the distiller registered as ``name`` (``torch.nn.Module``: ``logits``, ``cwd``)."""
+    return _registry().get("distiller", name).build(**params)
+
+
 def list_fusions(pattern: str = "*") -> list[Entry]:
     """Registered fusion models whose name matches the glob ``pattern``."""
     return _registry().list("fusion", pattern)
@@ -250,3 +270,8 @@ def list_transforms(pattern: str = "*") -> list[Entry]:
 def list_regions(pattern: str = "*") -> list[Entry]:
     """Registered region presets whose name matches the glob ``pattern``."""
     return _registry().list("region", pattern)
+
+
+def list_distillers(pattern: str = "*") -> list[Entry]:
+    """Registered distillers (knowledge distillation losses) matching the glob ``pattern``."""
+    return _registry().list("distiller", pattern)

@@ -123,6 +123,10 @@ class UnknownRegionError(UnknownComponentError):
     kind = "region"
 
 
+class UnknownDistillerError(UnknownComponentError):
+    kind = "distiller"
+
+
 class ConfigError(BenchboxError):
     """An invalid option, parameter or config file value."""
 

@@ -269,12 +269,15 @@ def register_executors(register: Register) -> None:
     ``factory(**params)`` returns an object with an ``int`` attribute ``slots`` (runs
     that may run at once, for the live table's ETA) and a method
     ``run(jobs, events, stop)``: start every :class:`benchbox.sweep.executor.Job`, each
-    in a process of its own (:func:`benchbox.sweep.executor.run_worker` does that for
-    one job), call ``events.started(job)`` and ``events.ended(job, outcome)`` for each,
-    and return when all have ended; when the ``threading.Event`` ``stop`` is set, stop
-    the running jobs with SIGINT and report them ``interrupted``. Parameters come from
-    ``--executor-opt key=value``. Built-ins: ``local`` (``jobs``, ``threads``) and
-    ``ray`` (``address``, ``num_cpus``, ``cpus_per_run``, ``gpus_per_run``).
+    in a process of its own that ends with the executor's
+    (:func:`benchbox.sweep.executor.run_worker` does that for one job), at most once
+    (never retried behind the driver's back: the job's ``run_id`` names its run
+    folder), call ``events.started(job)`` and
+    ``events.ended(job, outcome)`` for each, and return when all have ended; when the
+    ``threading.Event`` ``stop`` is set, stop the running jobs with SIGINT and report
+    them ``interrupted``. Parameters come from ``--executor-opt key=value``. Built-ins:
+    ``local`` (``jobs``, ``threads``, ``start``) and ``ray`` (``address``, ``num_cpus``,
+    ``cpus_per_run``, ``gpus_per_run``, ``connect_timeout``, ``start``).
     """
 
 
@@ -316,6 +319,30 @@ def register_transforms(register: Register) -> None:
       (nearest-neighbour for the mask, so labels are never blended);
     * ``"intensity"``: changes values only, drawn independently per source; the mask is
       returned unchanged.
+    """
+
+
+@hookspec
+def register_distillers(register: Register) -> None:
+    """Register distillers: losses that train a student run against a teacher run.
+
+    ``benchbox run --teacher RUN_DIR --distill NAME`` restores the finished run
+    ``RUN_DIR`` (frozen, in eval mode) and adds ``--distill-weight`` times the sum of the
+    distillers' values to the loss of the run's main training stage.
+
+    ``factory(**params)`` returns a ``torch.nn.Module`` whose ``forward(student,
+    teacher)`` returns a scalar tensor, finite for finite inputs, ``0`` when the two
+    outputs are identical. ``student`` and ``teacher`` are dicts holding, for the same
+    batch of sources, ``"logits"`` (segmentation logits ``(B, K, H, W)``, unnormalised;
+    ``K == 1`` is a sigmoid output) and/or ``"fused"`` (the fused image
+    ``(B, 1, H, W)`` in ``[0, 1]``), whichever the pipelines produce. The loss must be
+    differentiable in the student's tensors and must not propagate a gradient into the
+    teacher's (detach them: the teacher is never trained). Parameters from
+    ``--distill-opt NAME.KEY=VALUE``; a ``temperature`` and a ``weight`` are customary.
+
+    ``info["task"]`` is required and says which output the distiller compares:
+    ``"segmentation"`` (``logits``: both runs need a segmenter with the same classes) or
+    ``"fusion"`` (``fused``: both need a fusion model, the student's trainable).
     """
 
 

@@ -5,7 +5,7 @@
 
 For each finished run folder (e.g. the runs of ``configs/sweeps/brats2015.toml`` and
 ``claims-brats.toml``), the selected checkpoint is loaded
-(:func:`benchbox.deploy.restore.load_run`),
+(:func:`benchbox.engine.restore.load_run`),
 its training dataset reopened with the recorded parameters, and the **validation** split
 scored twice with :func:`benchbox.engine.selection.validate`, the function that selected the
 checkpoint: raw labels, and each class reduced to its largest connected component

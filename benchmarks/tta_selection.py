@@ -5,7 +5,7 @@
 
 For each finished run folder (e.g. the runs of ``configs/sweeps/brats2015.toml`` and
 ``claims-brats-96.toml``), the selected checkpoint is loaded
-(:func:`benchbox.deploy.restore.load_run`), its training dataset reopened with the recorded
+(:func:`benchbox.engine.restore.load_run`), its training dataset reopened with the recorded
 parameters, and the **validation** split scored by :func:`benchbox.engine.selection.validate`
 twice: one pass per slice, and the 4 mirrored passes of ``--tta flip``
 (:mod:`benchbox.engine.tta`), both with the run's own post-processing. Since ``--tta`` does

@@ -2,7 +2,7 @@
 
 Shared by ``postprocess_selection.py`` (raw labels or the largest component) and
 ``tta_selection.py`` (one pass or ``--tta flip``): each run's selected checkpoint is
-loaded (:func:`benchbox.deploy.restore.load_run`), its training dataset reopened with the
+loaded (:func:`benchbox.engine.restore.load_run`), its training dataset reopened with the
 recorded parameters, and the **validation** split scored by
 :func:`benchbox.engine.selection.validate`, the function that selected the checkpoint. The test
 split is not opened. A script builds one row per run with :func:`val_scores` and
@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from scipy.stats import wilcoxon
 
-from benchbox.deploy.restore import load_run, open_training_dataset
 from benchbox.engine.device import resolve_amp
 from benchbox.engine.inference import Predictor
+from benchbox.engine.restore import load_run, open_training_dataset
 from benchbox.engine.selection import validate
 
 METRICS = ("dice", "hd95")

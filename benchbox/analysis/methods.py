@@ -51,6 +51,7 @@ SETUP_COLUMNS = (
     "fusion_loss",
     "postprocess",
     "tta",
+    "distill",
     "amp",
 )
 

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchbox import errors
-from benchbox.config.run import RunConfig, apply, resolve
+from benchbox.config.layers import apply, resolve
+from benchbox.config.run import RunConfig
 from benchbox.config.settings import check_settings, setting
 from benchbox.config.volumes import format_triple
 from benchbox.engine.memory import PeakMemory

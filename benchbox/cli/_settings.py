@@ -7,7 +7,7 @@ Typer options (``--x/--no-x`` for a flag, a repeatable ``--fusion-opt key=value`
 table of parameters, a choice list for a setting with ``choices``) and
 :func:`given_settings` turns what was given back into config values. Every option
 defaults to "not given" (``None``), so the precedence of
-:func:`benchbox.config.run.resolve` holds: defaults < preset < ``--config`` < options.
+:func:`benchbox.config.layers.resolve` holds: defaults < preset < ``--config`` < options.
 """
 
 from __future__ import annotations

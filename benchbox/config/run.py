@@ -16,11 +16,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from benchbox.config.files import read_toml
-from benchbox.config.overlay import NONE, apply
-from benchbox.config.presets import preset_path
+from benchbox.config.distill import (
+    teacher_hash,
+    validate_distillation,
+)
 from benchbox.config.settings import (
     DATA,
+    DISTILLATION,
     EVALUATION,
     HARDWARE,
     MODELS,
@@ -30,11 +32,6 @@ from benchbox.config.settings import (
     setting,
     setting_of,
 )
-
-# Re-exported for code written before the option parsers moved to benchbox.config.settings.
-from benchbox.config.settings import parse_augment_options as parse_augment_options
-from benchbox.config.settings import parse_options as parse_options
-from benchbox.config.settings import parse_value as parse_value
 from benchbox.config.volumes import parse_triple
 from benchbox.errors import ConfigError
 
@@ -45,8 +42,6 @@ __all__ = [
     "TTA_MODES",
     "Amp",
     "RunConfig",
-    "apply",
-    "resolve",
 ]
 
 
@@ -60,6 +55,7 @@ class Amp(str, Enum):
 
 
 AMP_MODES = tuple(mode.value for mode in Amp)
+NONE = "none"
 #: The values of ``--postprocess`` (applied by :mod:`benchbox.engine.postprocess`).
 POSTPROCESS_MODES = ("none", "largest", "auto")
 #: The values of ``--tta`` (applied by :mod:`benchbox.engine.tta`).
@@ -212,6 +208,29 @@ class RunConfig:
         "Transform option NAME.KEY=VALUE, e.g. affine.degrees=15 (repeatable).",
         flag="--augment-opt",
         bench=True,
+    )
+    # -- distillation (benchbox.config.distill, benchbox.engine.distill) -------------
+    teacher: str | None = setting(
+        None,
+        "A finished run whose frozen models teach: runs/<id>, or hash:<its config hash>.",
+        panel=DISTILLATION,
+    )
+    distill: list[str] = setting(
+        list,
+        "Distiller added to the loss: logits, cwd, fused, or a plugin's (repeatable).",
+        panel=DISTILLATION,
+    )
+    distill_opts: dict[str, Any] = setting(
+        dict,
+        "Distiller option NAME.KEY=VALUE, e.g. logits.temperature=2 (repeatable).",
+        panel=DISTILLATION,
+        flag="--distill-opt",
+    )
+    distill_weight: float = setting(
+        1.0,
+        "Weight of the distillation loss(es) added to the run's loss.",
+        panel=DISTILLATION,
+        low=0,
     )
     # -- validation and evaluation --------------------------------------------------
     val_every: int = setting(
@@ -408,6 +427,9 @@ class RunConfig:
             data["dataset"] += ":" + (root.name or root.resolve().name)
         if amp_mode is not None:
             data["amp"] = amp_mode
+        if self.teacher:
+            # The teacher counts by what it computed, not by where its folder lies.
+            data["teacher"] = teacher_hash(self.teacher)
         for name, default in _HASHED_UNLESS_DEFAULT.items():
             if data.get(name) == default:
                 del data[name]
@@ -418,6 +440,7 @@ class RunConfig:
         """Check values that need no plugin: one clear error per bad option."""
         if self.fusion == NONE and self.seg == NONE:
             raise ConfigError("--fusion none and --seg none leave nothing to run")
+        validate_distillation(self.teacher, self.distill, self.distill_opts, self.distill_weight)
         for name, what in _SEG_ONLY.items():
             if getattr(self, name) != NONE and not self.has_seg:
                 raise ConfigError(
@@ -432,6 +455,9 @@ class RunConfig:
             raise ConfigError("epochs must be >= 1 to train a segmenter")
 
 
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+#: The settings that are tables of plugin parameters (``--fusion-opt key=value``).
+_OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
 #: Settings left out of the config hash (see :attr:`Setting.hashed`).
 _NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
 #: Settings that act on a segmenter's output (void with ``--seg none``), and what they do.
@@ -441,9 +467,13 @@ _SEG_ONLY = {
 }
 #: Settings added after reference leaderboards were published: at their default they are
 #: left out of the hash, so the runs recorded before them keep their hashes.
-_HASHED_UNLESS_DEFAULT = {
+_HASHED_UNLESS_DEFAULT: dict[str, Any] = {
     "postprocess": "none",
     "tta": "none",
+    "teacher": None,
+    "distill": [],
+    "distill_opts": {},
+    "distill_weight": 1.0,
     "patch_size": "",
     "spacing": "",
     "oversample": 0.33,
@@ -451,24 +481,3 @@ _HASHED_UNLESS_DEFAULT = {
     "overlap": 0.5,
     "sw_batch_size": 2,
 }
-
-
-def resolve(
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> RunConfig:
-    """Build the run config: defaults < preset < config file < overrides."""
-    overrides = dict(overrides or {})
-    file_values = read_toml(config_file) if config_file else {}
-    name = preset or overrides.get("preset") or file_values.get("preset") or RunConfig.preset
-    config = RunConfig()
-    path = preset_path(name)
-    apply(config, read_toml(path), str(path))
-    config.preset = name
-    if config_file:
-        apply(config, file_values, str(config_file))
-        config.config_file = str(config_file)
-    apply(config, overrides, "command line")
-    config.validate()
-    return config

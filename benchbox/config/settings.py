@@ -42,11 +42,12 @@ __all__ = [
 ]
 
 # Help panels of `benchbox run --help`, in the order they are shown.
-MODELS, DATA, VOLUMES, TRAINING, EVALUATION, HARDWARE, OUTPUT = (
+MODELS, DATA, VOLUMES, TRAINING, DISTILLATION, EVALUATION, HARDWARE, OUTPUT = (
     "Models",
     "Data",
     "3D volumes",
     "Training",
+    "Distillation",
     "Evaluation",
     "Hardware",
     "Files and configs",
@@ -179,9 +180,15 @@ def parse_augment_options(items: list[str] | None) -> dict[str, Any]:
     return nest_augment_options(parse_options(items, "--augment-opt"), "--augment-opt")
 
 
-def nest_augment_options(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+def nest_augment_options(
+    values: Mapping[str, Any], source: str, setting: str = "augment_opts"
+) -> dict[str, Any]:
     """``{"affine.degrees": 15}`` (the command line) as ``{"affine": {"degrees": 15}}``;
-    a nested table (a config file's ``[augment_opts.affine]``) is kept as it is."""
+    a nested table (a config file's ``[augment_opts.affine]``) is kept as it is.
+
+    ``setting`` names the table for errors: ``augment_opts`` (``--augment-opt``) or
+    ``distill_opts`` (``--distill-opt``), both keyed by component name.
+    """
     result: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, Mapping):
@@ -189,12 +196,38 @@ def nest_augment_options(values: Mapping[str, Any], source: str) -> dict[str, An
             continue
         name, dot, option = key.partition(".")
         if not dot or not name or not option:
+            flag = "--" + setting.removesuffix("s").replace("_", "-")
+            what, example = (
+                ("TRANSFORM", "affine.degrees=15")
+                if setting == "augment_opts"
+                else ("DISTILLER", "logits.temperature=2")
+            )
             raise ConfigError(
-                f"{source}: augment_opts (--augment-opt) takes TRANSFORM.OPTION=VALUE "
-                f"(affine.degrees=15), got {key!r}"
+                f"{source}: {setting} ({flag}) takes {what}.OPTION=VALUE ({example}), got {key!r}"
             )
         result.setdefault(name, {})[option] = value
     return result
+
+
+def apply_augment(config: Any, value: Any, source: str) -> None:
+    """``augment``: a list of transform names (``"flip,affine"`` or ``"none"`` as text),
+    which replaces the enabled transforms and drops the options of those turned off; or
+    a table ``{name: {option: value}}`` (``[augment]`` in a preset), which sets both."""
+    if isinstance(value, Mapping):
+        for name, opts in value.items():
+            if not isinstance(opts, Mapping):
+                raise ConfigError(f"{source}: augment.{name} must be a table of options")
+            if opts:
+                merge_tables(config.augment_opts.setdefault(name, {}), opts)
+        config.augment = list(value)
+        return
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise ConfigError(f"{source}: augment must be a list of transform names")
+    names = [n.strip() for item in value for n in item.split(",")]
+    config.augment = list(dict.fromkeys(n for n in names if n and n != "none"))
+    config.augment_opts = {k: v for k, v in config.augment_opts.items() if k in config.augment}
 
 
 def merge_tables(target: dict[str, Any], values: Mapping[str, Any]) -> None:

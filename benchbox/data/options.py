@@ -213,3 +213,16 @@ def resolve_options(
     for name, option in OPTIONS.items():
         out[name] = option.parse(merged[name], name)
     return out
+
+
+def check_declared(factory: Any, given: Mapping[str, Any]) -> None:
+    """Check the values of ``given`` that a dataset factory declares, before it is built.
+
+    A factory declares its options' checks in a ``declared_options`` attribute
+    (name -> :class:`DatasetOption`, e.g. :class:`benchbox.data.synthetic.SyntheticDataset`);
+    a bad value is a :class:`ConfigError` naming the option as the user gave it.
+    """
+    declared = getattr(factory, "declared_options", None) or {}
+    for key, value in given.items():
+        if key in declared and value is not None:
+            declared[key].parse(value, key)

@@ -253,7 +253,7 @@ def export_run(
     """
     import torch
 
-    from benchbox.deploy.restore import load_run, open_training_dataset
+    from benchbox.engine.restore import load_run, open_training_dataset
     from benchbox.engine.timing import compare_speed
 
     log = log or (lambda _m: None)

@@ -1,6 +1,6 @@
 """``benchbox predict`` as a library call: apply a trained run to new images, write files.
 
-The run's models are rebuilt from its folder (:mod:`benchbox.deploy.restore`), the inputs are
+The run's models are rebuilt from its folder (:mod:`benchbox.engine.restore`), the inputs are
 opened with the run's preprocessing (:mod:`benchbox.data.inputs`) and predicted by
 :func:`benchbox.engine.inference.predict_split`, the module ``benchbox run`` evaluates with, so a
 prediction here equals the one evaluation scored. Written under ``out``:
@@ -231,10 +231,10 @@ def predict_run(
     import torch
 
     from benchbox.data.inputs import PairInputs
-    from benchbox.deploy.restore import load_run
     from benchbox.engine.device import resolve_amp, resolve_device
     from benchbox.engine.inference import Predictor, predict_split
     from benchbox.engine.postprocess import postprocessor
+    from benchbox.engine.restore import load_run
     from benchbox.engine.windows import Windows
 
     dev = resolve_device(device)

@@ -4,7 +4,7 @@ Every command that uses a fusion model and a segmenter goes through this module:
 ``benchbox run`` (:mod:`benchbox.engine.prepare`, training in
 :mod:`benchbox.engine.schedule`, inference in :mod:`benchbox.engine.inference`), sweep
 planning, ``benchbox bench``, ``predict`` and ``export``
-(:mod:`benchbox.deploy.restore`, :mod:`benchbox.deploy.graphs`) and the model profile.
+(:mod:`benchbox.engine.restore`, :mod:`benchbox.deploy.graphs`) and the model profile.
 
 * :func:`check` is the pre-flight check of a whole config: every component name and
   every ``*_opts`` key and value, the losses' task, the metrics, ``--select``, the
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,12 +32,16 @@ from benchbox import errors
 from benchbox.config.run import RunConfig
 from benchbox.hooks.registry import Entry, Registry
 
+if TYPE_CHECKING:
+    from benchbox.engine.distill import Distillation
+
 __all__ = [
     "Models",
     "Pipeline",
     "build",
     "check",
     "dataset_kwargs",
+    "distillation_loss",
     "forward",
     "fusion_loss",
     "input_shape",
@@ -57,15 +61,20 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
     """Check a whole run config against the installed plugins; build nothing.
 
     Returns the entries of its components by role (``fusion``, ``segmenter``,
-    ``dataset``, ``loss``, ``fusion_loss``).
+    ``dataset``, ``loss``, ``fusion_loss``, and ``distiller:NAME`` for each
+    ``--distill``). A ``--teacher`` is read and checked here too
+    (:func:`benchbox.engine.distill.check_teacher`): that it finished, that its
+    checkpoint loads, that it has what the distillers compare and the same dataset.
 
     Raises:
         ConfigError: a bad value, option, loss task, ``--select`` or transform option.
         Unknown*Error: a name no plugin registered (with close matches).
         DuplicatePluginError: two plugins registered a name the run uses.
     """
+    from benchbox.data.options import check_declared
     from benchbox.engine.augment import check_transforms
     from benchbox.engine.dims import run_dims
+    from benchbox.engine.distill import check_teacher
     from benchbox.engine.selection import resolve_objective
     from benchbox.metrics.suite import metrics_for
 
@@ -84,7 +93,9 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
         entries["loss"] = _loss_entry(registry, config.loss, "segmentation", "--loss")
         entries["loss"].check_params(config.params("loss_opts"))
     entries["dataset"] = registry.get("dataset", config.dataset_name)
-    entries["dataset"].check_params(dataset_kwargs(entries["dataset"], config))
+    kwargs = dataset_kwargs(entries["dataset"], config)
+    entries["dataset"].check_params(kwargs)
+    check_declared(entries["dataset"].factory, kwargs)
     for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
         if used:
             metrics_for(task, registry)  # a duplicated metric name fails now
@@ -102,6 +113,7 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
             raise errors.ConfigError(f"{flag} given but {role} is none")
         if path and not Path(path).is_file():
             raise errors.ConfigError(f"{flag} {path}: no such file")
+    entries.update(check_teacher(config, registry))
     return entries
 
 
@@ -156,6 +168,9 @@ class Models:
         seg_loss: the segmentation loss (with a segmenter).
         fusion_loss: the fusion loss (with a fusion model that has parameters).
         entries: the registry entries of the components, by role.
+        distillation: the teacher and its distillers (``--teacher``), attached by
+            :func:`benchbox.engine.prepare.prepare`; ``None`` otherwise. The teacher's
+            models are not among :meth:`modules`: they are neither trained nor saved.
     """
 
     fusion: Any = None
@@ -163,6 +178,7 @@ class Models:
     seg_loss: Any = None
     fusion_loss: Any = None
     entries: dict[str, Entry] = field(default_factory=dict)
+    distillation: Distillation | None = None
 
     @property
     def fusion_trainable(self) -> bool:
@@ -181,7 +197,8 @@ class Models:
             "loss": self.seg_loss,
             "fusion_loss": self.fusion_loss,
         }
-        return [(self.entries[k], obj) for k, obj in built.items() if k in self.entries]
+        out = [(self.entries[k], obj) for k, obj in built.items() if k in self.entries]
+        return out + (self.distillation.distillers if self.distillation else [])
 
     def trainable(self, joint: bool = True) -> list[Any]:
         """The parameters a joint step trains: the segmenter's, and the fusion model's
@@ -189,6 +206,8 @@ class Models:
         params = list(self.segmenter.parameters()) if self.segmenter is not None else []
         if joint and self.fusion_trainable:
             params += list(self.fusion.parameters())
+        if self.distillation is not None:
+            params += self.distillation.parameters()
         return [p for p in params if p.requires_grad]
 
     def to(self, device: Any, channels_last: bool = False) -> Models:
@@ -235,7 +254,8 @@ def build(
     from benchbox.engine.dims import declared_dims, segmenter_context, slice_wise
     from benchbox.records.weights import load_weights
 
-    models = Models(entries={k: v for k, v in entries.items() if k != "dataset"})
+    roles = ("fusion", "segmenter", "loss", "fusion_loss")
+    models = Models(entries={k: v for k, v in entries.items() if k in roles})
     # The order (fusion, its loss, segmenter, its loss) is the order of the random draws
     # of initialisation: changing it changes every seeded run's numbers.
     if config.has_fusion:
@@ -316,7 +336,8 @@ def joint_loss(
 ) -> torch.Tensor:
     """The loss of one joint (or segmentation-only) training step on a batch on the
     device: the segmentation loss of the segmenter's logits, plus ``fusion_weight``
-    times the fusion loss of the fused image when the fusion model trains with it.
+    times the fusion loss of the fused image when the fusion model trains with it, plus
+    the distillation loss when the run has a teacher (:func:`distillation_loss`).
 
     ``nets`` are the ``(fusion, segmenter)`` modules to call, e.g. their DDP wrappers
     (default: the models themselves).
@@ -329,13 +350,36 @@ def joint_loss(
     if train_fusion and fusion_weight > 0 and models.fusion_loss is not None:
         assert fused is not None
         loss = loss + fusion_weight * _fusion_loss(models, fused, a, b)
+    if models.distillation is not None:
+        loss = loss + distillation_loss(models.distillation, fused, logits, a, b)
     return loss
 
 
-def fusion_loss(models: Models, batch: Mapping[str, torch.Tensor], net: Any = None) -> Any:
-    """The loss of one fusion (pre-)training step: the fusion loss of the fused image."""
+def distillation_loss(
+    d: Distillation, fused: torch.Tensor | None, logits: torch.Tensor | None, a: Any, b: Any
+) -> torch.Tensor:
+    """``--distill-weight`` times the distillers' sum, the student's outputs against the
+    teacher's on the same sources. The teacher runs the same pipeline forward, without
+    gradients; its time counts in the training step's."""
+    from benchbox.engine.distill import outputs
+
+    with torch.no_grad():
+        t_fused, t_logits = forward(d.fusion, d.segmenter, a, b)
+    result: torch.Tensor = d.loss(outputs(fused, logits), outputs(t_fused, t_logits))
+    return result
+
+
+def fusion_loss(
+    models: Models, batch: Mapping[str, torch.Tensor], net: Any = None, *, distill: bool = False
+) -> Any:
+    """The loss of one fusion (pre-)training step: the fusion loss of the fused image,
+    plus the distillation loss with ``distill`` (a fusion-only run's main stage)."""
     a, b = batch["a"], batch["b"]
-    return _fusion_loss(models, (net or models.fusion)(a, b), a, b)
+    fused = (net or models.fusion)(a, b)
+    loss = _fusion_loss(models, fused, a, b)
+    if distill and models.distillation is not None:
+        loss = loss + distillation_loss(models.distillation, fused, None, a, b)
+    return loss
 
 
 def _fusion_loss(models: Models, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> Any:

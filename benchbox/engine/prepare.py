@@ -9,12 +9,14 @@ the hook contracts. :mod:`benchbox.engine.runner` trains and records what this r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from benchbox import errors
 from benchbox.config.run import RunConfig
+from benchbox.engine.distill import Distillation
 from benchbox.engine.models import (
     Models,
     build,
@@ -115,6 +117,90 @@ def _axes(x: Any, channels: int | str) -> str:
     return f"(B, {channels}, {'D, ' if x.ndim == 5 else ''}H, W)"
 
 
+def _check_distillation(p: Prepared, probe: Any) -> None:
+    """Run the distillers once on the two runs' outputs for a probe, so a teacher whose
+    outputs they cannot compare is named before training, not at its first step."""
+    import torch
+
+    from benchbox.engine.distill import outputs
+    from benchbox.engine.models import forward
+    from benchbox.hooks.registry import blame_plugins
+
+    d = p.models.distillation
+    assert d is not None
+    modules = list(p.models.modules().values())
+    modes = [m.training for m in modules]
+    try:
+        with torch.no_grad(), blame_plugins(p.components(), "on a probe input"):
+            for module in modules:
+                module.eval()
+            fused, logits = forward(p.models.fusion, p.models.segmenter, probe, probe)
+            t_fused, t_logits = forward(d.fusion, d.segmenter, probe, probe)
+            student, teacher = outputs(fused, logits), outputs(t_fused, t_logits)
+            for entry, module in d.distillers:
+                value = module(student, teacher)
+                if not isinstance(value, torch.Tensor) or value.dim() != 0:
+                    raise errors.PluginBugError(
+                        f"distiller {entry.name!r} of plugin {entry.provider} returned "
+                        f"{getattr(value, 'shape', type(value).__name__)}; the distiller "
+                        "contract is a scalar tensor (benchbox/hookspecs.py)"
+                    )
+    finally:
+        for module, mode in zip(modules, modes, strict=True):
+            module.train(mode)
+
+
+def _distillation(
+    config: RunConfig, entries: dict[str, Entry], models: Models, device: Any, registry: Registry
+) -> Distillation:
+    """The teacher restored as ``benchbox predict`` restores a run (read-only, on the run's
+    device), frozen and in eval mode, with the distillers built.
+
+    The teacher is built outside the run's random stream, so the student's initialisation
+    and every later draw are those of the same run without a teacher.
+    """
+    import torch
+
+    from benchbox.config.distill import teacher_folder
+    from benchbox.engine.distill import DISTILLER_PREFIX
+    from benchbox.engine.restore import load_run
+
+    built = [
+        (
+            entries[DISTILLER_PREFIX + name],
+            entries[DISTILLER_PREFIX + name].build(**(config.distill_opts.get(name) or {})),
+        )
+        for name in config.distill
+    ]
+    for _, module in built:
+        if isinstance(module, torch.nn.Module):
+            module.to(device)  # a distiller with parameters (an adapter) trains there
+    tasks = {entry.info.get("task") for entry, _ in built}
+    if "fusion" in tasks and not models.fusion_trainable:
+        raise errors.ConfigError(
+            f"--distill {','.join(config.distill)}: fusion model {config.fusion!r} has no "
+            "trainable parameters to distill into"
+        )
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        run = load_run(teacher_folder(config.teacher or "", config.out), registry, device=device)
+    for module in run.models().values():
+        module.requires_grad_(False)
+        module.eval()
+        if config.channels_last:
+            module.to(memory_format=torch.channels_last)
+    # Only what the distillers compare is run: the teacher's segmenter for logits (behind
+    # its fusion model, if it has one), its fusion model for the fused image.
+    segmenter = run.segmenter if "segmentation" in tasks else None
+    fusion = run.fusion if "fusion" in tasks or segmenter is not None else None
+    record = json.loads((run.path / "config.json").read_text())
+    teacher = {
+        "run_id": run.path.name,
+        "path": str(run.path.resolve()),
+        "config_hash": str(record.get("config_hash", "")),
+    }
+    return Distillation(fusion, segmenter, built, config.distill_weight, teacher)
+
+
 def prepare(
     config: RunConfig,
     registry: Registry | None = None,
@@ -139,6 +225,7 @@ def prepare(
 
     from benchbox.engine.augment import Augmenter, build_transforms
     from benchbox.engine.device import observed_dtype, resolve_amp, resolve_device, seed_everything
+    from benchbox.engine.distill import check_teacher_data
     from benchbox.engine.distributed import check_batches, rank_seed
     from benchbox.engine.selection import resolve_objective
     from benchbox.hooks.manager import get_registry
@@ -179,6 +266,7 @@ def prepare(
             f"mask is background), so segmenter {config.seg!r} has nothing to learn; check "
             "the label files, or run fusion-only with --seg none"
         )
+    check_teacher_data(config, dataset)
     sizes = {}
     for split in ("train", "test"):
         sizes[split] = len(dataset.split(split))
@@ -198,6 +286,11 @@ def prepare(
         patches = check_volumes(dataset, config)  # volumes, patch, foreground: before any work
         log(f"3D: {len(patches)} patches of {config.patch_size} per epoch")
     models = build(config, entries, dataset.num_classes).to(device, config.channels_last)
+    if config.teacher:
+        from benchbox.engine.distill import describe
+
+        models.distillation = _distillation(config, entries, models, device, registry)
+        log(f"teacher {models.distillation.teacher['run_id']} (frozen): {describe(config)}")
     objective = resolve_objective(
         config.select, config.has_seg, registry, dataset.eval_regions() if config.has_seg else {}
     )
@@ -220,6 +313,8 @@ def prepare(
     spatial = input_shape(config) if config.is_3d else (probe_size, probe_size)
     probe = torch.zeros(1, 1, *spatial, device=device)
     _check_outputs(prepared, probe)
+    if models.distillation is not None:
+        _check_distillation(prepared, probe)
     with blame_plugins(prepared.components(), "on a probe input"):
         if models.segmenter is not None:
             fused = probe if models.fusion is not None else None

@@ -168,6 +168,7 @@ def _train_and_test(
     from benchbox import __version__
     from benchbox.config.volumes import format_triple
     from benchbox.engine import postprocess as post
+    from benchbox.engine.distill import describe as describe_distillation
     from benchbox.engine.inference import Predictor, score_split
     from benchbox.engine.memory import PeakMemory
     from benchbox.engine.models import input_shape
@@ -243,6 +244,9 @@ def _train_and_test(
         "peak_mem_mb": None if peak is None else round(peak / 2**20, 1),
         "peak_mem_method": memory.method,
         "peak_mem_scope": "the process, from the start of training to the end of testing",
+        # With a teacher, each training step also runs its forward pass (train_img_s
+        # includes it); inference, profile and bench are the student's alone.
+        "teacher_in_train_step": p.models.distillation is not None,
     }
     metrics = {
         "summary": result.summary,
@@ -262,6 +266,12 @@ def _train_and_test(
         "notes": result.notes + ([selection["note"]] if selection["note"] else []),
         "observer_failures": dict(observers.failed),
     }
+    if p.models.distillation is not None:
+        metrics["distillation"] = {
+            "teacher": p.models.distillation.teacher,
+            "distillers": {n: c.distill_opts.get(n) or {} for n in c.distill},
+            "weight": c.distill_weight,
+        }
     files["metrics"] = run.write_json("metrics.json", metrics)
     files["per_case"] = run.file("per_case.csv")
     atomic.write_text(files["per_case"], result.per_case.to_csv(index=False))
@@ -283,6 +293,8 @@ def _train_and_test(
         "augment": ",".join(c.augment) or "none",
         "postprocess": postprocess["applied"] if c.has_seg else "",
         "tta": c.tta if c.has_seg else "",
+        "teacher": p.models.distillation.teacher["run_id"] if p.models.distillation else "",
+        "distill": describe_distillation(c),
         "seed": c.seed,
         "data_seed": c.data_seed,
         "fold": _fold(p.dataset),

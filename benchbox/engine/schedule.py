@@ -1,7 +1,9 @@
 """The training schedule of ``benchbox run``: fusion pre-training, then joint training.
 
 Each stage is one :func:`benchbox.engine.train.train_stage` call; the last stage is the main
-one, validated by the :class:`benchbox.engine.selection.Monitor` after each epoch.
+one, validated by the :class:`benchbox.engine.selection.Monitor` after each epoch. With a
+teacher (``--teacher``) the main stage's loss includes the distillation loss
+(:func:`benchbox.engine.models.joint_loss`); fusion pre-training is left as it is.
 """
 
 from __future__ import annotations
@@ -53,11 +55,20 @@ def on_device(
     return moved
 
 
-def fusion_step(models: Models, device: Any, augmenter: Any = None, net: Any = None) -> Step:
-    """The loss of one step of fusion (pre-)training on a loader batch."""
+def fusion_step(
+    models: Models,
+    device: Any,
+    augmenter: Any = None,
+    net: Any = None,
+    *,
+    distill: bool = False,
+) -> Step:
+    """The loss of one step of fusion (pre-)training on a loader batch; with ``distill``
+    (a fusion-only run's main stage, when it has a teacher) the distillation loss too."""
 
     def step(batch: dict[str, Any]) -> Any:
-        return fusion_loss(models, on_device(batch, ("a", "b"), device, augmenter), net)
+        moved = on_device(batch, ("a", "b"), device, augmenter)
+        return fusion_loss(models, moved, net, distill=distill)
 
     return step
 
@@ -120,12 +131,17 @@ def _train_stages(
     fusion_epochs = c.epochs if not c.has_seg else c.fusion_epochs
     if models.fusion_trainable and fusion_epochs > 0:
         assert models.fusion_loss is not None
+        # A fusion-only run's fusion stage is its main one: the teacher teaches there.
+        distill = not c.has_seg and models.distillation is not None
+        params = list(models.fusion.parameters())
+        if distill and models.distillation is not None:
+            params += models.distillation.parameters()
         models.fusion.train()
         stats.append(
             train_stage(
                 "fusion",
-                models.fusion.parameters(),
-                fusion_step(models, p.device, p.augmenter, net(models.fusion)),
+                params,
+                fusion_step(models, p.device, p.augmenter, net(models.fusion), distill=distill),
                 loader,
                 epochs=fusion_epochs,
                 lr=c.fusion_lr,

@@ -45,6 +45,7 @@ KINDS: tuple[str, ...] = (
     "tracker",
     "transform",
     "region",
+    "distiller",
 )
 
 #: The hook that fills each kind's table.
@@ -58,6 +59,7 @@ HOOKS: Mapping[str, str] = {
     "tracker": "register_trackers",
     "transform": "register_transforms",
     "region": "register_regions",
+    "distiller": "register_distillers",
 }
 
 _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
@@ -70,6 +72,7 @@ _UNKNOWN: Mapping[str, type[errors.UnknownComponentError]] = {
     "tracker": errors.UnknownTrackerError,
     "transform": errors.UnknownTransformError,
     "region": errors.UnknownRegionError,
+    "distiller": errors.UnknownDistillerError,
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -77,6 +80,7 @@ _REQUIRED_INFO: Mapping[str, tuple[str, ...]] = {
     "loss": ("task",),
     "metric": ("task", "higher_is_better"),
     "transform": ("family",),
+    "distiller": ("task",),
 }
 _FAMILIES = ("geometric", "intensity")
 _TASKS = ("fusion", "segmentation")
@@ -295,6 +299,7 @@ _KNOWN_INFO: Mapping[str, tuple[str, ...]] = {
     "transform": ("family",),
     "tracker": ("extra",),
     "executor": ("extra",),
+    "distiller": ("task",),
 }
 
 

@@ -3,10 +3,10 @@
 A leaderboard row is a projection of a run record. Columns come in a fixed order:
 
 1. identity: ``run_id, time, dataset, task, fusion, segmenter, loss, fusion_loss,
-   augment, postprocess, tta, seed, data_seed, fold, preset, fusion_epochs, epochs,
-   selected_epoch, select_metric, select_value, image_size, amp, device, world_size``
-   (the epoch whose weights were tested, chosen on the validation split by
-   ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
+   augment, postprocess, tta, teacher, distill, seed, data_seed, fold, preset,
+   fusion_epochs, epochs, selected_epoch, select_metric, select_value, image_size, amp,
+   device, world_size`` (the epoch whose weights were tested, chosen on the validation
+   split by ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
 2. metrics: the summary columns of the run, in the order the metric suite gives them
    (fusion metrics, then segmentation metrics per region with their empty-case counts);
 3. cost and provenance: ``train_img_s, infer_img_s, fusion_params, seg_params,
@@ -14,6 +14,11 @@ A leaderboard row is a projection of a run record. Columns come in a fixed order
    python_version, plugin_versions``.
 
 Columns that need a definition:
+
+* ``teacher``: the run folder name of the run this one was distilled from
+  (``--teacher``), empty otherwise; ``distill``: its distillers, their options and
+  ``--distill-weight`` unless 1 (``logits(temperature=2) x0.5``, see
+  :func:`benchbox.engine.distill.describe`), empty without a teacher.
 
 * ``device``: the device model, e.g. ``AMD EPYC 7B13 (2 logical cores, 2 torch
   threads)`` or the GPU's name (:func:`benchbox.engine.device.device_name`).
@@ -103,6 +108,8 @@ LEADING: tuple[str, ...] = (
     "augment",
     "postprocess",
     "tta",
+    "teacher",
+    "distill",
     "seed",
     "data_seed",
     "fold",
@@ -418,3 +425,38 @@ def headline_columns(
                     key = (tasks.index(t), entry.info["headline"], position)
                     chosen.setdefault(column, key)
     return sorted(chosen, key=chosen.__getitem__)
+
+
+def completed_runs(folder: str | Path) -> dict[str, str]:
+    """The runs recorded in the run leaderboards of ``folder``: config hash -> run id.
+
+    A row is appended only when its run has completed, so these are the completed runs
+    (the last row of a hash when it has several). Files without a ``config_hash``
+    column (``benchbox bench``'s throughput files) and the per-case companions are left
+    out; a missing folder has none.
+
+    Raises:
+        DataError: a leaderboard cannot be read (not text, no permission).
+    """
+    from benchbox.errors import DataError
+
+    found: dict[str, str] = {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.csv")):
+        if path.name.endswith(".cases.csv"):
+            continue
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                if "config_hash" not in (reader.fieldnames or []):
+                    continue
+                for row in reader:
+                    config_hash = (row.get("config_hash") or "").strip()
+                    if config_hash:
+                        found[config_hash] = (row.get("run_id") or "").strip()
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise DataError(f"{path}: cannot read the runs it records ({reason})") from None
+    return found

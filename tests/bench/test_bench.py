@@ -128,6 +128,7 @@ def register_segmenters(register):
 """
 
 
+@pytest.mark.integration
 def test_grid_runs_each_pair_in_a_subprocess_and_reports_the_failing_one(
     tmp_path, monkeypatch, capsys
 ):
@@ -163,6 +164,7 @@ def test_child_reports_a_user_error_as_one_line(capsys):
     assert capsys.readouterr().out.startswith("--error batch_size must be >= 1, got 0")
 
 
+@pytest.mark.integration
 def test_grid_times_out_honestly(monkeypatch):
     import subprocess
 
@@ -174,6 +176,7 @@ def test_grid_times_out_honestly(monkeypatch):
     assert outcome.row is None and outcome.error == "timed out after 5 s"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "match"),
     [
@@ -247,6 +250,7 @@ CPU_ALLOCATOR_FAILURE = (
 )
 
 
+@pytest.mark.integration
 def test_an_image_too_big_for_memory_is_one_line_for_one_pair(tmp_path, capsys, monkeypatch):
     # Before: `bench --image-size 100000` for one pair gave the allocator's traceback.
     from benchbox.metrics import flops

@@ -217,3 +217,37 @@ def test_shipped_configs_are_found_from_a_built_wheel(tmp_path, shared_data):
     module, preset, dataset = done.stdout.strip().splitlines()[-3:]
     assert Path(module).is_relative_to(target) and Path(preset).is_relative_to(target)
     assert dataset == "brats2015 1"
+
+
+def test_distillation_settings_hash_only_when_used(tmp_path):
+    """Runs without a teacher keep their hashes; a teacher counts by its own config hash
+    (not by where its folder lies), the distillers by name, options and weight."""
+    import json
+
+    assert cfg.resolve().hash() == "d789cdcd2270"  # with teacher, distill... at defaults
+    teachers = []
+    for name, recorded in (("t1", "aaaa"), ("t2", "aaaa"), ("t3", "bbbb")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"config_hash": recorded}))
+        teachers.append(str(tmp_path / name))
+
+    def taught(teacher: str, **overrides: object) -> str:
+        values = {"teacher": teacher, "distill": ["logits"], **overrides}
+        return cfg.resolve(None, None, values).hash()
+
+    assert taught(teachers[0]) == taught(teachers[1]) != taught(teachers[2])
+    variants = {
+        taught(teachers[0]),
+        taught(teachers[0], distill=["cwd"]),
+        taught(teachers[0], distill=["logits", "cwd"]),
+        taught(teachers[0], distill_weight=0.5),
+        taught(teachers[0], distill_opts={"logits": {"temperature": 2}}),
+        cfg.resolve().hash(),
+    }
+    assert len(variants) == 6
+    # A grid writes "no teacher" as "none" (TOML has no null): the default run again.
+    assert cfg.resolve(None, None, {"teacher": "none", "distill": "none"}).hash() == (
+        "d789cdcd2270"
+    )
+    with pytest.raises(ConfigError, match=r"--teacher .*t4: no readable config.json"):
+        taught(str(tmp_path / "t4"))

@@ -30,7 +30,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _by_hand(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The run's models rebuilt without benchbox.deploy.restore: an independent reference."""
+    """The run's models rebuilt without benchbox.engine.restore: an independent reference."""
     state = rundir.load_checkpoint(run_dir / "checkpoint.pt")
     fusion = get_fusion("dual", width=4, depth=2)
     segmenter = get_segmenter("attunet", 1, 2, width=4, depth=2)
@@ -46,6 +46,7 @@ def _test_sources(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+@pytest.mark.integration
 def test_onnx_export_matches_eager_and_reports_it(tiny_run, tmp_path, capsys):
     import onnxruntime as ort
 
@@ -86,6 +87,7 @@ def test_onnx_export_matches_eager_and_reports_it(tiny_run, tmp_path, capsys):
     assert report["tta"] == "none" and "--tta" not in printed
 
 
+@pytest.mark.integration
 def test_export_says_what_the_run_does_outside_the_graph(tiny_run, tmp_path, capsys):
     import shutil
 
@@ -103,6 +105,7 @@ def test_export_says_what_the_run_does_outside_the_graph(tiny_run, tmp_path, cap
     assert {k: report[k] for k in outside} == outside
 
 
+@pytest.mark.integration
 def test_torchscript_export_matches_eager(tiny_run, tmp_path):
     from benchbox.deploy.export import export_run
 
@@ -117,6 +120,7 @@ def test_torchscript_export_matches_eager(tiny_run, tmp_path):
         assert torch.allclose(logits, segmenter(fusion(a, b)), atol=1e-4)
 
 
+@pytest.mark.integration
 def test_int8_quantisation_reports_metric_change_against_the_runs_own_scores(tiny_run, tmp_path):
     from benchbox.deploy.export import export_run
 
@@ -175,6 +179,7 @@ def test_a_graph_that_keeps_its_trace_shape_is_refused_naming_it(tmp_path, fmt, 
     assert capfd.readouterr() == ("", "")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -196,6 +201,7 @@ def test_bad_options_stop_before_any_work(tiny_run, tmp_path, capsys, args, mess
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_bad_runs_and_missing_extra_fail_with_one_line(tiny_run, tmp_path, capsys, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -227,6 +233,7 @@ def test_bad_runs_and_missing_extra_fail_with_one_line(tiny_run, tmp_path, capsy
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.integration
 def test_a_failed_export_writes_nothing(tiny_run, tmp_path, monkeypatch):
     from benchbox.deploy import graphs
     from benchbox.deploy.export import export_run

@@ -53,6 +53,7 @@ def test_ctrl_c_is_named_only_where_a_keyboard_can_send_it(monkeypatch, foregrou
     )
 
 
+@pytest.mark.integration
 def test_a_sigterm_another_handler_caught_still_reaches_the_command_line(monkeypatch, capsys):
     """torch's launcher (benchbox run --nproc) catches SIGTERM with its own handler and
     benchbox re-raises it as Terminated, which Typer turns into exit 130: the command

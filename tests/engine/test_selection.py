@@ -50,6 +50,7 @@ def test_objective_rejects_names_of_no_column(select, has_seg, match):
         resolve_objective(select, has_seg, get_registry(), {"lesion": (1,)} if has_seg else {})
 
 
+@pytest.mark.integration
 def test_a_misspelt_select_fails_before_the_dataset_is_built(tmp_path):
     # The folder does not exist: had the dataset been built first, that would be the error.
     config = tiny(tmp_path, dataset="pairs:/no/such/folder", seg="none", select="ssmi")
@@ -117,6 +118,7 @@ def _probe_plugin(values):
     return types.SimpleNamespace(__name__="probe-plugin", register_metrics=register_metrics)
 
 
+@pytest.mark.integration
 def test_the_selected_epoch_is_checkpointed_and_tested(tmp_path):
     registry = create_registry([_probe_plugin([0.9, 0.1, 0.2])])
     with use_registry(registry):
@@ -146,6 +148,7 @@ def test_the_selected_epoch_is_checkpointed_and_tested(tmp_path):
     assert again["loss"] != pytest.approx(curve[2]["val"]["loss"], rel=1e-5)
 
 
+@pytest.mark.integration
 def test_patience_stops_the_stage_and_val_every_skips_epochs(tmp_path):
     registry = create_registry([_probe_plugin([0.9, 0.1, 0.2, 0.3])])
     with use_registry(registry):
@@ -181,6 +184,7 @@ class NoVal(BenchDataset):
         ]
 
 
+@pytest.mark.integration
 def test_no_val_split_keeps_the_last_epoch_and_says_so(tmp_path):
     @hookimpl
     def register_datasets(register):
@@ -197,6 +201,7 @@ def test_no_val_split_keeps_the_last_epoch_and_says_so(tmp_path):
     assert row["select_metric"] == "last epoch" and row["selected_epoch"] == 2
 
 
+@pytest.mark.integration
 def test_postprocess_auto_is_decided_on_val_and_recorded(tmp_path):
     logged: list[str] = []
     result = runner.run(tiny(tmp_path, epochs=1, postprocess="auto"), log=logged.append)
@@ -213,6 +218,7 @@ def test_postprocess_auto_is_decided_on_val_and_recorded(tmp_path):
     assert row["postprocess"] == record["applied"]
 
 
+@pytest.mark.integration
 def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
     logged: list[str] = []
     result = runner.run(
@@ -223,6 +229,7 @@ def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
     assert record["note"] in logged
 
 
+@pytest.mark.integration
 def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path, request):
     import pandas as pd
 
@@ -284,6 +291,7 @@ class BlownStatistics(torch.nn.Module):
         return super().train(mode)
 
 
+@pytest.mark.integration
 def test_a_model_with_nan_val_outputs_stops_the_run_naming_stage_lr_and_culprit(tmp_path):
     # Before: scored at validation as Dice 0 "(best)", then the run failed at the test
     # split on "fused contains NaN or infinite values", or completed with a row.

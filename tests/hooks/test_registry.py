@@ -54,6 +54,7 @@ def test_each_kind_has_its_unknown_error():
         "tracker": errors.UnknownTrackerError,
         "transform": errors.UnknownTransformError,
         "region": errors.UnknownRegionError,
+        "distiller": errors.UnknownDistillerError,
     }
     assert set(expected) == set(KINDS)
     for kind, exc in expected.items():

@@ -34,6 +34,7 @@ def test_the_built_ins_of_every_kind_are_covered() -> None:
         "tracker": {"tensorboard", "mlflow"},
         "transform": {"flip", "rot90", "affine", "intensity", "gamma", "noise"},
         "region": {"brats"},
+        "distiller": {"logits", "cwd", "fused"},
     }.items():
         assert names <= {e.name for e in REGISTRY.list(kind)}, kind
     assert set(KINDS) == {e.kind for e in REGISTRY}

@@ -29,6 +29,7 @@ def no_mlflow_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.mark.integration
 def test_tensorboard_and_mlflow_show_the_numbers_of_the_record(
     tmp_path, monkeypatch, no_mlflow_env
 ):
@@ -93,6 +94,7 @@ def test_a_tracker_without_its_library_names_the_extra(tmp_path, monkeypatch, na
     assert not list(tmp_path.glob("runs/*"))
 
 
+@pytest.mark.integration
 def test_runs_of_a_sweep_create_the_default_mlflow_store_at_once(tmp_path, no_mlflow_env):
     """Several processes that start a run on one new store at once all log their run
     (MLflow's own table creation fails when two processes create one database)."""
@@ -131,6 +133,7 @@ def test_runs_of_a_sweep_create_the_default_mlflow_store_at_once(tmp_path, no_ml
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
+@pytest.mark.integration
 def test_an_explicit_mlflow_file_store_works_or_stops_before_training(
     tmp_path, monkeypatch, no_mlflow_env
 ):
@@ -158,6 +161,7 @@ def test_an_explicit_mlflow_file_store_works_or_stops_before_training(
         assert run.info.run_name == result.run_id and run.info.status == "FINISHED"
 
 
+@pytest.mark.integration
 def test_an_unreachable_mlflow_server_stops_the_run_at_once_in_one_line(
     tmp_path, monkeypatch, capsys, no_mlflow_env
 ):

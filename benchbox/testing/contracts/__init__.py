@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 from benchbox import Entry
 from benchbox.testing.contracts.datasets import check_dataset
+from benchbox.testing.contracts.distillers import check_distiller
 from benchbox.testing.contracts.losses import check_loss
 from benchbox.testing.contracts.metrics import check_metric, check_region
 from benchbox.testing.contracts.models import check_fusion, check_segmenter
@@ -21,6 +22,7 @@ from benchbox.testing.contracts.transforms import check_transform
 __all__ = [
     "CHECKS",
     "check_dataset",
+    "check_distiller",
     "check_executor",
     "check_fusion",
     "check_loss",
@@ -42,4 +44,5 @@ CHECKS: Mapping[str, Callable[[Entry], str]] = {
     "tracker": check_tracker,
     "transform": check_transform,
     "region": check_region,
+    "distiller": check_distiller,
 }

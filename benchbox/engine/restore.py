@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from benchbox import errors
-from benchbox.config.run import RunConfig, apply
+from benchbox.config.layers import apply
+from benchbox.config.run import RunConfig
 from benchbox.hooks.registry import Registry
 
 __all__ = [
