@@ -149,7 +149,9 @@ def fold_depth(x: torch.Tensor) -> torch.Tensor:
 
 def _unfold_depth(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Undo :func:`fold_depth` for an output ``(B * D, C', H, W)`` of an input ``like``."""
-    return y.unflatten(0, (like.shape[0], like.shape[2])).transpose(1, 2)
+    # reshape with every size read from a tensor, not unflatten: an ONNX graph traced
+    # through unflatten kept the trace's spatial size downstream (a fixed-size export).
+    return y.reshape(like.shape[0], like.shape[2], *y.shape[1:]).transpose(1, 2)
 
 
 def slice_wise(module: torch.nn.Module) -> torch.nn.Module:

@@ -101,7 +101,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
     Returns the padded tensor and the original spatial size to crop back to.
     """
-    size = tuple(int(n) for n in x.shape[2:])
+    # The sizes stay traced values (not ints), so an exported graph crops at any size.
+    size = tuple(x.shape[2:])
     pads = [p for n in reversed(size) for p in (0, -n % multiple)]
     if any(pads):
         x = F.pad(x, pads, mode="replicate")
