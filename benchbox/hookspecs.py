@@ -142,9 +142,14 @@ def register_segmenters(register: Register) -> None:
     ``torch.nn.Module`` mapping ``float32 (B, in_channels, H, W)`` to logits
     ``(B, num_classes, H, W)``. ``num_classes`` counts the background (2 for a binary
     task). ``in_channels`` is 1 behind a fusion model and the number of modalities with
-    ``--fusion none``. Models must accept any ``H`` and ``W`` divisible by 32.
+    ``--fusion none``. Models must accept any ``H`` and ``W`` divisible by 32. A model
+    that declares 3 in ``dims`` maps ``(B, in_channels, D, H, W)`` to
+    ``(B, num_classes, D, H, W)`` and must accept any ``D``, ``H`` and ``W`` divisible by
+    16, or by the ``multiple`` it declares.
 
-    ``info``: none required.
+    ``info``: none required; ``multiple`` (an int, default 16) when a 3D model needs
+    every side of its input divisible by more than 16 (MONAI's SwinUNETR: 32). The
+    contract tests size their 3D inputs by it.
     """
 
 

@@ -300,6 +300,7 @@ _KNOWN_INFO: Mapping[str, tuple[str, ...]] = {
     "tracker": ("extra",),
     "executor": ("extra",),
     "distiller": ("task",),
+    "segmenter": ("multiple",),
 }
 
 

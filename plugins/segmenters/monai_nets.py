@@ -159,7 +159,14 @@ class MonaiSegmenter:
             spatial_dims=spatial_dims, in_channels=in_channels, out_channels=num_classes, **kwargs
         )
         multiple = input_multiple(self.arch, kwargs, spatial_dims)
-        guard = _InputGuard(f"monai-{self.arch}", in_channels, spatial_dims, multiple, size)
+        guard = _InputGuard(
+            f"monai-{self.arch}",
+            in_channels,
+            spatial_dims,
+            multiple,
+            size,
+            bottleneck=self.arch == "swinunetr",
+        )
         model.register_forward_pre_hook(guard)
         return model
 
@@ -175,9 +182,10 @@ class _InputGuard:
         dims: int,
         multiple: int | None,
         exact: tuple[int, ...] | None,
+        bottleneck: bool = False,
     ) -> None:
         self.name, self.channels, self.dims = name, channels, dims
-        self.multiple, self.exact = multiple, exact
+        self.multiple, self.exact, self.bottleneck = multiple, exact, bottleneck
 
     def __call__(self, _module: Any, args: tuple[Any, ...]) -> None:
         x = args[0]
@@ -195,6 +203,13 @@ class _InputGuard:
         if self.multiple and any(n % self.multiple for n in size):
             raise ConfigError(
                 f"{self.name} needs every side divisible by {self.multiple}, got {size}"
+            )
+        if self.bottleneck and self.multiple and math.prod(size) <= self.multiple**self.dims:
+            # SwinUNETR normalises its bottleneck (1/multiple of the input) per instance,
+            # which needs more than one voxel there, in training and in evaluation.
+            raise ConfigError(
+                f"{self.name} needs an input larger than {self.multiple} along at least "
+                f"one side (its bottleneck is 1/{self.multiple} of the input), got {size}"
             )
 
 

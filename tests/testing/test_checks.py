@@ -284,7 +284,20 @@ def test_a_model_that_declares_3d_is_checked_in_2d_and_3d():
             return self.conv2d(x)
 
     result = check_entry(_entry("segmenter", Only2D, dims=(2, 3)))
-    assert result.status == "fail" and "forward on (2, 1, 32, 32, 64)" in result.reason
+    assert result.status == "fail" and "forward on (2, 1, 16, 16, 48)" in result.reason
+
+
+def test_a_3d_segmenter_declaring_a_multiple_is_checked_on_sides_divisible_by_it():
+    class Needs32(Segmenter):
+        def forward(self, x):
+            assert all(n % 32 == 0 for n in x.shape[2:]), tuple(x.shape)
+            return super().forward(x)
+
+    assert check_entry(_entry("segmenter", Needs32, dims=(2, 3), multiple=32)).passed
+    result = check_entry(_entry("segmenter", Needs32, dims=(2, 3)))
+    assert result.status == "fail" and "(2, 1, 16, 16, 48)" in result.reason
+    result = check_entry(_entry("segmenter", Segmenter, dims=(3,), multiple=0))
+    assert result.status == "fail" and "info multiple=0; expected an int >= 1" in result.reason
 
 
 def test_a_factory_with_a_required_parameter_is_skipped():

@@ -19,15 +19,28 @@ __all__ = [
     "dims_of",
     "expect_module",
     "expect_tensor",
+    "segmenter_size",
     "shape",
     "trainable",
 ]
 
 #: The spatial sizes of the tiny inputs by dimensionality (``info["dims"]``): not
 #: square, so a transposed axis shows, and multiples of what the hookspecs promise
-#: (16 for fusion models, 32 for segmenters), the smallest such sizes where possible.
+#: (16 for fusion models; 32 for segmenters in 2D, 16 in 3D unless a segmenter declares
+#: a larger ``multiple``: see :func:`segmenter_size`), the smallest such sizes.
 FUSION_SIZES: Mapping[int, tuple[int, ...]] = {2: (32, 48), 3: (16, 32, 48)}
-SEGMENTER_SIZES: Mapping[int, tuple[int, ...]] = {2: (32, 64), 3: (32, 32, 64)}
+SEGMENTER_SIZES: Mapping[int, tuple[int, ...]] = {2: (32, 64), 3: (16, 16, 48)}
+
+
+def segmenter_size(entry: Entry, dims: int) -> tuple[int, ...]:
+    """The contract's input size for a segmenter in ``dims`` D: :data:`SEGMENTER_SIZES`,
+    in 3D each side rounded up to the ``multiple`` the segmenter declares (default 16):
+    ``(16, 16, 48)``, or ``(32, 32, 64)`` for a multiple of 32."""
+    size = SEGMENTER_SIZES[dims]
+    multiple = entry.info.get("multiple", 16) if dims == 3 else 1
+    if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
+        raise ContractError(f"info multiple={multiple!r}; expected an int >= 1")
+    return tuple(-(-n // multiple) * multiple for n in size)
 
 
 def dims_of(entry: Entry, sizes: Mapping[int, tuple[int, ...]]) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ from benchbox.testing.contracts._common import (
     dims_of,
     expect_module,
     expect_tensor,
+    segmenter_size,
     trainable,
 )
 from benchbox.testing.result import ContractError
@@ -74,7 +75,7 @@ def check_segmenter(entry: Entry) -> str:
     for in_channels, num_classes in SEGMENTER_CASES:
         model = None
         for d in dims:
-            size = SEGMENTER_SIZES[d]
+            size = segmenter_size(entry, d)
             context = {"spatial_dims": d, "patch_size": size, "spacing": None}
             context = {k: v for k, v in context.items() if k in declared}
             args = {"in_channels": in_channels, "num_classes": num_classes, **context}
