@@ -51,10 +51,11 @@ def render(report: ExportReport) -> None:
         )
     ips = report.speed["images_per_s"]
     fmt = report.format
+    size = report.patch_size or [report.image_size] * 2  # a 3D run's graphs: one window
     console.print(
         f"[bold]speed[/]     eager {ips['eager']:.1f} img/s, {engine} {ips[fmt]:.1f} img/s "
         f"([bold]{ips[fmt] / ips['eager']:.2f}x[/]); pipeline, batch {report.speed['batch']} "
-        f"at {report.image_size}x{report.image_size}, {report.threads} thread(s), median of "
+        f"at {'x'.join(map(str, size))}, {report.threads} thread(s), median of "
         f"{report.speed['n_rounds']} interleaved rounds",
         highlight=False,
     )

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchbox.data.base import BenchDataset, Sample, Volume
+from benchbox.data.io import Geometry
 from benchbox.errors import ConfigError
 
 __all__ = ["Synthetic3DDataset", "draw_volume"]
@@ -236,6 +237,11 @@ class Synthetic3DDataset(BenchDataset):
         self.counts, self.seed, self.fov_mm = counts, seed, fov_mm
         self.params = {"lesion_free": lesion_free, "calcified": calcified}
         self._volumes: dict[str, list[Volume]] = {}
+        # The phantom's own grid (origin 0, axis-aligned): `benchbox predict` writes its
+        # NIfTI files with it, as it writes a scan's with the scan's geometry.
+        self._geometry = Geometry(
+            tuple(self.shape), tuple(self.spacing), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel())
+        )
 
     def volumes(self, split: str) -> Sequence[Volume]:
         self.check_split(split)
@@ -246,9 +252,15 @@ class Synthetic3DDataset(BenchDataset):
                     np.random.PCG64(np.random.SeedSequence([self.seed, _SPLIT_CODES[split], i, 3]))
                 )
                 ct, mr, mask = draw_volume(rng, self.shape, **self.params)
-                cases.append(
-                    Volume(f"{split}-{i:03d}", ct, mr, mask.astype(np.int64), self.spacing)  # type: ignore[arg-type]
+                volume = Volume(
+                    f"{split}-{i:03d}",
+                    ct,
+                    mr,
+                    mask.astype(np.int64),
+                    self.spacing,  # type: ignore[arg-type]
+                    reference=self._geometry,
                 )
+                cases.append(volume)
             self._volumes[split] = cases
         return self._volumes[split]
 

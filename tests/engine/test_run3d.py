@@ -36,6 +36,14 @@ def tiny(out: Path, **overrides) -> cfg.RunConfig:
     return cfg.resolve(None, None, tiny_run_settings(out=str(out), **{**TINY_3D, **overrides}))
 
 
+def _test_volume(image_size: int):
+    """The first test volume of :data:`TINY_3D`'s phantom (a run passes its image size)."""
+    from benchbox.data.synthetic3d import Synthetic3DDataset
+
+    opts = TINY_3D["data_opts"]["synthetic3d"]
+    return Synthetic3DDataset(image_size=image_size, **opts).volumes("test")[0]
+
+
 def _plugin(**hooks) -> types.SimpleNamespace:
     return types.SimpleNamespace(__name__="test-plugin", **hooks)
 
@@ -119,6 +127,17 @@ def test_tiny_3d_run_records_patches_windows_and_memory(tmp_path):
     assert per_case["dice_lesion"].notna().all()
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["patch_size"] == "16,32,32"
+
+    # Predict: NIfTI on the phantom's own grid (its spacing in the header).
+    import SimpleITK as sitk
+
+    from benchbox.deploy.predict import predict_run
+
+    predict_run(result.run_dir, "synthetic3d", tmp_path / "pred")
+    seg = sitk.ReadImage(str(tmp_path / "pred" / "segmentations" / "test-000.nii.gz"))
+    volume = _test_volume(config["image_size"])
+    assert sitk.GetArrayFromImage(seg).shape == volume.a.shape
+    assert seg.GetSpacing() == pytest.approx(tuple(reversed(volume.spacing)))
 
     # Export: one sliding window's graphs, spatial size dynamic, checked for parity.
     pytest.importorskip("onnxruntime")
