@@ -90,7 +90,7 @@ def check_names(specs: Sequence[BenchSpec], registry: Any = None) -> None:
     for spec in specs:
         try:
             spec.validate()
-            check(spec.config, registry)
+            check(spec.config, registry, data=False)
         except errors.BenchboxError as exc:
             raise type(exc)(f"{spec.label}: {exc}") from None
 

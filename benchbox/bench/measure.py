@@ -177,7 +177,7 @@ def build(spec: BenchSpec, registry: Any = None) -> Measured:
     spec.validate()
     registry = registry or get_registry()
     config = spec.config
-    entries = check(config, registry)
+    entries = check(config, registry, data=False)  # random inputs: no dataset is read
     device = resolve_device(config.device)
     amp = resolve_amp(config.amp, device)
     models = build_models(config, entries, spec.settings.num_classes)

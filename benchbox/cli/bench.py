@@ -130,8 +130,9 @@ def _render(outcomes: list[Any]) -> None:
     if not done:
         return
     first = done[0].row
+    size = first.get("patch_size") or f"{first['image_size']}px"  # 3D: the patch, DxHxW
     table = Table(
-        title=f"{first['device']}, {first['precision']}, {first['image_size']}px, "
+        title=f"{first['device']}, {first['precision']}, {size}, "
         f"channels_last {first['channels_last']}, compile {first['compile']}",
         title_justify="left",
     )

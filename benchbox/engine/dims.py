@@ -71,8 +71,8 @@ def run_dims(config: RunConfig, entries: Mapping[str, Entry], registry: Registry
             :data:`CONTEXT`, or MONAI missing for a 3D run.
     """
     dims = 3 if config.is_3d else 2
-    dataset = entries["dataset"]
-    if dims not in declared_dims(dataset):
+    dataset = entries.get("dataset")  # none when benchbox bench checks a config
+    if dataset is not None and dims not in declared_dims(dataset):
         if dims == 3:
             raise errors.ConfigError(
                 f"--patch-size makes this a 3D run, but dataset {dataset.name!r} is 2D "

@@ -57,8 +57,11 @@ SOURCES = 2
 
 
 # -- the pre-flight check --------------------------------------------------------------
-def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
+def check(config: RunConfig, registry: Registry, *, data: bool = True) -> dict[str, Entry]:
     """Check a whole run config against the installed plugins; build nothing.
+
+    ``data=False`` leaves the dataset out (``benchbox bench``, which times random inputs
+    of the config's sizes: a 3D benchmark needs no 3D dataset).
 
     Returns the entries of its components by role (``fusion``, ``segmenter``,
     ``dataset``, ``loss``, ``fusion_loss``, and ``distiller:NAME`` for each
@@ -92,10 +95,11 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
         entries["segmenter"].check_params(config.params("seg_opts"))
         entries["loss"] = _loss_entry(registry, config.loss, "segmentation", "--loss")
         entries["loss"].check_params(config.params("loss_opts"))
-    entries["dataset"] = registry.get("dataset", config.dataset_name)
-    kwargs = dataset_kwargs(entries["dataset"], config)
-    entries["dataset"].check_params(kwargs)
-    check_declared(entries["dataset"].factory, kwargs)
+    if data:
+        entries["dataset"] = registry.get("dataset", config.dataset_name)
+        kwargs = dataset_kwargs(entries["dataset"], config)
+        entries["dataset"].check_params(kwargs)
+        check_declared(entries["dataset"].factory, kwargs)
     for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
         if used:
             metrics_for(task, registry)  # a duplicated metric name fails now

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchbox import bench as bb
-from benchbox import hookimpl
+from benchbox import errors, hookimpl
 from benchbox.bench import grid as bench_grid
 from benchbox.cli import main
 from benchbox.errors import ConfigError
@@ -101,6 +101,17 @@ def test_out_of_memory_at_batch_one_is_a_clear_error():
         bb.bench(spec, registry=_registry(register_segmenters=register_segmenters))
 
 
+def test_a_patch_size_times_3d_patches_without_a_3d_dataset():
+    # bench times random inputs: the default (2D) dataset does not stop a 3D benchmark.
+    spec = bb.BenchSpec.make(
+        fusion="mean", seg="attunet", patch_size="8,16,16", **TINY, seg_opts=SMALL, device="cpu"
+    )
+    row = bb.bench(spec)
+    assert row["patch_size"] == "8x16x16" and row["train_img_s"] > 0 and row["infer_img_s"] > 0
+    with pytest.raises(errors.ConfigError, match="'smp-unet' is 2D only"):
+        bb.bench(bb.BenchSpec.make(seg="smp-unet", patch_size="8,16,16", **TINY))
+
+
 def test_classic_fusion_only_has_nothing_to_train():
     spec = bb.BenchSpec.make(fusion="mean", seg="none", **TINY, device="cpu")
     row = bb.bench(spec)
@@ -110,7 +121,7 @@ def test_classic_fusion_only_has_nothing_to_train():
 
 FAILING_PLUGIN = """
 import torch
-from benchbox import hookimpl
+from benchbox import errors, hookimpl
 
 
 class Boom(torch.nn.Module):
