@@ -19,8 +19,10 @@ def leaderboard(
     ),
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
 ) -> None:
-    """Compare the methods of a leaderboard: mean ± std over each method's seeds (a seed of
-    a cross-validated method is its fold runs together)."""
+    """Compare the methods of a leaderboard: mean ± std over each method's seeds.
+
+    A seed of a cross-validated method is its fold runs together.
+    """
     from pathlib import Path
 
     from benchbox.analysis.methods import method_table

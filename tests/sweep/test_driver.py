@@ -224,7 +224,12 @@ def test_one_driver_owns_a_sweep_and_a_second_one_is_refused_untouched(tmp_path)
     try:
         folder = tmp_path / "sweeps" / sweep_name(runs)
         deadline = time.monotonic() + 10
-        while not first.seen and time.monotonic() < deadline:
+        # The first sweep's ledger is still until its job is released once the job is
+        # marked running (the executor sees a job before the driver records it).
+        while time.monotonic() < deadline and not (
+            (folder / "ledger.csv").exists()
+            and read_ledger(folder / "ledger.csv")[0].status == "running"
+        ):
             time.sleep(0.01)
         ledger = (folder / "ledger.csv").read_text()
         grid = (folder / "grid.json").stat().st_mtime_ns
