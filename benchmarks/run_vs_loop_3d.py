@@ -37,7 +37,7 @@ from metrics_speed import cpu_name, cpu_seconds
 
 
 def config(args: argparse.Namespace, out: str) -> Any:
-    from benchbox.config.run import resolve
+    from benchbox.config.layers import resolve
 
     return resolve(
         None,

@@ -53,7 +53,7 @@ def main() -> None:
     import torch
     from monai.inferers import sliding_window_inference
 
-    from benchbox.config.run import resolve
+    from benchbox.config.layers import resolve
     from benchbox.engine.device import resolve_amp
     from benchbox.engine.inference import Predictor
     from benchbox.engine.models import build, check, dataset_kwargs
