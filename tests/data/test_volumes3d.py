@@ -44,6 +44,7 @@ def test_spacing_needs_the_volume_grid(make_cases):
         open_cases(str(root), config=str(cfg), spacing="2,2,2")
 
 
+@pytest.mark.integration
 def test_3d_run_on_case_folders_saves_predictions_on_the_scan(make_cases, tmp_path):
     import pandas as pd
 

@@ -112,6 +112,7 @@ def test_oversampling_refuses_a_training_volume_without_foreground(tmp_path):
     prepare(tiny(tmp_path, data_opts=opts, oversample=0.0))  # random patches only: fine
 
 
+@pytest.mark.integration
 def test_tiny_3d_run_records_patches_windows_and_memory(tmp_path):
     result = runner.run(tiny(tmp_path))
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
@@ -150,6 +151,7 @@ def test_tiny_3d_run_records_patches_windows_and_memory(tmp_path):
     assert report.max_abs_diff <= 1e-4
 
 
+@pytest.mark.integration
 def test_a_2d_run_records_peak_memory_too(tmp_path):
     result = runner.run(cfg.resolve(None, None, tiny_run_settings(out=str(tmp_path))))
     [row] = pd.read_csv(result.leaderboard).to_dict("records")
