@@ -149,3 +149,17 @@ def test_meta_is_json(make_cases, isolated_cache):
     assert len(metas) == 2
     meta = json.loads(metas[0].read_text())
     assert {"reference", "orientation", "box", "fit", "spacing"} <= set(meta)
+
+
+def test_a_decompressed_array_is_not_kept_by_its_entry(tmp_path):
+    # Every case's entry keeping its decompressed arrays grew a 3D run's memory with the
+    # number of cases read; memory maps hold no data and are kept.
+    cache = SliceCache(tmp_path)
+    big, small = np.arange(1000, dtype=np.uint8), np.ones((4, 4), np.float32)
+    cache.put("k", {"big": big, "small": small}, {"n": 1}, compress=("big",))
+    entry = cache.get("k")
+    assert entry is not None
+    first, again = entry.array("big"), entry.array("big")
+    assert np.array_equal(first, big) and first is not again
+    assert isinstance(entry.array("small"), np.memmap)
+    assert entry.array("small") is entry.array("small")
