@@ -58,7 +58,14 @@ if TYPE_CHECKING:
     from benchbox.hooks.registry import Entry, Registry
     from benchbox.metrics.summary import scalar_metrics
     from benchbox.records.weights import SHOW, apply_state_dict, load_weights, read_state_dict
-    from benchbox.sweep.executor import Events, Job, Outcome, run_worker
+    from benchbox.sweep.executor import (
+        Events,
+        ForkServer,
+        Job,
+        Outcome,
+        resolve_start,
+        run_worker,
+    )
 
 __version__ = "0.1.0"
 
@@ -76,6 +83,8 @@ _LAZY = {
     "Events": "benchbox.sweep.executor",
     "Job": "benchbox.sweep.executor",
     "Outcome": "benchbox.sweep.executor",
+    "ForkServer": "benchbox.sweep.executor",
+    "resolve_start": "benchbox.sweep.executor",
     "run_worker": "benchbox.sweep.executor",
 }
 
@@ -87,6 +96,7 @@ __all__ = [
     "DuplicatePluginError",
     "Entry",
     "Events",
+    "ForkServer",
     "Job",
     "MetricInputError",
     "Outcome",
@@ -137,6 +147,7 @@ __all__ = [
     "list_transforms",
     "load_weights",
     "read_state_dict",
+    "resolve_start",
     "run_worker",
     "scalar_metrics",
 ]

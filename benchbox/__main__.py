@@ -5,6 +5,8 @@ import sys
 
 from benchbox.cli import main
 
+__all__ = []
+
 # Guarded: ``benchbox run --nproc N`` spawns processes that import this module again.
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,34 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 
+__all__ = [
+    "BenchboxError",
+    "ConfigError",
+    "DataError",
+    "DataWarning",
+    "DuplicatePluginError",
+    "MetricInputError",
+    "PluginBugError",
+    "PluginError",
+    "PluginWarning",
+    "TrainingDivergedError",
+    "UnknownComponentError",
+    "UnknownDatasetError",
+    "UnknownExecutorError",
+    "UnknownFusionError",
+    "UnknownKindError",
+    "UnknownLossError",
+    "UnknownMetricError",
+    "UnknownRegionError",
+    "UnknownSegmenterError",
+    "UnknownTrackerError",
+    "UnknownTransformError",
+    "WeightsError",
+    "WriteError",
+    "describe",
+    "is_out_of_memory",
+]
+
 
 class BenchboxError(Exception):
     """Base class of every error that benchbox reports to the user as one clear line."""
@@ -29,6 +57,12 @@ class PluginBugError(PluginError):
 class PluginWarning(UserWarning):
     """A plugin problem that does not stop the command (e.g. an unknown name in
     ``BENCHBOX_PLUGINS``, a metric left out because it raised)."""
+
+
+class DataWarning(PluginWarning):
+    """Input files a dataset can read but that are probably not what the user meant
+    (e.g. one colour image among greyscale ones). A :class:`PluginWarning`, since every
+    dataset is a plugin's, so that commands show it as one ``warning:`` line too."""
 
 
 class UnknownKindError(BenchboxError):
@@ -129,6 +163,25 @@ class WriteError(BenchboxError, OSError):
 
     def __reduce__(self) -> tuple[type[WriteError], tuple[str, int | None, str | None]]:
         return (type(self), (self.message, self.errno, self.filename))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure, on any device: the one test used
+    everywhere (a plugin is never blamed for one, ``benchbox bench`` retries it).
+
+    That is Python's ``MemoryError``, PyTorch's ``OutOfMemoryError`` (CUDA; matched by
+    class name, so torch is not imported here), or the ``RuntimeError`` of an allocator
+    that does not raise that class: the CPU allocator's "can't allocate memory" and
+    other backends' "out of memory" (MPS).
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
 
 
 def describe(exc: BaseException, package: str | None = None) -> str:

@@ -40,6 +40,27 @@ from typing import Any, Protocol
 
 import pluggy
 
+__all__ = [
+    "PROJECT",
+    "Register",
+    "RunInfo",
+    "epoch_ended",
+    "hookimpl",
+    "hookspec",
+    "open_inputs",
+    "register_datasets",
+    "register_executors",
+    "register_fusions",
+    "register_losses",
+    "register_metrics",
+    "register_regions",
+    "register_segmenters",
+    "register_trackers",
+    "register_transforms",
+    "run_finished",
+    "run_started",
+]
+
 PROJECT = "benchbox"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -248,12 +269,15 @@ def register_executors(register: Register) -> None:
     ``factory(**params)`` returns an object with an ``int`` attribute ``slots`` (runs
     that may run at once, for the live table's ETA) and a method
     ``run(jobs, events, stop)``: start every :class:`benchbox.sweep.executor.Job`, each
-    in a process of its own (:func:`benchbox.sweep.executor.run_worker` does that for
-    one job), call ``events.started(job)`` and ``events.ended(job, outcome)`` for each,
-    and return when all have ended; when the ``threading.Event`` ``stop`` is set, stop
-    the running jobs with SIGINT and report them ``interrupted``. Parameters come from
-    ``--executor-opt key=value``. Built-ins: ``local`` (``jobs``, ``threads``) and
-    ``ray`` (``address``, ``num_cpus``, ``cpus_per_run``, ``gpus_per_run``).
+    in a process of its own that ends with the executor's
+    (:func:`benchbox.sweep.executor.run_worker` does that for one job), at most once
+    (never retried behind the driver's back: the job's ``run_id`` names its run
+    folder), call ``events.started(job)`` and
+    ``events.ended(job, outcome)`` for each, and return when all have ended; when the
+    ``threading.Event`` ``stop`` is set, stop the running jobs with SIGINT and report
+    them ``interrupted``. Parameters come from ``--executor-opt key=value``. Built-ins:
+    ``local`` (``jobs``, ``threads``, ``start``) and ``ray`` (``address``, ``num_cpus``,
+    ``cpus_per_run``, ``gpus_per_run``, ``connect_timeout``, ``start``).
     """
 
 

@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +52,14 @@ def main() -> None:
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "bench_cpu"
     )
     args = parser.parse_args()
-    base = BenchSpec(
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        warmup=args.warmup,
-        steps=args.steps,
-        device="cpu",
-    )
+    settings = {
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "device": "cpu",
+        "amp": "off",
+    }
     load_before = [round(v, 2) for v in os.getloadavg()]
     start = cpu_seconds()
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
@@ -67,7 +67,7 @@ def main() -> None:
     for r in range(args.rounds):
         for name, change in VARIANTS.items():
             t0 = time.monotonic()
-            outcome = run_one(replace(base, **change), args.timeout)
+            outcome = run_one(BenchSpec.make(**settings, **change), args.timeout)
             took = time.monotonic() - t0
             if outcome.row is not None:
                 rows[name].append(outcome.row)

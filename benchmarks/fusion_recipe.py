@@ -39,7 +39,7 @@ def header() -> str:
 
 def baselines(dataset: str, methods: list[str], image_size: int) -> list[str]:
     """Val metrics of parameter-free fusions, one table row each."""
-    from benchbox.config.run import resolve
+    from benchbox.config.layers import resolve
     from benchbox.engine.inference import Predictor
     from benchbox.engine.prepare import prepare
     from benchbox.engine.selection import validate

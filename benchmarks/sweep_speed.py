@@ -1,35 +1,36 @@
-"""Sweep speed: ``--jobs 2`` vs ``--jobs 1``, and the Ray executor's cost per run.
+"""Sweep speed: ``--jobs 2`` vs ``--jobs 1``, and what a run costs beyond its own work.
 
-    python benchmarks/sweep_speed.py [--repeats 2] [--ray-runs 3] [--epochs 2]
-        [--image-size 64] [--n-train 64] [--skip-ray] [--out benchmarks/results/sweep_speed]
+    python benchmarks/sweep_speed.py [--repeats 2] [--runs 4] [--epochs 1]
+        [--image-size 64] [--n-train 64] [--n-eval 16] [--overhead-runs 4]
+        [--ray-runs 3] [--skip-process] [--skip-ray]
+        [--out benchmarks/results/sweep_speed]
 
-Targets (issue 12): a sweep of 4 small runs is at least 1.6x faster with ``--jobs 2``
-than with ``--jobs 1`` on a 2-core machine; the Ray executor adds at most 3 s per run
-beyond the run itself, cluster start excluded.
+Targets (issue 26): a sweep of 4 short runs (``--seg attunet --epochs 1
+--fusion-epochs 1 --data-opt n_train=64 --data-opt n_val=16 --data-opt n_test=16``) is
+at least 1.7x faster with ``--jobs 2`` than with ``--jobs 1`` on a 2-core machine; a
+local worker costs at most 1 s per run beyond the run's own work, and Ray at most 1.5 s.
 
-1. **Jobs.** ``benchbox sweep --fusion dual --seg attunet --seed 0,1,2,3 ...`` as a
-   user types it (a subprocess, a fresh output folder each time), with ``--jobs 1``
-   and ``--jobs 2``, alternating in ABBA order over ``--repeats`` so that a change of the
-   machine's load hits both; the speed-up is the ratio of the median wall times.
-2. **Ray.** A local Ray instance is started first (its start-up is timed apart and
-   excluded). Then the same one-run job alternates (ABBA) between the ``local``
-   executor and the ``ray`` executor, each called as the sweep's driver calls it
-   (``executor.run([job], events, stop)``), one run at a time. For each Ray run:
-
-   * ``ray_s``: from the call to its return (submission, scheduling, the task, its
-     worker process, the result back);
-   * ``run_s``: the run's own wall time as its record says (``metrics.json``
-     ``wall_s``: training, validation, test, records);
-   * ``beyond_run_s = ray_s - run_s``: everything outside the run itself: starting the
-     worker process, importing torch, building the dataset and models, and Ray's own
-     cost. The local executor pays all of it but the last, so
-   * ``ray_only_s`` = ``beyond_run_s`` minus the local executor's median of the same
-     (``local_s - run_s``) is what Ray adds on top of a local sweep (the runs' own
-     times, which vary with the load, cancel out);
-   * ``beyond_job_s = ray_s - worker_s``, where ``worker_s`` is the worker's own time
-     for the job (building the dataset and models, then the run: everything
-     ``benchbox run`` does once Python and torch are loaded): the executor's cost
-     proper, i.e. a fresh process, its imports and Ray.
+1. **Jobs.** ``benchbox sweep --fusion dual --seg attunet --seed 0,1,2,3 ...`` as a user
+   types it (a subprocess, a fresh output folder each time), with ``--jobs 1`` and
+   ``--jobs 2``, for each way of starting workers (``--executor-opt start=forkserver``,
+   the default, and ``start=process``, a fresh Python per run as before), alternating in
+   ABBA order over ``--repeats`` so that a change of the machine's load hits all alike;
+   the speed-up is the ratio of the median wall times.
+2. **A local worker's cost per run.** ``--overhead-runs`` runs through one
+   ``LocalExecutor(jobs=1).run`` (as a sweep's driver calls it), for each start method
+   in turn. Per run: ``wall_s`` from the executor saying it started to saying it ended;
+   ``job_s``, the worker's own time for the job (building the dataset and models, then
+   the run: everything ``benchbox run`` does once Python and torch are loaded);
+   ``run_s``, the run's wall time as its record says (``metrics.json``). The cost
+   beyond the run's own work is ``wall_s - job_s``: starting the process, its imports,
+   handing the job over and the outcome back. The forkserver's start (once per sweep)
+   falls on the first run and is reported apart.
+3. **Ray.** A local Ray instance with 2 CPUs is started first (timed apart, excluded).
+   One warm-up run through Ray (its worker's forkserver starts), then the same one-run
+   job alternates (ABBA) between the Ray executor, called as the driver calls it
+   (``executor.run([job], events, stop)``, one run at a time, ``cpus_per_run=2``), and a
+   local worker forked from a warm forkserver (``run_worker``). Ray's cost per run is
+   ``wall_s - job_s``; Ray's own share is that minus the local worker's median.
 
 The load average and the CPU time used by other processes (this benchmark's process
 tree excluded) are recorded: the machine may be shared.
@@ -53,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics_speed import cpu_name
 
+STARTS = ("forkserver", "process")
+
 
 def machine_cpu() -> tuple[float, float, float]:
     """(busy CPU seconds of the machine, of this process and its waited-for
@@ -66,129 +69,187 @@ def machine_cpu() -> tuple[float, float, float]:
     return (sum(ticks[:8]) - idle) / hz, mine, time.monotonic()
 
 
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The runs' settings, shared by the three parts."""
+    return {
+        "fusion": "dual",
+        "seg": "attunet",
+        "image_size": args.image_size,
+        "batch_size": 16,
+        "fusion_epochs": 1,
+        "epochs": args.epochs,
+        "warmup_steps": 2,
+        "examples": 1,
+        "device": "cpu",
+        "amp": "off",
+        "data_opts": {"n_train": args.n_train, "n_val": args.n_eval, "n_test": args.n_eval},
+    }
+
+
 def sweep_args(args: argparse.Namespace) -> list[str]:
+    s = settings(args)
+    seeds = ",".join(str(i) for i in range(args.runs))
     return [
-        "--fusion", "dual", "--seg", "attunet", "--seed", "0,1,2,3",
-        "--image-size", str(args.image_size), "--batch-size", "16",
-        "--fusion-epochs", "1", "--epochs", str(args.epochs), "--warmup-steps", "2",
+        "--fusion", s["fusion"], "--seg", s["seg"], "--seed", seeds,
+        "--image-size", str(s["image_size"]), "--batch-size", str(s["batch_size"]),
+        "--fusion-epochs", "1", "--epochs", str(s["epochs"]), "--warmup-steps", "2",
         "--examples", "1", "--device", "cpu", "--amp", "off",
-        "--data-opt", f"n_train={args.n_train}", "--data-opt", "n_val=8",
-        "--data-opt", "n_test=8",
+        *(x for k, v in s["data_opts"].items() for x in ("--data-opt", f"{k}={v}")),
     ]  # fmt: skip
 
 
-def time_sweep(args: argparse.Namespace, jobs: int) -> float:
-    """Wall seconds of one ``benchbox sweep`` with ``--jobs``; raises if a run failed."""
+def time_sweep(args: argparse.Namespace, jobs: int, start: str) -> tuple[float, float]:
+    """Wall seconds of one ``benchbox sweep``, and the CPU seconds of its process tree
+    (every process of it is waited for by its parent); raises if a run failed."""
+    import resource
+
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "benchbox", "sweep", *sweep_args(args), "--jobs", str(jobs)]
+        cmd += ["--executor-opt", f"start={start}", "-o", out]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            [*cmd, "-o", out], capture_output=True, text=True, encoding="utf-8", check=False
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", check=False)
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise SystemExit(f"sweep --jobs {jobs} failed:\n{proc.stdout[-2000:]}{proc.stderr}")
-    return wall
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 class _Events:
+    """Records when the executor says each job started and ended, and its outcome."""
+
     def __init__(self) -> None:
-        self.outcomes: list[Any] = []
+        self.times: dict[int, list[float]] = {}
+        self.outcomes: dict[int, Any] = {}
 
     def started(self, job: Any) -> None:
-        pass
+        self.times[job.index] = [time.perf_counter()]
 
     def ended(self, job: Any, outcome: Any) -> None:
-        self.outcomes.append(outcome)
+        self.times[job.index].append(time.perf_counter())
+        self.outcomes[job.index] = outcome
 
 
-def one_run(executor: Any, args: argparse.Namespace, out: Path, seed: int) -> dict[str, float]:
-    """One job (a run of the jobs comparison) through ``executor`` as the driver runs it:
-    its wall time and the run's own."""
+def make_job(args: argparse.Namespace, out: Path, seed: int, threads: int) -> Any:
     from benchbox import config as cfg
-    from benchbox.sweep.executor import Job
+    from benchbox.sweep.driver import new_run_id, portable
+    from benchbox.sweep.job import Job
 
-    config = cfg.RunConfig(
-        fusion="dual",
-        seg="attunet",
-        seed=seed,
-        image_size=args.image_size,
-        batch_size=16,
-        fusion_epochs=1,
-        epochs=args.epochs,
-        warmup_steps=2,
-        examples=1,
-        device="cpu",
-        amp="off",
-        out=str(out),
-        data_opts={"n_train": args.n_train, "n_val": 8, "n_test": 8},
+    config = portable(cfg.resolve(None, None, {**settings(args), "seed": seed, "out": str(out)}))
+    return Job(
+        index=seed,
+        config_hash=config.hash(),
+        config=config.to_dict(),
+        threads=threads,
+        log_path=str(out / f"{seed}.log"),
+        run_id=new_run_id(config),
     )
-    job = Job(index=seed, config_hash=config.hash(), config=config.to_dict())
-    events = _Events()
-    t0 = time.perf_counter()
-    executor.run([job], events, threading.Event())
-    wall = time.perf_counter() - t0
-    (outcome,) = events.outcomes
+
+
+def measured(out: Path, job: Any, wall: float, outcome: Any) -> dict[str, float]:
     if outcome.status != "completed":
-        raise SystemExit(f"run failed through {type(executor).__name__}: {outcome.error}")
+        raise SystemExit(f"run {job.index} failed: {outcome.error}")
     record = json.loads((out / "runs" / outcome.run_id / "metrics.json").read_text())
-    return {"wall_s": wall, "run_s": float(record["wall_s"]), "worker_s": outcome.wall_s}
+    return {
+        "wall_s": wall,
+        "job_s": outcome.wall_s,
+        "run_s": float(record["wall_s"]),
+        "beyond_job_s": wall - outcome.wall_s,
+        "beyond_run_s": wall - float(record["wall_s"]),
+    }
+
+
+def local_overhead(args: argparse.Namespace, start: str) -> list[dict[str, float]]:
+    """``--overhead-runs`` runs through one local executor, one at a time."""
+    from benchbox_plugins.executors.local import LocalExecutor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        executor = LocalExecutor(jobs=1, start=start)
+        jobs = [make_job(args, out, seed, executor.threads) for seed in range(args.overhead_runs)]
+        events = _Events()
+        executor.run(jobs, events, threading.Event())
+        return [
+            measured(out, job, events.times[job.index][1] - events.times[job.index][0], o)
+            for job in jobs
+            for o in [events.outcomes[job.index]]
+        ]
 
 
 def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
-    from benchbox_plugins.executors.local import LocalExecutor
+    from benchbox.sweep.forkserver import ForkServer
+    from benchbox.sweep.process import run_worker
     from benchbox_plugins.executors.ray import RayExecutor
 
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     start_s = time.perf_counter() - t0
-    # One run at a time on both: 2 CPUs per run, 2 torch threads, as --jobs 1 would.
     ray_executor = RayExecutor(cpus_per_run=2)
-    local_executor = LocalExecutor(jobs=1)
     rays: list[dict[str, float]] = []
     locals_: list[dict[str, float]] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            ForkServer(threads=2) as server,
+        ):
             out = Path(tmp)
-            one_run(ray_executor, args, out, seed=100)  # warm-up: Ray's first worker starts
+
+            def through_ray(seed: int) -> dict[str, float]:
+                job = make_job(args, out, seed, 2)
+                events = _Events()
+                t = time.perf_counter()
+                ray_executor.run([job], events, threading.Event())
+                return measured(out, job, time.perf_counter() - t, events.outcomes[seed])
+
+            def local(seed: int) -> dict[str, float]:
+                job = make_job(args, out, seed, 2)
+                t = time.perf_counter()
+                outcome = run_worker(job, threading.Event(), server=server)
+                return measured(out, job, time.perf_counter() - t, outcome)
+
+            through_ray(100)  # warm-up: Ray's first worker and its forkserver start
+            local(101)  # and the local forkserver
             for r in range(args.ray_runs):
-                order = [ray_executor, local_executor]
-                for executor in order if r % 2 == 0 else order[::-1]:
-                    m = one_run(executor, args, out, seed=r)
-                    (rays if executor is ray_executor else locals_).append(m)
+                order = [(through_ray, rays), (local, locals_)]
+                for fn, into in order if r % 2 == 0 else order[::-1]:
+                    into.append(fn(r))
                 print(
-                    f"ray run {r + 1}: ray {rays[-1]['wall_s']:.1f} s, local "
-                    f"{locals_[-1]['wall_s']:.1f} s, the run itself {rays[-1]['run_s']:.1f} s",
+                    f"ray run {r + 1}: ray {rays[-1]['wall_s']:.1f} s (job "
+                    f"{rays[-1]['job_s']:.1f} s), local {locals_[-1]['wall_s']:.1f} s "
+                    f"(job {locals_[-1]['job_s']:.1f} s)",
                     flush=True,
                 )
     finally:
         ray.shutdown()
-    for m in locals_:
-        m["beyond_run_s"] = m["wall_s"] - m["run_s"]
-    local_beyond = statistics.median(m["beyond_run_s"] for m in locals_)
+    local_beyond = statistics.median(m["beyond_job_s"] for m in locals_)
     for m in rays:
-        m["beyond_run_s"] = m["wall_s"] - m["run_s"]
-        m["ray_only_s"] = m["beyond_run_s"] - local_beyond
+        m["ray_only_s"] = m["beyond_job_s"] - local_beyond
     return {
         "ray_start_s": start_s,
         "ray": rays,
         "local": locals_,
-        "median_beyond_run_s": statistics.median(m["beyond_run_s"] for m in rays),
-        "max_beyond_run_s": max(m["beyond_run_s"] for m in rays),
+        "median_beyond_job_s": statistics.median(m["beyond_job_s"] for m in rays),
+        "max_beyond_job_s": max(m["beyond_job_s"] for m in rays),
+        "median_local_beyond_job_s": local_beyond,
         "median_ray_only_s": statistics.median(m["ray_only_s"] for m in rays),
-        "median_local_beyond_run_s": local_beyond,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="ABBA pairs of sweeps")
-    parser.add_argument("--ray-runs", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=4, help="runs (seeds) per sweep")
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--n-train", type=int, default=64)
+    parser.add_argument("--n-eval", type=int, default=16, help="n_val and n_test")
+    parser.add_argument("--overhead-runs", type=int, default=4)
+    parser.add_argument("--ray-runs", type=int, default=3)
+    parser.add_argument("--skip-process", action="store_true", help="forkserver only")
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "sweep_speed"
@@ -196,17 +257,33 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    starts = STARTS[:1] if args.skip_process else STARTS
     load_before = [round(v, 2) for v in os.getloadavg()]
-    start = machine_cpu()
-    walls: dict[int, list[float]] = {1: [], 2: []}
+    begin = machine_cpu()
+    walls: dict[str, dict[int, list[float]]] = {s: {1: [], 2: []} for s in starts}
+    cpus: dict[str, dict[int, list[float]]] = {s: {1: [], 2: []} for s in starts}
     for r in range(args.repeats):
-        for jobs in (1, 2) if r % 2 == 0 else (2, 1):
-            walls[jobs].append(time_sweep(args, jobs))
-            print(f"sweep repeat {r + 1}: --jobs {jobs} {walls[jobs][-1]:.1f} s", flush=True)
-    speedup = statistics.median(walls[1]) / statistics.median(walls[2])
+        order = [(s, j) for s in starts for j in (1, 2)]
+        for start, jobs in order if r % 2 == 0 else order[::-1]:
+            wall, cpu = time_sweep(args, jobs, start)
+            walls[start][jobs].append(wall)
+            cpus[start][jobs].append(cpu)
+            print(
+                f"sweep {r + 1}: {start} --jobs {jobs} {wall:.1f} s (CPU {cpu:.1f} s)", flush=True
+            )
+    speedups = {s: statistics.median(walls[s][1]) / statistics.median(walls[s][2]) for s in starts}
+    overhead: dict[str, list[dict[str, float]]] = {}
+    for start in starts:
+        overhead[start] = local_overhead(args, start)
+        print(
+            f"{start}: beyond the job "
+            + ", ".join(f"{m['beyond_job_s']:.2f}" for m in overhead[start])
+            + " s",
+            flush=True,
+        )
     ray = None if args.skip_ray else ray_overhead(args)
     end = machine_cpu()
-    others = max(0.0, (end[0] - start[0]) - (end[1] - start[1])) / (end[2] - start[2])
+    others = max(0.0, (end[0] - begin[0]) - (end[1] - begin[1])) / (end[2] - begin[2])
     report = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "sweep_command": "benchbox sweep " + " ".join(sweep_args(args)) + " --jobs N",
@@ -216,83 +293,127 @@ def main() -> None:
         "load_before": load_before,
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "other_processes_cores": round(others, 2),
-        "sweep_wall_s": {f"jobs{k}": v for k, v in walls.items()},
-        "speedup_jobs2_over_jobs1": speedup,
+        "sweep_wall_s": {s: {f"jobs{k}": v for k, v in w.items()} for s, w in walls.items()},
+        "sweep_cpu_s": {s: {f"jobs{k}": v for k, v in w.items()} for s, w in cpus.items()},
+        "speedup_jobs2_over_jobs1": speedups,
+        "local_per_run": overhead,
         "ray": ray,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(markdown(report))
-    print(f"speed-up {speedup:.2f}x; wrote {args.out.with_suffix('.md')}")
+    print(
+        "speed-up "
+        + ", ".join(f"{s} {v:.2f}x" for s, v in speedups.items())
+        + f"; wrote {args.out.with_suffix('.md')}"
+    )
+
+
+def _median(rows: list[dict[str, float]], key: str, skip_first: bool = False) -> float:
+    values = [m[key] for m in (rows[1:] if skip_first and len(rows) > 1 else rows)]
+    return statistics.median(values)
 
 
 def markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     flags = (
-        f"--repeats {s['repeats']} --ray-runs {s['ray_runs']} --epochs {s['epochs']} "
-        f"--image-size {s['image_size']} --n-train {s['n_train']}"
+        f"--repeats {s['repeats']} --runs {s['runs']} --epochs {s['epochs']} "
+        f"--image-size {s['image_size']} --n-train {s['n_train']} --n-eval {s['n_eval']} "
+        f"--overhead-runs {s['overhead_runs']} --ray-runs {s['ray_runs']}"
+        + (" --skip-process" if s["skip_process"] else "")
         + (" --skip-ray" if s["skip_ray"] else "")
     )
-    walls = report["sweep_wall_s"]
-    text = f"""# Sweep speed: `--jobs 2` vs `--jobs 1`, and the Ray executor's cost per run
+    starts = list(report["sweep_wall_s"])
+    text = (
+        f"""# Sweep speed: `--jobs 2` vs `--jobs 1`, and a run's cost beyond its own work
 
 `python benchmarks/sweep_speed.py {flags}` on {report["cpu"]}, {report["cores"]} cores, \
-torch {report["torch"]}.
+torch {report["torch"]}. Load average (1, 5, 15 min) before: {report["load_before"]}, \
+after: {report["load_after"]}; other processes used {report["other_processes_cores"]} \
+of the {report["cores"]} cores on average during the benchmark (its own process tree \
+excluded): the machine was shared, and every figure below carries that noise.
 
-## 4 runs, `--jobs 1` vs `--jobs 2` (target: at least 1.6x)
+## {s["runs"]} runs, `--jobs 1` vs `--jobs 2` (target: at least 1.7x)
 
-`{report["sweep_command"]}`, each sweep a fresh process and output folder, in ABBA
-order (one session, one machine).
+`{report["sweep_command"]} --executor-opt start=S`, each sweep a fresh process and
+output folder, in ABBA order (one session, one machine). `forkserver` (the default)
+forks each run from a server that imported torch and benchbox once per sweep;
+`process` starts a fresh Python per run (the executor before issue 26). Wall seconds,
+and in brackets the CPU seconds of the sweep's whole process tree (what the work cost,
+whatever else ran on the machine).
 
-| repeat | `--jobs 1` (s) | `--jobs 2` (s) |
-|---|---|---|
-""" + "".join(
-        f"| {i + 1} | {a:.1f} | {b:.1f} |\n"
-        for i, (a, b) in enumerate(zip(walls["jobs1"], walls["jobs2"], strict=True))
+| repeat | """
+        + " | ".join(f"{st} `--jobs {j}` (s)" for st in starts for j in (1, 2))
+        + " |\n"
     )
+    text += "|---|" + "---|" * (2 * len(starts)) + "\n"
+    walls = report["sweep_wall_s"]
+    cpus = report["sweep_cpu_s"]
+    for i in range(s["repeats"]):
+        cells = [
+            f"{walls[st][f'jobs{j}'][i]:.1f} (CPU {cpus[st][f'jobs{j}'][i]:.0f})"
+            for st in starts
+            for j in (1, 2)
+        ]
+        text += f"| {i + 1} | " + " | ".join(cells) + " |\n"
+    text += "\nSpeed-up, ratio of the medians: " + ", ".join(
+        f"{st} **{v:.2f}x**" for st, v in report["speedup_jobs2_over_jobs1"].items()
+    )
+    if len(starts) > 1:
+        fs, pr = (statistics.median(walls[st]["jobs1"]) for st in starts)
+        fs2, pr2 = (statistics.median(walls[st]["jobs2"]) for st in starts)
+        text += (
+            f"; the forkserver sweep took {fs / pr:.2f}x the time of the fresh-process one "
+            f"with `--jobs 1` and {fs2 / pr2:.2f}x with `--jobs 2`"
+        )
+    text += ".\n"
     text += f"""
-Speed-up (ratio of the medians): **{report["speedup_jobs2_over_jobs1"]:.2f}x**.
+## A local worker's cost per run (target: at most 1 s beyond the run's own work)
+
+{s["overhead_runs"]} runs, one at a time, through one `LocalExecutor(jobs=1).run` per way
+of starting workers. Seconds. "job" is the worker's own time for the job (dataset and
+models built, then the run); "run" the run's record (`metrics.json` `wall_s`). Run 1
+of the forkserver also waits for the server to start (once per sweep).
+
+| start | # | wall | job | run | wall - job | wall - run |
+|---|---|---|---|---|---|---|
 """
+    for st, rows in report["local_per_run"].items():
+        for i, m in enumerate(rows):
+            text += (
+                f"| {st} | {i + 1} | {m['wall_s']:.2f} | {m['job_s']:.2f} | {m['run_s']:.2f} | "
+                f"{m['beyond_job_s']:.2f} | {m['beyond_run_s']:.2f} |\n"
+            )
+    text += "\n"
+    for st, rows in report["local_per_run"].items():
+        text += (
+            f"- {st}: beyond the job, median **{_median(rows, 'beyond_job_s', True):.2f} s** "
+            f"per run after the first (first {rows[0]['beyond_job_s']:.2f} s); beyond the "
+            f"record's run time {_median(rows, 'beyond_run_s', True):.2f} s; the job itself "
+            f"{_median(rows, 'job_s', True):.2f} s.\n"
+        )
     ray = report["ray"]
     if ray:
         text += f"""
-## Ray executor, per run (target: at most 3 s beyond the run itself)
+## Ray executor, per run (target: at most 1.5 s beyond the run's own work)
 
 Local Ray with 2 CPUs, started in {ray["ray_start_s"]:.1f} s (excluded); one run at a
-time (`cpus_per_run=2`), alternating with the local executor (ABBA), after one warm-up
-run through Ray. Seconds; "its run" is the wall time the run records (`metrics.json`
-`wall_s`: training, validation, test, records); "its job" is the worker's own time for
-the job (the dataset and models built, then the run).
+time (`cpus_per_run=2`), alternating (ABBA) with a local worker forked from a warm
+forkserver, after one warm-up run of each. Seconds.
 
-| # | ray | its job | its run | ray - job | ray - run | local | local - job | local - run \
-| Ray's own |
-|---|---|---|---|---|---|---|---|---|---|
+| # | ray | its job | ray - job | local | its job | local - job | Ray's own |
+|---|---|---|---|---|---|---|---|
 """ + "".join(
-            f"| {i + 1} | {m['wall_s']:.1f} | {m['worker_s']:.1f} | {m['run_s']:.1f} | "
-            f"{m['wall_s'] - m['worker_s']:.1f} | {m['beyond_run_s']:.1f} | "
-            f"{lo['wall_s']:.1f} | {lo['wall_s'] - lo['worker_s']:.1f} | "
-            f"{lo['beyond_run_s']:.1f} | {m['ray_only_s']:.1f} |\n"
+            f"| {i + 1} | {m['wall_s']:.2f} | {m['job_s']:.2f} | {m['beyond_job_s']:.2f} | "
+            f"{lo['wall_s']:.2f} | {lo['job_s']:.2f} | {lo['beyond_job_s']:.2f} | "
+            f"{m['ray_only_s']:.2f} |\n"
             for i, (m, lo) in enumerate(zip(ray["ray"], ray["local"], strict=True))
         )
-        beyond_job = [m["wall_s"] - m["worker_s"] for m in ray["ray"]]
         text += f"""
-Beyond the run itself, through Ray: median **{ray["median_beyond_run_s"]:.1f} s** (max \
-{ray["max_beyond_run_s"]:.1f} s): a fresh worker process, imports, the dataset and models
-built, and Ray's own cost. The local executor's median for the same is \
-{ray["median_local_beyond_run_s"]:.1f} s, so Ray's own cost (the difference) is a median \
-{ray["median_ray_only_s"]:.1f} s per run.
-
-Against the target (at most 3 s beyond the run itself): counting building the dataset
-and models as part of the run (`benchbox run` does both), Ray adds a median
-**{statistics.median(beyond_job):.1f} s** (max {max(beyond_job):.1f} s) per run: a fresh
-Python process with torch imported (each run has its own process, so that one run's
-crash cannot take another down) and Ray's own {ray["median_ray_only_s"]:.1f} s. Counted
-from the record's `wall_s` alone it is {ray["median_beyond_run_s"]:.1f} s.
-"""
-    text += f"""
-Load average (1, 5, 15 min) before: {report["load_before"]}, after: {report["load_after"]}; \
-other processes used {report["other_processes_cores"]} of the {report["cores"]} cores on \
-average during the benchmark (its own process tree excluded).
+Beyond the job, through Ray: median **{ray["median_beyond_job_s"]:.2f} s** (max \
+{ray["max_beyond_job_s"]:.2f} s); a local worker's median is \
+{ray["median_local_beyond_job_s"]:.2f} s, so Ray's own share is a median \
+{ray["median_ray_only_s"]:.2f} s per run.
 """
     return text
 

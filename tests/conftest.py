@@ -343,3 +343,43 @@ def _fusion_columns(summary: dict[str, Any]) -> set[str]:
 def equivalent_runs() -> Callable[[Path, Path], dict[str, Any]]:
     """:func:`assert_equivalent_runs`: two runs of one experiment agree up to rounding."""
     return assert_equivalent_runs
+
+
+@pytest.fixture
+def training_cli_run(tmp_path: Path) -> Callable[..., tuple[Any, Path]]:
+    """``training_cli_run(args, out)``: ``benchbox run ARGS --out OUT`` in a subprocess,
+    returned once it is training: its log shows the first epoch's line (a marker the run
+    writes, not a guessed sleep). Returns the process (stdout and stderr go to
+    ``out/run.log``) and the run folder; the process is killed at teardown if alive."""
+    import subprocess
+    import sys
+    import time
+
+    started: list[Any] = []
+
+    def start(args: list[str], out: Path, timeout: float = 240) -> tuple[Any, Path]:
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / "run.log"
+        code = "import sys; from benchbox.cli import main; sys.exit(main())"
+        with log.open("w") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, "run", *args, "--out", str(out)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "COLUMNS": "120"},
+            )
+        started.append(proc)
+        deadline = time.monotonic() + timeout
+        while " epoch 1: " not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the run did not reach its first epoch: {log.read_text()}")
+            time.sleep(0.2)
+        (run_dir,) = (out / "runs").iterdir()
+        return proc, run_dir
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -7,6 +7,15 @@ are averaged over its runs, so each method has one score per case; the seed-to-s
 spread of the per-run means is reported beside it. All methods must have been scored on
 the same cases of one dataset: anything else cannot be paired and is refused.
 
+A case is what a run's ``data_seed`` and ``case_id`` name together: the synthetic dataset
+draws its images, and datasets draw their splits, from the data seed, so ``test-00000``
+of data seed 0 and of data seed 5 are different images. Methods are therefore paired
+only when every run compared has the same data seed; ``data_seed=`` keeps the runs of
+one. Rows written before the leaderboard had a ``data_seed`` column have it empty: they
+are paired with each other by case id alone, as before, but never with runs whose data
+seed is recorded (fill in their cell, or leave them out with ``exclude``). The reference
+leaderboards in ``leaderboards/reference`` were all made with data seed 0.
+
 Grouping rows into methods and seeds (cross-validation folds included) is
 :mod:`benchbox.analysis.methods`.
 
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from benchbox.hooks.registry import Registry
+
+__all__ = ["MIN_SEEDS", "Comparison", "compare", "metric_direction"]
 
 #: Fewer seeds than this and the seed-to-seed spread is flagged as unreliable.
 MIN_SEEDS = 3
@@ -181,6 +192,83 @@ def _read(path: str | Path, by: Sequence[str]) -> tuple[Any, Any, str]:
     return board, cases, datasets[0] if datasets else path.stem
 
 
+def _exclude(board: Any, cases: Any, exclude: Sequence[str]) -> tuple[Any, Any]:
+    """The leaderboard and per-case rows without the runs ``exclude`` names."""
+    known = list(board["run_id"].astype(str))
+    for run_id in exclude:
+        if run_id not in known:
+            close = difflib.get_close_matches(run_id, known, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"--exclude {run_id}: no such run in the leaderboard{hint}")
+    if set(known) <= set(exclude):
+        raise DataError("--exclude leaves no run to compare")
+    return (
+        board[~board["run_id"].astype(str).isin(exclude)],
+        cases[~cases["run_id"].astype(str).isin(exclude)],
+    )
+
+
+def _data_seeds(board: Any) -> list[str]:
+    """Each row's data seed as text (``0``), or ``""`` where it was not recorded."""
+    if "data_seed" not in board:
+        return [""] * len(board)
+    return [_integer(v) for v in board["data_seed"]]
+
+
+def _integer(value: Any) -> str:
+    if value != value or value is None or str(value).strip() == "":  # NaN or empty
+        return ""
+    try:
+        return str(int(float(value)))
+    except ValueError:
+        return str(value)
+
+
+def _one_data_seed(board: Any, cases: Any, by: Sequence[str], data_seed: int | None) -> Any:
+    """The rows to compare, all of one data seed (see the module docstring).
+
+    Raises:
+        DataError: runs with per-case results have different data seeds (or some have
+            none recorded), or none has ``data_seed``.
+    """
+    from benchbox.analysis.methods import with_method_keys
+
+    seeds = _data_seeds(board)
+    if data_seed is not None:
+        kept = board[[s == str(data_seed) for s in seeds]]
+        if kept.empty:
+            found = ", ".join(sorted({s or "not recorded" for s in seeds}))
+            raise DataError(f"no run has data seed {data_seed} (the runs have {found})")
+        return kept
+    scored = set(cases["run_id"].astype(str))
+    keyed = with_method_keys(board, by)
+    first: dict[str, tuple[str, str]] = {}
+    for run_id, seed, method in zip(
+        board["run_id"].astype(str), seeds, keyed[list(by)].agg(" / ".join, axis=1), strict=True
+    ):
+        if run_id in scored:
+            first.setdefault(seed, (run_id, method))
+    if len(first) < 2:
+        return board
+
+    def said(seed: str) -> str:
+        run_id, method = first[seed]
+        if seed:
+            return f"run {run_id} ({method}) has data seed {seed}"
+        return f"run {run_id} ({method}) has none recorded (a row older than the column)"
+
+    known = sorted(s for s in first if s)
+    a, b = (known[0], known[1]) if len(known) > 1 else (known[0], "")
+    hint = f"compare one data seed at a time with --data-seed {a}"
+    if not b:
+        hint = f"fill in its data_seed cell, or {hint}"
+    raise DataError(
+        f"cannot pair methods scored on different images: {said(a)} and {said(b)} (a case "
+        f"id such as {cases['case_id'].iloc[0]} names a different image under each data "
+        f"seed); {hint}"
+    )
+
+
 def _pairs(
     methods: list[str],
     values: NDArray,
@@ -229,6 +317,8 @@ def compare(
     alpha: float = stats.DEFAULT_ALPHA,
     higher_is_better: bool | None = None,
     registry: Registry | None = None,
+    exclude: Sequence[str] = (),
+    data_seed: int | None = None,
 ) -> Comparison:
     """Compare the methods of the leaderboard ``path`` on one per-case ``metric``.
 
@@ -244,10 +334,14 @@ def compare(
         alpha: significance level after Holm's adjustment.
         higher_is_better: the metric's direction; by default from the metric registry.
         registry: the registry to look the direction up in (default: the installed one).
+        exclude: run ids to leave out (e.g. a run without ``metric``).
+        data_seed: compare the runs of this data seed only (by default every run, which
+            must then share one; see the module docstring).
 
     Raises:
         DataError: the leaderboard or its companion is missing, mixes datasets, or its
-            methods were scored on different cases.
+            methods were scored on different cases (or data seeds), or a run has no
+            ``metric`` value at all.
         ConfigError: an unknown metric, column or reference.
     """
     by = [c.strip() for c in by if c.strip()]
@@ -258,6 +352,8 @@ def compare(
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be in (0, 1), got {alpha}")
     board, cases, dataset = _read(path, by)
+    board, cases = _exclude(board, cases, exclude)
+    board = _one_data_seed(board, cases, by, data_seed)
     numeric = [c for c in cases.columns if c not in ("run_id", "case_id")]
     if metric not in numeric:
         close = difflib.get_close_matches(metric, numeric, n=3)

@@ -29,6 +29,18 @@ from benchbox.records.leaderboard import SPEED_COLUMNS, headline_columns
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+__all__ = [
+    "SETUP_COLUMNS",
+    "Method",
+    "case_matrix",
+    "default_metrics",
+    "group",
+    "group_methods",
+    "label",
+    "method_table",
+    "with_method_keys",
+]
+
 #: Columns that, when they differ between the runs of one method, are worth a warning.
 SETUP_COLUMNS = (
     "preset",
@@ -215,6 +227,17 @@ def group_methods(
     for r, s in by_run.items():
         if s.index.has_duplicates:
             raise DataError(f"run {r} lists a case more than once in its per-case results")
+    without = [r for r, s in by_run.items() if pd.to_numeric(s, errors="coerce").isna().all()]
+    if without:
+        owner = {r: label(k) for k, ids in zip(keys, runs, strict=True) for r in ids}
+        named = ", ".join(f"{r} ({owner[r]})" for r in without[:3])
+        more = f" and {len(without) - 3} more" if len(without) > 3 else ""
+        raise DataError(
+            f"run{'s' if len(without) > 1 else ''} {named}{more} "
+            f"{'have' if len(without) > 1 else 'has'} no {metric} value for any case; leave "
+            f"{'them' if len(without) > 1 else 'it'} out with "
+            + " ".join(f"--exclude {r}" for r in without[:3])
+        )
     series: dict[str, Any] = {}
     replicates: list[list[str]] = []
     for key, units in zip(keys, members, strict=True):

@@ -27,6 +27,23 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_RESAMPLES",
+    "EXACT_MAX",
+    "PERMUTATION_MAX",
+    "RankStability",
+    "SignedRank",
+    "bootstrap_ci",
+    "bootstrap_indices",
+    "holm",
+    "rank_scores",
+    "rank_stability",
+    "resampled_means",
+    "signed_rank",
+    "significance_ranking",
+]
+
 #: Default number of bootstrap resamples of the cases.
 DEFAULT_RESAMPLES = 2000
 #: Significance level of the paired tests (after Holm's adjustment).

@@ -22,6 +22,18 @@ from typing import Any
 from benchbox import errors
 from benchbox.bench.measure import BenchSpec
 
+__all__ = [
+    "ERROR",
+    "RESULT",
+    "Outcome",
+    "check_names",
+    "combinations",
+    "run_grid",
+    "run_one",
+    "save_row",
+    "throughput_path",
+]
+
 RESULT = "--result "
 ERROR = "--error "
 
@@ -59,20 +71,28 @@ def combinations(
     """Every ``fusion x segmenter`` pair with the settings of ``base``."""
     from dataclasses import replace
 
-    return [replace(base, fusion=f, seg=s) for f in fusions for s in segmenters]
+    return [
+        BenchSpec(replace(base.config, fusion=f, seg=s), base.settings)
+        for f in fusions
+        for s in segmenters
+        if f != "none" or s != "none"
+    ]
 
 
 def check_names(specs: Sequence[BenchSpec], registry: Any = None) -> None:
-    """Fail before any subprocess starts if a name is unknown or a setting is bad."""
+    """Fail before any subprocess starts on a bad setting, name or option of any pair:
+    the pre-flight check of ``benchbox run`` (:func:`benchbox.engine.models.check`),
+    naming the pair."""
+    from benchbox.engine.models import check
     from benchbox.hooks.manager import get_registry
 
     registry = registry or get_registry()
     for spec in specs:
-        spec.validate()
-        if spec.fusion != "none":
-            registry.get("fusion", spec.fusion)
-        if spec.seg != "none":
-            registry.get("segmenter", spec.seg)
+        try:
+            spec.validate()
+            check(spec.config, registry)
+        except errors.BenchboxError as exc:
+            raise type(exc)(f"{spec.label}: {exc}") from None
 
 
 def _last_line(text: str) -> str:
@@ -121,7 +141,7 @@ def _child(argv: Sequence[str]) -> int:
     from benchbox.bench.measure import bench
 
     try:
-        spec = BenchSpec(**json.loads(argv[0]))
+        spec = BenchSpec.from_dict(json.loads(argv[0]))
         row = bench(spec)
     except errors.BenchboxError as exc:
         print(ERROR + " ".join(str(exc).split()), flush=True)

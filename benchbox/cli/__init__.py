@@ -29,6 +29,8 @@ from benchbox.cli import (
 from benchbox.cli._common import console_err, fail, print_traceback, show_plugin_warnings
 from benchbox.hooks.manager import DEBUG_ENV, DISABLE_ENV
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="benchbox",
     help="Benchmark medical image fusion and segmentation models, plugged in by entry point.",

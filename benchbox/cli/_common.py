@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.markup import escape
 
+__all__ = ["console", "console_err", "fail", "print_traceback", "show_plugin_warnings", "warn"]
+
 console = Console()
 console_err = Console(stderr=True)
 

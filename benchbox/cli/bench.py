@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from typing import Any
 
 import typer
@@ -9,75 +11,47 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchbox.cli._common import console, console_err
-from benchbox.cli.run import Amp
+from benchbox.cli._settings import given_settings, settings_parameters
+
+__all__ = ["bench"]
 
 
-def _names(value: str, flag: str) -> list[str]:
+def _names(value: str | None, flag: str, default: str) -> list[str]:
     from benchbox.errors import ConfigError
 
-    names = [n.strip() for n in value.split(",") if n.strip()]
+    names = [n.strip() for n in (value or default).split(",") if n.strip()]
     if not names:
         raise ConfigError(f"{flag} names no model")
     return names
 
 
-def bench(
-    fusion: str = typer.Option("dual", "--fusion", "-f", help="Fusion model(s), comma-separated."),
-    seg: str = typer.Option("attunet", "--seg", "-s", help="Segmenter(s), comma-separated."),
-    all_pairs: bool = typer.Option(
-        False, "--all", help="Every registered fusion x segmenter pair (a long grid)."
-    ),
-    image_size: int = typer.Option(64, "--image-size", help="Side of the square input."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", help="Batch size."),
-    amp: Amp = typer.Option(Amp.off, "--amp", help="Precision: off (float32), bf16, fp16, auto."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the models."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps."),
-    warmup: int = typer.Option(10, "--warmup", help="Untimed warm-up steps per phase."),
-    steps: int = typer.Option(40, "--steps", help="Timed steps per phase."),
-    mode: str = typer.Option("both", "--mode", help="both, train or infer."),
-    fusion_opt: list[str] | None = typer.Option(
-        None, "--fusion-opt", help="Fusion model parameter key=value (repeatable)."
-    ),
-    seg_opt: list[str] | None = typer.Option(
-        None, "--seg-opt", help="Segmenter parameter key=value (repeatable)."
-    ),
-    out: str = typer.Option(".", "--out", help="Folder holding leaderboards/."),
-    timeout: float = typer.Option(
-        1800, "--timeout", help="Seconds allowed per combination in a grid."
-    ),
-) -> int:
+def bench(**options: Any) -> int:
     """Measure images/s, step times, peak memory, parameters and GFLOPs (timm's method).
 
-    One pair runs in this process; a grid runs each pair in its own subprocess. Rows
-    are appended to leaderboards/throughput-<device type>.csv.
+    The pair is built and trained through benchbox run's own code, so every run option
+    that shapes the models (losses and their --*-opt, sizes, precision, --augment, --lr)
+    applies. --fusion and --seg take comma-separated names: one pair runs in this
+    process, a grid runs each pair in its own subprocess. Rows are appended to
+    leaderboards/throughput-<device type>.csv.
     """
+    from benchbox import config as cfg
     from benchbox.bench.grid import Outcome, check_names, combinations, run_grid, save_row
-    from benchbox.bench.measure import BenchSpec
+    from benchbox.bench.measure import BenchSettings, BenchSpec
     from benchbox.bench.measure import bench as measure
-    from benchbox.config.settings import parse_options
 
-    base = BenchSpec(
-        image_size=image_size,
-        batch_size=batch_size,
-        amp=amp.value,
-        channels_last=channels_last,
-        compile=compile_,
-        device=device,
-        warmup=warmup,
-        steps=steps,
-        mode=mode,
-        fusion_opts=parse_options(fusion_opt, "--fusion-opt"),
-        seg_opts=parse_options(seg_opt, "--seg-opt"),
-    )
+    all_pairs, out, timeout = (options.pop(k) for k in ("all_pairs", "out", "timeout"))
+    given = given_settings(options, BenchSettings)
+    own = {k: v for k, v in given.items() if k in options and k in _BENCH_FIELDS}
+    run = given_settings({k: v for k, v in options.items() if k not in _BENCH_FIELDS})
+    fusions = _names(run.pop("fusion", None), "--fusion", cfg.RunConfig.fusion)
+    segs = _names(run.pop("seg", None), "--seg", cfg.RunConfig.seg)
     if all_pairs:
         from benchbox.hooks.manager import get_registry
 
         registry = get_registry()
         fusions = [e.name for e in registry.list("fusion")]
         segs = [e.name for e in registry.list("segmenter")]
-    else:
-        fusions, segs = _names(fusion, "--fusion"), _names(seg, "--seg")
+    base = BenchSpec.make(**run, **own, fusion=fusions[0], seg=segs[0])
     specs = combinations(fusions, segs, base)
     check_names(specs)
     if len(specs) == 1:
@@ -101,6 +75,48 @@ def bench(
             soft_wrap=True,
         )
     return 1 if failed else 0
+
+
+def _bench_settings() -> type[Any]:
+    from benchbox.bench.measure import BenchSettings
+
+    return BenchSettings
+
+
+def _bench_parameters() -> list[inspect.Parameter]:
+    """bench's options: the run settings marked ``bench``, the measuring settings, and
+    what a grid needs (``--all``, ``--out``, ``--timeout``)."""
+    from benchbox.bench.measure import BenchSettings
+
+    option = inspect.Parameter.KEYWORD_ONLY
+    extra = [
+        inspect.Parameter(
+            "all_pairs",
+            option,
+            default=typer.Option(
+                False, "--all", help="Every registered fusion x segmenter pair (a long grid)."
+            ),
+            annotation=bool,
+        ),
+        inspect.Parameter(
+            "out",
+            option,
+            default=typer.Option(".", "--out", "-o", help="Folder holding leaderboards/."),
+            annotation=str,
+        ),
+        inspect.Parameter(
+            "timeout",
+            option,
+            default=typer.Option(1800, "--timeout", help="Seconds allowed per pair in a grid."),
+            annotation=float,
+        ),
+    ]
+    run = settings_parameters(keep=lambda s: s.bench)
+    return [*run, *settings_parameters(BenchSettings), *extra]
+
+
+_BENCH_FIELDS = {f.name for f in dataclasses.fields(_bench_settings())}
+bench.__signature__ = inspect.Signature(_bench_parameters())  # type: ignore[attr-defined]
 
 
 def _fmt(value: Any, digits: int = 1) -> str:

@@ -8,6 +8,8 @@ from rich.table import Table
 
 from benchbox.cli._common import console, warn
 
+__all__ = ["FORMATS", "compare"]
+
 FORMATS = ("rich", "md", "csv", "json")
 
 
@@ -17,6 +19,12 @@ def compare(
     by: str = typer.Option("fusion,segmenter", "--by", help="Columns that define a method."),
     reference: str | None = typer.Option(
         None, "--reference", help="Compare every method with this one only (e.g. mean)."
+    ),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", metavar="RUN_ID", help="Leave this run out (repeatable)."
+    ),
+    data_seed: int | None = typer.Option(
+        None, "--data-seed", help="Compare the runs of this data seed only."
     ),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich, md, csv or json."),
     table: str | None = typer.Option(
@@ -52,6 +60,8 @@ def compare(
         seed=seed,
         alpha=alpha,
         higher_is_better=higher,
+        exclude=exclude or (),
+        data_seed=data_seed,
     )
     for warning in result.warnings:
         warn(warning)

@@ -15,6 +15,8 @@ from benchbox.cli._common import console, console_err
 if TYPE_CHECKING:
     from benchbox.scoring import Scores
 
+__all__ = ["app", "fusion", "seg"]
+
 app = typer.Typer(
     help="Score segmentations or fused images made by any tool with benchbox's metrics.",
     no_args_is_help=True,

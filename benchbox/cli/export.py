@@ -13,6 +13,8 @@ from benchbox.cli._common import console
 if TYPE_CHECKING:
     from benchbox.deploy.export import ExportReport
 
+__all__ = ["export", "render"]
+
 
 def _log(message: str) -> None:
     console.print(f"[dim]{escape(message)}[/]", highlight=False)

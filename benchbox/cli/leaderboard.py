@@ -8,6 +8,8 @@ from rich.table import Table
 
 from benchbox.cli._common import console
 
+__all__ = ["leaderboard"]
+
 
 def leaderboard(
     path: str = typer.Argument(..., help="A leaderboard CSV, e.g. leaderboards/synthetic.csv."),

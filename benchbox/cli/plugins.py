@@ -10,6 +10,8 @@ from rich.table import Table
 from benchbox.cli._common import console, console_err, fail, print_traceback
 from benchbox.hooks.registry import KINDS
 
+__all__ = ["plugins"]
+
 
 def plugins(
     pattern: str = typer.Argument("*", help="Glob pattern on component names, e.g. 'smp-*'."),

@@ -10,6 +10,8 @@ from rich.markup import escape
 
 from benchbox.cli._common import console, console_err
 
+__all__ = ["predict"]
+
 
 class _Bar:
     """A rich progress bar over cases, on an interactive terminal only."""

@@ -7,6 +7,8 @@ from rich.markup import escape
 
 from benchbox.cli._common import console, warn
 
+__all__ = ["report"]
+
 
 def report(
     paths: list[str] = typer.Argument(..., help="Leaderboard CSVs, with .cases.csv beside them."),

@@ -13,6 +13,8 @@ from benchbox.cli._common import console
 if TYPE_CHECKING:
     from benchbox.records.runs import RunState
 
+__all__ = ["runs"]
+
 _STYLE = {
     "completed": "green",
     "running": "cyan",

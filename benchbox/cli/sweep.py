@@ -14,6 +14,8 @@ from rich.table import Table
 
 from benchbox.cli._common import console
 
+__all__ = ["AXIS_HELP", "sweep"]
+
 _STYLE = {
     "queued": "dim",
     "running": "cyan",
@@ -78,10 +80,10 @@ def sweep(**options: Any) -> None:
     Every option of `benchbox run` is accepted and applies to every run, e.g.
     `benchbox sweep --fusion mean,dual --seg attunet --seed 0,1,2 --epochs 4 --jobs 2`.
     """
-    from benchbox.cli.run import given_settings
+    from benchbox.cli._settings import given_settings
     from benchbox.config.settings import parse_options, parse_value
     from benchbox.errors import ConfigError
-    from benchbox.sweep.driver import plan_runs, run_sweep
+    from benchbox.sweep.driver import check_sweep_name, plan_runs, run_sweep
     from benchbox.sweep.executor import build_executor
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
 
@@ -96,7 +98,10 @@ def sweep(**options: Any) -> None:
     grid, name, executor = options.pop("grid"), options.pop("name"), options.pop("executor")
     executor_opt, jobs = options.pop("executor_opt"), options.pop("jobs")
     ray_address, retry_failed = options.pop("ray_address"), options.pop("retry_failed")
+    rerun = options.pop("rerun")
     dry_run = options.pop("dry_run")
+    if name is not None:
+        check_sweep_name(name)
     overrides = given_settings(options)
     preset = overrides.pop("preset", None)
     config = overrides.pop("config_file", None)
@@ -142,19 +147,34 @@ def sweep(**options: Any) -> None:
 
     try:
         result = run_sweep(
-            runs, the_executor, out, name, retry_failed, on_start=on_start, notify=notify
+            runs,
+            the_executor,
+            out,
+            name,
+            retry_failed,
+            on_start=on_start,
+            notify=notify,
+            rerun=rerun,
         )
     finally:
         if live is not None:
             notify()
             live.stop()
             console.print()
-    if result.skipped:
+    in_ledger = result.skipped - result.on_leaderboard
+    if in_ledger:
         console.print(
-            f"[dim]skipped {result.skipped} run(s) already in the ledger "
+            f"[dim]skipped {in_ledger} run(s) already in the ledger "
             f"({result.skipped_failed} of them failed: --retry-failed runs those again)[/]"
             if result.skipped_failed
-            else f"[dim]skipped {result.skipped} run(s) completed earlier in this sweep[/]"
+            else f"[dim]skipped {in_ledger} run(s) completed earlier in this sweep[/]"
+        )
+    if result.on_leaderboard:
+        boards = ", ".join(sorted({str(run.config.leaderboards) for run in runs}))
+        console.print(
+            f"[dim]skipped {result.on_leaderboard} run(s) whose config hash is already on "
+            f"the leaderboard ({escape(boards)}); --rerun runs them again[/]",
+            highlight=False,
         )
     _render_summary(result, {run.config.leaderboards for run in runs})
     console.print(f"ledger: {escape(str(result.folder / 'ledger.csv'))}", highlight=False)
@@ -192,7 +212,7 @@ _INT: Any = Optional[int]  # noqa: UP045
 
 
 def _parameters() -> list[inspect.Parameter]:
-    from benchbox.cli.run import settings_parameters
+    from benchbox.cli._settings import settings_parameters
 
     def option(name: str, default: Any, annotation: Any, *flags: str, help: str) -> Any:
         return inspect.Parameter(
@@ -248,6 +268,14 @@ def _parameters() -> list[inspect.Parameter]:
             bool,
             "--retry-failed",
             help="Run the failed runs of this sweep again.",
+        ),
+        option(
+            "rerun",
+            False,
+            bool,
+            "--rerun",
+            help="Run every run again, even one already completed (in this sweep's ledger "
+            "or on the leaderboard): adds new rows.",
         ),
         option("dry_run", False, bool, "--dry-run", help="List the runs and exit."),
     ]

@@ -7,6 +7,8 @@ from rich.markup import escape
 
 from benchbox.cli._common import console
 
+__all__ = ["synthetic"]
+
 
 def synthetic(
     out: str = typer.Argument(..., help="Folder to write nifti/ and png/ into."),

@@ -1,6 +1,6 @@
 """Run settings: each declared once (:mod:`.settings`), the run config built from
-defaults, presets, config files and options (:mod:`.run`), and where presets live
-(:mod:`.presets`).
+defaults, presets, config files and options (:mod:`.run`, :mod:`.layers`), and where
+presets and shipped files live (:mod:`.presets`, :mod:`.files`).
 
 ``resolve``, ``apply`` and ``RunConfig`` are the calls most code needs, so they are
 importable from here.
@@ -8,6 +8,7 @@ importable from here.
 
 from __future__ import annotations
 
-from benchbox.config.run import AMP_MODES, NONE, Amp, RunConfig, apply, resolve
+from benchbox.config.layers import apply, resolve
+from benchbox.config.run import AMP_MODES, NONE, Amp, RunConfig
 
 __all__ = ["AMP_MODES", "NONE", "Amp", "RunConfig", "apply", "resolve"]

@@ -8,10 +8,8 @@ each run, and its hash identifies the experiment on the leaderboard.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -19,13 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from benchbox.config.distill import (
-    NO_TEACHER,
-    distill_names,
     teacher_hash,
     validate_distillation,
 )
-from benchbox.config.files import read_toml
-from benchbox.config.presets import preset_path
 from benchbox.config.settings import (
     DATA,
     DISTILLATION,
@@ -33,18 +27,22 @@ from benchbox.config.settings import (
     HARDWARE,
     MODELS,
     OUTPUT,
-    apply_augment,
-    merge_tables,
-    nest_augment_options,
+    check_settings,
     setting,
     setting_of,
 )
 
 # Re-exported for code written before the option parsers moved to benchbox.config.settings.
-from benchbox.config.settings import parse_augment_options as parse_augment_options
-from benchbox.config.settings import parse_options as parse_options
-from benchbox.config.settings import parse_value as parse_value
 from benchbox.errors import ConfigError
+
+__all__ = [
+    "AMP_MODES",
+    "NONE",
+    "POSTPROCESS_MODES",
+    "TTA_MODES",
+    "Amp",
+    "RunConfig",
+]
 
 
 class Amp(str, Enum):
@@ -81,35 +79,53 @@ class RunConfig:
         "Fusion model, or 'none' to stack the modalities as channels.",
         panel=MODELS,
         short="-f",
+        bench=True,
     )
     seg: str = setting(
-        "attunet", "Segmenter, or 'none' for a fusion-only run.", panel=MODELS, short="-s"
+        "attunet",
+        "Segmenter, or 'none' for a fusion-only run.",
+        panel=MODELS,
+        short="-s",
+        bench=True,
     )
-    loss: str = setting("hybrid", "Segmentation loss (default hybrid).", panel=MODELS)
-    fusion_loss: str = setting("fusion", "Fusion loss (default fusion).", panel=MODELS)
+    loss: str = setting("hybrid", "Segmentation loss (default hybrid).", panel=MODELS, bench=True)
+    fusion_loss: str = setting("fusion", "Fusion loss (default fusion).", panel=MODELS, bench=True)
     fusion_opts: dict[str, Any] = setting(
-        dict, "Fusion model parameter key=value (repeatable).", panel=MODELS, flag="--fusion-opt"
+        dict,
+        "Fusion model parameter key=value (repeatable).",
+        panel=MODELS,
+        flag="--fusion-opt",
+        bench=True,
     )
     seg_opts: dict[str, Any] = setting(
-        dict, "Segmenter parameter key=value (repeatable).", panel=MODELS, flag="--seg-opt"
+        dict,
+        "Segmenter parameter key=value (repeatable).",
+        panel=MODELS,
+        flag="--seg-opt",
+        bench=True,
     )
     loss_opts: dict[str, Any] = setting(
         dict,
         "Segmentation loss parameter key=value (repeatable).",
         panel=MODELS,
         flag="--loss-opt",
+        bench=True,
     )
     fusion_loss_opts: dict[str, Any] = setting(
         dict,
         "Fusion loss parameter key=value (repeatable).",
         panel=MODELS,
         flag="--fusion-loss-opt",
+        bench=True,
     )
     fusion_weights: str | None = setting(
-        None, "Load fusion weights from a local .safetensors or state_dict file.", panel=MODELS
+        None,
+        "Load fusion weights from a local .safetensors or state_dict file.",
+        panel=MODELS,
+        bench=True,
     )
     seg_weights: str | None = setting(
-        None, "Load segmenter weights from a local file.", panel=MODELS
+        None, "Load segmenter weights from a local file.", panel=MODELS, bench=True
     )
     # -- data -----------------------------------------------------------------------
     dataset: str = setting(
@@ -119,30 +135,45 @@ class RunConfig:
         dict, "Dataset parameter key=value (repeatable).", panel=DATA, flag="--data-opt"
     )
     data_seed: int = setting(0, "Seed of the dataset (synthetic data, splits).", panel=DATA)
-    image_size: int = setting(64, "Training image size (a multiple of 32).", panel=DATA)
+    image_size: int = setting(
+        64,
+        "Training image size (a multiple of 32).",
+        panel=DATA,
+        low=32,
+        multiple_of=32,
+        bench=True,
+    )
     resample: bool = setting(
         False, "Resample a modality whose geometry differs onto the reference one.", panel=DATA
     )
     # -- training -------------------------------------------------------------------
     seed: int = setting(0, "Seed of initialisation and shuffling.")
-    epochs: int = setting(8, "Epochs of the main stage (joint, or fusion-only).")
-    fusion_epochs: int = setting(2, "Fusion pre-training epochs before joint training.")
-    batch_size: int = setting(16, "Training batch size.")
-    lr: float = setting(2e-3, "Learning rate of the main stage.")
-    fusion_lr: float = setting(2e-3, "Learning rate of fusion pre-training.")
-    weight_decay: float = setting(1e-4, "AdamW weight decay.")
-    warmup_steps: int = setting(10, "Linear warm-up steps before the cosine schedule.")
-    fusion_weight: float = setting(0.1, "Lambda: weight of the fusion loss in joint training.")
-    freeze_fusion: bool = setting(False, "Keep the fusion model fixed during joint training.")
+    epochs: int = setting(8, "Epochs of the main stage (joint, or fusion-only).", low=0)
+    fusion_epochs: int = setting(2, "Fusion pre-training epochs before joint training.", low=0)
+    batch_size: int = setting(16, "Training batch size.", low=1, bench=True)
+    lr: float = setting(2e-3, "Learning rate of the main stage.", low=0, low_open=True, bench=True)
+    fusion_lr: float = setting(2e-3, "Learning rate of fusion pre-training.", low=0, low_open=True)
+    weight_decay: float = setting(1e-4, "AdamW weight decay.", low=0, bench=True)
+    warmup_steps: int = setting(
+        10, "Linear warm-up steps before the cosine schedule.", low=0, bench=True
+    )
+    fusion_weight: float = setting(
+        0.1, "Lambda: weight of the fusion loss in joint training.", low=0, bench=True
+    )
+    freeze_fusion: bool = setting(
+        False, "Keep the fusion model fixed during joint training.", bench=True
+    )
     deterministic: bool = setting(False, "Use torch's deterministic algorithms.")
     augment: list[str] = setting(
         list,
         "Training augmentation: transforms in order, e.g. flip,affine,gamma (none: off).",
+        bench=True,
     )
     augment_opts: dict[str, Any] = setting(
         dict,
         "Transform option NAME.KEY=VALUE, e.g. affine.degrees=15 (repeatable).",
         flag="--augment-opt",
+        bench=True,
     )
     # -- distillation (benchbox.config.distill, benchbox.engine.distill) -------------
     teacher: str | None = setting(
@@ -162,14 +193,17 @@ class RunConfig:
         flag="--distill-opt",
     )
     distill_weight: float = setting(
-        1.0, "Weight of the distillation loss(es) added to the run's loss.", panel=DISTILLATION
+        1.0,
+        "Weight of the distillation loss(es) added to the run's loss.",
+        panel=DISTILLATION,
+        low=0,
     )
     # -- validation and evaluation --------------------------------------------------
     val_every: int = setting(
-        1, "Validate every N epochs of the main stage (0: off).", panel=EVALUATION
+        1, "Validate every N epochs of the main stage (0: off).", panel=EVALUATION, low=0
     )
     max_val_cases: int = setting(
-        64, "Validate on at most N val cases, evenly spaced (0: all).", panel=EVALUATION
+        64, "Validate on at most N val cases, evenly spaced (0: all).", panel=EVALUATION, low=0
     )
     select: str = setting(
         "auto",
@@ -178,7 +212,7 @@ class RunConfig:
         panel=EVALUATION,
     )
     patience: int = setting(
-        0, "Stop after N validations without improvement (0: never).", panel=EVALUATION
+        0, "Stop after N validations without improvement (0: never).", panel=EVALUATION, low=0
     )
     postprocess: str = setting(
         "none",
@@ -196,9 +230,11 @@ class RunConfig:
         choices=TTA_MODES,
     )
     # mm; equal to metrics.segmentation.DEFAULT_NSD_TOLERANCE
-    nsd_tolerance: float = setting(1.0, "NSD tolerance in mm (default 1).", panel=EVALUATION)
-    eval_batch_size: int = setting(64, "Slices per forward pass when predicting.", panel=EVALUATION)
-    examples: int = setting(4, "Cases shown in examples.png.", panel=EVALUATION)
+    nsd_tolerance: float = setting(1.0, "NSD tolerance in mm (default 1).", panel=EVALUATION, low=0)
+    eval_batch_size: int = setting(
+        64, "Slices per forward pass when predicting.", panel=EVALUATION, low=1
+    )
+    examples: int = setting(4, "Cases shown in examples.png.", panel=EVALUATION, low=0)
     save_predictions: bool = setting(
         False,
         "Write 3D predictions as NIfTI with the source geometry.",
@@ -211,20 +247,25 @@ class RunConfig:
         "Mixed precision: off, auto, fp16 (CUDA) or bf16.",
         panel=HARDWARE,
         choices=AMP_MODES,
+        bench=True,
     )
     device: str = setting(
         "auto",
         "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.",
         panel=HARDWARE,
         hashed=False,
+        bench=True,
     )
-    num_workers: int = setting(0, "DataLoader worker processes.", panel=HARDWARE, hashed=False)
+    num_workers: int = setting(
+        0, "DataLoader worker processes.", panel=HARDWARE, hashed=False, low=0
+    )
     channels_last: bool = setting(
         False,
         "Models in channels-last (NHWC) memory: faster convolutions on many CPUs and GPUs "
         "(benchmarks/results/bench_cpu.md); numbers equal to float rounding.",
         panel=HARDWARE,
         hashed=False,
+        bench=True,
     )
     # -- files and configs ----------------------------------------------------------
     trackers: list[str] = setting(
@@ -234,7 +275,9 @@ class RunConfig:
         flag="--tracker",
         hashed=False,
     )
-    preset: str = setting("quick", "quick (default, 2-core CPU) or standard (GPU).", panel=OUTPUT)
+    preset: str = setting(
+        "quick", "quick (default, 2-core CPU) or standard (GPU).", panel=OUTPUT, bench=True
+    )
     config_file: str | None = setting(
         None,
         "A TOML run config; options given here override it.",
@@ -242,6 +285,7 @@ class RunConfig:
         flag="--config",
         short="-c",
         hashed=False,
+        bench=True,
     )
     out: str = setting(
         ".",
@@ -347,45 +391,15 @@ class RunConfig:
         if self.fusion == NONE and self.seg == NONE:
             raise ConfigError("--fusion none and --seg none leave nothing to run")
         validate_distillation(self.teacher, self.distill, self.distill_opts, self.distill_weight)
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
-                    f"not {getattr(self, name)!r}"
-                )
         for name, what in _SEG_ONLY.items():
             if getattr(self, name) != NONE and not self.has_seg:
                 raise ConfigError(
                     f"--{name} {getattr(self, name)} {what}; this run has none (--seg none)"
                 )
-        positive = ("image_size", "batch_size", "eval_batch_size")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "fusion_epochs",
-            "epochs",
-            "num_workers",
-            "warmup_steps",
-            "examples",
-            "val_every",
-            "max_val_cases",
-            "patience",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        # Each setting's choices and bounds, as declared with its field.
+        check_settings(self)
         if self.has_seg and self.epochs < 1:
             raise ConfigError("epochs must be >= 1 to train a segmenter")
-        if self.image_size % 32:
-            raise ConfigError(f"image_size must be a multiple of 32, got {self.image_size}")
-        for name in ("lr", "fusion_lr"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a finite number > 0, got {value}")
-        for name in ("weight_decay", "fusion_weight", "nsd_tolerance"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
@@ -393,10 +407,6 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _OPT_TABLES = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name.endswith("_opts"))
 #: Settings left out of the config hash (see :attr:`Setting.hashed`).
 _NOT_HASHED = frozenset(f.name for f in dataclasses.fields(RunConfig) if not setting_of(f).hashed)
-#: Settings with a fixed set of values (:attr:`Setting.choices`), checked by validate.
-_CHOICES = {
-    f.name: setting_of(f).choices for f in dataclasses.fields(RunConfig) if setting_of(f).choices
-}
 #: Settings that act on a segmenter's output (void with ``--seg none``), and what they do.
 _SEG_ONLY = {
     "postprocess": "post-processes a segmenter's labels",
@@ -412,71 +422,3 @@ _HASHED_UNLESS_DEFAULT: dict[str, Any] = {
     "distill_opts": {},
     "distill_weight": 1.0,
 }
-
-
-def apply(config: RunConfig, values: Mapping[str, Any], source: str) -> RunConfig:
-    """Overlay ``values`` (from a file or the command line) on ``config``, checking names
-    and types. Tables of plugin parameters are merged key by key."""
-    for key, value in values.items():
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
-        if key == "trackers":
-            names = [value] if isinstance(value, str) else value
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ConfigError(f"{source}: trackers must be a list of tracker names")
-            config.trackers = list(dict.fromkeys(names))
-            continue
-        if key == "augment":
-            apply_augment(config, value, source)
-            continue
-        if key == "distill":
-            config.distill = distill_names(value, source)
-            continue
-        if key == "teacher" and value in NO_TEACHER:
-            value = None
-        if key in ("augment_opts", "distill_opts") and isinstance(value, Mapping):
-            value = nest_augment_options(value, source, key)
-        if key in _OPT_TABLES:
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {key} must be a table of parameters")
-            merge_tables(getattr(config, key), value)
-            continue
-        setattr(config, key, _coerce(key, value, source))
-    return config
-
-
-def _coerce(key: str, value: Any, source: str) -> Any:
-    default = _FIELDS[key].default
-    if value is None or default is None:
-        return value
-    kind = type(default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{source}: {key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
-
-
-def resolve(
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> RunConfig:
-    """Build the run config: defaults < preset < config file < overrides."""
-    overrides = dict(overrides or {})
-    file_values = read_toml(config_file) if config_file else {}
-    name = preset or overrides.get("preset") or file_values.get("preset") or RunConfig.preset
-    config = RunConfig()
-    path = preset_path(name)
-    apply(config, read_toml(path), str(path))
-    config.preset = name
-    if config_file:
-        apply(config, file_values, str(config_file))
-        config.config_file = str(config_file)
-    apply(config, overrides, "command line")
-    config.validate()
-    return config

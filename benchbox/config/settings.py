@@ -9,6 +9,7 @@ options such as ``--fusion-opt key=value`` and ``--augment-opt affine.degrees=15
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,24 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+__all__ = [
+    "DATA",
+    "EVALUATION",
+    "HARDWARE",
+    "MODELS",
+    "OUTPUT",
+    "TRAINING",
+    "Setting",
+    "check_settings",
+    "merge_tables",
+    "nest_augment_options",
+    "parse_augment_options",
+    "parse_options",
+    "parse_value",
+    "setting",
+    "setting_of",
+]
 
 # Help panels of `benchbox run --help`, in the order they are shown.
 MODELS, DATA, TRAINING, DISTILLATION, EVALUATION, HARDWARE, OUTPUT = (
@@ -47,6 +66,12 @@ class Setting:
         hashed: ``False`` for settings that say where or how fast a run happens, not
             what it computes; they are left out of the config hash, so the same
             experiment on two machines hashes the same.
+        low, high: the bounds of a number (inclusive; ``None``: unbounded); ``low_open``
+            excludes ``low`` itself (a learning rate must be > 0). Numbers must also be
+            finite.
+        multiple_of: an int setting must be a multiple of this.
+        bench: the setting also shapes what ``benchbox bench`` measures (models,
+            losses, sizes, precision), so ``benchbox bench`` takes it too.
     """
 
     help: str
@@ -56,6 +81,46 @@ class Setting:
     choices: tuple[str, ...] = ()
     cli: bool = True
     hashed: bool = True
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    multiple_of: int | None = None
+    bench: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`ConfigError` naming the setting when ``value`` is out of its
+        choices or bounds."""
+        option = self.flag or "--" + name.replace("_", "-")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{option} must be one of {', '.join(self.choices)}, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        bound = ""
+        if self.low is not None:
+            bound = f"> {_number(self.low)}" if self.low_open else f">= {_number(self.low)}"
+        # A float may be inf or nan, and says so: "a finite number > 0" reads well then.
+        kind = "a finite number " if isinstance(value, float) else ""
+        outside = (
+            not math.isfinite(value)
+            or (self.low is not None and (value <= self.low if self.low_open else value < self.low))
+            or (self.high is not None and value > self.high)
+        )
+        if outside:
+            if self.high is not None:
+                bound = (f"{bound} and " if bound else "") + f"<= {_number(self.high)}"
+            raise ConfigError(f"{name} must be {kind}{bound or '(finite)'}, got {value}")
+        if self.multiple_of and isinstance(value, int) and value % self.multiple_of:
+            raise ConfigError(f"{name} must be a multiple of {self.multiple_of}, got {value}")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def check_settings(config: Any) -> None:
+    """Check every field of a settings dataclass against its :class:`Setting`."""
+    for f in dataclasses.fields(config):
+        setting_of(f).check(f.name, getattr(config, f.name))
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:

@@ -27,6 +27,8 @@ import numpy as np
 
 from benchbox.errors import DataError
 
+__all__ = ["SPLITS", "BenchDataset", "Sample", "Volume"]
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 Sample = dict[str, Any]

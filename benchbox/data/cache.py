@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import uuid
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,6 +25,10 @@ from typing import Any
 import numpy as np
 
 from benchbox.data.paths import cache_root
+from benchbox.errors import ConfigError
+from benchbox.records.atomic import StagedFolder
+
+__all__ = ["CACHE_VERSION", "CacheEntry", "SliceCache", "cache_key", "file_digest"]
 
 #: Bump when the preprocessing code changes what it writes for the same parameters.
 CACHE_VERSION = 2
@@ -127,29 +129,23 @@ class SliceCache:
         if not self.enabled:
             return CacheEntry(meta, arrays=arrays)
         compress = set(compress)
-        tmp = self.root / f".tmp-{uuid.uuid4().hex}"
-        target = self.root / key
         try:
-            tmp.mkdir(parents=True)
-            for name, arr in arrays.items():
-                if name in compress:
-                    np.savez_compressed(tmp / f"{name}.npz", array=arr)
-                else:
-                    np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                if not (target / "meta.json").exists():  # not a concurrent writer's entry
-                    raise
-        except OSError as exc:
+            with StagedFolder(self.root, prefix=".tmp-") as stage:
+                folder = stage.tmp / key
+                folder.mkdir()
+                for name, arr in arrays.items():
+                    if name in compress:
+                        np.savez_compressed(folder / f"{name}.npz", array=arr)
+                    else:
+                        np.save(folder / f"{name}.npy", np.ascontiguousarray(arr))
+                (folder / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+                # A concurrent writer's entry for the same key holds the same arrays.
+                stage.commit()
+        except (OSError, ConfigError) as exc:
             warnings.warn(
                 f"cannot write the preprocessing cache in {self.root} ({exc}); "
                 f"set BENCHBOX_CACHE to a writable folder",
                 stacklevel=2,
             )
             return CacheEntry(meta, arrays=arrays)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return self.get(key) or CacheEntry(meta, arrays=arrays)

@@ -59,6 +59,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+__all__ = [
+    "CONFIG_NAMES",
+    "discover_cases",
+    "find_config",
+    "label_spec",
+    "load_config",
+    "open_cases",
+]
+
 #: Config file names looked for in a data folder given without ``config=``.
 CONFIG_NAMES = ("benchbox.toml", "dataset.toml")
 _TOP_KEYS = {

@@ -25,6 +25,16 @@ import numpy as np
 
 from benchbox.errors import DataError
 
+__all__ = [
+    "BT601_LUMA",
+    "channels",
+    "merge_chroma",
+    "rgb_to_grey",
+    "rgb_to_ycbcr",
+    "to_grey",
+    "ycbcr_to_rgb",
+]
+
 #: ITU-R BT.601 luma weights of R, G, B: the one definition in benchbox.
 BT601_LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
 

@@ -25,6 +25,15 @@ from benchbox.errors import DataError
 if TYPE_CHECKING:
     from benchbox.data.io import Image
 
+__all__ = [
+    "LabelCensus",
+    "find_images",
+    "labels_in",
+    "match_cases",
+    "read_fusion_image",
+    "read_labels",
+]
+
 
 def find_images(folder: str | Path, role: str) -> dict[str, Path]:
     """``{case name: file}`` for the image files of a folder (not recursive).

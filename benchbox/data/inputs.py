@@ -33,6 +33,8 @@ from benchbox.data.preprocess import Fit
 from benchbox.data.volumes import VolumeDataset
 from benchbox.errors import ConfigError, DataError
 
+__all__ = ["SPLITS", "CaseInputs", "PairInput", "PairInputs", "open_inputs"]
+
 SPLITS = ("test", "all")
 
 

@@ -27,6 +27,26 @@ from benchbox.records.atomic import atomic_path, write_error
 if TYPE_CHECKING:
     from benchbox.data.base import Volume
 
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Geometry",
+    "Image",
+    "apply_geometry",
+    "check_nifti_complete",
+    "compare_geometry",
+    "dicom_files",
+    "image_from_sitk",
+    "is_image_file",
+    "is_image_path",
+    "read_geometry",
+    "read_image",
+    "read_sitk",
+    "save_prediction",
+    "sitk_geometry",
+    "strip_suffix",
+    "write_image",
+]
+
 #: File endings read as one image each (a folder is read as a DICOM series).
 IMAGE_SUFFIXES = (
     ".nii.gz",

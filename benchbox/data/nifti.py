@@ -28,6 +28,8 @@ from benchbox.data.spec import CaseFiles, LabelSpec, default_norm
 from benchbox.data.volumes import VolumeDataset, open_volume_dataset, volume_options
 from benchbox.errors import ConfigError, DataError
 
+__all__ = ["channel_names", "label_spec", "open_nifti", "read_dataset_json"]
+
 _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 

@@ -22,6 +22,8 @@ import numpy as np
 
 from benchbox.errors import DataError
 
+__all__ = ["NiftiHeader", "check_complete", "parse_header", "restore_non_finite"]
+
 #: NIfTI datatype codes of the float types, and their NumPy type.
 _FLOAT_TYPES = {16: "f4", 64: "f8"}
 

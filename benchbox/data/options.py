@@ -14,6 +14,19 @@ from typing import Any
 
 from benchbox.errors import ConfigError
 
+__all__ = [
+    "DEFAULTS",
+    "OPTIONS",
+    "DatasetOption",
+    "as_bool",
+    "as_float",
+    "as_float_pair",
+    "as_int",
+    "as_modalities",
+    "as_names",
+    "resolve_options",
+]
+
 
 def as_bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):
@@ -179,3 +192,16 @@ def resolve_options(
     for name, option in OPTIONS.items():
         out[name] = option.parse(merged[name], name)
     return out
+
+
+def check_declared(factory: Any, given: Mapping[str, Any]) -> None:
+    """Check the values of ``given`` that a dataset factory declares, before it is built.
+
+    A factory declares its options' checks in a ``declared_options`` attribute
+    (name -> :class:`DatasetOption`, e.g. :class:`benchbox.data.synthetic.SyntheticDataset`);
+    a bad value is a :class:`ConfigError` naming the option as the user gave it.
+    """
+    declared = getattr(factory, "declared_options", None) or {}
+    for key, value in given.items():
+        if key in declared and value is not None:
+            declared[key].parse(value, key)

@@ -11,7 +11,13 @@ Pillow compute it, and the sample carries the chroma as ``a_chroma``/``b_chroma`
 ``(2, H, W)`` to colour the fused image afterwards; fusion metrics see ``Y`` only. An
 alpha channel is dropped and an RGB file with three equal channels is greyscale. A
 modality is colour when any of its files is; its greyscale files (in any split) get
-the neutral chroma of a grey pixel, 0.5, which is exact.
+the neutral chroma of a grey pixel, 0.5, which is exact. A modality that mixes colour
+and greyscale files is read that way with a :class:`~benchbox.errors.DataWarning`
+naming its colour files (one stray RGBA file makes a grey modality colour).
+
+Hidden files and folders, whose names start with ``.`` (``.DS_Store``, macOS's
+``._<name>.png`` copies, editors' swap files), are not part of the dataset and are
+skipped without a word; so are files that are not images.
 
 Splits: ``train`` and ``test`` are the folders. ``val`` is the ``val`` folder if there
 is one, else a fixed share (``val_fraction``) of the ``train`` pairs chosen with
@@ -22,6 +28,7 @@ train on the same pairs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +43,9 @@ from benchbox.data.options import DEFAULTS, OPTIONS, as_bool, as_modalities
 from benchbox.data.paths import slugify
 from benchbox.data.preprocess import Fit, resize_stack
 from benchbox.data.splits import assign_splits
-from benchbox.errors import ConfigError, DataError
+from benchbox.errors import ConfigError, DataError, DataWarning
+
+__all__ = ["MASK_FOLDERS", "PairSplit", "PairsDataset", "open_pairs"]
 
 #: Folder names holding masks rather than a modality.
 MASK_FOLDERS = ("mask", "masks", "label", "labels", "seg")
@@ -197,6 +206,7 @@ class PairsDataset(BenchDataset):
         # A modality is colour if any of its images is; grey splits get neutral chroma.
         colour = {k: any(e.meta["colour"][k] for e in self._entries.values()) for k in ("a", "b")}
         self.colour = colour
+        self._warn_mixed_colour()
         self.color_source = next((k for k in ("a", "b") if colour[k]), None)
         labelled = {s: e.has("mask") for s, e in self._entries.items()}
         if len(set(labelled.values())) > 1:
@@ -211,6 +221,23 @@ class PairsDataset(BenchDataset):
             self._entries["val"] = self._entries["train"]
             self._rows["val"] = sorted(index[n] for n in chosen["val"])
             self._rows["train"] = sorted(index[n] for n in chosen["train"])
+
+    def _warn_mixed_colour(self) -> None:
+        """A :class:`DataWarning` per modality whose files mix colour and greyscale."""
+        for key, modality in zip(("a", "b"), self.modalities, strict=True):
+            found = [f for e in self._entries.values() for f in e.meta["colour_files"][key]]
+            total = sum(len(e.meta["names"]) for e in self._entries.values())
+            if not found or len(found) == total:
+                continue
+            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+            warnings.warn(
+                f"{self.root}: modality {modality} is read as colour because {len(found)} of "
+                f"its {total} images {'is' if len(found) == 1 else 'are'} colour ({shown}); "
+                f"its {total - len(found)} greyscale images get neutral chroma (save the "
+                "colour ones as greyscale if the modality is grey)",
+                DataWarning,
+                stacklevel=3,
+            )
 
     def _load(self, split: str) -> CacheEntry:
         split_dir = self.root / split
@@ -243,6 +270,7 @@ class PairsDataset(BenchDataset):
             sources += [masks[s] for s in names]
         key = cache_key(
             kind="pairs",
+            meta="colour_files",  # entries made before it was recorded are rebuilt
             digests=[file_digest(p) for p in sources],
             names=names,
             image_size=self.image_size,
@@ -283,6 +311,14 @@ class PairsDataset(BenchDataset):
             raw.append(item)
 
         colour = {k: any(r[f"{k}_chroma"] is not None for r in raw) for k in ("a", "b")}
+        colour_files = {
+            k: [
+                files[mod][stem].relative_to(self.root).as_posix()
+                for stem, r in zip(names, raw, strict=True)
+                if r[f"{k}_chroma"] is not None
+            ]
+            for k, mod in (("a", a_name), ("b", b_name))
+        }
         groups: dict[tuple[int, int], list[int]] = {}
         for i, item in enumerate(raw):
             groups.setdefault(item["shape"], []).append(i)
@@ -312,6 +348,7 @@ class PairsDataset(BenchDataset):
             "names": names,
             "spacing": spacing,
             "colour": colour,
+            "colour_files": colour_files,
             "modalities": list(self.modalities),
         }
         return arrays, meta

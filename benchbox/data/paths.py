@@ -12,6 +12,16 @@ import os
 import re
 from pathlib import Path
 
+__all__ = [
+    "CACHE_ENV",
+    "DATA_ENV",
+    "REPO_ROOT",
+    "cache_root",
+    "data_root",
+    "expand_path",
+    "slugify",
+]
+
 DATA_ENV = "BENCHBOX_DATA"
 CACHE_ENV = "BENCHBOX_CACHE"
 

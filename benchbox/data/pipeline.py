@@ -26,6 +26,8 @@ from benchbox.data.preprocess import (
 from benchbox.data.spec import CaseFiles, LabelSpec, Preprocessing, default_norm
 from benchbox.errors import DataError
 
+__all__ = ["preprocess_case"]
+
 
 def _as_scalar_volume(img: Any, path: Path) -> Any:
     """A greyscale ``SimpleITK.Image``: colour images become their grey values as

@@ -27,6 +27,18 @@ import numpy as np
 
 from benchbox.errors import ConfigError
 
+__all__ = [
+    "Fit",
+    "Orientation",
+    "Restorer",
+    "bounding_box",
+    "ct_window",
+    "percentile_normalise",
+    "resample_like",
+    "resize_stack",
+    "sample_slices",
+]
+
 
 # -- orientation ----------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Any
 
 from benchbox.errors import ConfigError
 
+__all__ = ["NORMS", "CaseFiles", "LabelSpec", "Preprocessing", "default_norm"]
+
 NORMS = ("ct", "mri", "none")
 
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from benchbox.errors import ConfigError, DataError
 
+__all__ = ["assign_splits"]
+
 
 def assign_splits(
     case_ids: Sequence[str],

@@ -32,12 +32,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from benchbox.data.base import BenchDataset, Sample
+from benchbox.data.options import DatasetOption, as_float, as_int
 from benchbox.errors import ConfigError
+
+__all__ = ["SyntheticDataset", "draw_slice", "export", "generate"]
 
 _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 _SKULL_CT, _SKULL_MR = 0.95, 0.06
@@ -251,6 +254,26 @@ class SyntheticDataset(BenchDataset):
     name = "synthetic"
     modalities = ("CT", "MRI")
     labels: Mapping[int, str] = MappingProxyType({0: "background", 1: "lesion"})
+    #: The parameters' values, checked before anything is built (the pre-flight check
+    #: calls them through :func:`benchbox.data.options.check_declared`).
+    declared_options: ClassVar[Mapping[str, DatasetOption]] = MappingProxyType(
+        {
+            "image_size": DatasetOption(64, "side of the slices", lambda v, k: as_int(v, k, 16)),
+            **{
+                f"n_{split}": DatasetOption(n, f"{split} slices", lambda v, k: as_int(v, k, 0))
+                for split, n in (("train", 256), ("val", 32), ("test", 64))
+            },
+            "lesion_free": DatasetOption(
+                0.25, "share of slices without lesion", lambda v, k: as_float(v, k, 0, 1)
+            ),
+            "calcified": DatasetOption(
+                0.35, "share of calcified lesions", lambda v, k: as_float(v, k, 0, 1)
+            ),
+            "misregistration": DatasetOption(
+                0.0, "misregistration of MRI (pixels)", lambda v, k: as_float(v, k, 0)
+            ),
+        }
+    )
 
     def __init__(
         self,
@@ -264,16 +287,21 @@ class SyntheticDataset(BenchDataset):
         misregistration: float = 0.0,
         fov_mm: float = 220.0,
     ) -> None:
-        counts = {"train": n_train, "val": n_val, "test": n_test}
-        for key, value in [("image_size", image_size), *counts.items()]:
-            if not isinstance(value, int) or value < (16 if key == "image_size" else 0):
-                raise ConfigError(
-                    f"synthetic: {key} must be an integer >= "
-                    f"{16 if key == 'image_size' else 0}, got {value!r}"
-                )
-        for key, share in (("lesion_free", lesion_free), ("calcified", calcified)):
-            if not 0 <= share <= 1:
-                raise ConfigError(f"synthetic: {key} must be within [0, 1], got {share!r}")
+        given = {
+            "image_size": image_size,
+            "n_train": n_train,
+            "n_val": n_val,
+            "n_test": n_test,
+            "lesion_free": lesion_free,
+            "calcified": calcified,
+            "misregistration": misregistration,
+        }
+        try:
+            checked = {k: self.declared_options[k].parse(v, k) for k, v in given.items()}
+        except ConfigError as exc:
+            raise ConfigError(f"synthetic: {exc}") from None
+        image_size = checked["image_size"]
+        counts = {split: checked[f"n_{split}"] for split in ("train", "val", "test")}
         if misregistration < 0 or fov_mm <= 0:
             raise ConfigError("synthetic: misregistration must be >= 0 and fov_mm > 0")
         self.image_size, self.counts, self.seed = image_size, counts, seed

@@ -33,6 +33,15 @@ from benchbox.data.spec import CaseFiles, LabelSpec, Preprocessing, default_norm
 from benchbox.data.splits import assign_splits
 from benchbox.errors import ConfigError, DataError
 
+__all__ = [
+    "VOLUME_OPTIONS",
+    "LazyVolumes",
+    "VolumeDataset",
+    "VolumeSamples",
+    "open_volume_dataset",
+    "volume_options",
+]
+
 
 @dataclass
 class _Case:

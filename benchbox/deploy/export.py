@@ -13,9 +13,6 @@ estimated. Files appear in the output folder only when everything succeeded.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,19 +27,26 @@ from benchbox.deploy.graphs import (
     PARITY_TARGET,
     SUFFIX,
     Exported,
+    ExportError,
     Graph,
     eager_runner,
     export_graph,
+    first_line,
     graphs,
     load_runner,
     max_abs_diff,
     onnx_runner,
+    opset_range,
     require_onnx,
 )
+from benchbox.records.atomic import StagedFolder
+
+__all__ = ["QUANT_TOP", "ExportReport", "Log", "export_run", "graphs_of"]
 
 Log = Callable[[str], None]
-#: Metrics whose change under quantisation is reported (prefixes of summary columns).
-QUANT_METRICS = ("dice", "ssim_mean", "qabf")
+#: The change under quantisation is reported for the metrics registered with a headline
+#: place up to this one (SSIM and Qabf; Dice and HD95 for the built-ins).
+QUANT_TOP = 2
 
 
 @dataclass
@@ -81,33 +85,6 @@ class ExportReport:
         data["max_abs_diff"] = self.max_abs_diff
         data["parity_target"] = PARITY_TARGET
         return data
-
-
-class _Staging:
-    """A temporary folder inside ``out`` whose files move into ``out`` only on success."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-
-    def __enter__(self) -> _Staging:
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=self.out))
-        except OSError as exc:
-            raise errors.ConfigError(f"{self.out}: cannot write ({exc.strerror})") from None
-        return self
-
-    def commit(self) -> list[Path]:
-        moved = []
-        for src in sorted(self.tmp.iterdir()):
-            if src.name.startswith("."):
-                continue
-            os.replace(src, self.out / src.name)
-            moved.append(self.out / src.name)
-        return moved
-
-    def __exit__(self, *exc: Any) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _test_arrays(samples: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,19 +136,19 @@ def _score(dataset: Any, fusion: Any, segmenter: Any, batch_size: int) -> dict[s
 
     cpu = torch.device("cpu")
     predictor = Predictor(fusion, segmenter, cpu, resolve_amp("off", cpu))
+    from benchbox.metrics.summary import Summary
+    from benchbox.records.leaderboard import headline_columns
+
     result = score_split(dataset, predictor, split="test", batch_size=batch_size, examples=1)
-    return {
-        k: float(v)
-        for k, v in result.summary.items()
-        if k.startswith(QUANT_METRICS) and not k.endswith("_std")
-    }
+    means = Summary(result.summary).means()
+    return {k: means[k] for k in headline_columns(list(means), top=QUANT_TOP)}
 
 
 def _quantize(
     run: Any,
     dataset: Any,
     exported: list[Exported],
-    staging: _Staging,
+    staging: StagedFolder,
     test: list[np.ndarray],
     eager: Callable[..., list[np.ndarray]],
     rounds: int,
@@ -269,6 +246,15 @@ def export_run(
         raise errors.ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if exporter not in EXPORTERS:
         raise errors.ConfigError(f"--exporter must be one of {', '.join(EXPORTERS)}")
+    low, high = opset_range(exporter)
+    if fmt == "onnx" and not low <= opset <= high:
+        raise errors.ConfigError(
+            f"--opset {opset} is not one the {exporter} ONNX exporter of this PyTorch "
+            f"writes ({low} to {high})"
+        )
+    for flag, value in (("--test-images", test_images), ("--rounds", rounds)):
+        if value < 1:
+            raise errors.ConfigError(f"{flag} must be at least 1, got {value}")
     if quantize not in (None, "int8"):
         raise errors.ConfigError(f"--quantize supports int8 only, not {quantize!r}")
     if quantize and fmt != "onnx":
@@ -281,8 +267,10 @@ def export_run(
     size = int(a.shape[-1])
     out_dir = Path(out) if out is not None else run.path / "export"
     exported: list[Exported] = []
-    with _Staging(out_dir) as staging:
-        for graph in graphs_of(run):
+    with StagedFolder(out_dir, prefix=".export-") as staging:
+        # The models one by one before the pipeline that joins them, so that a model
+        # that cannot be exported is named by itself; the pipeline is listed first.
+        for graph in sorted(graphs_of(run), key=lambda g: g.name == "pipeline"):
             what = {
                 "pipeline": " + ".join(
                     f"{k} {n!r}"
@@ -296,9 +284,17 @@ def export_run(
             path = staging.tmp / f"{graph.name}{SUFFIX[fmt]}"
             item = export_graph(graph, fmt, path, size, opset, exporter, what)
             inputs = _graph_inputs(graph, a, b, run.fusion)
-            diffs = max_abs_diff(load_runner(fmt, path)(inputs), eager_runner(graph.module)(inputs))
+            try:
+                got = load_runner(fmt, path)(inputs)
+            except Exception as exc:
+                raise ExportError(
+                    f"{graph.name} ({what}) exported to {fmt} fails on {len(a)} test images: "
+                    f"{first_line(exc)}"
+                ) from exc
+            diffs = max_abs_diff(got, eager_runner(graph.module)(inputs))
             item.parity = dict(zip(graph.outputs, diffs, strict=True))
             exported.append(item)
+        exported.sort(key=lambda e: e.graph != "pipeline")
         pipe = exported[0]
         test = [a, b]
         eager = eager_runner(graphs_of(run)[0].module)

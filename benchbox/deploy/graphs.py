@@ -5,7 +5,10 @@ Three graphs are exported: ``pipeline`` (sources ``a``, ``b`` -> ``fused`` and
 ``fusion`` and ``segmenter``. Batch and spatial sizes are dynamic where the model
 allows it, which is checked, not assumed: each graph is run at a second batch size and
 image size and compared with eager PyTorch; a graph whose results differ there is
-exported again with fewer dynamic axes (see :func:`export_graph`).
+exported again with a dynamic batch only. A graph that fails or differs at a second
+batch size too kept a shape of the trace (a ``forward`` that builds an array with numpy,
+or a number from a tensor's shape, freezes it as a constant): it is refused, naming the
+component, since it would only run on inputs shaped like the tracing example.
 
 ONNX is written with PyTorch's TorchScript-based exporter (``dynamo=False``). The
 ``torch.export``-based exporter, PyTorch's default since 2.9, produced the same graphs
@@ -17,9 +20,11 @@ shape is needed with both. ``exporter="dynamo"`` selects the newer one.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,28 @@ from typing import Any
 import numpy as np
 
 from benchbox import errors
+
+__all__ = [
+    "EXPORTERS",
+    "FORMATS",
+    "PARITY_TARGET",
+    "SUFFIX",
+    "ExportError",
+    "Exported",
+    "Graph",
+    "Runner",
+    "eager_runner",
+    "export_graph",
+    "first_line",
+    "graphs",
+    "load_runner",
+    "max_abs_diff",
+    "onnx_runner",
+    "onnx_session",
+    "opset_range",
+    "require_onnx",
+    "torchscript_runner",
+]
 
 FORMATS = ("onnx", "torchscript")
 EXPORTERS = ("legacy", "dynamo")
@@ -37,6 +64,18 @@ PARITY_TARGET = 1e-4
 
 class ExportError(errors.BenchboxError):
     """A model that cannot be exported (names the model and the operator)."""
+
+
+def opset_range(exporter: str) -> tuple[int, int]:
+    """The ONNX opsets the installed PyTorch's ``exporter`` writes, lowest and highest."""
+    try:
+        from torch.onnx import _constants as known
+
+        low, high = known.ONNX_MIN_OPSET, known.ONNX_MAX_OPSET
+        legacy_high = known.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    except (ImportError, AttributeError):  # a PyTorch that moved them: its 2.9 values
+        low, high, legacy_high = 7, 23, 20
+    return (low, legacy_high) if exporter == "legacy" else (low, high)
 
 
 def require_onnx() -> None:
@@ -124,7 +163,7 @@ def onnx_session(path: Path, threads: int | None = None) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # errors are raised, and reported by benchbox
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -178,6 +217,30 @@ def _export_error(graph: Graph, what: str, fmt: str, exc: BaseException) -> Expo
     return ExportError(f"{graph.name} ({what}) cannot be exported to {fmt}: {reason}")
 
 
+@contextmanager
+def _quiet_native_output() -> Iterator[None]:
+    """Keep what PyTorch's C++ side prints (the whole graph when an ONNX export fails)
+    off the console: the failure is reported as one line instead."""
+    import sys
+    import tempfile
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def _write(
     graph: Graph,
     fmt: str,
@@ -189,7 +252,7 @@ def _write(
 ) -> None:
     import torch
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_native_output():
         warnings.simplefilter("ignore")  # tracer and deprecation warnings: checked below
         if fmt == "torchscript":
             with torch.inference_mode(False), torch.no_grad():
@@ -237,7 +300,7 @@ class Exported:
 
     graph: str
     path: Path
-    axes: str  # "batch+size", "batch" or "static"
+    axes: str  # "batch+size" or "batch"
     checked_shape: tuple[int, ...] | None
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -259,26 +322,42 @@ def export_graph(
     The graph is traced at batch 2 and ``size x size``, then run at batch 3 and
     ``(size + 32) x (size + 64)`` (a size every built-in model takes: benchbox trains at
     multiples of 32) and compared with eager; if results differ or the run fails, it
-    is exported again with a dynamic batch only, then with static shapes.
+    is exported again with a dynamic batch only and run at batch 3 and ``size x size``.
 
     Raises:
-        ExportError: the model cannot be exported (names the operator when known).
+        ExportError: the model cannot be exported (names the operator when known), or
+            its graph fails or differs from eager at batch 3 too (it kept a shape of
+            the trace).
     """
     eager = eager_runner(graph.module)
-    for axes in ("batch+size", "batch", "static"):
+    name = f"{graph.name} ({what})" if what else graph.name
+    problem, failure = "", None
+    for axes in ("batch+size", "batch"):
         try:
             _write(graph, fmt, path, graph.example(2, size, size), axes, opset, exporter)
         except Exception as exc:
             raise _export_error(graph, what, fmt, exc) from None
-        if axes == "static":
-            return Exported(graph.name, path, axes, None, graph.inputs, graph.outputs)
         shape = (3, size + 32, size + 64) if axes == "batch+size" else (3, size, size)
         probe = [x.numpy() for x in graph.example(*shape, seed=1)]
         try:
             diffs = max_abs_diff(load_runner(fmt, path)(probe), eager(probe))
-        except Exception:
+        except Exception as exc:
+            problem, failure = "fails", exc
             continue
         if max(diffs) <= PARITY_TARGET:
             checked = (shape[0], graph.channels[0], shape[1], shape[2])
             return Exported(graph.name, path, axes, checked, graph.inputs, graph.outputs)
-    raise AssertionError("unreachable")  # pragma: no cover
+        problem, failure = f"differs from eager by {max(diffs):.1e}", None
+    raise ExportError(
+        f"{name} cannot be exported to {fmt}: its graph keeps the shape it was traced at "
+        f"(batch 2, {size}x{size}) and {problem} at batch 3; a value its forward computes "
+        "outside torch (with numpy, or from a tensor's shape) became a constant: build it "
+        "with torch operations"
+    ) from failure
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, without onnxruntime's prefix."""
+    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return (text[:limit] + "...") if len(text) > limit else (text or type(exc).__name__)

@@ -18,9 +18,6 @@ when every case succeeded: a failed or interrupted prediction leaves no file beh
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +26,9 @@ from typing import Any
 import numpy as np
 
 from benchbox import errors
+from benchbox.records.atomic import StagedFolder
+
+__all__ = ["PredictReport", "Step", "open_inputs", "predict_run"]
 
 Step = Callable[[str], None]
 
@@ -117,16 +117,6 @@ def _write_volume(case: Any, tmp: Path, label_values: list[int]) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         written.append(save_prediction(volume, case.restored, path))
     return written
-
-
-def _commit(tmp: Path, out: Path) -> dict[str, list[Path]]:
-    files: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in tmp.iterdir() if p.is_dir()):
-        (out / sub.name).mkdir(exist_ok=True)
-        for src in sorted(sub.iterdir()):
-            os.replace(src, out / sub.name / src.name)
-            files.setdefault(sub.name, []).append(out / sub.name / src.name)
-    return files
 
 
 class _AllCases:
@@ -261,33 +251,27 @@ def predict_run(
     binary = run.num_classes == 2
     label_values = _label_values(run.dataset_config, run.num_classes)
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".predict-", dir=out))
-    except OSError as exc:
-        raise errors.ConfigError(f"{out}: cannot write ({exc.strerror})") from None
-    try:
-        with torch.inference_mode():
-            for case in predict_split(
-                inputs,
-                predictor,
-                "test",
-                batch_size or run.config.eval_batch_size,
-                whole_cases=volumes is not None,
-            ):
-                case.postprocess(post)  # as the run's test split was scored
-                if pairs:
-                    item = inputs.item(case.case_id)
-                    _write_pair(case, item, tmp, colour, binary)
-                elif volumes is None:
-                    _write_sample(case, tmp, binary)
-                else:
-                    _write_volume(case, tmp, label_values)
-                if step is not None:
-                    step(case.case_id)
-        files = _commit(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    files: dict[str, list[Path]] = {}
+    with StagedFolder(out, prefix=".predict-") as stage, torch.inference_mode():
+        cases = predict_split(
+            inputs,
+            predictor,
+            "test",
+            batch_size or run.config.eval_batch_size,
+            whole_cases=volumes is not None,
+        )
+        for case in cases:
+            case.postprocess(post)  # as the run's test split was scored
+            if pairs:
+                _write_pair(case, inputs.item(case.case_id), stage.tmp, colour, binary)
+            elif volumes is None:
+                _write_sample(case, stage.tmp, binary)
+            else:
+                _write_volume(case, stage.tmp, label_values)
+            if step is not None:
+                step(case.case_id)
+        for path in stage.commit():
+            files.setdefault(path.parent.name, []).append(path)
     return PredictReport(
         run_id=run.path.name,
         cases=total,

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["calibration_batches", "quantize_int8"]
+
 
 class _Reader:
     """onnxruntime's calibration data reader protocol over a list of feeds."""

@@ -2,3 +2,5 @@
 (:mod:`.train`, :mod:`.schedule`), select on validation (:mod:`.selection`), predict
 (:mod:`.inference`, :mod:`.tta`, :mod:`.postprocess`), across processes
 (:mod:`.distributed`, :mod:`.launch`), and the whole run (:mod:`.runner`)."""
+
+__all__ = []

@@ -17,6 +17,8 @@ import torch
 from benchbox import errors
 from benchbox.hooks.registry import Registry
 
+__all__ = ["SEED_OFFSET", "Augmenter", "build_transforms", "check_transforms"]
+
 #: Offsets the augmentation generator's seed from the run seed, so its stream differs
 #: from the global generator's (which seeds initialisation with the same number).
 SEED_OFFSET = 0x5EED

@@ -30,7 +30,8 @@ from typing import Any
 
 from benchbox import errors
 from benchbox.config.distill import teacher_folder
-from benchbox.config.run import RunConfig, apply
+from benchbox.config.layers import apply
+from benchbox.config.run import RunConfig
 from benchbox.hooks.registry import Entry, Registry
 
 __all__ = [

@@ -45,6 +45,26 @@ import torch
 
 from benchbox.errors import BenchboxError, ConfigError
 
+__all__ = [
+    "ENV_KEYS",
+    "TIMEOUT_ENV",
+    "Distributed",
+    "DistributedError",
+    "ShardedBatchSampler",
+    "check_batches",
+    "describe",
+    "env_world",
+    "is_collective_failure",
+    "joined",
+    "lost_peer",
+    "peers_checked",
+    "rank_seed",
+    "resolve_device",
+    "start",
+    "stop",
+    "timeout",
+]
+
 #: torchrun's environment: a process with ``WORLD_SIZE`` set runs distributed.
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 #: Seconds a collective waits for the other ranks before failing (rank 0 validates and

@@ -9,6 +9,10 @@ leaderboard row) also runs for it.
 
 Exit codes of the ``benchbox`` command: 130 after Ctrl-C (``SIGINT``), 143 after
 ``SIGTERM`` (128 + the signal number, as shells report a process the signal ended).
+
+The reason recorded names the signal: ``terminated by SIGTERM``; "Ctrl-C" only when the
+process is in the foreground of a terminal, where a SIGINT comes from the keyboard.
+Elsewhere (a sweep's worker, a background job) a SIGINT was sent by another process.
 """
 
 from __future__ import annotations
@@ -29,13 +33,32 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGTERM) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        # Also raised for a signal another handler caught first (torch's launcher turns
+        # it into its own exception, re-raised as this): the block's caller, which may
+        # only see the exit code a framework made of it, learns the signal all the same.
+        if _active is not None and _active[0] == os.getpid() and _active[1].signum is None:
+            _active[1].signum = signum
 
 
 def describe(exc: BaseException) -> str:
     """How a ``KeyboardInterrupt`` came about, for the status file and messages."""
     if isinstance(exc, Terminated):
         return f"terminated by {signal.Signals(exc.signum).name}"
-    return "interrupted by the user (Ctrl-C)"
+    if _in_terminal_foreground():
+        return "interrupted by the user (Ctrl-C)"
+    return "interrupted by SIGINT from another process (e.g. a sweep stopping its runs)"
+
+
+def _in_terminal_foreground() -> bool:
+    """Whether this process is in the foreground of a terminal (a Ctrl-C there is the
+    only SIGINT a program did not send)."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def exit_code(exc: BaseException) -> int:

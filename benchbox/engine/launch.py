@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from benchbox.engine.train import ProgressReporter
     from benchbox.hooks.registry import Registry
 
+__all__ = ["LaunchError", "RankFailed", "launch", "run_in_group"]
+
 
 class LaunchError(BenchboxError):
     """A process of a run started by :func:`launch` failed."""
@@ -202,6 +204,7 @@ def launch(
                 config.to_dict(), run_id, threads, entry
             )
     except ChildFailedError as exc:
+        _mark_killed_rank0(exc, config, run_id)
         raise LaunchError(_failure_message(exc, nproc)) from None
     except SignalException as exc:
         # The launcher stopped the processes on Ctrl-C or SIGTERM; rank 0 marked its run.
@@ -230,5 +233,31 @@ def _failure_text(failure: Any) -> str:
         message = message.get("message", "")
     text = str(message or "").strip()
     if not text or text.startswith("<"):  # torch's placeholder when no error was recorded
-        return "interrupted" if failure.exitcode == 130 else f"exited with code {failure.exitcode}"
+        code = failure.exitcode
+        if code == 130:
+            return "interrupted"
+        if isinstance(code, int) and code < 0:
+            return f"killed by signal {-code} ({_signal_name(-code)})"
+        return f"exited with code {code}"
     return _PREFIX.sub("", text.splitlines()[0])
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown"
+
+
+def _mark_killed_rank0(exc: Any, config: RunConfig, run_id: str) -> None:
+    """Rank 0 killed by a signal cannot record its run's end: its folder would say
+    ``running`` for ever. The launcher saw it die, so it records it."""
+    from pathlib import Path
+
+    from benchbox.records.status import STATUS_FILE, mark_dead
+
+    failure = exc.failures.get(0)
+    code = getattr(failure, "exitcode", None)
+    if isinstance(code, int) and code < 0:
+        path = Path(config.out) / "runs" / run_id / STATUS_FILE
+        mark_dead(path, "failed", f"rank 0 was killed by signal {-code} ({_signal_name(-code)})")

@@ -69,6 +69,7 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
         Unknown*Error: a name no plugin registered (with close matches).
         DuplicatePluginError: two plugins registered a name the run uses.
     """
+    from benchbox.data.options import check_declared
     from benchbox.engine.augment import check_transforms
     from benchbox.engine.distill import check_teacher
     from benchbox.engine.selection import resolve_objective
@@ -89,7 +90,9 @@ def check(config: RunConfig, registry: Registry) -> dict[str, Entry]:
         entries["loss"] = _loss_entry(registry, config.loss, "segmentation", "--loss")
         entries["loss"].check_params(config.params("loss_opts"))
     entries["dataset"] = registry.get("dataset", config.dataset_name)
-    entries["dataset"].check_params(dataset_kwargs(entries["dataset"], config))
+    kwargs = dataset_kwargs(entries["dataset"], config)
+    entries["dataset"].check_params(kwargs)
+    check_declared(entries["dataset"].factory, kwargs)
     for task, used in (("fusion", config.has_fusion), ("segmentation", config.has_seg)):
         if used:
             metrics_for(task, registry)  # a duplicated metric name fails now

@@ -28,6 +28,8 @@ import numpy as np
 
 from benchbox.config.run import POSTPROCESS_MODES as MODES
 
+__all__ = ["AUTO", "LARGEST", "NONE", "PostProcess", "choose", "keep_largest", "postprocessor"]
+
 NONE, LARGEST, AUTO = MODES
 
 PostProcess = Callable[[np.ndarray], np.ndarray]

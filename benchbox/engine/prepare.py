@@ -23,6 +23,8 @@ from benchbox.hooks.registry import Entry, Registry
 if TYPE_CHECKING:
     from benchbox.engine.distributed import Distributed
 
+__all__ = ["Log", "Prepared", "prepare"]
+
 Log = Callable[[str], None]
 
 

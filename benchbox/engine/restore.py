@@ -9,13 +9,27 @@ parameters, then the weights of ``checkpoint.pt`` are loaded with
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchbox import errors
-from benchbox.config.run import RunConfig, apply
+from benchbox.config.layers import apply
+from benchbox.config.run import RunConfig
 from benchbox.hooks.registry import Registry
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "TrainedRun",
+    "checkpoint_error",
+    "load_run",
+    "missing_plugins",
+    "open_training_dataset",
+    "read_record",
+    "run_config",
+]
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -69,14 +83,17 @@ def read_record(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
         raise errors.ConfigError(f"{path}: no such run folder")
     missing = [name for name in (CONFIG_FILE, CHECKPOINT_FILE) if not (path / name).is_file()]
     if missing:
-        status = path / "status.json"
-        hint = ""
-        if status.is_file():
-            try:
-                state = json.loads(status.read_text()).get("status")
-                hint = f" (the run is {state})" if state else ""
-            except (OSError, ValueError):
-                pass
+        state = _status(path)
+        if state == "completed":
+            raise errors.ConfigError(
+                f"{path}: {' and '.join(missing)} missing, though status.json says the run "
+                "completed (moved or deleted since?)"
+            )
+        hint = {
+            "failed": " (the run failed)",
+            "interrupted": " (the run was interrupted)",
+            "running": " (the run is still running, or was killed)",
+        }.get(state or "", f" (its status is {state})" if state else "")
         raise errors.ConfigError(f"{path}: not a finished run, no {' or '.join(missing)}{hint}")
     try:
         record = json.loads((path / CONFIG_FILE).read_text())
@@ -85,6 +102,43 @@ def read_record(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     if not isinstance(record, dict):
         raise errors.ConfigError(f"{path / CONFIG_FILE}: expected a JSON object")
     return path, record
+
+
+def _status(path: Path) -> str | None:
+    """The ``status`` of a run folder's ``status.json``, if it says one."""
+    try:
+        state = json.loads((path / "status.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(state) if state else None
+
+
+def checkpoint_error(path: Path, exc: BaseException) -> errors.ConfigError:
+    """One line for a checkpoint ``torch.load(weights_only=True)`` refused or could not
+    read: torch's own text (several lines, advising to switch the safety off) is not
+    passed on."""
+    import re
+
+    text = str(exc)
+    size = path.stat().st_size if path.is_file() else None
+    if size == 0:
+        return errors.ConfigError(f"{path}: an empty file (0 bytes), not a checkpoint")
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return errors.ConfigError(
+            f"{path}: refused, loading it would call {found.group(1)}, which is not weights "
+            "(benchbox never runs code from a checkpoint; this file was not written by "
+            "benchbox run, or was altered)"
+        )
+    # torch wraps its reason in advice to load with weights_only=False: left out.
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    kept = [ln for ln in lines if not ln.startswith(boilerplate)]
+    first = kept[0].split(". ")[0].rstrip(".") if kept else ""
+    reason = f"{type(exc).__name__}: {first[:100]}" if first else type(exc).__name__
+    return errors.ConfigError(
+        f"{path}: not a readable checkpoint, truncated or not written by benchbox run ({reason})"
+    )
 
 
 def run_config(record: dict[str, Any], source: str) -> RunConfig:
@@ -157,9 +211,11 @@ def load_run(
             f"benchbox does not build for --fusion {config.fusion}"
         )
     try:
-        state = load_checkpoint(path / CHECKPOINT_FILE)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's about a foreign pickle protocol
+            state = load_checkpoint(path / CHECKPOINT_FILE)
     except Exception as exc:  # a truncated or foreign file: torch raises many kinds
-        raise errors.ConfigError(f"{path / CHECKPOINT_FILE}: cannot be read ({exc})") from None
+        raise checkpoint_error(path / CHECKPOINT_FILE, exc) from None
     # The one model path: the components as benchbox run built them, without their
     # losses (nothing is trained) or the weights files they started from.
     entries = {

@@ -26,6 +26,8 @@ from benchbox.hooks.lifecycle import Observers
 from benchbox.hooks.registry import Registry
 from benchbox.hookspecs import RunInfo
 
+__all__ = ["RunResult", "execute", "run"]
+
 
 @dataclass
 class RunResult:
@@ -276,6 +278,7 @@ def _train_and_test(
         "teacher": p.models.distillation.teacher["run_id"] if p.models.distillation else "",
         "distill": describe_distillation(c),
         "seed": c.seed,
+        "data_seed": c.data_seed,
         "fold": _fold(p.dataset),
         "preset": c.preset,
         "fusion_epochs": c.fusion_epochs if c.has_seg else 0,

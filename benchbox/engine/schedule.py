@@ -8,13 +8,21 @@ teacher (``--teacher``) the main stage's loss includes the distillation loss
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from benchbox.config.run import RunConfig
+from benchbox.engine.models import Models, fusion_loss, joint_loss
 from benchbox.engine.train import ProgressReporter
 
 if TYPE_CHECKING:
     from benchbox.engine.prepare import Prepared
     from benchbox.engine.selection import Monitor
+
+__all__ = ["fusion_step", "joint_fusion", "joint_step", "on_device", "train_stages"]
+
+#: One training step's loss on a batch from the loader.
+Step = Callable[[dict[str, Any]], Any]
 
 
 def train_stages(
@@ -33,12 +41,69 @@ def train_stages(
         return _train_stages(p, progress, monitor)
 
 
+def on_device(
+    batch: dict[str, Any], keys: tuple[str, ...], device: Any, augmenter: Any = None
+) -> dict[str, Any]:
+    """A training batch's tensors on the device, augmented by the run's transforms."""
+    import torch
+
+    moved = {k: batch[k].to(device) for k in keys}
+    if augmenter:
+        # The step runs under autocast; the transforms resample in float32.
+        with torch.autocast(device.type, enabled=False):
+            moved = augmenter(moved)
+    return moved
+
+
+def fusion_step(
+    models: Models,
+    device: Any,
+    augmenter: Any = None,
+    net: Any = None,
+    *,
+    distill: bool = False,
+) -> Step:
+    """The loss of one step of fusion (pre-)training on a loader batch; with ``distill``
+    (a fusion-only run's main stage, when it has a teacher) the distillation loss too."""
+
+    def step(batch: dict[str, Any]) -> Any:
+        moved = on_device(batch, ("a", "b"), device, augmenter)
+        return fusion_loss(models, moved, net, distill=distill)
+
+    return step
+
+
+def joint_step(
+    models: Models,
+    config: RunConfig,
+    device: Any,
+    augmenter: Any = None,
+    nets: tuple[Any, Any] | None = None,
+) -> Step:
+    """The loss of one step of the main stage on a loader batch: joint training (or
+    segmentation-only with ``--fusion none``), the fusion model trained with the
+    segmenter unless it is frozen or has no parameters. ``benchbox bench`` times this
+    same step."""
+    train_fusion = joint_fusion(models, config)
+
+    def step(batch: dict[str, Any]) -> Any:
+        moved = on_device(batch, ("a", "b", "mask"), device, augmenter)
+        return joint_loss(
+            models, moved, fusion_weight=config.fusion_weight, train_fusion=train_fusion,
+            nets=nets,
+        )  # fmt: skip
+
+    return step
+
+
+def joint_fusion(models: Models, config: RunConfig) -> bool:
+    """Whether the main stage trains the fusion model with the segmenter."""
+    return models.fusion_trainable and not config.freeze_fusion
+
+
 def _train_stages(
     p: Prepared, progress: ProgressReporter | None, monitor: Monitor | None
 ) -> list[Any]:
-    import torch
-
-    from benchbox.engine.models import fusion_loss, joint_loss
     from benchbox.engine.train import LabelCheckedLoader, make_loader, train_stage
 
     c = p.config
@@ -61,40 +126,22 @@ def _train_stages(
     def callback(stage: str, epochs: int, main: bool) -> Any:
         return monitor.callback(stage, epochs, main) if monitor is not None else None
 
-    dev = p.device
     stats = []
-    augment = p.augmenter
-
-    def on_device(batch: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-        """The batch's tensors on the device, augmented (training batches only)."""
-        moved = {k: batch[k].to(dev) for k in keys}
-        if augment:
-            # The step runs under autocast; the transforms resample in float32.
-            with torch.autocast(dev.type, enabled=False):
-                moved = augment(moved)
-        return moved
-
     models = p.models
     fusion_epochs = c.epochs if not c.has_seg else c.fusion_epochs
     if models.fusion_trainable and fusion_epochs > 0:
         assert models.fusion_loss is not None
-
-        fusion_net = net(models.fusion)
         # A fusion-only run's fusion stage is its main one: the teacher teaches there.
         distill = not c.has_seg and models.distillation is not None
         params = list(models.fusion.parameters())
         if distill and models.distillation is not None:
             params += models.distillation.parameters()
-
-        def fusion_step(batch: dict[str, Any]) -> torch.Tensor:
-            return fusion_loss(models, on_device(batch, ("a", "b")), fusion_net, distill=distill)
-
         models.fusion.train()
         stats.append(
             train_stage(
                 "fusion",
                 params,
-                fusion_step,
+                fusion_step(models, p.device, p.augmenter, net(models.fusion), distill=distill),
                 loader,
                 epochs=fusion_epochs,
                 lr=c.fusion_lr,
@@ -109,24 +156,17 @@ def _train_stages(
     if models.segmenter is None:
         return stats
 
-    joint_fusion = models.fusion_trainable and not c.freeze_fusion
+    train_fusion = joint_fusion(models, c)
     if models.fusion is not None:
-        models.fusion.train(joint_fusion)
-    nets = (net(models.fusion) if joint_fusion else models.fusion, net(models.segmenter))
-
-    def joint_step(batch: dict[str, Any]) -> torch.Tensor:
-        moved = on_device(batch, ("a", "b", "mask"))
-        return joint_loss(
-            models, moved, fusion_weight=c.fusion_weight, train_fusion=joint_fusion, nets=nets
-        )
-
+        models.fusion.train(train_fusion)
+    nets = (net(models.fusion) if train_fusion else models.fusion, net(models.segmenter))
     models.segmenter.train()
     name = "joint" if models.fusion is not None else "segmentation"
     stats.append(
         train_stage(
             name,
-            models.trainable(joint=joint_fusion),
-            joint_step,
+            models.trainable(joint=train_fusion),
+            joint_step(models, c, p.device, p.augmenter, nets),
             LabelCheckedLoader(loader, p.dataset.num_classes),
             epochs=c.epochs,
             lr=c.lr,

@@ -14,6 +14,14 @@ Selection metrics are named after the validation columns:
   (``hd95`` is minimised because the metric says lower is better);
 * ``loss`` (default of fusion-only runs): the fusion loss on the val split; a fusion
   metric column (``ssim_mean``, ``qabf``) may be chosen instead.
+
+A model whose fused image or segmenter output holds NaN or infinite values on the val
+split has diverged even if its training loss was finite (weights or normalisation
+statistics blown up by the last updates; training uses the batch's statistics,
+evaluation the running ones). Scoring it would be meaningless (argmax of NaN logits is
+background everywhere, a Dice of 0 that could be "the best"), so validation stops the
+run there with a :class:`~benchbox.errors.TrainingDivergedError` naming the stage, the
+epoch, the first non-finite weight or statistic, and the learning rate.
 """
 
 from __future__ import annotations
@@ -29,6 +37,19 @@ from benchbox.hooks.registry import Registry
 
 if TYPE_CHECKING:
     import torch
+
+__all__ = [
+    "AUTO",
+    "LOSS",
+    "Monitor",
+    "NonFiniteOutput",
+    "Objective",
+    "Selector",
+    "first_non_finite",
+    "resolve_objective",
+    "val_columns",
+    "validate",
+]
 
 AUTO = "auto"
 LOSS = "loss"
@@ -210,6 +231,49 @@ def validate(
     return metrics
 
 
+class NonFiniteOutput(Exception):
+    """Raised by the validation predictor when a model's output is not finite."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def _checked_predictor(*args: Any, **kwargs: Any) -> Any:
+    """A :class:`~benchbox.engine.inference.Predictor` that raises
+    :class:`NonFiniteOutput` when the fused image or the segmenter's output is not finite."""
+    import torch
+
+    from benchbox.engine.inference import Predictor
+
+    class Checked(Predictor):
+        def __call__(self, a: Any, b: Any) -> Any:
+            fused, labels, probs = super().__call__(a, b)
+            for what, out in (("fused image", fused), ("segmenter output", probs)):
+                if out is not None and not bool(torch.isfinite(out).all()):
+                    raise NonFiniteOutput(what)
+            return fused, labels, probs
+
+    return Checked(*args, **kwargs)
+
+
+def first_non_finite(modules: Mapping[str, Any]) -> str | None:
+    """The first weight or buffer (running statistics) of ``modules`` that holds NaN or
+    infinite values, as ``'name' (Kind) in Model``; ``None`` when all are finite."""
+    import torch
+
+    for module in modules.values():
+        if module is None:
+            continue
+        for name, sub in module.named_modules():
+            own = [*sub.named_parameters(recurse=False), *sub.named_buffers(recurse=False)]
+            for key, tensor in own:
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    where = f"{name}.{key}" if name else key
+                    return f"{where!r} ({type(sub).__name__}) in {type(module).__name__}"
+    return None
+
+
 class Monitor:
     """The runner's end-of-epoch callback: validate when due, keep the best epoch, record
     the curve, tell observers (``emit``), and stop early when patience runs out.
@@ -222,8 +286,6 @@ class Monitor:
     """
 
     def __init__(self, prepared: Any, log: Any = None, emit: Any = None) -> None:
-        from benchbox.engine.inference import Predictor
-
         p, c = prepared, prepared.config
         self.p, self.log, self.emit = p, log or (lambda _m: None), emit
         self.curve: list[dict[str, Any]] = []
@@ -240,7 +302,7 @@ class Monitor:
         elif c.max_val_cases:
             self.val_cases = min(self.val_cases, c.max_val_cases)
         self.selector = Selector(p.objective, c.patience) if not self.note else None
-        self.predictor = Predictor(p.models.fusion, p.models.segmenter, p.device, p.amp)
+        self.predictor = _checked_predictor(p.models.fusion, p.models.segmenter, p.device, p.amp)
         self.main_stage = ""
         self.last_epoch = 0
 
@@ -257,18 +319,24 @@ class Monitor:
             val: dict[str, float] = {}
             if due:
                 assert self.selector is not None
-                val = self._validate()
+                try:
+                    val = self._validate()
+                except NonFiniteOutput as exc:
+                    raise self._diverged(stage, epoch, train_loss, exc.what) from None
                 best = self.selector.offer(epoch, val, self.modules)
                 key = self.selector.objective.key
+                if best:
+                    standing = " (best)"
+                elif self.selector.best_epoch is None:
+                    standing = " (not finite: not selectable)"
+                else:
+                    standing = (
+                        f" (best {self.selector.best_value:.4f} at epoch "
+                        f"{self.selector.best_epoch})"
+                    )
                 self.log(
                     f"{stage} epoch {epoch}: train loss {train_loss:.4f}, val {key} "
-                    f"{val[key]:.4f}"
-                    + (
-                        " (best)"
-                        if best
-                        else f" (best {self.selector.best_value:.4f} at "
-                        f"epoch {self.selector.best_epoch})"
-                    )
+                    f"{val[key]:.4f}{standing}"
                 )
             if main:
                 self.last_epoch = epoch
@@ -280,6 +348,26 @@ class Monitor:
             return bool(due and self.selector is not None and self.selector.should_stop)
 
         return on_epoch_end
+
+    def _diverged(
+        self, stage: str, epoch: int, train_loss: float, what: str
+    ) -> errors.TrainingDivergedError:
+        """The error for a model whose val outputs are not finite (see the module
+        docstring)."""
+        c = self.p.config
+        flag, lr = ("--fusion-lr", c.fusion_lr) if stage == "fusion" else ("--lr", c.lr)
+        culprit = first_non_finite(self.modules)
+        cause = (
+            f"{culprit} is not finite"
+            if culprit
+            else "its weights and statistics are finite, so a layer overflowed"
+        )
+        amp = ", or try --amp off" if self.p.amp.mode != "off" else ""
+        return errors.TrainingDivergedError(
+            f"the {stage} stage diverged: after epoch {epoch} (train loss {train_loss:.4g}) "
+            f"the model's {what} on the val split holds NaN or infinite values ({cause}); "
+            f"lower the learning rate ({flag} {lr:g}){amp}; the run is marked failed"
+        )
 
     @property
     def objective(self) -> Objective | None:

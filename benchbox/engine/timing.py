@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["Clock", "Runner", "compare_speed", "percentile", "time_steps"]
+
 Runner = Callable[[Sequence[np.ndarray]], Any]
 Clock = Callable[[], float]
 

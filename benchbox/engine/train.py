@@ -25,6 +25,22 @@ from benchbox.errors import DataError, TrainingDivergedError
 if TYPE_CHECKING:
     from benchbox.engine.distributed import Distributed
 
+__all__ = [
+    "LOSS_READ_EVERY",
+    "MAX_NONFINITE_STEPS",
+    "TIMING_WARMUP_STEPS",
+    "LabelCheckedLoader",
+    "Optimizer",
+    "ProgressReporter",
+    "StageStats",
+    "check_labels",
+    "cosine_with_warmup",
+    "excluded_steps",
+    "make_loader",
+    "seed_worker",
+    "train_stage",
+]
+
 
 # -- data loaders ---------------------------------------------------------------------
 def seed_worker(worker_id: int, rank: int = 0) -> None:

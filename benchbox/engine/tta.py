@@ -25,6 +25,8 @@ from benchbox.config.run import TTA_MODES as MODES
 if TYPE_CHECKING:
     import torch
 
+__all__ = ["FLIP", "NONE", "passes", "probabilities", "segment"]
+
 NONE, FLIP = MODES
 
 #: The image axes (of ``(B, C, H, W)``) mirrored in each pass of a mode.

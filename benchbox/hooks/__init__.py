@@ -2,3 +2,5 @@
 loading the entry points into the registry (:mod:`.manager`), the name -> factory
 tables (:mod:`.registry`) and the run-lifecycle calls to observers (:mod:`.lifecycle`).
 The hooks themselves are specified in :mod:`benchbox.hookspecs`."""
+
+__all__ = []

@@ -20,6 +20,8 @@ import pluggy
 from benchbox import errors, hookspecs
 from benchbox.hooks.registry import Entry, LoadError, Provider, Registry, make_entry
 
+__all__ = ["LIFECYCLE_HOOKS", "Filling", "Observing", "PluginManager", "Registration"]
+
 #: The run-lifecycle hooks: observers of a run implement them (see :mod:`benchbox.hooks.lifecycle`).
 LIFECYCLE_HOOKS: tuple[str, ...] = ("run_started", "epoch_ended", "run_finished")
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from benchbox.hooks.guard import LIFECYCLE_HOOKS, PluginManager
 
+__all__ = ["Observers", "flat_params"]
+
 
 @dataclass
 class Observers:

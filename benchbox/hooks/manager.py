@@ -28,6 +28,21 @@ from benchbox import errors
 from benchbox.hooks.guard import Filling, PluginManager, Registration
 from benchbox.hooks.registry import HOOKS, KINDS, LoadError, Provider, Registry, duplicate_error
 
+__all__ = [
+    "DEBUG_ENV",
+    "DISABLE_ENV",
+    "ENTRY_POINT_GROUP",
+    "ENV_VAR",
+    "PluginHost",
+    "create_registry",
+    "debug_enabled",
+    "get_registry",
+    "iter_entry_points",
+    "make_plugin_manager",
+    "set_registry",
+    "use_registry",
+]
+
 ENTRY_POINT_GROUP = "benchbox"
 #: Comma-separated distribution names (or ``dist:entry-point``) allowed to load; unset
 #: loads every installed plugin, an empty value loads none.

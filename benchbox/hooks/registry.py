@@ -18,6 +18,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchbox import errors
+from benchbox.errors import is_out_of_memory
+
+__all__ = [
+    "HOOKS",
+    "KINDS",
+    "Entry",
+    "LoadError",
+    "Parameter",
+    "Provider",
+    "Registry",
+    "blame_plugins",
+    "check_kind",
+    "duplicate_error",
+    "make_entry",
+    "plugin_bug",
+]
 
 KINDS: tuple[str, ...] = (
     "fusion",
@@ -203,12 +219,6 @@ def plugin_bug(entry: Entry, exc: BaseException, doing: str) -> errors.PluginBug
         f"{errors.describe(exc, entry.package)}; this is a bug in the plugin, not in your "
         "options (--debug or BENCHBOX_DEBUG=1 shows the traceback)"
     )
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an out-of-memory error (never blamed on a plugin)."""
-    # torch's OutOfMemoryError is a RuntimeError; matched by name to keep torch unimported.
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
 
 
 @contextmanager

@@ -10,6 +10,18 @@ import numpy as np
 from benchbox.errors import MetricInputError
 from benchbox.metrics._share import memo
 
+__all__ = [
+    "RANGE_SLACK",
+    "check_image",
+    "check_images",
+    "check_mask",
+    "check_masks",
+    "check_min_size",
+    "check_spacing",
+    "check_tolerance",
+    "to_numpy",
+]
+
 #: Values this far outside [0, 1] are float rounding, not a wrongly scaled image.
 RANGE_SLACK = 1e-6
 

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+__all__ = ["T", "memo", "share_computations"]
+
 T = TypeVar("T")
 
 _cache: ContextVar[list[tuple[str, tuple[Any, ...], Any, Any]] | None] = ContextVar(

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from benchbox.hooks.registry import Entry
 
+__all__ = ["MetricFailures"]
+
 
 class MetricFailures:
     """The metrics that failed during one evaluation, and the columns each produced.

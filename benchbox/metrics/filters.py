@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+__all__ = ["STRIP_ROWS", "gaussian_taps", "row_strips", "sobel_polar", "valid_filter"]
+
 #: Output rows per strip (:func:`row_strips`): a strip of SSIM's or VIF's eight local
 #: statistics of a 256-pixel-wide image is then about 0.5 MB.
 STRIP_ROWS = 32

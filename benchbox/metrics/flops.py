@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+__all__ = ["count_flops", "count_parameters"]
+
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
     """The number of scalar parameters of ``model``, each shared tensor counted once.

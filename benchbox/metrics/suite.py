@@ -41,6 +41,19 @@ from benchbox.metrics.segmentation import DEFAULT_NSD_TOLERANCE
 if TYPE_CHECKING:
     from benchbox.hooks.registry import Entry, Registry
 
+__all__ = [
+    "EMPTY_FLAGS",
+    "check_regions",
+    "fusion_metrics_for_shape",
+    "headline_metrics",
+    "metrics_for",
+    "parse_regions",
+    "region_preset",
+    "score_fusion_case",
+    "score_segmentation_case",
+    "select_metrics",
+]
+
 #: Per-case flags (0 or 1) that :func:`summarize` counts instead of averaging.
 EMPTY_FLAGS = ("ref_empty", "pred_empty")
 _REGION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -11,6 +11,8 @@ import numpy as np
 
 from benchbox.metrics.filters import gaussian_taps, row_strips, valid_filter
 
+__all__ = ["vif_pixel"]
+
 
 def _vif_terms(
     stats: np.ndarray, k: int, sigma_nsq: float, eps: float

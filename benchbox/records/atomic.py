@@ -26,10 +26,13 @@ Three entry points share one implementation:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +41,7 @@ from typing import IO, Any
 from benchbox.errors import WriteError
 
 __all__ = [
+    "StagedFolder",
     "atomic_open",
     "atomic_path",
     "describe_errno",
@@ -244,3 +248,60 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+class StagedFolder:
+    """Files written into a temporary folder inside ``out`` and moved into ``out`` only
+    on :meth:`commit`: a failed or interrupted job leaves nothing half-written there.
+
+    The one home of "stage a folder, then move it into place" (``benchbox export``,
+    ``benchbox predict``, the preprocessing cache). Folders in the stage are merged into
+    those of ``out`` file by file, each moved with one ``os.replace``; the stage is
+    removed on leaving the block, and ``out`` too when it was made here and a failure
+    left it empty.
+
+    Raises:
+        ConfigError: ``out`` cannot be written (one line naming it).
+    """
+
+    def __init__(self, out: str | Path, prefix: str = ".stage-") -> None:
+        self.out, self.prefix = Path(out), prefix
+        self.made = not self.out.exists()
+        self.tmp = Path()
+
+    def __enter__(self) -> StagedFolder:
+        from benchbox.errors import ConfigError
+
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.out))
+        except OSError as exc:
+            raise ConfigError(f"{self.out}: cannot write ({exc.strerror})") from None
+        return self
+
+    def commit(self) -> list[Path]:
+        """Move what the stage holds into ``out``; returns the files moved, in order."""
+        return _merge(self.tmp, self.out)
+
+    def __exit__(self, *exc: Any) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if exc[0] is not None and self.made:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()  # only if still empty
+
+
+def _merge(src: Path, dst: Path) -> list[Path]:
+    moved = []
+    for item in sorted(src.iterdir()):
+        if item.name.startswith("."):
+            continue
+        target = dst / item.name
+        if item.is_dir() and target.is_dir():
+            moved += _merge(item, target)
+        elif item.is_dir():
+            os.replace(item, target)
+            moved += sorted(p for p in target.rglob("*") if p.is_file())
+        else:
+            os.replace(item, target)
+            moved.append(target)
+    return moved

@@ -3,10 +3,10 @@
 A leaderboard row is a projection of a run record. Columns come in a fixed order:
 
 1. identity: ``run_id, time, dataset, task, fusion, segmenter, loss, fusion_loss,
-   augment, postprocess, tta, teacher, distill, seed, fold, preset, fusion_epochs,
-   epochs, selected_epoch, select_metric, select_value, image_size, amp, device,
-   world_size`` (the epoch whose weights were tested, chosen on the
-   validation split by ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
+   augment, postprocess, tta, teacher, distill, seed, data_seed, fold, preset,
+   fusion_epochs, epochs, selected_epoch, select_metric, select_value, image_size, amp,
+   device, world_size`` (the epoch whose weights were tested, chosen on the validation
+   split by ``select_metric``, e.g. ``val_dice``, worth ``select_value``);
 2. metrics: the summary columns of the run, in the order the metric suite gives them
    (fusion metrics, then segmentation metrics per region with their empty-case counts);
 3. cost and provenance: ``train_img_s, infer_img_s, fusion_params, seg_params,
@@ -22,6 +22,10 @@ Columns that need a definition:
 
 * ``device``: the device model, e.g. ``AMD EPYC 7B13 (2 logical cores, 2 torch
   threads)`` or the GPU's name (:func:`benchbox.engine.device.device_name`).
+* ``data_seed``: the seed of the dataset (``--data-seed``: the synthetic images and the
+  splits). Case ids such as ``test-00000`` name different images under different data
+  seeds, so ``benchbox compare`` pairs cases only within one data seed
+  (:mod:`benchbox.analysis.compare`). Empty in rows written before it was recorded.
 * ``world_size``: the processes that trained the run together (DistributedDataParallel
   under ``torchrun``, see :mod:`benchbox.engine.distributed`); 1 for a single process, empty in
   rows written before it was recorded. ``device`` is rank 0's.
@@ -43,6 +47,15 @@ Appends take a file lock and replace the file atomically (:mod:`benchbox.records
 concurrent runs lose no row, an interrupted write or a full disk leaves no half row, and
 the file keeps its mode.
 
+A leaderboard that does not parse is never appended to: a torn last row, a row with
+more or fewer fields than the header, a file whose header is not a leaderboard's (it
+must start with ``run_id``, or ``time`` for a throughput file) or that is not UTF-8
+text. :func:`append_row` raises a :class:`~benchbox.errors.DataError` naming the file
+and the line and changes neither file; a run that meets one fails, with that reason in
+its ``status.json`` and no row anywhere. Rewriting such a file would make its damage
+look valid (a torn row padded with empty fields, a stranger's columns merged in), so
+repairing it or moving it aside is left to the user.
+
 Per-case results travel with the leaderboard in a companion file beside it,
 ``<dataset>.cases.csv`` (:func:`cases_path`): one row per test case of every run, keyed
 by ``run_id`` and ``case_id``, then the per-case metric columns in first-seen order.
@@ -61,11 +74,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchbox.errors import WriteError
+from benchbox.errors import DataError, WriteError
 from benchbox.records import atomic
 
 if TYPE_CHECKING:
     from benchbox.hooks.registry import Registry
+
+__all__ = [
+    "CASE_KEYS",
+    "LEADING",
+    "SPEED_COLUMNS",
+    "THROUGHPUT_LEADING",
+    "THROUGHPUT_TRAILING",
+    "TRAILING",
+    "append_row",
+    "cases_path",
+    "headline_columns",
+    "leaderboard_path",
+    "order_columns",
+    "read",
+    "read_cases",
+]
 
 LEADING: tuple[str, ...] = (
     "run_id",
@@ -82,6 +111,7 @@ LEADING: tuple[str, ...] = (
     "teacher",
     "distill",
     "seed",
+    "data_seed",
     "fold",
     "preset",
     "fusion_epochs",
@@ -176,12 +206,54 @@ def cases_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.cases.csv")
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+def _read_csv(path: Path, key: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a file about to be appended to, or ``[], []`` for none.
+
+    The file must be one this module writes: its header starts with ``key`` and names
+    each column once, every row has a ``key`` value and one field per column, and the
+    file ends with a line end (every write does).
+
+    Raises:
+        DataError: it does not, naming the file and the line.
+    """
     if not (path.exists() and path.stat().st_size):
         return [], []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
+
+    def damaged(line: int, problem: str) -> DataError:
+        return DataError(
+            f"not appending to {path}: line {line} {problem}, so the file is damaged or "
+            "not a leaderboard; repair it or move it aside"
+        )
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise damaged(line, "is not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+        if not header or header[0] != key:
+            first = header[0] if header else ""
+            raise damaged(1, f"is not a leaderboard header (it starts {first[:40]!r}, not {key!r})")
+        if len(set(header)) != len(header) or "" in header:
+            raise damaged(1, "names a column twice or leaves one unnamed")
+        records: list[dict[str, str]] = []
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise damaged(
+                    reader.line_num, f"has {len(fields)} fields where the header has {len(header)}"
+                )
+            if not fields[0]:
+                raise damaged(reader.line_num, f"has no {key}")
+            records.append(dict(zip(header, fields, strict=True)))
+    except csv.Error as exc:
+        raise damaged(reader.line_num, f"does not parse ({exc})") from None
+    if not text.endswith("\n"):
+        raise damaged(reader.line_num, "is cut short (the file does not end with a line end)")
+    return header, records
 
 
 def _csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
@@ -196,7 +268,7 @@ def _csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _cases_text(path: Path, run_id: str, cases: Sequence[Mapping[str, Any]]) -> str:
     """The companion file with a run's per-case rows appended (caller holds the lock)."""
-    header, records = _read_csv(path)
+    header, records = _read_csv(path, CASE_KEYS[0])
     columns = [*CASE_KEYS, *(c for c in header if c not in CASE_KEYS)]
     for case in cases:
         columns += [c for c in case if c not in columns]
@@ -238,6 +310,8 @@ def append_row(
             ``benchbox bench``); other columns go between them.
 
     Raises:
+        DataError: the leaderboard or its companion is damaged (a torn row, a row with
+            too many fields, not a leaderboard at all); neither file is changed.
         WriteError: a file could not be written (e.g. a full disk); the leaderboard is
             unchanged.
     """
@@ -248,7 +322,7 @@ def append_row(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(lock, timeout=timeout):
-            header, records = _read_csv(path)
+            header, records = _read_csv(path, leading[0])
             columns = order_columns(header, row, leading, trailing)
             board = _csv_text(columns, [*records, {k: _format(row.get(k)) for k in columns}])
             more = None
@@ -285,8 +359,6 @@ def _read_frame(path: str | Path, **kwargs: Any) -> Any:
     """``pandas.read_csv``, with a broken file reported as the user's :class:`DataError`."""
     import pandas as pd
 
-    from benchbox.errors import DataError
-
     try:
         return pd.read_csv(path, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -303,9 +375,6 @@ def read_cases(path: str | Path) -> Any:
         DataError: the leaderboard has no companion file (rows appended before per-case
             results were kept).
     """
-
-    from benchbox.errors import DataError
-
     companion = cases_path(path)
     if not companion.is_file():
         raise DataError(
@@ -352,3 +421,38 @@ def headline_columns(
                     key = (tasks.index(t), entry.info["headline"], position)
                     chosen.setdefault(column, key)
     return sorted(chosen, key=chosen.__getitem__)
+
+
+def completed_runs(folder: str | Path) -> dict[str, str]:
+    """The runs recorded in the run leaderboards of ``folder``: config hash -> run id.
+
+    A row is appended only when its run has completed, so these are the completed runs
+    (the last row of a hash when it has several). Files without a ``config_hash``
+    column (``benchbox bench``'s throughput files) and the per-case companions are left
+    out; a missing folder has none.
+
+    Raises:
+        DataError: a leaderboard cannot be read (not text, no permission).
+    """
+    from benchbox.errors import DataError
+
+    found: dict[str, str] = {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.csv")):
+        if path.name.endswith(".cases.csv"):
+            continue
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                if "config_hash" not in (reader.fieldnames or []):
+                    continue
+                for row in reader:
+                    config_hash = (row.get("config_hash") or "").strip()
+                    if config_hash:
+                        found[config_hash] = (row.get("run_id") or "").strip()
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise DataError(f"{path}: cannot read the runs it records ({reason})") from None
+    return found

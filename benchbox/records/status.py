@@ -30,6 +30,16 @@ from typing import Any
 from benchbox.errors import WriteError
 from benchbox.records import atomic
 
+__all__ = [
+    "FINAL",
+    "HEARTBEAT_S",
+    "STATUS_FILE",
+    "StatusFile",
+    "process_identity",
+    "read_status",
+    "utc_now",
+]
+
 STATUS_FILE = "status.json"
 
 #: Seconds between heartbeat writes of a running run's status file.
@@ -164,3 +174,27 @@ def read_status(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a JSON object")
     return data
+
+
+def mark_dead(path: Path, status: str, error: str) -> bool:
+    """Record the end of a run whose process died without writing it (killed by a
+    signal, out of memory), as whoever started that process saw it: ``status``
+    (``failed``, ``interrupted``) with ``error``, only if the file still says
+    ``running`` (a run that wrote its own end is left alone).
+
+    Returns:
+        Whether the file was rewritten. Best effort: a file that cannot be read or
+        written is left as it is (``benchbox runs`` then reports the run stale).
+    """
+    try:
+        data = read_status(path)
+    except (OSError, ValueError):
+        return False
+    if data.get("status") != "running":
+        return False
+    data.update(status=status, error=error, heartbeat=utc_now())
+    try:
+        atomic.write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    except (WriteError, OSError):
+        return False
+    return True

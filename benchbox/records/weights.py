@@ -21,6 +21,8 @@ from benchbox.errors import WeightsError
 if TYPE_CHECKING:
     import torch
 
+__all__ = ["SHOW", "WRAPPER_KEYS", "ModuleT", "apply_state_dict", "load_weights", "read_state_dict"]
+
 ModuleT = TypeVar("ModuleT", bound="torch.nn.Module")
 
 #: Keys under which training checkpoints commonly nest the model's state dict.

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from benchbox.report.build import Report
 
+__all__ = ["FORMATS", "write_report"]
+
 FORMATS = ("html", "md")
 
 

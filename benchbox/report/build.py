@@ -19,6 +19,8 @@ from benchbox.analysis.compare import Comparison, compare
 from benchbox.analysis.methods import method_table, with_method_keys
 from benchbox.errors import BenchboxError, DataError
 
+__all__ = ["DEFAULT_TOP", "Report", "Section", "build_report", "build_section"]
+
 #: A report compares, by default, the metrics registered with a headline place up to
 #: this one (``register_metrics``): SSIM, Qabf, VIF; Dice, HD95, NSD for the built-ins.
 DEFAULT_TOP = 3
@@ -220,6 +222,9 @@ def build_section(
     board = lb.read(path)
     dataset = str(board["dataset"].iloc[0]) if "dataset" in board and len(board) else path.stem
     section = Section(str(path), dataset)
+    if board.empty:
+        section.notes.append(f"{path}: the leaderboard has no rows")
+        return section
     section.provenance = _provenance(board)
     section.commands = _commands(board, by) if all(c in board for c in by) else []
     try:
@@ -271,7 +276,12 @@ def build_report(
     command: str = "",
     title: str = "benchbox report",
 ) -> Report:
-    """A report over one or more leaderboards (one section each)."""
+    """A report over one or more leaderboards (one section each).
+
+    Raises:
+        DataError: no leaderboard has anything to show (no rows, no metric), so the
+            page would be empty; the message gives each one's reason.
+    """
     import importlib.metadata as md
 
     # A shell glob such as leaderboards/*.csv also matches the per-case companions
@@ -280,6 +290,13 @@ def build_report(
     if not paths:
         raise DataError("no leaderboard given (only per-case .cases.csv files)")
     sections = [build_section(p, metrics, by, runs_dirs, resamples, seed) for p in paths]
+    if not any(s.comparisons or s.table for s in sections):
+        reasons = [
+            note if note.startswith(s.path) else f"{s.path}: {note}"
+            for s in sections
+            for note in (s.notes[0] if s.notes else "nothing to show",)
+        ]
+        raise DataError(f"nothing to report, no page written: {'; '.join(reasons)}")
     versions = {}
     for dist in ("benchbox", "numpy", "scipy", "pandas", "matplotlib"):
         try:

@@ -18,6 +18,19 @@ import numpy as np
 if TYPE_CHECKING:
     from benchbox.analysis.compare import Comparison
 
+__all__ = [
+    "PALETTE",
+    "SIG_COLOURS",
+    "CostPoint",
+    "blob",
+    "colour",
+    "cost",
+    "per_case",
+    "significance",
+    "to_png",
+    "to_svg",
+]
+
 #: A colour-blind-safe palette (Okabe & Ito), cycled over methods.
 PALETTE = (
     "#0072B2",

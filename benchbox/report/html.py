@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from benchbox.report import figures, tables
 from benchbox.report.build import Report, Section
 
+__all__ = ["CSS", "render", "table_html"]
+
 CSS = """
 :root { --ink: #1d2330; --muted: #5b6475; --line: #e3e6ec; --accent: #0072B2; }
 * { box-sizing: border-box; }

@@ -7,6 +7,8 @@ from pathlib import Path
 from benchbox.report import figures, tables
 from benchbox.report.build import Report, Section
 
+__all__ = ["render"]
+
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()

@@ -11,6 +11,21 @@ if TYPE_CHECKING:
 
     from benchbox.analysis.compare import Comparison
 
+__all__ = [
+    "arrow",
+    "interval",
+    "markdown",
+    "mean_sd",
+    "method_rows",
+    "methods_frame",
+    "methods_table",
+    "number",
+    "pairs_frame",
+    "pairs_table",
+    "pvalue",
+    "summary_line",
+]
+
 
 def number(value: float | None, digits: int = 4) -> str:
     """``value`` with ``digits`` significant digits, trailing zeros kept; ``-`` for none."""

@@ -39,6 +39,16 @@ if TYPE_CHECKING:
 
     from benchbox.hooks.registry import Entry
 
+__all__ = [
+    "Progress",
+    "Scores",
+    "column_parts",
+    "metric_entry",
+    "score_fusion_folders",
+    "score_segmentation_folders",
+    "write_scores",
+]
+
 Progress = Callable[[str], None]
 
 
@@ -132,9 +142,10 @@ def score_segmentation_folders(
         pred, pred_img = read_labels(preds[case])
         diffs = compare_geometry(ref_img.geometry, pred_img.geometry)
         if ref.shape != pred.shape:
+            # compare_geometry's phrases: sizes and spacings alike in (x, y, z) order.
             raise DataError(
-                f"{preds[case]}: size {pred.shape} differs from the reference {refs[case]} "
-                f"({ref.shape})"
+                f"{preds[case]}: its grid does not match the reference {refs[case]}: "
+                + "; ".join(diffs or [f"size {_xyz(pred.shape)} vs {_xyz(ref.shape)}"])
             )
         if diffs:
             notes.append(
@@ -167,6 +178,13 @@ def score_segmentation_folders(
         notes,
         missing,
     )
+
+
+def _xyz(shape: tuple[int, ...], axes: bool = True) -> str:
+    """An array shape, ``(z,) y, x``, as image headers give sizes: ``(x, y) (60, 64)``
+    (without the axes: ``(60, 64)``)."""
+    names = "(x, y) " if len(shape) == 2 else "(x, y, z) "
+    return f"{names if axes else ''}({', '.join(str(n) for n in reversed(shape))})"
 
 
 def _summary(per_case: pd.DataFrame, missing: list[str], allow_missing: bool) -> Summary:
@@ -236,8 +254,8 @@ def score_fusion_folders(
         for path, img in zip(paths[1:], images[1:], strict=True):
             if img.shape != images[0].shape:
                 raise DataError(
-                    f"{path}: size {img.shape} differs from the fused image {paths[0]} "
-                    f"({images[0].shape})"
+                    f"{path}: size {_xyz(img.shape)} differs from the fused image "
+                    f"{paths[0]} {_xyz(images[0].shape, axes=False)}"
                 )
         use = entries
         if not explicit:

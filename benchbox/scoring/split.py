@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from benchbox.hooks.registry import Entry
     from benchbox.scoring.prediction import CasePrediction
 
+__all__ = ["SplitScores", "score_case", "score_predictions"]
+
 
 @dataclass
 class SplitScores:

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,26 @@ from typing import Any
 from benchbox import config as cfg
 from benchbox.errors import BenchboxError, ConfigError
 from benchbox.hooks.registry import Registry
+from benchbox.records.leaderboard import completed_runs
 from benchbox.sweep.executor import Executor, Job, Outcome
 from benchbox.sweep.grid import Grid
 from benchbox.sweep.ledger import LEDGER_FILE, Entry, Ledger, plan
+
+__all__ = [
+    "LOCK_FILE",
+    "OWNER_FILE",
+    "PlannedRun",
+    "SweepResult",
+    "SweepState",
+    "check_sweep_name",
+    "compare_completed",
+    "new_run_id",
+    "own",
+    "plan_runs",
+    "portable",
+    "run_sweep",
+    "sweep_name",
+]
 
 
 @dataclass
@@ -68,15 +89,14 @@ def plan_runs(
     registry = registry or get_registry()
     runs: list[PlannedRun] = []
     seen: dict[str, dict[str, Any]] = {}
+    fixed = dict(overrides or {})
     for combo in grid.combinations():
-        values = {**(overrides or {})}
-        for key, value in grid.overrides(combo).items():
-            if isinstance(value, dict) and isinstance(values.get(key), dict):
-                values[key] = {**values[key], **value}
-            else:
-                values[key] = value
+        layers = grid.layers(combo)
+        name = fixed.get("preset", preset)
+        for _, values in layers:
+            name = values.get("preset", name)
         try:
-            config = cfg.resolve(values.get("preset", preset), config_file, values)
+            config = cfg.resolve(name, config_file, fixed, layers)
         except ConfigError as exc:
             label = " ".join(f"{k}={v}" for k, v in combo.items())
             raise ConfigError(f"run {label or '(no axes)'}: {exc}") from None
@@ -103,6 +123,50 @@ def sweep_name(runs: Sequence[PlannedRun]) -> str:
     command resumes the same sweep."""
     blob = "\n".join(r.config_hash for r in runs).encode()
     return "sweep-" + hashlib.sha256(blob).hexdigest()[:8]
+
+
+def portable(config: cfg.RunConfig) -> cfg.RunConfig:
+    """``config`` with its output folders and dataset path absolute, as the driver sees
+    them: a worker on a Ray cluster runs in the cluster's working folder, where relative
+    paths would put its run folder and leaderboard row. Paths that are part of the
+    config hash (weights files) are left as given, so the hash does not change."""
+    import dataclasses
+
+    changes: dict[str, Any] = {"out": os.path.abspath(config.out)}
+    if config.leaderboard_dir:
+        changes["leaderboard_dir"] = os.path.abspath(config.leaderboard_dir)
+    root = config.dataset_root
+    if root and "://" not in root:
+        changes["dataset"] = f"{config.dataset_name}:{os.path.abspath(os.path.expanduser(root))}"
+    moved = dataclasses.replace(config, **changes)
+    if moved.hash() != config.hash():  # e.g. a dataset path ending in '..'
+        moved.dataset = config.dataset
+    return moved
+
+
+def new_run_id(config: cfg.RunConfig) -> str:
+    """A new run id for ``config`` (:func:`benchbox.records.rundir.new_run_id`)."""
+    from benchbox.records.rundir import new_run_id as make
+
+    return make(config.fusion, config.seg, config.seed)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_sweep_name(name: str | None) -> str | None:
+    """A sweep's name is one folder under ``<out>/sweeps/``: letters, digits, ``.``,
+    ``-`` and ``_``, starting with a letter or digit (so never ``..`` nor a path).
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if name is not None and not _NAME.match(name):
+        raise ConfigError(
+            f"--name {name!r}: a sweep name is one folder name under OUT/sweeps/ "
+            "(letters, digits, '.', '-', '_'; starting with a letter or digit)"
+        )
+    return name
 
 
 @dataclass
@@ -135,11 +199,19 @@ class SweepState:
 
 @dataclass
 class SweepResult:
+    """How a sweep ended.
+
+    ``skipped`` counts the runs not run now: ``skipped_failed`` of them failed earlier
+    in this sweep, ``on_leaderboard`` of them were already on their leaderboard
+    (completed by another sweep or ``benchbox run``, a lost ledger or a killed driver).
+    """
+
     folder: Path
     ledger: Ledger
     interrupted: bool
     skipped: int
     skipped_failed: int = 0
+    on_leaderboard: int = 0
 
 
 class _Events:
@@ -155,6 +227,7 @@ class _Events:
             self.state.ledger.update(
                 self.entries[job.index],
                 status="running",
+                run_id=job.run_id,
                 started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                 error="",
             )
@@ -169,7 +242,7 @@ class _Events:
             self.state.ledger.update(
                 self.entries[job.index],
                 status=status,
-                run_id=outcome.run_id,
+                run_id=outcome.run_id or job.run_id,
                 error=outcome.error,
                 wall_s=outcome.wall_s,
                 finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -185,27 +258,116 @@ def run_sweep(
     retry_failed: bool = False,
     on_start: Callable[[SweepState], None] | None = None,
     notify: Callable[[], None] | None = None,
+    rerun: bool = False,
 ) -> SweepResult:
-    """Run every planned run not already completed in this sweep's folder.
+    """Run every planned run not already completed.
+
+    A run is skipped when it completed in this sweep's ledger, failed there (unless
+    ``retry_failed``), or when its config hash already has a row in the leaderboards of
+    its leaderboard folder (a completed run, whoever ran it): its ledger line then
+    names that row's run. ``rerun`` runs every planned run again, adding new rows.
 
     Ctrl-C (KeyboardInterrupt) stops the executor's running runs, which mark their run
     folders ``interrupted``; the ledger says ``interrupted`` for them and ``queued`` for
     those never started, and the sweep returns with ``interrupted=True``.
+
+    One driver owns a sweep folder at a time (:func:`own`): a second one on the same
+    folder (the same command run twice at once) is refused before it writes anything.
+
+    Raises:
+        ConfigError: another driver runs this sweep, the ledger is damaged, or a
+            leaderboard cannot be read.
     """
-    folder = Path(out) / "sweeps" / (name or sweep_name(runs))
+    # Absolute: an executor's workers may run in another folder (a Ray cluster's).
+    folder = (
+        Path(os.path.abspath(out)) / "sweeps" / (check_sweep_name(name or None) or sweep_name(runs))
+    )
     folder.mkdir(parents=True, exist_ok=True)
+    with own(folder):
+        return _run(runs, executor, folder, retry_failed, on_start, notify, rerun)
+
+
+#: The file a sweep's driver holds a lock on while it runs, and its owner's description.
+LOCK_FILE = "driver.lock"
+OWNER_FILE = "driver.json"
+
+
+@contextmanager
+def own(folder: Path) -> Iterator[None]:
+    """Hold the sweep folder's lock: one driver per sweep at a time.
+
+    The lock is the operating system's (``filelock``), so a driver that is killed
+    releases it with its process. The owner (pid, host, start) is written beside it
+    for the message a second driver gets.
+
+    Raises:
+        ConfigError: another driver holds it.
+    """
+    from filelock import FileLock, Timeout
+
+    from benchbox.records.atomic import write_text
+
+    lock = FileLock(str(folder / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"sweep {folder} is already being run by another benchbox sweep{_owner(folder)}: "
+            "wait for it to end, or give this one another --name"
+        ) from None
+    try:
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        write_text(folder / OWNER_FILE, json.dumps(owner) + "\n")
+        yield
+    finally:
+        lock.release()
+
+
+def _owner(folder: Path) -> str:
+    try:
+        owner = json.loads((folder / OWNER_FILE).read_text())
+        return f" (pid {owner['pid']} on {owner['host']}, since {owner['started']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _run(
+    runs: Sequence[PlannedRun],
+    executor: Executor,
+    folder: Path,
+    retry_failed: bool,
+    on_start: Callable[[SweepState], None] | None,
+    notify: Callable[[], None] | None,
+    rerun: bool,
+) -> SweepResult:
     (folder / "grid.json").write_text(
         json.dumps([{"axes": r.axes, "config_hash": r.config_hash} for r in runs], indent=1)
     )
-    ledger, todo = plan(folder / LEDGER_FILE, [(r.config_hash, r.axes) for r in runs], retry_failed)
+    ledger, todo = plan(
+        folder / LEDGER_FILE, [(r.config_hash, r.axes) for r in runs], retry_failed, rerun
+    )
+    on_leaderboard = 0
+    if not rerun:
+        boards = {f: completed_runs(f) for f in {runs[e.index].config.leaderboards for e in todo}}
+        for entry in list(todo):
+            run_id = boards[runs[entry.index].config.leaderboards].get(entry.config_hash)
+            if run_id is not None:
+                ledger.update(entry, status="completed", run_id=run_id, error="")
+                todo.remove(entry)
+                on_leaderboard += 1
     state = SweepState(ledger, len(todo), getattr(executor, "slots", 1))
     by_index = {e.index: e for e in ledger}
     jobs = [
         Job(
             index=e.index,
             config_hash=e.config_hash,
-            config=runs[e.index].config.to_dict(),
+            config=portable(runs[e.index].config).to_dict(),
             log_path=str(folder / "logs" / f"{e.index:03d}-{e.config_hash}.log"),
+            run_id=new_run_id(runs[e.index].config),
         )
         for e in todo
     ]
@@ -249,7 +411,9 @@ def run_sweep(
         raise error[0]
     todo_ids = {e.index for e in todo}
     skipped_failed = sum(1 for e in ledger if e.index not in todo_ids and e.status == "failed")
-    return SweepResult(folder, ledger, interrupted, len(runs) - len(todo), skipped_failed)
+    return SweepResult(
+        folder, ledger, interrupted, len(runs) - len(todo), skipped_failed, on_leaderboard
+    )
 
 
 def compare_completed(

@@ -36,17 +36,38 @@ from benchbox.config.files import read_toml
 from benchbox.config.run import RunConfig
 from benchbox.errors import ConfigError
 
+__all__ = [
+    "CLI_AXES",
+    "COMMAND_LINE",
+    "Grid",
+    "check_axis_name",
+    "merge_grids",
+    "read_grid",
+    "split_list",
+]
+
 #: Settings that ``benchbox sweep`` accepts as comma-separated lists on the command line.
 CLI_AXES = ("fusion", "seg", "loss", "fusion_loss", "dataset", "seed")
 
 
+#: Where a setting of a grid came from when nothing else says so.
+COMMAND_LINE = "command line"
+
+
 @dataclass(frozen=True)
 class Grid:
-    """Fixed settings, axes and exclusion rules of a sweep."""
+    """Fixed settings, axes and exclusion rules of a sweep.
+
+    ``base_source`` names where the base settings came from and ``sources`` where each
+    axis did (``grid file grid.toml``; an axis missing from it came from the command
+    line), so that an error about a value names its source.
+    """
 
     base: dict[str, Any] = field(default_factory=dict)
     axes: dict[str, list[Any]] = field(default_factory=dict)
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    base_source: str = COMMAND_LINE
 
     def combinations(self) -> list[dict[str, Any]]:
         """Every combination of axis values (``{axis: value}``) that no rule excludes."""
@@ -62,10 +83,22 @@ class Grid:
         """The run-config overrides of one combination: the base settings, then the
         combination's values, dotted paths expanded into nested parameter tables."""
         values: dict[str, Any] = {}
-        for source in (self.base, combo):
-            for key, value in source.items():
+        for _, layer in self.layers(combo):
+            for key, value in layer.items():
                 _set_path(values, key, value)
         return values
+
+    def layers(self, combo: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The overrides of one combination as (source, values) pairs, in the order they
+        apply: the base settings, then the combination's values, each grouped by where
+        it came from (:attr:`sources`), for :func:`benchbox.config.layers.resolve`."""
+        grouped: dict[str, dict[str, Any]] = {}
+        for key, value in combo.items():
+            _set_path(grouped.setdefault(self.sources.get(key, COMMAND_LINE), {}), key, value)
+        base: dict[str, Any] = {}
+        for key, value in self.base.items():
+            _set_path(base, key, value)
+        return [*([(self.base_source, base)] if base else []), *grouped.items()]
 
 
 def _matches(rule: Mapping[str, list[Any]], combo: Mapping[str, Any]) -> bool:
@@ -160,7 +193,13 @@ def read_grid(path: str | Path) -> Grid:
             if key not in axes:
                 raise ConfigError(f"{source}: exclude rule names {key!r}, which is not an axis")
         rules.append({k: _as_values(k, v, source) for k, v in flat.items()})
-    return Grid(base=_flatten(base), axes=axes, exclude=rules)
+    return Grid(
+        base=_flatten(base),
+        axes=axes,
+        exclude=rules,
+        sources=dict.fromkeys(axes, source),
+        base_source=source,
+    )
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -180,7 +219,15 @@ def merge_grids(file_grid: Grid | None, cli_axes: Mapping[str, Sequence[Any]]) -
     """Axes given on the command line replace the grid file's axes of the same name."""
     grid = file_grid or Grid()
     axes = dict(grid.axes)
+    sources = dict(grid.sources)
     for name, values in cli_axes.items():
-        axes[name] = _as_values(name, list(values), "command line")
+        axes[name] = _as_values(name, list(values), COMMAND_LINE)
+        sources.pop(name, None)
     rules = [r for r in grid.exclude if all(k in axes for k in r)]
-    return Grid(base=dict(grid.base), axes=axes, exclude=rules)
+    return Grid(
+        base=dict(grid.base),
+        axes=axes,
+        exclude=rules,
+        sources=sources,
+        base_source=grid.base_source,
+    )

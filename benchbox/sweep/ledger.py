@@ -22,6 +22,8 @@ from typing import Any
 
 from benchbox.errors import ConfigError
 
+__all__ = ["LEDGER_FILE", "STATUSES", "Entry", "Ledger", "plan", "read_ledger"]
+
 STATUSES = ("queued", "running", "completed", "failed", "interrupted")
 LEDGER_FILE = "ledger.csv"
 
@@ -46,6 +48,9 @@ class Entry:
 
 
 _COLUMNS = [f.name for f in fields(Entry)]
+_START_AGAIN = (
+    "remove it to start the ledger again (runs already on the leaderboard are not run again)"
+)
 
 
 class Ledger:
@@ -92,12 +97,29 @@ class Ledger:
 
 
 def read_ledger(path: Path) -> list[Entry]:
-    """The entries of an existing ledger; an unreadable one is a :class:`ConfigError`."""
+    """The entries of an existing ledger.
+
+    Raises:
+        ConfigError: it cannot be read, or is damaged: empty, its header cut or not a
+            ledger's, a line malformed. A damaged ledger is never taken for a new sweep,
+            which would run every run again.
+    """
     try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames
+            rows = list(reader)
     except OSError as exc:
         raise ConfigError(f"sweep ledger {path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"sweep ledger {path} is damaged ({exc}); {_START_AGAIN}") from None
+    if not header:
+        raise ConfigError(f"sweep ledger {path} is empty; {_START_AGAIN}")
+    if list(header) != _COLUMNS:
+        raise ConfigError(
+            f"sweep ledger {path} is damaged (its header is cut or not a ledger's: "
+            f"{','.join(header)[:80]}); {_START_AGAIN}"
+        )
     entries = []
     for number, row in enumerate(rows, start=2):
         try:
@@ -127,20 +149,26 @@ def plan(
     path: Path,
     runs: Iterable[tuple[str, Mapping[str, Any]]],
     retry_failed: bool = False,
+    rerun: bool = False,
 ) -> tuple[Ledger, list[Entry]]:
     """The ledger of a sweep and the entries to run now.
 
     ``runs`` are the sweep's (config hash, axis values) in grid order. A run whose hash
-    completed in an earlier sweep in this folder is skipped; a failed one is run again
-    only with ``retry_failed``; queued, running (left by a killed driver) and interrupted
-    runs are run again.
+    completed in an earlier sweep in this folder is skipped (unless ``rerun``); a failed
+    one is run again only with ``retry_failed`` or ``rerun``; queued, running (left by a
+    killed driver) and interrupted runs are run again.
+
+    Raises:
+        ConfigError: the existing ledger is damaged (:func:`read_ledger`).
     """
     previous = {e.config_hash: e for e in read_ledger(path)} if path.exists() else {}
     entries, todo = [], []
     for index, (config_hash, axes) in enumerate(runs):
         old = previous.get(config_hash)
-        if old is not None and (
-            old.status == "completed" or (old.status == "failed" and not retry_failed)
+        if (
+            old is not None
+            and not rerun
+            and (old.status == "completed" or (old.status == "failed" and not retry_failed))
         ):
             entry = Entry(**{**asdict(old), "index": index, "axes": dict(axes)})
         else:

@@ -32,7 +32,7 @@ _TINY: dict[str, Any] = {
 
 def tiny_run_settings(**overrides: Any) -> dict[str, Any]:
     """The tiny run's settings (a fresh copy) with ``overrides`` on top, for
-    :func:`benchbox.config.run.resolve`'s overrides.
+    :func:`benchbox.config.layers.resolve`'s overrides.
 
     An override replaces a whole setting: ``seg_opts={"heads": 2}`` drops the built-in
     models' sizes, which is what a run of another segmenter wants.

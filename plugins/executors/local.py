@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from benchbox import ConfigError, Events, Job, run_worker
+from benchbox import ConfigError, Events, ForkServer, Job, resolve_start, run_worker
 
 
 def cpu_count() -> int:
@@ -23,25 +24,39 @@ class LocalExecutor:
 
     Each worker gets ``threads`` torch/OpenMP threads, by default the cores divided by
     ``jobs``, so that the workers together use every core without oversubscribing it.
+    ``start`` is how a worker process starts (:mod:`benchbox.sweep.process`):
+    ``forkserver`` (default) forks it from a process that imported torch and benchbox
+    once; ``process`` starts a fresh Python per run.
     """
 
-    def __init__(self, jobs: int = 1, threads: int = 0) -> None:
+    def __init__(self, jobs: int = 1, threads: int = 0, start: str = "") -> None:
         if jobs < 1:
             raise ConfigError(f"local executor: jobs must be >= 1, got {jobs}")
         if threads < 0:
             raise ConfigError(f"local executor: threads must be >= 0, got {threads}")
         self.slots = jobs
         self.threads = threads or max(1, cpu_count() // jobs)
+        self.start = resolve_start(start, "local executor")
 
     def run(self, jobs: Sequence[Job], events: Events, stop: threading.Event) -> None:
-        # Threads only wait on worker processes here; the work is in the processes.
-        def one(job: Job) -> None:
-            if stop.is_set():
-                return
-            job.threads = self.threads
-            events.started(job)
-            events.ended(job, run_worker(job, stop))
+        # The workers run in the driver's environment and folder as they are now (a
+        # forkserver keeps those of its own start otherwise).
+        env, cwd = dict(os.environ), os.getcwd()
+        with contextlib.ExitStack() as stack:
+            # One forkserver for the sweep, ended with it, with the workers' thread limits.
+            server = None
+            if self.start == "forkserver":
+                server = stack.enter_context(ForkServer(env, self.threads))
 
-        with ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="sweep") as pool:
-            for future in [pool.submit(one, job) for job in jobs]:
-                future.result()
+            # Threads only wait on worker processes here; the work is in the processes.
+            def one(job: Job) -> None:
+                if stop.is_set():
+                    return
+                job.threads = self.threads
+                events.started(job)
+                outcome = run_worker(job, stop, start=self.start, env=env, cwd=cwd, server=server)
+                events.ended(job, outcome)
+
+            with ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="sweep") as pool:
+                for future in [pool.submit(one, job) for job in jobs]:
+                    future.result()

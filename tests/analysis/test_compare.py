@@ -263,3 +263,80 @@ def test_cli_errors_are_one_line(board, tmp_path, capsys):
         assert info.value.code == 1
         err = capsys.readouterr().err
         assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_refuses_to_pair_runs_of_different_data_seeds(tmp_path):
+    # Before, runs of --data-seed 0 and 5 were paired case by case: both name their
+    # cases test-00000..., yet they are different images.
+    path = tmp_path / "b.csv"
+    add_run(path, "dual", 0, BASE, data_seed=0)
+    add_run(path, "mean", 0, BASE, data_seed=5)
+    add_run(path, "max", 0, BASE, data_seed=5)
+    with pytest.raises(DataError) as info:
+        compare(path, "dice_lesion")
+    assert str(info.value) == (
+        "cannot pair methods scored on different images: run dual-s0-synthetic (dual / "
+        "attunet) has data seed 0 and run mean-s0-synthetic (mean / attunet) has data seed 5 "
+        "(a case id such as c00 names a different image under each data seed); compare one "
+        "data seed at a time with --data-seed 0"
+    )
+    assert compare(path, "dice_lesion", data_seed=5).methods == ["mean / attunet", "max / attunet"]
+    assert compare(path, "dice_lesion", data_seed=0).methods == ["dual / attunet"]
+    with pytest.raises(DataError, match=r"^no run has data seed 3 \(the runs have 0, 5\)$"):
+        compare(path, "dice_lesion", data_seed=3)
+
+
+def test_rows_without_a_data_seed_pair_only_with_each_other(tmp_path):
+    """Rows written before the data_seed column (empty cells) are paired by case id among
+    themselves, as before, but never with runs whose data seed is recorded."""
+    path = tmp_path / "b.csv"
+    add_run(path, "dual", 0, BASE + 0.1)
+    add_run(path, "mean", 0, BASE)
+    assert compare(path, "dice_lesion").methods == ["dual / attunet", "mean / attunet"]
+    add_run(path, "max", 0, BASE, data_seed=0)
+    with pytest.raises(DataError) as info:
+        compare(path, "dice_lesion")
+    assert "run max-s0-synthetic (max / attunet) has data seed 0 and run dual-s0-synthetic " in (
+        str(info.value)
+    )
+    assert str(info.value).endswith(
+        "(a row older than the column) (a case id such as c00 names a different image under "
+        "each data seed); fill in its data_seed cell, or compare one data seed at a time with "
+        "--data-seed 0"
+    )
+
+
+def test_a_reference_leaderboard_without_data_seed_still_compares():
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "leaderboards" / "reference" / "aanlib-ct-mri.csv"
+    c = compare(path, "qabf", resamples=50)
+    assert len(c.methods) >= 2 and len(c.cases) > 0
+
+
+def test_a_run_without_the_metric_is_named_and_can_be_left_out(tmp_path, capsys):
+    # Before: "no case has a dice_lesion value in every run", no run named, no way out.
+    from benchbox.cli import main
+
+    path = tmp_path / "b.csv"
+    add_run(path, "dual", 0, BASE + 0.1)
+    add_run(path, "mean", 0, BASE)
+    leaderboard.append_row(
+        path,
+        {"run_id": "fusion-only", "dataset": "synthetic", "fusion": "max", "segmenter": "none"},
+        cases=[{"case_id": c, "ssim_mean": 0.5} for c in CASES],
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["compare", str(path), "-m", "dice_lesion"])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: run fusion-only (max / none) has no dice_lesion value for any case; leave it "
+        "out with --exclude fusion-only"
+    )
+    assert main(["compare", str(path), "-m", "dice_lesion", "--exclude", "fusion-only"]) == 0
+    assert "dual / attunet" in capsys.readouterr().out
+    with pytest.raises(
+        ConfigError,
+        match="--exclude fusion-onyl: no such run in the leaderboard; did you mean fusion-only",
+    ):
+        compare(path, "dice_lesion", exclude=["fusion-onyl"])

@@ -96,6 +96,7 @@ def test_errors_are_one_line_and_exit_1(seg_dirs: Path, capsys, args, message) -
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.integration
 def test_console_script_end_to_end(seg_dirs: Path) -> None:
     env = {**os.environ, "COLUMNS": "120"}
     done = subprocess.run(

@@ -28,6 +28,7 @@ def benchbox(*args: str, extra_path: list[Path] = (), env: dict[str, str] | None
     )
 
 
+@pytest.mark.integration
 def test_help_does_not_import_torch():
     code = (
         "import sys; from benchbox.cli import main\n"
@@ -43,6 +44,7 @@ def test_help_does_not_import_torch():
         assert command in result.stdout
 
 
+@pytest.mark.integration
 def test_version():
     from benchbox import __version__
 
@@ -51,6 +53,7 @@ def test_version():
     assert result.stdout.strip() == f"benchbox {__version__}"
 
 
+@pytest.mark.integration
 def test_lists_builtins_and_third_party_with_provider():
     result = benchbox("plugins", extra_path=[FIXTURES / "good"])
     assert result.returncode == 0, result.stderr
@@ -61,6 +64,7 @@ def test_lists_builtins_and_third_party_with_provider():
     assert result.stderr == ""
 
 
+@pytest.mark.integration
 def test_kind_and_pattern_filter():
     result = benchbox("plugins", "--kind", "loss", "f*")
     assert result.returncode == 0
@@ -70,6 +74,7 @@ def test_kind_and_pattern_filter():
     assert names == {"focal", "fusion"}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -89,6 +94,7 @@ def test_user_errors_are_one_line_and_non_zero(args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_broken_plugin_is_reported_and_strict_fails():
     result = benchbox("plugins", extra_path=[FIXTURES / "broken"])
     assert result.returncode == 0
@@ -103,6 +109,7 @@ def test_broken_plugin_is_reported_and_strict_fails():
     assert len(strict.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
 def test_duplicate_is_listed_marked_and_fails_only_the_run_that_uses_it():
     dup = [FIXTURES / "dup"]
     listing = benchbox("plugins", "--kind", "fusion", extra_path=dup)
@@ -125,6 +132,7 @@ def test_duplicate_is_listed_marked_and_fails_only_the_run_that_uses_it():
     assert "benchbox-dup-plugin 1.0 (benchbox-dup-plugin:dup)" in line
 
 
+@pytest.mark.integration
 def test_disable_option_and_environment_variable():
     dup = [FIXTURES / "dup"]
     by_option = benchbox(
@@ -145,6 +153,7 @@ def test_disable_option_and_environment_variable():
     assert "did you mean 'benchbox-dup-plugin'?" in typo.stderr
 
 
+@pytest.mark.integration
 def test_misspelled_benchbox_plugins_is_one_warning_line():
     result = benchbox(
         "plugins",
@@ -161,6 +170,7 @@ def test_misspelled_benchbox_plugins_is_one_warning_line():
     )
 
 
+@pytest.mark.integration
 def test_debug_shows_the_load_error_traceback_and_the_hook_trace():
     result = benchbox("--debug", "plugins", "-k", "fusion", extra_path=[FIXTURES / "broken"])
     assert result.returncode == 0

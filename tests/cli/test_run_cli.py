@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -50,6 +46,7 @@ def one_line_error(capsys, args: list[str], code: int = 1) -> str:
     return err
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("extra", "scored"),
     [
@@ -85,6 +82,7 @@ def test_tiny_run_prints_summary_and_paths(tmp_path, capsys, extra, scored):
     assert boards == ["synthetic.cases.csv", "synthetic.csv"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -109,6 +107,7 @@ def test_invalid_options_are_one_line_before_training(tmp_path, capsys, args, co
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.integration
 def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -116,6 +115,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
     assert "output folder" in err and "is not writable" in err
 
 
+@pytest.mark.integration
 def test_dataset_without_labels_with_a_segmenter(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
@@ -132,31 +132,14 @@ def test_dataset_without_labels_with_a_segmenter(tmp_path, capsys):
     assert not list((tmp_path / "out" / "runs").iterdir())
 
 
-def test_ctrl_c_marks_the_run_interrupted_and_writes_no_row(tmp_path):
-    args = [*TINY, "--epochs", "400", "--out", str(tmp_path)]
-    code = "import sys; from benchbox.cli import main; sys.exit(main())"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "run", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "120"},
-    )
-    deadline = time.monotonic() + 120
-    status = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = list(tmp_path.glob("runs/*/status.json"))
-        if found:
-            status = found[0]
-            break
-        time.sleep(0.2)
-    assert status is not None, proc.communicate()
-    time.sleep(1.0)  # into the training loop
+@pytest.mark.integration
+def test_ctrl_c_marks_the_run_interrupted_and_writes_no_row(tmp_path, training_cli_run):
+    proc, run_dir = training_cli_run([*TINY, "--epochs", "400"], tmp_path)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "interrupted" in err and "Traceback" not in err
-    assert json.loads(status.read_text())["status"] == "interrupted"
+    assert proc.wait(timeout=60) == 130
+    log = (tmp_path / "run.log").read_text()
+    assert "interrupted" in log and "Traceback" not in log
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
     assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
 
 

@@ -20,6 +20,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.integration
 def test_dry_run_lists_the_product(tmp_path, capsys):
     code = main(
         ["sweep", "--fusion", "mean,dual", "--seed", "0,1,2", "--dry-run", "-o", str(tmp_path)]
@@ -30,6 +31,7 @@ def test_dry_run_lists_the_product(tmp_path, capsys):
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -60,6 +62,7 @@ def _sweep(tmp_path, *args, **kwargs):
     )
 
 
+@pytest.mark.integration
 def test_ctrl_c_stops_the_sweep_and_the_same_command_resumes(tmp_path):
     # Enough steps (300) that the first run is still training when Ctrl-C comes.
     args = ["--fusion", "dual", "--seed", "0,1", "--name", "s", "--jobs", "1", "--epochs", "3"]
@@ -92,3 +95,70 @@ def test_ctrl_c_stops_the_sweep_and_the_same_command_resumes(tmp_path):
     entries = read_ledger(ledger)
     assert [e.status for e in entries] == ["completed", "completed"]
     assert "dual" in out and "ledger:" in out
+
+
+def _running(tmp_path, deadline_s=240):
+    from benchbox.records.status import read_status
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for path in (tmp_path / "runs").glob("*/status.json"):
+            try:
+                data = read_status(path)
+            except (OSError, ValueError):
+                continue
+            if data.get("status") == "running":
+                return path, int(data["pid"])
+        time.sleep(0.1)
+    raise AssertionError("no run started")
+
+
+@pytest.mark.integration
+def test_a_killed_driver_takes_its_worker_along(tmp_path):
+    """kill -9 of the driver (or the OOM killer): its running worker ends too (SIGTERM,
+    taken as Ctrl-C), instead of finishing on its own and appending a row the next
+    sweep would append again."""
+    from benchbox.records.status import read_status
+    from benchbox.sweep.lifeline import owner_alive
+
+    args = ["--fusion", "dual", "--seed", "0", "--name", "s", "--epochs", "200"]
+    proc = _sweep(tmp_path, *args, "--data-opt", "n_train=64")
+    try:
+        status, worker = _running(tmp_path)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while owner_alive(worker, None) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not owner_alive(worker, None), "the worker outlived its driver"
+    recorded = read_status(status)
+    assert recorded["status"] == "interrupted" and "SIGTERM" in recorded["error"]
+    assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
+
+
+@pytest.mark.integration
+def test_an_unreachable_ray_address_is_one_line_not_a_hang(tmp_path):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    args = ["--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]
+    proc = _sweep(tmp_path, *args)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in out and "Traceback" not in out
+
+    with socket.socket() as listening:  # something answers, but not Ray
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        t0 = time.monotonic()
+        args = ["--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]
+        proc = _sweep(tmp_path, *args, "--executor-opt", "connect_timeout=5")
+        out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 1, out
+    assert f"no answer from 127.0.0.1:{port} within 5 s" in " ".join(out.split())
+    assert "Traceback" not in out and time.monotonic() - t0 < 120

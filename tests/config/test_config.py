@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,46 @@ def test_the_real_pairs_recipe_resolves_and_builds():
     # the component-scoped table does not reach a model without that parameter
     other = cfg.resolve(None, REPO / "configs" / "aanlib.toml", {"fusion": "timm-dual"})
     assert "base" not in other.params("fusion_opts")
+
+
+@pytest.mark.integration
+def test_shipped_configs_are_found_from_a_built_wheel(tmp_path, shared_data):
+    """The wheel installs configs/ as the resource package benchbox.configs: presets and
+    cases:brats2015 resolve there, not in a source checkout (they once did only there)."""
+    import subprocess
+    import sys
+
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("benchbox-*.whl")
+    subprocess.run(
+        [*pip, "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    data = shared_data("brats2015").parent
+    script = (
+        "import benchbox, benchbox.configs\n"
+        "from benchbox.config.presets import preset_path\n"
+        "from benchbox import get_dataset\n"
+        "print(benchbox.__file__)\n"
+        "print(preset_path('quick'))\n"
+        "ds = get_dataset('cases', root='brats2015', image_size=32, seed=0)\n"
+        "print(ds.name, len(ds.volumes('test')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target), "BENCHBOX_DATA": str(data)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    module, preset, dataset = done.stdout.strip().splitlines()[-3:]
+    assert Path(module).is_relative_to(target) and Path(preset).is_relative_to(target)
+    assert dataset == "brats2015 1"
 
 
 def test_distillation_settings_hash_only_when_used(tmp_path):

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from benchbox.data.color import merge_chroma, rgb_to_grey, rgb_to_ycbcr
 from benchbox.data.io import read_image, write_image
 from benchbox.data.pairs import open_pairs
-from benchbox.errors import DataError
+from benchbox.errors import DataError, DataWarning
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -128,7 +128,15 @@ def test_colour_and_grey_images_of_one_modality_mix_with_neutral_chroma(tmp_path
     rgba = np.random.default_rng(5).integers(0, 256, size=(40, 40, 4), dtype=np.uint8)
     path = root / "train" / "CT" / "tr002.png"
     PILImage.fromarray(rgba, "RGBA").save(path)
-    ds = open_pairs(str(root), val_fraction=0)
+    # Before: silently. Now the colour file is named, from the cache too.
+    expected = (
+        f"{root}: modality CT is read as colour because 1 of its 9 images is colour "
+        "(train/CT/tr002.png); its 8 greyscale images get neutral chroma"
+    )
+    for _ in range(2):
+        with pytest.warns(DataWarning) as caught:
+            ds = open_pairs(str(root), val_fraction=0)
+        assert [str(w.message).split(" (save")[0] for w in caught] == [expected]
     assert ds.color_source == "a"
     test = ds.split("test")[0]
     np.testing.assert_array_equal(test["a_chroma"].numpy(), 0.5)
@@ -251,3 +259,15 @@ def test_ifcnn_fixtures_as_pairs(shared_data, tmp_path):
     ds = open_pairs(str(grey), image_size=64)
     assert ds.config()["counts"] == {"train": 5, "val": 1, "test": 2}
     assert ds.name == "ifcnn-multi" and ds.modalities == ("S1", "S2")
+
+
+def test_hidden_files_are_skipped_as_documented(tmp_path):
+    root = write_pairs(tmp_path / "CT-MRI", n={"train": 3, "test": 1})
+    (root / "train" / "CT" / ".DS_Store").write_bytes(b"\x00\x01")
+    (root / "train" / "CT" / "._tr000.png").write_bytes(b"not a png")  # a macOS copy
+    (root / "train" / ".hidden").mkdir()
+    ds = open_pairs(str(root), val_fraction=0)
+    assert ds.config()["counts"]["train"] == 3
+    import benchbox.data.pairs as pairs
+
+    assert "Hidden files and folders" in (pairs.__doc__ or "")

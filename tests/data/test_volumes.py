@@ -114,6 +114,7 @@ def test_intensities_use_the_brain_mask(make_cases):
 
 
 # -- through the runner --------------------------------------------------------------
+@pytest.mark.integration
 def test_3d_run_scores_whole_cases_on_the_scan_grid_and_saves_predictions(make_cases, tmp_path):
     import pandas as pd
 

@@ -46,6 +46,7 @@ def _test_sources(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+@pytest.mark.integration
 def test_onnx_export_matches_eager_and_reports_it(tiny_run, tmp_path, capsys):
     import onnxruntime as ort
 
@@ -86,6 +87,7 @@ def test_onnx_export_matches_eager_and_reports_it(tiny_run, tmp_path, capsys):
     assert report["tta"] == "none" and "--tta" not in printed
 
 
+@pytest.mark.integration
 def test_export_says_what_the_run_does_outside_the_graph(tiny_run, tmp_path, capsys):
     import shutil
 
@@ -103,6 +105,7 @@ def test_export_says_what_the_run_does_outside_the_graph(tiny_run, tmp_path, cap
     assert {k: report[k] for k in outside} == outside
 
 
+@pytest.mark.integration
 def test_torchscript_export_matches_eager(tiny_run, tmp_path):
     from benchbox.deploy.export import export_run
 
@@ -117,6 +120,7 @@ def test_torchscript_export_matches_eager(tiny_run, tmp_path):
         assert torch.allclose(logits, segmenter(fusion(a, b)), atol=1e-4)
 
 
+@pytest.mark.integration
 def test_int8_quantisation_reports_metric_change_against_the_runs_own_scores(tiny_run, tmp_path):
     from benchbox.deploy.export import export_run
 
@@ -134,7 +138,7 @@ def test_int8_quantisation_reports_metric_change_against_the_runs_own_scores(tin
     assert 0 < q["max_abs_diff"]["fused"] < 0.2
 
 
-def test_a_model_that_cannot_be_exported_names_the_operator(tmp_path):
+def test_a_model_that_cannot_be_exported_names_the_operator(tmp_path, capfd):
     from benchbox.deploy.graphs import ExportError, Graph, export_graph
 
     class SvdFusion(torch.nn.Module):
@@ -144,8 +148,60 @@ def test_a_model_that_cannot_be_exported_names_the_operator(tmp_path):
     graph = Graph("fusion", SvdFusion(), ("a", "b"), ("fused",), (1, 1))
     with pytest.raises(ExportError, match=r"fusion 'svd'.*aten::linalg_svd"):
         export_graph(graph, "onnx", tmp_path / "f.onnx", 32, what="fusion 'svd'")
+    # The exporter's own dump of the graph (hundreds of lines) stays off the console.
+    assert capfd.readouterr() == ("", "")
 
 
+class NumpyFusion(torch.nn.Module):
+    """A plugin's fusion that builds its weights with numpy in ``forward``: the trace
+    keeps them as a constant of the traced shape."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        weight = torch.from_numpy(np.full(tuple(a.shape), 0.5, np.float32))
+        return a * weight + b * (1 - weight)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_graph_that_keeps_its_trace_shape_is_refused_naming_it(tmp_path, fmt, capfd):
+    # Before: exported with static shapes, then a 40-80 line traceback from the
+    # parity check on the test images (batch 4 against the traced 2).
+    from benchbox.deploy.graphs import ExportError, Graph, export_graph
+
+    graph = Graph("fusion", NumpyFusion(), ("a", "b"), ("fused",), (1, 1))
+    with pytest.raises(ExportError) as info:
+        export_graph(graph, fmt, tmp_path / "f", 32, what="fusion 'numpy'")
+    assert str(info.value) == (
+        f"fusion (fusion 'numpy') cannot be exported to {fmt}: its graph keeps the shape it "
+        "was traced at (batch 2, 32x32) and fails at batch 3; a value its forward computes "
+        "outside torch (with numpy, or from a tensor's shape) became a constant: build it "
+        "with torch operations"
+    )
+    assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--opset", "3"], "--opset 3 is not one the legacy ONNX exporter of this PyTorch "),
+        (["--opset", "99", "--exporter", "dynamo"], "--opset 99 is not one the dynamo ONNX"),
+        (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+        (["--test-images", "0"], "--test-images must be at least 1, got 0"),
+    ],
+)
+def test_bad_options_stop_before_any_work(tiny_run, tmp_path, capsys, args, message):
+    # Before: --opset 3 printed ~560 lines of graph and left an empty export folder.
+    out = tmp_path / "export"
+    with pytest.raises(SystemExit) as info:
+        main(["export", str(tiny_run), "--out", str(out), *args])
+    assert info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"error: {message}")
+    assert len(captured.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.integration
 def test_bad_runs_and_missing_extra_fail_with_one_line(tiny_run, tmp_path, capsys, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -177,6 +233,7 @@ def test_bad_runs_and_missing_extra_fail_with_one_line(tiny_run, tmp_path, capsy
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.integration
 def test_a_failed_export_writes_nothing(tiny_run, tmp_path, monkeypatch):
     from benchbox.deploy import graphs
     from benchbox.deploy.export import export_run
@@ -194,7 +251,7 @@ def test_a_failed_export_writes_nothing(tiny_run, tmp_path, monkeypatch):
     out = tmp_path / "out"
     with pytest.raises(graphs.ExportError):
         export_run(tiny_run, out=out, rounds=1, test_images=4)
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # not even the folder it would have made
 
 
 def test_dynamo_exporter_gives_the_same_fused_image(tmp_path):

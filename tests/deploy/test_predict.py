@@ -115,6 +115,7 @@ def _png(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
+@pytest.mark.integration
 def test_predict_pairs_writes_pngs_named_like_inputs_equal_to_eager(
     pair_run, phantom_png, tmp_path, capsys
 ):
@@ -136,6 +137,7 @@ def test_predict_pairs_writes_pngs_named_like_inputs_equal_to_eager(
         assert np.array_equal(_png(out / "segmentations" / name), labels[i].astype(np.uint8) * 255)
 
 
+@pytest.mark.integration
 def test_predict_a_folder_of_new_unlabelled_pairs_and_all_splits(pair_run, phantom_png, tmp_path):
     new = tmp_path / "new"
     for mod in ("CT", "MRI"):
@@ -147,6 +149,7 @@ def test_predict_a_folder_of_new_unlabelled_pairs_and_all_splits(pair_run, phant
     assert len(list((tmp_path / "b" / "fused").iterdir())) == 2 + 1 + 3
 
 
+@pytest.mark.integration
 def test_fusion_only_run_predicts_fused_images_only(phantom_png, tmp_path):
     run_dir = _run(tmp_path / "run", seg="none")
     out = tmp_path / "pred"
@@ -154,6 +157,7 @@ def test_fusion_only_run_predicts_fused_images_only(phantom_png, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["fused"]
 
 
+@pytest.mark.integration
 def test_predict_nifti_cases_keeps_the_scans_geometry_and_matches_evaluation(
     nifti_run, nnunet, tmp_path
 ):
@@ -181,6 +185,7 @@ def _fails(args: list[str], capsys) -> str:
     return " ".join(err.split())
 
 
+@pytest.mark.integration
 def test_a_corrupt_run_record_is_one_line_naming_the_file(pair_run, phantom_png, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(pair_run, run_dir)
@@ -194,6 +199,68 @@ def test_a_corrupt_run_record_is_one_line_naming_the_file(pair_run, phantom_png,
     assert not out.exists()
 
 
+def _malicious(path: Path) -> None:
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"fusion": Evil()}, path)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("empty", "checkpoint.pt: an empty file (0 bytes), not a checkpoint"),
+        (
+            "truncated",
+            "checkpoint.pt: not a readable checkpoint, truncated or not written by benchbox "
+            "run (RuntimeError: PytorchStreamReader failed reading zip archive: failed "
+            "finding central directory)",
+        ),
+        (
+            "malicious",
+            "checkpoint.pt: refused, loading it would call posix.system, which is not "
+            "weights (benchbox never runs code from a checkpoint; this file was not written "
+            "by benchbox run, or was altered)",
+        ),
+        (
+            "missing",
+            ": checkpoint.pt missing, though status.json says the run completed (moved or "
+            "deleted since?)",
+        ),
+    ],
+)
+def test_a_bad_checkpoint_is_one_line_that_keeps_the_safety_on(
+    pair_run, phantom_png, tmp_path, capsys, damage, expected
+):
+    # Before: 6-8 lines of torch's text advising weights_only=False, "cannot be read ()"
+    # for an empty file, and "not a finished run ... (the run is completed)".
+    run_dir = tmp_path / "run"
+    shutil.copytree(pair_run, run_dir)
+    checkpoint = run_dir / "checkpoint.pt"
+    if damage == "empty":
+        checkpoint.write_bytes(b"")
+    elif damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:3000])
+    elif damage == "malicious":
+        _malicious(checkpoint)
+    else:
+        checkpoint.unlink()
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(run_dir), "-d", f"pairs:{phantom_png}", "-o", str(out)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    where = str(run_dir / "checkpoint.pt") if damage != "missing" else str(run_dir)
+    assert err == f"error: {where}{expected.removeprefix('checkpoint.pt')}"
+    assert "weights_only" not in err
+    assert not out.exists()
+
+
+@pytest.mark.integration
 def test_bad_inputs_fail_with_one_line_and_write_nothing(
     pair_run, nifti_run, phantom_png, nnunet, tmp_path, capsys
 ):
@@ -226,6 +293,7 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(
     assert len(list((ok / "segmentations").iterdir())) == 2
 
 
+@pytest.mark.integration
 def test_post_processed_run_scores_saves_and_predicts_the_largest_component(
     nifti_run, nnunet, tmp_path
 ):
@@ -248,6 +316,7 @@ def test_post_processed_run_scores_saves_and_predicts_the_largest_component(
     _predict_all_as_saved(run_dir, nnunet, tmp_path / "all")
 
 
+@pytest.mark.integration
 def test_predict_applies_the_runs_tta_as_its_test_split_was_scored(nnunet, tmp_path, request):
     run_dir = _nifti_run(tmp_path / "run", nnunet, tta="flip")
     assert json.loads((run_dir / "metrics.json").read_text())["tta"] == "flip"
@@ -313,6 +382,7 @@ class _FolderPhantom:
         register("folder-phantom", _FolderPhantom.open)
 
 
+@pytest.mark.integration
 def test_a_run_on_a_third_party_dataset_can_be_predicted_on_new_data(tmp_path):
     """No plugin answers the open_inputs hook for this dataset, so predict rebuilds it
     with the run's recorded parameters and the new root and predicts its test split;

@@ -33,6 +33,7 @@ def test_augment_settings_from_a_table_a_list_and_the_command_line(tmp_path):
         cfg.resolve(None, None, {"augment": 3})
 
 
+@pytest.mark.integration
 def test_only_training_batches_are_augmented_on_the_device(tmp_path):
     seen = []
 

@@ -3,6 +3,7 @@ real 2-process runs on the CPU (gloo) compared with the single-process run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -123,6 +124,7 @@ def _record(out: Path) -> tuple[Path, dict[str, Any]]:
     return run, json.loads((run / "metrics.json").read_text())
 
 
+@pytest.mark.integration
 def test_two_processes_train_the_single_process_run(tmp_path, pinned_threads, equivalent_runs):
     """Completes, writes one row (world size 2), and matches the single-process run.
 
@@ -192,6 +194,7 @@ def test_two_processes_train_the_single_process_run(tmp_path, pinned_threads, eq
     equivalent_runs(ddp_run, single_run)
 
 
+@pytest.mark.integration
 def test_a_bad_option_under_torchrun_fails_on_every_rank(tmp_path):
     """Every rank fails before joining the group, with one clear line (the launcher may
     stop the slower rank before it prints its own), and nothing waits: no hang."""
@@ -205,6 +208,7 @@ def test_a_bad_option_under_torchrun_fails_on_every_rank(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # three processes spawned (the parent and two ranks) that import torch
 def test_nproc_starts_the_processes_and_reports_a_failure_in_one_line(tmp_path):
     """``benchbox run --nproc 2``: a batch that does not split fails on every rank; the
@@ -240,6 +244,7 @@ LONG_RUN = [
 ]  # fmt: skip
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_a_rank_killed_mid_run_stops_the_run_without_a_hang(tmp_path):
     """Rank 1 is killed (as by the out-of-memory killer) during training: torchrun stops
@@ -277,3 +282,39 @@ def _rank_pid(launcher: int, rank: int) -> int:
         if f"RANK={rank}".encode() in environ:
             return int(pid)
     raise AssertionError(f"no rank {rank} among {children}")
+
+
+@pytest.mark.slow
+def test_rank_0_killed_under_nproc_is_a_failed_run_with_the_signal(tmp_path):
+    """``benchbox run --nproc 2``: rank 0 killed (as by the out-of-memory killer) cannot
+    record its end; the launcher saw it die, so the run folder says failed with the
+    signal (not running for ever), and the error is one line."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchbox", "run", "--nproc", "2", *LONG_RUN[8:], "-o", str(out)]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        pid = None
+        while pid is None:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            for path in out.glob("runs/*/status.json"):
+                with contextlib.suppress(ValueError, OSError):
+                    pid = json.loads(path.read_text())["pid"]
+            time.sleep(0.5)
+        time.sleep(2)
+        os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "SIGKILL" in err and len(err.strip().splitlines()) == 1, err
+    (run,) = (out / "runs").iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed", status
+    assert status["error"] == "rank 0 was killed by signal 9 (SIGKILL)"

@@ -38,8 +38,35 @@ def test_sigterm_raises_a_keyboard_interrupt_once_and_the_handler_is_restored():
     assert signal.getsignal(signal.SIGTERM) is before
     assert interrupts.describe(info.value) == "terminated by SIGTERM"
     assert interrupts.exit_code(info.value) == 143
-    assert interrupts.describe(KeyboardInterrupt()) == "interrupted by the user (Ctrl-C)"
     assert interrupts.exit_code(KeyboardInterrupt()) == 130
+
+
+@pytest.mark.parametrize("foreground", [True, False])
+def test_ctrl_c_is_named_only_where_a_keyboard_can_send_it(monkeypatch, foreground):
+    # Before: every SIGINT was "Ctrl-C", also the one a sweep driver sends its worker
+    # when the driver itself got SIGTERM.
+    monkeypatch.setattr(interrupts, "_in_terminal_foreground", lambda: foreground)
+    assert interrupts.describe(KeyboardInterrupt()) == (
+        "interrupted by the user (Ctrl-C)"
+        if foreground
+        else "interrupted by SIGINT from another process (e.g. a sweep stopping its runs)"
+    )
+
+
+@pytest.mark.integration
+def test_a_sigterm_another_handler_caught_still_reaches_the_command_line(monkeypatch, capsys):
+    """torch's launcher (benchbox run --nproc) catches SIGTERM with its own handler and
+    benchbox re-raises it as Terminated, which Typer turns into exit 130: the command
+    line must still say SIGTERM and exit 143 (before: "interrupted", 130)."""
+    from benchbox.bench import measure
+    from benchbox.cli import main
+
+    def launcher_saw_sigterm(*_args, **_kwargs):
+        raise interrupts.Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(measure, "build", launcher_saw_sigterm)
+    assert main(["bench", "--fusion", "mean", "--seg", "none"]) == 143
+    assert capsys.readouterr().err.strip() == "terminated (SIGTERM)"
 
 
 def test_nested_blocks_share_one_handler():

@@ -78,6 +78,7 @@ def test_config_hash_ignores_the_dataset_folder_and_follows_the_precision_used()
     assert auto.hash("off") == off.hash("off") != auto.hash("bf16")
 
 
+@pytest.mark.integration
 def test_a_failure_after_training_keeps_the_checkpoint(tmp_path, monkeypatch):
     from benchbox.engine import inference
 

@@ -14,7 +14,7 @@ from benchbox import config as cfg
 from benchbox import errors
 from benchbox.cli import main
 from benchbox.engine import runner
-from benchbox.records import rundir, runs
+from benchbox.records import leaderboard, rundir, runs
 from benchbox.scoring import examples
 
 # A classic fusion baseline, fusion only: every file of a run is written, nothing trains.
@@ -58,6 +58,7 @@ def status_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "status.json").read_text())
 
 
+@pytest.mark.integration
 def test_a_completed_run_records_who_ran_it(prepared, tmp_path):
     import socket
 
@@ -72,6 +73,7 @@ def test_a_completed_run_records_who_ran_it(prepared, tmp_path):
 WRITES = ["config.json", "environment.json", "metrics.json", "checkpoint.pt", "per_case.csv"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", [*WRITES, "examples.png", "synthetic.csv"])
 def test_full_disk_at_each_write_is_one_line_status_failed_no_partial_file(
     prepared, tmp_path, disk_full, name
@@ -93,6 +95,24 @@ def test_full_disk_at_each_write_is_one_line_status_failed_no_partial_file(
     assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
 
 
+@pytest.mark.integration
+def test_a_damaged_leaderboard_fails_the_run_with_the_line_and_no_row(prepared, tmp_path):
+    board = tmp_path / "leaderboards" / "synthetic.csv"
+    board.parent.mkdir()
+    board.write_text("run_id,time,dataset,mi\nr0,2026-01-01T00:00:00,synthetic,7.07")
+    with pytest.raises(errors.DataError) as info:
+        execute_in(prepared, tmp_path)
+    assert str(info.value).startswith(f"not appending to {board}: line 2 is cut short")
+    status = status_of(only_run(tmp_path))
+    assert status["status"] == "failed"
+    assert status["error"].startswith(str(info.value)) and status["error"].endswith(
+        "; no leaderboard row"
+    )
+    assert board.read_text().endswith("7.07")
+    assert not leaderboard.cases_path(board).exists()
+
+
+@pytest.mark.integration
 def test_status_that_cannot_be_written_either_is_said_in_the_same_line(
     prepared, tmp_path, disk_full
 ):
@@ -112,6 +132,7 @@ def test_status_that_cannot_be_written_either_is_said_in_the_same_line(
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.integration
 def test_full_disk_before_the_run_starts_leaves_no_run_folder(prepared, tmp_path, disk_full):
     disk_full("status.json")
     with pytest.raises(errors.WriteError, match=r"^no space left on device writing .*status"):
@@ -119,6 +140,7 @@ def test_full_disk_before_the_run_starts_leaves_no_run_folder(prepared, tmp_path
     assert not list((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.integration
 def test_a_raw_disk_error_from_a_library_is_one_line_too(prepared, tmp_path, monkeypatch):
     """An ENOSPC that did not pass through the atomic writer (e.g. a folder created by a
     plugin) still ends as one WriteError line and a failed status."""
@@ -133,6 +155,7 @@ def test_a_raw_disk_error_from_a_library_is_one_line_too(prepared, tmp_path, mon
     assert status_of(only_run(tmp_path))["status"] == "failed"
 
 
+@pytest.mark.integration
 def test_cli_full_disk_is_one_line_without_traceback(tmp_path, capsys, disk_full):
     disk_full("checkpoint.pt")
     args = ["run", "--fusion", "mean", "--seg", "none", "--image-size", "32", "--out"]
@@ -160,6 +183,7 @@ class _Terminate:
         pass
 
 
+@pytest.mark.integration
 def test_sigterm_marks_the_run_interrupted_and_restores_the_handler(tmp_path):
     from benchbox.engine.interrupts import Terminated
 

@@ -30,6 +30,7 @@ def metric_values(result: runner.RunResult) -> dict[str, float]:
     return dict(result.summary)
 
 
+@pytest.mark.integration
 def test_joint_run_writes_records_and_one_leaderboard_row(tmp_path):
     result = runner.run(tiny(tmp_path))
     run_dir = result.run_dir
@@ -87,6 +88,7 @@ def test_joint_run_writes_records_and_one_leaderboard_row(tmp_path):
     )
 
 
+@pytest.mark.integration
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     timing = ("img_s", "seconds", "wall")
     a = runner.run(tiny(tmp_path / "a", seed=1))
@@ -99,6 +101,7 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     assert not any(t in k for k in a.summary for t in timing)
 
 
+@pytest.mark.integration
 def test_fusion_only_run(tmp_path):
     result = runner.run(tiny(tmp_path, seg="none", epochs=1))
     assert "ssim_mean" in result.summary and not any("dice" in k for k in result.summary)
@@ -107,6 +110,16 @@ def test_fusion_only_run(tmp_path):
     assert board.iloc[0]["task"] == "fusion" and pd.isna(board.iloc[0]["segmenter"]) is False
 
 
+@pytest.mark.integration
+def test_the_row_records_the_data_seed(tmp_path):
+    # compare pairs cases only within one data seed, so the row must say which it was.
+    settings = {"fusion": "mean", "fusion_opts": {}, "seg": "none", "data_seed": 5, "examples": 0}
+    board = leaderboard.read(runner.run(tiny(tmp_path, **settings)).leaderboard)
+    assert board.iloc[0]["data_seed"] == 5
+    assert list(board.columns).index("data_seed") == list(board.columns).index("seed") + 1
+
+
+@pytest.mark.integration
 def test_early_fusion_baseline_stacks_modalities(tmp_path):
     result = runner.run(tiny(tmp_path, fusion="none"))
     assert "dice_lesion" in result.summary and "ssim_mean" not in result.summary
@@ -127,6 +140,7 @@ class NaNLoss(torch.nn.Module):
         return logits.mean() * float("nan")
 
 
+@pytest.mark.integration
 def test_nan_loss_marks_the_run_failed_and_writes_no_row(tmp_path):
     @hookimpl
     def register_losses(register):
@@ -155,6 +169,7 @@ class _Interrupt:
         pass
 
 
+@pytest.mark.integration
 def test_ctrl_c_marks_the_run_interrupted_and_writes_no_row(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         runner.run(tiny(tmp_path), progress=_Interrupt())
@@ -183,6 +198,7 @@ class Unlabelled(BenchDataset):
         ]
 
 
+@pytest.mark.integration
 def test_segmenter_on_unlabelled_data_fails_before_anything_is_written(tmp_path):
     @hookimpl
     def register_datasets(register):
@@ -196,6 +212,7 @@ def test_segmenter_on_unlabelled_data_fails_before_anything_is_written(tmp_path)
     assert fusion_only.leaderboard == tmp_path / "leaderboards" / "unlabelled.csv"
 
 
+@pytest.mark.integration
 def test_unwritable_output_folder_is_reported_first(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -203,6 +220,7 @@ def test_unwritable_output_folder_is_reported_first(tmp_path):
         runner.run(tiny(blocker / "out"))
 
 
+@pytest.mark.integration
 def test_wrong_loss_task_and_unknown_parameter(tmp_path):
     with pytest.raises(errors.ConfigError, match="--loss 'ssim' is a fusion loss"):
         runner.run(tiny(tmp_path, loss="ssim"))
@@ -246,6 +264,7 @@ def test_the_row_names_the_fold_of_a_cross_validated_dataset():
     assert runner._fold(described()) == ""
 
 
+@pytest.mark.integration
 def test_channels_last_converts_the_models_and_changes_only_float_rounding(
     tmp_path, pinned_threads, equivalent_runs
 ):

@@ -50,6 +50,7 @@ def test_objective_rejects_names_of_no_column(select, has_seg, match):
         resolve_objective(select, has_seg, get_registry(), {"lesion": (1,)} if has_seg else {})
 
 
+@pytest.mark.integration
 def test_a_misspelt_select_fails_before_the_dataset_is_built(tmp_path):
     # The folder does not exist: had the dataset been built first, that would be the error.
     config = tiny(tmp_path, dataset="pairs:/no/such/folder", seg="none", select="ssmi")
@@ -117,6 +118,7 @@ def _probe_plugin(values):
     return types.SimpleNamespace(__name__="probe-plugin", register_metrics=register_metrics)
 
 
+@pytest.mark.integration
 def test_the_selected_epoch_is_checkpointed_and_tested(tmp_path):
     registry = create_registry([_probe_plugin([0.9, 0.1, 0.2])])
     with use_registry(registry):
@@ -146,6 +148,7 @@ def test_the_selected_epoch_is_checkpointed_and_tested(tmp_path):
     assert again["loss"] != pytest.approx(curve[2]["val"]["loss"], rel=1e-5)
 
 
+@pytest.mark.integration
 def test_patience_stops_the_stage_and_val_every_skips_epochs(tmp_path):
     registry = create_registry([_probe_plugin([0.9, 0.1, 0.2, 0.3])])
     with use_registry(registry):
@@ -181,6 +184,7 @@ class NoVal(BenchDataset):
         ]
 
 
+@pytest.mark.integration
 def test_no_val_split_keeps_the_last_epoch_and_says_so(tmp_path):
     @hookimpl
     def register_datasets(register):
@@ -197,6 +201,7 @@ def test_no_val_split_keeps_the_last_epoch_and_says_so(tmp_path):
     assert row["select_metric"] == "last epoch" and row["selected_epoch"] == 2
 
 
+@pytest.mark.integration
 def test_postprocess_auto_is_decided_on_val_and_recorded(tmp_path):
     logged: list[str] = []
     result = runner.run(tiny(tmp_path, epochs=1, postprocess="auto"), log=logged.append)
@@ -213,6 +218,7 @@ def test_postprocess_auto_is_decided_on_val_and_recorded(tmp_path):
     assert row["postprocess"] == record["applied"]
 
 
+@pytest.mark.integration
 def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
     logged: list[str] = []
     result = runner.run(
@@ -223,6 +229,7 @@ def test_postprocess_auto_without_val_split_applies_none_and_says_so(tmp_path):
     assert record["note"] in logged
 
 
+@pytest.mark.integration
 def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path, request):
     import pandas as pd
 
@@ -262,3 +269,51 @@ def test_tta_scores_the_final_val_and_the_test_split_but_not_selection(tmp_path,
     c = p.config
     val = validate(p.dataset, predictor, batch_size=c.eval_batch_size, max_cases=c.max_val_cases)
     assert flip.record["postprocess"]["val"]["none"] == pytest.approx(val["dice"])
+
+
+class BlownStatistics(torch.nn.Module):
+    """A segmenter whose batch-norm running statistics blow up while its training loss
+    stays finite (training normalises with the batch's own statistics): its val outputs
+    are NaN, as after too high a learning rate."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, num_classes, 3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+    def train(self, mode: bool = True) -> BlownStatistics:
+        if not mode:  # what the updates did to the statistics shows at evaluation
+            with torch.no_grad():
+                self.norm.running_var.fill_(float("nan"))
+        return super().train(mode)
+
+
+@pytest.mark.integration
+def test_a_model_with_nan_val_outputs_stops_the_run_naming_stage_lr_and_culprit(tmp_path):
+    # Before: scored at validation as Dice 0 "(best)", then the run failed at the test
+    # split on "fused contains NaN or infinite values", or completed with a row.
+    @hookimpl
+    def register_segmenters(register):
+        register("blown", BlownStatistics)
+
+    plugin = types.SimpleNamespace(__name__="blown-plugin", register_segmenters=register_segmenters)
+    logged: list[str] = []
+    with use_registry(create_registry([plugin])):
+        config = tiny(tmp_path, fusion="none", seg="blown", seg_opts={}, epochs=2, lr=0.5)
+        with pytest.raises(errors.TrainingDivergedError) as info:
+            runner.run(config, log=logged.append)
+    message = str(info.value)
+    head, tail = message.split(" (train loss ", 1)
+    assert head == "the segmentation stage diverged: after epoch 1"
+    assert tail.split(") ", 1)[1] == (
+        "the model's segmenter output on the val split holds NaN or infinite values "
+        "('norm.running_var' (BatchNorm2d) in BlownStatistics is not finite); lower the "
+        "learning rate (--lr 0.5); the run is marked failed"
+    )
+    status = json.loads(next((tmp_path / "runs").iterdir()).joinpath("status.json").read_text())
+    assert status["status"] == "failed" and status["error"].startswith(message)
+    assert not any("val dice" in line for line in logged)
+    assert not list(tmp_path.glob("leaderboards/*.csv"))

@@ -123,6 +123,7 @@ def test_flat_params():
     }
 
 
+@pytest.mark.integration
 def test_a_run_is_observed_from_start_to_finish(tmp_path):
     recorder, broken = Recorder(), Broken()
     registry = create_registry([broken])
@@ -158,6 +159,7 @@ class NaNLoss(torch.nn.Module):
         return logits.mean() * float("nan")
 
 
+@pytest.mark.integration
 def test_a_failed_run_is_reported_finished_with_its_error(tmp_path):
     recorder = Recorder()
 
@@ -175,6 +177,7 @@ def test_a_failed_run_is_reported_finished_with_its_error(tmp_path):
     assert files == ["config", "environment"]
 
 
+@pytest.mark.integration
 def test_unknown_tracker_fails_before_the_run(tmp_path):
     with pytest.raises(errors.UnknownTrackerError, match="did you mean 'mlflow'"):
         runner.prepare(

@@ -114,6 +114,7 @@ def test_forward_bug_is_caught_on_the_probe_before_training(buggy, tmp_path):
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.integration
 def test_bug_during_training_is_the_plugins_and_marks_the_run_failed(buggy, tmp_path):
     with pytest.raises(errors.PluginBugError) as info:
         runner.run(tiny(tmp_path, loss="crash-loss", fusion="none"), registry=buggy)
@@ -202,6 +203,7 @@ def test_cli_reports_a_plugin_bug_in_one_line_and_debug_shows_the_traceback(
     assert lines[-1].startswith("error: fusion 'crash-init' of plugin buggy-plugin failed")
 
 
+@pytest.mark.integration
 def test_a_failing_metric_is_left_out_with_a_warning_and_the_run_completes(tmp_path):
     import json
 

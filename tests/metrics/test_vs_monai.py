@@ -90,6 +90,7 @@ def test_an_empty_prediction_counts_in_benchbox_mean_at_the_worst_distance() -> 
     assert summary["n_pred_empty_r"] == 1 and summary["n_cases"] == 2
 
 
+@pytest.mark.integration
 def test_two_empty_masks_are_a_perfect_score_in_benchbox() -> None:
     """MONAI has no value for two empty masks; benchbox's rule is agreement."""
     empty = np.zeros((8, 8), bool)

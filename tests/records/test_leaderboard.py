@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from benchbox import hookimpl
-from benchbox.errors import WriteError
+from benchbox.errors import DataError, WriteError
 from benchbox.records import atomic, leaderboard
 
 
@@ -314,3 +314,55 @@ def test_a_corrupt_leaderboard_is_one_data_error(tmp_path):
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(DataError, match="not a readable leaderboard CSV"):
         leaderboard.read(path)
+
+
+def _damaged(good: str) -> dict[str, tuple[bytes, str]]:
+    """Damaged copies of ``good``, a header and two rows: the file's bytes and what the
+    refusal must say."""
+    header, first, second = good.splitlines()
+    damaged = {
+        "torn inside a row": (good[: good.index(second) + len(second) // 2], "line 3 has "),
+        "torn inside the last field": (good[:-3], "line 3 is cut short"),
+        "a row too long": (f"{header}\n{first},junk\n{second}\n", "line 2 has "),
+        "garbage": ("leaderboard,of,things\n1,2,3\n", "line 1 is not a leaderboard header"),
+        "a row without run_id": (f"{header}\n{first}\n,{second[3:]}\n", "line 3 has no run_id"),
+        "an unclosed quote": (f'{header}\n{first}\n"r2,{second[3:]}\n', "line 3 does not parse"),
+    }
+    return {
+        **{k: (text.encode(), expected) for k, (text, expected) in damaged.items()},
+        "not text": (f"{header}\n{first}\n".encode() + b"\xff\xfe\x00", "line 3 is not UTF-8"),
+    }
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "torn inside a row",
+        "torn inside the last field",
+        "a row too long",
+        "garbage",
+        "a row without run_id",
+        "an unclosed quote",
+        "not text",
+    ],
+)
+@pytest.mark.parametrize("which", ["leaderboard", "cases"])
+def test_a_damaged_file_is_refused_by_line_and_neither_file_changes(tmp_path, damage, which):
+    # Before: a torn row came back padded with empty fields (its metrics cut short), a
+    # stranger's CSV was merged in with its columns; no warning either way.
+    path = tmp_path / "b.csv"
+    cases = leaderboard.cases_path(path)
+    for run in ("r0", "r1"):
+        row = _row(run, mi=7.072153, plugin_versions="mine=1.0.0")
+        leaderboard.append_row(path, row, cases=[{"case_id": "c0", "en": 6.0, "mi": 7.072153}])
+    target = path if which == "leaderboard" else cases
+    damaged, expected = _damaged(target.read_text())[damage]
+    target.write_bytes(damaged)
+    before = path.read_bytes(), cases.read_bytes()
+    with pytest.raises(DataError) as info:
+        leaderboard.append_row(path, _row("r2", mi=7.1), cases=[{"case_id": "c0", "mi": 7.1}])
+    message = str(info.value)
+    assert message.startswith(f"not appending to {target}: ") and expected in message, message
+    assert message.endswith("repair it or move it aside") and "\n" not in message
+    assert (path.read_bytes(), cases.read_bytes()) == before
+    assert not _leftovers(path) or _leftovers(path) == [cases.name]

@@ -171,36 +171,14 @@ SLOW_RUN = [
 ]
 
 
-def _start(out: Path) -> tuple[subprocess.Popen[str], Path]:
-    """A long CLI run in a subprocess, returned once it is training."""
-    code = "import sys; from benchbox.cli import main; sys.exit(main())"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *SLOW_RUN, "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        encoding="utf-8",  # rich draws box characters, whatever this process's locale
-        errors="replace",
-        env={**os.environ, "COLUMNS": "120"},
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = list(out.glob("runs/*/environment.json"))
-        if found:
-            time.sleep(1.0)  # into the training loop
-            return proc, found[0].parent
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail(f"the run did not start: {proc.communicate()}")
-
-
-def test_sigterm_from_the_cli_is_exit_143_status_interrupted(tmp_path):
+@pytest.mark.integration
+def test_sigterm_from_the_cli_is_exit_143_status_interrupted(tmp_path, training_cli_run):
     import signal
 
-    proc, run_dir = _start(tmp_path)
+    proc, run_dir = training_cli_run(SLOW_RUN[1:], tmp_path)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143
-    assert err.strip() == "terminated (SIGTERM)"
+    assert proc.wait(timeout=120) == 143
+    assert (tmp_path / "run.log").read_text().strip().endswith("terminated (SIGTERM)")
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "interrupted"
     assert status["error"] == "terminated by SIGTERM; no leaderboard row"
@@ -208,14 +186,15 @@ def test_sigterm_from_the_cli_is_exit_143_status_interrupted(tmp_path):
     assert runs.run_state(run_dir).state == "interrupted"
 
 
-def test_sigkill_leaves_running_which_runs_reports_stale(tmp_path):
+@pytest.mark.integration
+def test_sigkill_leaves_running_which_runs_reports_stale(tmp_path, training_cli_run):
     import signal
 
-    proc, run_dir = _start(tmp_path)
+    proc, run_dir = training_cli_run(SLOW_RUN[1:], tmp_path)
     live = runs.run_state(run_dir)
     assert live.state == "running" and live.pid == proc.pid
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     assert json.loads((run_dir / "status.json").read_text())["status"] == "running"
     dead = runs.run_state(run_dir)
     assert dead.state == "stale" and dead.reason == f"process {proc.pid} is gone"

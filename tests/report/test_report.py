@@ -57,6 +57,7 @@ def board(tmp_path):
     return path
 
 
+@pytest.mark.integration
 def test_html_report_is_one_self_contained_file(board, tmp_path):
     from benchbox.cli import main
 
@@ -82,6 +83,7 @@ def test_html_report_is_one_self_contained_file(board, tmp_path):
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+@pytest.mark.integration
 def test_markdown_report_links_pngs_written_beside_it(board, tmp_path):
     from benchbox.cli import main
 
@@ -106,6 +108,7 @@ def test_a_glob_that_also_matches_the_per_case_files_gives_one_section_each(boar
         build_report([companion])
 
 
+@pytest.mark.integration
 def test_report_of_a_leaderboard_without_per_case_results_says_so(tmp_path, capsys):
     from benchbox.cli import main
 
@@ -123,6 +126,28 @@ def test_report_of_a_leaderboard_without_per_case_results_says_so(tmp_path, caps
     assert info.value.code == 1
     with pytest.raises(SystemExit):
         main(["report", str(path), "-o", str(tmp_path / "no" / "such" / "r.html")])
+
+
+@pytest.mark.integration
+def test_a_report_with_nothing_to_show_is_refused_and_writes_no_page(board, tmp_path, capsys):
+    # Before: a header-only leaderboard gave an empty page and exit 0.
+    from benchbox.cli import main
+
+    empty = tmp_path / "empty" / "synthetic.csv"
+    empty.parent.mkdir()
+    empty.write_text(board.read_text().splitlines()[0] + "\n")
+    page = tmp_path / "r.html"
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(empty), "-o", str(page)])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: nothing to report, no page written: {empty}: the leaderboard has no rows"
+    )
+    assert not page.exists()
+    # Beside a leaderboard with rows, the empty one is a note of the page.
+    assert main(["report", str(board), str(empty), "-o", str(page), "--resamples", "50"]) == 0
+    assert f"{empty}: the leaderboard has no rows" in capsys.readouterr().err
+    assert page.is_file()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -162,6 +187,7 @@ def _page_requests(page, tmp_path, name):
     return dom, {u for u in urls if not u.startswith(("file:", "data:"))}
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_html_report_renders_offline_in_headless_chromium(board, tmp_path):
     from PIL import Image

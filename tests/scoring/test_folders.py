@@ -178,9 +178,15 @@ def test_extra_predictions_are_noted_and_ignored(seg_folders) -> None:
 
 def test_size_mismatch_names_the_file(seg_folders) -> None:
     pred_dir, ref_dir, _ = seg_folders
-    write_image(_labels(0)[:, :-1], pred_dir / "case1.nii.gz", spacing=SPACING)
-    with pytest.raises(DataError, match=r"case1\.nii\.gz: size \(8, 15, 14\) differs"):
+    # Before: "size (8, 15, 14)", the array's (z, y, x), beside spacings in (x, y, z).
+    write_image(_labels(0)[:, :-1], pred_dir / "case1.nii.gz", spacing=(2.0, 1.0, 1.0))
+    with pytest.raises(DataError) as info:
         score_segmentation_folders(pred_dir, ref_dir, {"x": (1,)})
+    assert str(info.value) == (
+        f"{pred_dir / 'case1.nii.gz'}: its grid does not match the reference "
+        f"{ref_dir / 'case1.nii.gz'}: size (x, y, z) (14, 15, 8) vs (14, 16, 8); "
+        "spacing (x, y, z) (1, 1, 2) vs (1, 0.8, 2.5) mm"
+    )
 
 
 def test_spacing_mismatch_is_noted_and_the_reference_spacing_used(seg_folders) -> None:
@@ -242,7 +248,10 @@ def test_fusion_scores_equal_the_suite_on_images_over_255(fusion_folders) -> Non
 def test_fusion_size_mismatch_and_missing_source(fusion_folders) -> None:
     root, _ = fusion_folders
     write_image(_gray(6, (64, 60)), root / "b" / "x.png")
-    with pytest.raises(DataError, match=r"b/x\.png: size \(64, 60\) differs from the fused"):
+    with pytest.raises(
+        DataError,
+        match=r"b/x\.png: size \(x, y\) \(60, 64\) differs from the fused image .* \(64, 64\)$",
+    ):
         score_fusion_folders(root / "fused", root / "a", root / "b")
     (root / "b" / "x.png").unlink()
     write_image(_gray(6), root / "b" / "y.png")

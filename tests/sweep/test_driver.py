@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -21,6 +20,7 @@ TINY = tiny_run_settings(
 )
 
 
+@pytest.mark.integration
 def test_plan_resolves_each_combination_like_benchbox_run(tmp_path):
     grid = Grid(base={"epochs": 2}, axes={"fusion": ["mean", "dual"], "seed": [0, 1]})
     runs = plan_runs(grid, overrides={**TINY, "out": str(tmp_path)})
@@ -88,14 +88,19 @@ class FakeExecutor:
         self.outcomes = outcomes
         self.slots = 2
         self.seen = []
+        self.jobs = []
+        self.release = threading.Event()  # ends a blocked job as the driver's stop does
 
     def run(self, jobs, events, stop):
         for job in jobs:
             self.seen.append(job.index)
+            self.jobs.append(job)
             events.started(job)
+            if getattr(self, "on_started", None):
+                self.on_started(job)
             outcome = self.outcomes[job.index]
             if outcome == "block":
-                while not stop.is_set():
+                while not (stop.is_set() or self.release.is_set()):
                     time.sleep(0.01)
                 events.ended(job, ex.Outcome("interrupted", error="stopped"))
                 return
@@ -145,33 +150,130 @@ def test_ctrl_c_marks_running_interrupted_and_the_rest_queued(tmp_path, monkeypa
     assert statuses == ["completed", "interrupted", "queued"]
 
 
-def test_a_killed_worker_is_a_failed_run_with_the_signal(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        ex,
-        "worker_command",
-        lambda: [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
-    )
-    job = ex.Job(index=0, config_hash="x", config={})
-    outcome = ex.run_worker(job, threading.Event())
-    assert outcome.status == "failed"
-    assert "killed by signal 9" in outcome.error
+def test_a_bad_dataset_option_value_stops_the_sweep_at_planning_by_its_name():
+    grid = Grid(axes={"data_opts.n_train": [-5]})
+    with pytest.raises(ConfigError, match=r"run data_opts.n_train=-5: dataset option n_train=-5"):
+        plan_runs(grid)
 
 
-def test_stop_sends_sigint_and_the_worker_reports_interrupted(tmp_path, monkeypatch):
-    script = (
-        "import sys, time, json, signal\n"
-        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as the real worker does\n"
-        "sys.stdin.read()\n"
-        "try:\n"
-        "    time.sleep(30)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('benchbox-sweep-result: ' + json.dumps({'status': 'interrupted'}), flush=True)\n"
-        "    sys.exit(130)\n"
+@pytest.mark.parametrize("name", ["../../../x", "a/b", "..", ".hidden"])
+def test_a_sweep_name_is_one_folder_under_out_sweeps(tmp_path, name):
+    from benchbox.sweep.driver import check_sweep_name
+
+    with pytest.raises(ConfigError, match="a sweep name is one folder name"):
+        check_sweep_name(name)
+    runs = plan_runs(Grid(axes={"seed": [0]}), overrides={"out": str(tmp_path / "o")})
+    with pytest.raises(ConfigError, match="a sweep name is one folder name"):
+        run_sweep(runs, FakeExecutor({}), tmp_path / "o", name=name)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "o").exists()
+
+
+def _board(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["run_id,dataset,config_hash"] + [f"{r},synthetic,{h}" for r, h in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_run_already_on_the_leaderboard_is_not_run_again_unless_asked(tmp_path):
+    """Whoever completed a config (another sweep, benchbox run, this sweep before its
+    ledger was lost), its row is not appended again without --rerun."""
+    runs = plan_runs(Grid(axes={"seed": [0, 1]}), overrides={"out": str(tmp_path)})
+    _board(tmp_path / "leaderboards" / "synthetic.csv", [("old-run", runs[1].config_hash)])
+    (tmp_path / "leaderboards" / "synthetic.cases.csv").write_text("run_id,case_id\nx,y\n")
+    fake = FakeExecutor({0: ex.Outcome("completed", run_id="r0")})
+    result = run_sweep(runs, fake, tmp_path)
+    assert fake.seen == [0] and result.on_leaderboard == 1 and result.skipped == 1
+    entries = read_ledger(result.folder / "ledger.csv")
+    assert [(e.status, e.run_id) for e in entries] == [
+        ("completed", "r0"),
+        ("completed", "old-run"),
+    ]
+
+    # the ledger lost: nothing is run again
+    (result.folder / "ledger.csv").unlink()
+    _board(
+        tmp_path / "leaderboards" / "synthetic.csv",
+        [("r0", runs[0].config_hash), ("old-run", runs[1].config_hash)],
     )
-    monkeypatch.setattr(ex, "worker_command", lambda: [sys.executable, "-c", script])
-    stop = threading.Event()
-    threading.Timer(0.5, stop.set).start()
-    t0 = time.monotonic()
-    outcome = ex.run_worker(ex.Job(index=0, config_hash="x", config={}), stop)
-    assert outcome.status == "interrupted"
-    assert time.monotonic() - t0 < 10
+    again = FakeExecutor({})
+    assert run_sweep(runs, again, tmp_path).on_leaderboard == 2 and again.seen == []
+
+    forced = FakeExecutor({i: ex.Outcome("completed", run_id=f"n{i}") for i in (0, 1)})
+    result = run_sweep(runs, forced, tmp_path, rerun=True)
+    assert forced.seen == [0, 1] and result.on_leaderboard == 0
+
+
+def test_another_leaderboard_folder_does_not_count(tmp_path):
+    runs = plan_runs(
+        Grid(axes={"seed": [0]}),
+        overrides={"out": str(tmp_path), "leaderboard_dir": str(tmp_path / "mine")},
+    )
+    _board(tmp_path / "leaderboards" / "synthetic.csv", [("elsewhere", runs[0].config_hash)])
+    fake = FakeExecutor({0: ex.Outcome("completed", run_id="r0")})
+    assert run_sweep(runs, fake, tmp_path).on_leaderboard == 0 and fake.seen == [0]
+
+
+def test_one_driver_owns_a_sweep_and_a_second_one_is_refused_untouched(tmp_path):
+    """Two identical sweeps at once on one --out: the second refuses in one line and
+    writes nothing (neither the ledger nor grid.json of the first)."""
+    runs = plan_runs(Grid(axes={"seed": [0, 1]}), overrides={"out": str(tmp_path)})
+    first = FakeExecutor({0: "block"})
+    done: list[object] = []
+    thread = threading.Thread(target=lambda: done.append(run_sweep(runs, first, tmp_path)))
+    thread.start()
+    try:
+        folder = tmp_path / "sweeps" / sweep_name(runs)
+        deadline = time.monotonic() + 10
+        while not first.seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ledger = (folder / "ledger.csv").read_text()
+        grid = (folder / "grid.json").stat().st_mtime_ns
+        second = FakeExecutor({})
+        with pytest.raises(ConfigError, match=r"already being run by another benchbox sweep \(pid"):
+            run_sweep(runs, second, tmp_path)
+        assert second.seen == []
+        assert (folder / "ledger.csv").read_text() == ledger
+        assert (folder / "grid.json").stat().st_mtime_ns == grid
+    finally:
+        first.release.set()
+        thread.join(10)
+    assert done  # the first sweep ended normally; the lock is free again
+    run_sweep(
+        runs, FakeExecutor({0: ex.Outcome("completed"), 1: ex.Outcome("completed")}), tmp_path
+    )
+
+
+def test_jobs_carry_absolute_paths_and_a_run_id_named_in_the_ledger(tmp_path, monkeypatch):
+    """A Ray cluster runs a job in its own working folder: a relative --out would put the
+    run folder, row and log there. The driver sends absolute paths, and names the run
+    (its folder) in the ledger from the start."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    runs = plan_runs(
+        Grid(axes={"seed": [0]}),
+        overrides={"out": "rel", "leaderboard_dir": "boards", "dataset": "pairs:data"},
+    )
+    fake = FakeExecutor({0: "block"})
+    seen = {}
+
+    def started(job):
+        seen.update(job=job, ledger=read_ledger(tmp_path / "rel" / "sweeps" / name / "ledger.csv"))
+        fake.release.set()
+
+    name = sweep_name(runs)
+    fake.on_started = started
+    result = run_sweep(runs, fake, "rel")
+    job = seen["job"]
+    assert job.config["out"] == str(tmp_path / "rel")
+    assert job.config["leaderboard_dir"] == str(tmp_path / "boards")
+    assert job.config["dataset"] == f"pairs:{tmp_path / 'data'}"
+    assert job.log_path.startswith(str(tmp_path / "rel" / "sweeps"))
+    assert job.run_id and seen["ledger"][0].run_id == job.run_id  # named while running
+    assert result.folder == tmp_path / "rel" / "sweeps" / name
+    assert (
+        runs[0].config_hash
+        == plan_runs(
+            Grid(axes={"seed": [0]}),
+            overrides={"out": str(tmp_path / "x"), "dataset": f"pairs:{tmp_path / 'data'}"},
+        )[0].config_hash
+    )  # the paths change no hash

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from benchbox.sweep.driver import compare_completed, plan_runs, run_sweep
+from benchbox.sweep.driver import compare_completed, plan_runs, run_sweep, sweep_name
 from benchbox.sweep.grid import Grid
 from benchbox.sweep.ledger import read_ledger
 from benchbox_plugins.executors.local import LocalExecutor
 
 from .test_driver import TINY
+
+#: Every test here runs real workers (processes, forkservers, a local Ray).
+pytestmark = pytest.mark.integration
 
 
 def test_local_executor_runs_each_run_in_its_process_and_survives_a_failing_one(tmp_path):
@@ -81,3 +89,122 @@ def test_executor_options_are_checked():
         build_executor("local", {"job": 2})
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         build_executor("local", {"jobs": 0})
+    with pytest.raises(ConfigError, match="start must be one of forkserver, process, got 'fork'"):
+        build_executor("local", {"start": "fork"})
+    assert build_executor("local", {"start": "process"}).start == "process"
+
+
+def _plan(tmp_path, **settings):
+    return plan_runs(Grid(axes={"seed": [0]}), overrides={**TINY, "out": str(tmp_path), **settings})
+
+
+def test_a_crash_a_nan_and_a_killed_worker_leave_the_other_runs_untouched(tmp_path):
+    """Four runs, two at a time: one whose dataset cannot be read, one whose fused
+    image turns NaN, one whose process is killed (SIGKILL, as the out-of-memory killer
+    does) while it trains, and a normal one. The normal one completes with its row; each
+    of the others is a failed line naming its cause, with its run folder marked failed."""
+    from benchbox.records.status import read_status
+
+    runs = [
+        *_plan(tmp_path, seg="none"),
+        *_plan(tmp_path, seg="none", dataset="pairs:/no/such/folder"),
+        *_plan(tmp_path, seg="attunet", fusion="dual", lr=1e6, fusion_lr=1e6),
+        *_plan(tmp_path, seg="none", epochs=200, data_opts={"synthetic": {"n_train": 64}}),
+    ]
+    done: list[object] = []
+    sweep = threading.Thread(
+        target=lambda: done.append(run_sweep(runs, LocalExecutor(jobs=2), tmp_path)), daemon=True
+    )
+    sweep.start()
+    ledger = tmp_path / "sweeps" / sweep_name(runs) / "ledger.csv"
+    deadline = time.monotonic() + 180
+    killed = None
+    while killed is None and time.monotonic() < deadline:
+        entry = read_ledger(ledger)[3] if ledger.exists() else None
+        status = tmp_path / "runs" / (entry.run_id if entry else "-") / "status.json"
+        try:
+            data = read_status(status)
+        except (OSError, ValueError):
+            data = {}
+        if data.get("status") == "running":
+            os.kill(int(data["pid"]), signal.SIGKILL)
+            killed = entry.run_id
+        time.sleep(0.05)
+    sweep.join(240)
+    assert killed and done, "the long run never ran, or the sweep never ended"
+    ok, crashed, nan, dead = read_ledger(ledger)
+    assert ok.status == "completed", ok.error
+    assert crashed.status == "failed" and "/no/such/folder" in crashed.error
+    assert nan.status == "failed" and ("NaN" in nan.error or "non-finite" in nan.error), nan.error
+    assert dead.status == "failed" and "killed by signal 9 (SIGKILL)" in dead.error
+    assert dead.run_id == killed
+    for entry, status in ((ok, "completed"), (nan, "failed"), (dead, "failed")):
+        assert read_status(tmp_path / "runs" / entry.run_id / "status.json")["status"] == status
+    board = pd.read_csv(tmp_path / "leaderboards" / "synthetic.csv")
+    assert board["run_id"].tolist() == [ok.run_id]
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def test_a_killed_ray_worker_takes_its_run_along_and_is_not_retried(tmp_path):
+    """The Ray worker running a task is killed mid-run: its run's process ends with it
+    (no row appears later), Ray does not run the task again, and the ledger says failed
+    with the run's id."""
+    pytest.importorskip("ray")
+    import ray
+
+    from benchbox.records.status import read_status
+    from benchbox_plugins.executors.ray import RayExecutor
+
+    runs = _plan(tmp_path, seg="none", epochs=200, data_opts={"synthetic": {"n_train": 64}})
+    done: list[object] = []
+    executor = RayExecutor(num_cpus=1, cpus_per_run=1)
+    sweep = threading.Thread(
+        target=lambda: done.append(run_sweep(runs, executor, tmp_path)), daemon=True
+    )
+    try:
+        sweep.start()
+        ledger = tmp_path / "sweeps" / sweep_name(runs) / "ledger.csv"
+        deadline = time.monotonic() + 240
+        run_pid = None
+        while run_pid is None and time.monotonic() < deadline:
+            entry = read_ledger(ledger)[0] if ledger.exists() else None
+            try:
+                data = read_status(
+                    tmp_path / "runs" / (entry.run_id if entry else "-") / "status.json"
+                )
+            except (OSError, ValueError):
+                data = {}
+            if data.get("status") == "running":
+                run_pid = int(data["pid"])
+            time.sleep(0.05)
+        assert run_pid, "the run never started"
+        ray_worker = _parent(_parent(run_pid))  # run <- forkserver <- Ray worker
+        assert "ray" in Path(f"/proc/{ray_worker}/cmdline").read_text().lower()
+        os.kill(ray_worker, signal.SIGKILL)
+        sweep.join(120)
+    finally:
+        ray.shutdown()
+    assert done, "the sweep never ended"
+    (entry,) = read_ledger(ledger)
+    assert entry.status == "failed" and "Ray worker" in entry.error, entry.error
+    # The sweep learns of the failure from Ray at once; the run learns of it through its
+    # lifeline and stops at its next interrupt check, which on a loaded 2-core machine can
+    # be seconds later: wait for the run's own record, then for its process.
+    status_file = tmp_path / "runs" / entry.run_id / "status.json"
+    deadline = time.monotonic() + 60
+    while read_status(status_file)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = read_status(status_file)
+    assert status["status"] == "interrupted" and "SIGTERM" in status["error"]
+    while Path(f"/proc/{run_pid}").exists() and time.monotonic() < deadline:
+        if ") Z " in Path(f"/proc/{run_pid}/stat").read_text():
+            break
+        time.sleep(0.1)
+    gone = not Path(f"/proc/{run_pid}").exists()
+    assert gone or ") Z " in Path(f"/proc/{run_pid}/stat").read_text()  # a zombie at most
+    assert not (tmp_path / "leaderboards" / "synthetic.csv").exists()
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # not retried

@@ -96,6 +96,22 @@ def test_split_list():
         split_list("mean,,dual")
 
 
+def test_a_bad_value_from_the_grid_file_names_the_file(tmp_path):
+    from benchbox.sweep.driver import plan_runs
+
+    path = tmp_path / "grid.toml"
+    path.write_text("[base]\nepochs = 'x'\n[axes]\nseed = [0]\n")
+    with pytest.raises(ConfigError, match=r"run seed=0: grid file .*grid.toml: epochs must be int"):
+        plan_runs(read_grid(path))
+    path.write_text("[axes]\nepochs = ['x']\n")
+    with pytest.raises(ConfigError, match=r"grid file .*grid\.toml: epochs must be int"):
+        plan_runs(read_grid(path))
+    # an axis the command line replaces is the command line's
+    path.write_text("[axes]\nseed = [0]\nepochs = [1]\n")
+    merged = merge_grids(read_grid(path), {"seed": [1]})
+    assert merged.sources == {"epochs": f"grid file {path}"}
+
+
 def test_component_keyed_tables_take_a_dotted_path_too():
     from benchbox.sweep.grid import check_axis_name
 

@@ -10,6 +10,7 @@ from benchbox.sweep.ledger import plan, read_ledger
 RUNS = [("aaa", {"seed": 0}), ("bbb", {"seed": 1}), ("ccc", {"seed": 2})]
 
 
+@pytest.mark.integration
 def test_new_sweep_queues_every_run(tmp_path):
     ledger, todo = plan(tmp_path / "ledger.csv", RUNS)
     assert [e.config_hash for e in todo] == ["aaa", "bbb", "ccc"]
@@ -55,3 +56,30 @@ def test_malformed_ledger_is_one_clear_error(tmp_path):
     path.write_text(path.read_text().replace("queued", "finished", 1))
     with pytest.raises(ConfigError, match=r"line 2: unknown status 'finished'"):
         read_ledger(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda text: "", "is empty"),
+        (lambda text: text[:12], "its header is cut"),
+        (lambda text: "a,b\n1,2\n", "not a ledger's"),
+    ],
+)
+def test_a_damaged_ledger_is_never_taken_for_a_new_sweep(tmp_path, damage, message):
+    path = tmp_path / "ledger.csv"
+    ledger, _ = plan(path, RUNS)
+    ledger.update(ledger.entries[0], status="completed", run_id="r0")
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(ConfigError, match=message) as caught:
+        plan(path, RUNS)
+    assert str(path) in str(caught.value) and "remove it" in str(caught.value)
+
+
+def test_rerun_runs_completed_and_failed_again(tmp_path):
+    path = tmp_path / "ledger.csv"
+    ledger, _ = plan(path, RUNS)
+    ledger.update(ledger.entries[0], status="completed", run_id="r0")
+    ledger.update(ledger.entries[1], status="failed", error="x")
+    _, todo = plan(path, RUNS, rerun=True)
+    assert [e.config_hash for e in todo] == ["aaa", "bbb", "ccc"]

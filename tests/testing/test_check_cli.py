@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
 WRONG_SHAPE = (
     "fail segmenter 'cd-wrong-shape': forward on (2, 1, 32, 64) (built with in_channels=1, "
@@ -28,6 +30,7 @@ def check(*args: str, extra_path: tuple[Path, ...] = ()) -> subprocess.Completed
     )
 
 
+@pytest.mark.integration
 def test_a_broken_component_fails_by_name_and_the_good_ones_pass():
     result = check("benchbox-contract-demo", extra_path=(FIXTURES / "contracts",))
     assert result.returncode == 1, result.stderr
@@ -47,6 +50,7 @@ def test_a_broken_component_fails_by_name_and_the_good_ones_pass():
     assert result.stderr == ""
 
 
+@pytest.mark.integration
 def test_a_good_distribution_passes_and_kind_and_pattern_select():
     result = check("Benchbox_Demo.Plugin", extra_path=(FIXTURES / "good",))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -60,6 +64,7 @@ def test_a_good_distribution_passes_and_kind_and_pattern_select():
     assert result.stdout.startswith("pass region 'brats' (")
 
 
+@pytest.mark.integration
 def test_a_plugin_that_fails_to_load_is_a_failure():
     result = check("benchbox-broken-plugin", extra_path=(FIXTURES / "broken",))
     assert result.returncode == 1
@@ -70,6 +75,7 @@ def test_a_plugin_that_fails_to_load_is_a_failure():
     )
 
 
+@pytest.mark.integration
 def test_an_unknown_distribution_is_one_line_listing_the_installed_ones():
     result = check("benchbox-contract-dem", extra_path=(FIXTURES / "contracts",))
     assert result.returncode == 1 and result.stdout == ""

@@ -29,6 +29,7 @@ def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 def test_the_flag_adds_a_test_per_component_and_the_broken_one_fails(tmp_path):
     result = pytest_in(tmp_path, "--benchbox-contracts", "benchbox-contract-demo")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -47,6 +48,7 @@ def test_the_flag_adds_a_test_per_component_and_the_broken_one_fails(tmp_path):
     assert "3 passed, 5 deselected" in selected.stdout
 
 
+@pytest.mark.integration
 def test_without_the_flag_it_adds_nothing_and_imports_no_torch(tmp_path):
     (tmp_path / "test_mine.py").write_text("def test_mine():\n    pass\n")
     result = pytest_in(tmp_path)
@@ -57,6 +59,7 @@ def test_without_the_flag_it_adds_nothing_and_imports_no_torch(tmp_path):
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
+@pytest.mark.integration
 def test_an_unknown_distribution_is_a_usage_error(tmp_path):
     result = pytest_in(tmp_path, "--benchbox-contracts", "benchbox-contract-dem")
     assert result.returncode == pytest.ExitCode.USAGE_ERROR

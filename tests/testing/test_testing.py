@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchbox import config as cfg
 from benchbox.engine import runner
 from benchbox.hooks.manager import create_registry, use_registry
@@ -23,6 +25,7 @@ def test_tiny_settings_resolve_to_a_small_valid_run_and_are_fresh_copies():
     assert tiny_run_settings()["data_opts"]["synthetic"]["n_train"] == 8
 
 
+@pytest.mark.integration
 def test_a_tiny_run_of_models_with_neither_width_nor_depth(tmp_path, monkeypatch):
     # benchbox-contract-demo's cd-conv takes in_channels, num_classes and hidden only:
     # the built-in models' sizes must not reach it.

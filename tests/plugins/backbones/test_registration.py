@@ -34,6 +34,7 @@ def test_registered_names() -> None:
     assert not REGISTRY.load_errors
 
 
+@pytest.mark.integration
 def test_registration_imports_neither_torch_nor_timm_nor_smp() -> None:
     code = (
         "import sys\n"

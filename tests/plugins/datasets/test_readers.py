@@ -95,6 +95,7 @@ def _geometry(root: Path) -> str:
     return "case 'case1'"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "break_it", [_missing_modality, _corrupt, _bad_labels, _empty, _mixed, _geometry]
 )
