@@ -97,10 +97,8 @@ def cross_check(runs: dict[str, Path], tmp: Path, rounds: int) -> dict[str, Any]
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     runners: dict[str, Any] = {}
-    eager: dict[str, Any] = {}
     for role, path in runs.items():
         run = load_run(path)
-        eager[role] = run.segmenter
 
         def forward(inputs: Any, model: Any = run.segmenter) -> None:
             a, b = (torch.from_numpy(x) for x in inputs)
@@ -152,6 +150,7 @@ def main() -> None:
                 print(role, "export", row, flush=True)
         interleaved = cross_check(runs, Path(tmp), args.rounds * 2)
     result = {
+        "command": " ".join(["python", *sys.argv]),
         "interleaved": interleaved,
         "cpu": _cpu(),
         "cores": os.cpu_count(),
@@ -164,45 +163,99 @@ def main() -> None:
     }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    print(report(result))
+    rows = ratios(result)
+    with out.with_suffix(".csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = report(result)
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in rows)
 
 
-def report(result: dict[str, Any]) -> str:
-    """The medians and ratios as Markdown (also used to write the results file)."""
+def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per measurement: the teacher's and the student's images/s and their ratio."""
     s = result["samples"]
-    lines = [
-        "| measurement | teacher (resnet50) img/s | student (mobilenetv3) img/s "
-        "| student / teacher |",
-        "|---|---|---|---|",
-    ]
+    rows: list[dict[str, Any]] = []
+
+    def add(what: str, engine: str, size: int, batch: int, t: float, st: float) -> None:
+        rows.append(
+            {
+                "measurement": what,
+                "engine": engine,
+                "image_size": size,
+                "batch": batch,
+                "teacher_img_s": round(t, 2),
+                "student_img_s": round(st, 2),
+                "student_over_teacher": round(st / t, 3),
+            }
+        )
+
     for size, batch in BENCH_SHAPES:
-        t, st = (
-            _median(s[f"teacher eager {size}"], "infer_img_s"),
-            _median(s[f"student eager {size}"], "infer_img_s"),
-        )
-        lines.append(
-            f"| `benchbox bench`, eager, {size}x{size}, batch {batch} | {t:.1f} | {st:.1f} | "
-            f"{st / t:.2f}x |"
-        )
-    for key, what in (("eager_img_s", "eager"), ("onnx_img_s", "onnxruntime")):
+        t = _median(s[f"teacher eager {size}"], "infer_img_s")
+        st = _median(s[f"student eager {size}"], "infer_img_s")
+        add("benchbox bench (own process each)", "eager", size, batch, t, st)
+    for key, engine in (("eager_img_s", "eager"), ("onnx_img_s", "onnxruntime")):
         t, st = _median(s["teacher export"], key), _median(s["student export"], key)
-        lines.append(
-            f"| `benchbox export`, {what}, 32x32, batch 64 | {t:.1f} | {st:.1f} | {st / t:.2f}x |"
-        )
+        add("benchbox export (own process each)", engine, 32, 64, t, st)
     inter = result["interleaved"]
-    for size, batch, kinds in (("32", 64, ("eager", "onnx")), ("256", 1, ("eager",))):
-        ips = inter[size]["images_per_s"]
+    for size, batch, kinds in ((32, 64, ("eager", "onnx")), (256, 1, ("eager",))):
+        ips = inter[str(size)]["images_per_s"]
         for kind in kinds:
+            engine = "onnxruntime" if kind == "onnx" else "eager"
             t, st = ips[f"teacher {kind}"], ips[f"student {kind}"]
-            what = "onnxruntime" if kind == "onnx" else "eager"
-            lines.append(
-                f"| interleaved in one process, {what}, {size}x{size}, batch {batch} | "
-                f"{t:.1f} | {st:.1f} | {st / t:.2f}x |"
-            )
+            add("interleaved in one process", engine, size, batch, t, st)
+    return rows
+
+
+def report(result: dict[str, Any]) -> str:
+    """The medians and ratios as Markdown (also written as ``<out>.md``)."""
+    s = result["samples"]
+    threads = result["interleaved"]["threads"]
+    load = ", ".join(f"{x:.2f}" for x in (*result["load_before"], *result["load_after"]))
+    lines = [
+        "# Teacher (smp-unet, ResNet50) against student (smp-unet, MobileNetV3-Large): "
+        "inference speed on this CPU",
+        "",
+        f"Made by `{result['command']}` ({result['seconds']:.0f} s). CPU: {result['cpu']}, "
+        f"{result['cores']} logical cores, {threads} thread(s) for torch and onnxruntime. "
+        f"Load average (1, 5, 15 min) before and after: {load}. The machine is shared: "
+        "the ratios, measured side by side, are what counts, not the absolute images/s. "
+        "Medians over rounds; the teacher's and the student's measurements alternate.",
+        "",
+        f"Runs: teacher `{result['runs']['teacher']}`, student `{result['runs']['student']}`.",
+        "",
+        "| model | encoder | parameters (segmenter) | GFLOPs 32x32 | GFLOPs 256x256 |",
+        "|---|---|---|---|---|",
+    ]
+    for role in ("teacher", "student"):
+        small, large = s[f"{role} eager 32"][0], s[f"{role} eager 256"][0]
+        lines.append(
+            f"| {role} | {result['encoders'][role]} | {int(small['seg_params']):,} | "
+            f"{float(small['seg_gflops']):.3f} | {float(large['seg_gflops']):.2f} |"
+        )
+    t_params = int(s["teacher eager 32"][0]["seg_params"])
+    st_params = int(s["student eager 32"][0]["seg_params"])
+    lines += [
+        "",
+        f"Teacher / student: {t_params / st_params:.2f}x the parameters.",
+        "",
+        "| measurement | engine | size | batch | teacher img/s | student img/s "
+        "| student / teacher |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in ratios(result):
+        lines.append(
+            f"| {row['measurement']} | {row['engine']} | {row['image_size']}x{row['image_size']} "
+            f"| {row['batch']} | {row['teacher_img_s']:.1f} | {row['student_img_s']:.1f} "
+            f"| {row['student_over_teacher']:.2f}x |"
+        )
+    parity = max(r["parity"] for role in ("teacher", "student") for r in s[f"{role} export"])
+    lines += ["", f"ONNX parity (max |onnxruntime - eager| over both runs' graphs): {parity:.1e}."]
     return "\n".join(lines) + "\n"
 
 
