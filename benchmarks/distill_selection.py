@@ -2,6 +2,7 @@
 
     python benchmarks/distill_selection.py RUN_DIR [RUN_DIR ...]
         [--out benchmarks/results/distill_selection]
+    python benchmarks/distill_selection.py --from-csv   # the Markdown again, from the CSV
 
 For each finished run folder (the screening runs of
 ``configs/sweeps/claims-distill-screen-*.toml`` and, as the reference, the student
@@ -77,13 +78,14 @@ def report(table: pd.DataFrame) -> str:
     lines = [
         "# Distillers' options, chosen on the validation split",
         "",
-        "Made by `python benchmarks/distill_selection.py RUN_DIR ...`: each run's selected "
+        "Made by `python benchmarks/distill_selection.py claims-runs/runs/RUN_ID ...` (the "
+        "run ids are the `run` column of `distill_selection.csv`): each run's selected "
         "checkpoint scored on the 64 validation slices of the phantom (Dice and HD95 of "
         "the lesion, in mm, as in selection). The test split was not opened and the "
         "runs' test columns were not read.",
         "",
-        "Runs: the student alone and the teacher of `configs/sweeps/claims-distill-phantom.toml` "
-        "(seed 0), and the screening runs of `configs/sweeps/claims-distill-screen-logits.toml` "
+        "Runs: the student alone of `configs/sweeps/claims-distill-phantom.toml` (seed 0), "
+        "and the screening runs of `configs/sweeps/claims-distill-screen-logits.toml` "
         "and `claims-distill-screen-cwd.toml` (seed 0, the seed-0 teacher), run with "
         "`benchbox sweep --grid ... --jobs 2 --out claims-runs --leaderboard-dir "
         "selection-runs/leaderboards`. Round 1: temperature 1 or 4 x weight 0.5 or 2. "
@@ -113,12 +115,20 @@ def report(table: pd.DataFrame) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--out", default="benchmarks/results/distill_selection")
+    parser.add_argument(
+        "--from-csv", action="store_true", help="rewrite <out>.md from <out>.csv, scoring nothing"
+    )
     args = parser.parse_args()
-    table = pd.DataFrame([score_run(r) for r in args.runs])
     out = Path(args.out)
-    table.to_csv(out.with_suffix(".csv"), index=False)
+    if args.from_csv:
+        table = pd.read_csv(out.with_suffix(".csv"))
+    else:
+        if not args.runs:
+            parser.error("give the run folders to score (or --from-csv)")
+        table = pd.DataFrame([score_run(r) for r in args.runs])
+        table.to_csv(out.with_suffix(".csv"), index=False)
     out.with_suffix(".md").write_text(report(table))
     print(report(table))
 
