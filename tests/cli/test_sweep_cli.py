@@ -63,10 +63,12 @@ def _sweep(tmp_path, *args, **kwargs):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # three sweeps' start-up and two runs: minutes on a busy 2-core CI
 def test_ctrl_c_stops_the_sweep_and_the_same_command_resumes(tmp_path):
-    # Enough steps (300) that the first run is still training when Ctrl-C comes.
-    args = ["--fusion", "dual", "--seed", "0,1", "--name", "s", "--jobs", "1", "--epochs", "3"]
-    args += ["--data-opt", "n_train=400"]
+    # Ctrl-C comes 0.5 s after the first run's status file appears (written before its
+    # dataset and models are built), so 80 training steps keep it running by then.
+    args = ["--fusion", "dual", "--seed", "0,1", "--name", "s", "--jobs", "1", "--epochs", "2"]
+    args += ["--data-opt", "n_train=160"]
     proc = _sweep(tmp_path, *args)
     ledger = tmp_path / "sweeps" / "s" / "ledger.csv"
     deadline = time.monotonic() + 240
