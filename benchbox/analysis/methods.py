@@ -162,6 +162,12 @@ def method_table(
     unknown = [m for m in metrics if m not in board.columns]
     if unknown:
         raise ConfigError(f"leaderboard has no metric {', '.join(map(repr, unknown))}")
+    both = [m for m in metrics if m in by]
+    if both:
+        raise ConfigError(
+            f"{', '.join(map(repr, both))} groups the methods (--by), so it cannot also be"
+            " a metric of the table (-m)"
+        )
     rows = board.drop_duplicates("run_id", keep="last").set_index(
         board.drop_duplicates("run_id", keep="last")["run_id"].astype(str)
     )

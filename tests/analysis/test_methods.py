@@ -72,3 +72,13 @@ def test_leaderboard_and_compare_count_the_same_seeds_on_the_reference(name):
         assert row["n"] == seeds[f"{row['fusion']} / {row['segmenter']}"]
     if name == "brats2015":
         assert set(table["n"]) == {3} and set(table["runs"]) == {12}
+
+
+def test_a_grouping_column_is_not_also_a_metric():
+    """`leaderboard --by seg_params -m seg_params` printed pandas Series text as the
+    method's name; it is one line instead."""
+    from benchbox.errors import ConfigError
+
+    board = _board([{"run_id": "a", "seg_params": 10, "seed": 0, "dice": 0.5}])
+    with pytest.raises(ConfigError, match=r"'seg_params' groups the methods \(--by\)"):
+        method_table(board, ["seg_params"], ["seg_params"])
