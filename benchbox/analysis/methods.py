@@ -155,7 +155,9 @@ def method_table(
     import pandas as pd
 
     warnings = [] if warnings is None else warnings
-    metrics = default_metrics(board) if metrics is None else list(metrics)
+    if metrics is None:  # a column that groups the methods is not also shown as a metric
+        metrics = [m for m in default_metrics(board) if m not in by]
+    metrics = list(metrics)
     missing = [c for c in by if c not in board.columns]
     if missing:
         raise ConfigError(f"leaderboard has no column {', '.join(map(repr, missing))}")
