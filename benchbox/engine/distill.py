@@ -231,8 +231,10 @@ def _check_checkpoint(file: Path, teacher: RunConfig, flag: str) -> None:
         # mmap: the tensors are not read, only the archive and its index.
         state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # truncated, foreign or refused: torch raises many kinds
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise errors.ConfigError(f"{flag}: checkpoint.pt cannot be read ({first[:120]})") from None
+        from benchbox.records.rundir import checkpoint_reason
+
+        reason = checkpoint_reason(file, exc)
+        raise errors.ConfigError(f"{flag}: checkpoint.pt cannot be read ({reason})") from None
     needed = [
         k for k, used in (("fusion", teacher.has_fusion), ("segmenter", teacher.has_seg)) if used
     ]

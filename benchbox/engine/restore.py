@@ -18,6 +18,7 @@ from benchbox import errors
 from benchbox.config.layers import apply
 from benchbox.config.run import RunConfig
 from benchbox.hooks.registry import Registry
+from benchbox.records.rundir import checkpoint_error
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -111,34 +112,6 @@ def _status(path: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return str(state) if state else None
-
-
-def checkpoint_error(path: Path, exc: BaseException) -> errors.ConfigError:
-    """One line for a checkpoint ``torch.load(weights_only=True)`` refused or could not
-    read: torch's own text (several lines, advising to switch the safety off) is not
-    passed on."""
-    import re
-
-    text = str(exc)
-    size = path.stat().st_size if path.is_file() else None
-    if size == 0:
-        return errors.ConfigError(f"{path}: an empty file (0 bytes), not a checkpoint")
-    found = re.search(r"GLOBAL ([\w.]+)", text)
-    if found:
-        return errors.ConfigError(
-            f"{path}: refused, loading it would call {found.group(1)}, which is not weights "
-            "(benchbox never runs code from a checkpoint; this file was not written by "
-            "benchbox run, or was altered)"
-        )
-    # torch wraps its reason in advice to load with weights_only=False: left out.
-    boilerplate = ("Weights only load failed", "Please file an issue", "Check the")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    kept = [ln for ln in lines if not ln.startswith(boilerplate)]
-    first = kept[0].split(". ")[0].rstrip(".") if kept else ""
-    reason = f"{type(exc).__name__}: {first[:100]}" if first else type(exc).__name__
-    return errors.ConfigError(
-        f"{path}: not a readable checkpoint, truncated or not written by benchbox run ({reason})"
-    )
 
 
 def run_config(record: dict[str, Any], source: str) -> RunConfig:

@@ -29,6 +29,8 @@ __all__ = [
     "STATUS_FILE",
     "RunDir",
     "check_writable",
+    "checkpoint_error",
+    "checkpoint_reason",
     "environment",
     "load_checkpoint",
     "new_run_id",
@@ -184,3 +186,35 @@ def load_checkpoint(path: str | Path) -> dict[str, dict[str, Any]]:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def checkpoint_reason(path: Path, exc: BaseException) -> str:
+    """Why a checkpoint ``torch.load(weights_only=True)`` refused or could not read
+    ``path`` is not one, in one line: torch's own text (several lines, advising to
+    switch the safety off) is not passed on."""
+    import re
+
+    text = str(exc)
+    size = path.stat().st_size if path.is_file() else None
+    if size == 0:
+        return "an empty file (0 bytes), not a checkpoint"
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"refused, loading it would call {found.group(1)}, which is not weights "
+            "(benchbox never runs code from a checkpoint; this file was not written by "
+            "benchbox run, or was altered)"
+        )
+    # torch wraps its reason in advice to load with weights_only=False: left out.
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    kept = [ln for ln in lines if not ln.startswith(boilerplate)]
+    first = kept[0].split(". ")[0].rstrip(".") if kept else ""
+    reason = f"{type(exc).__name__}: {first[:100]}" if first else type(exc).__name__
+    return f"not a readable checkpoint, truncated or not written by benchbox run ({reason})"
+
+
+def checkpoint_error(path: Path, exc: BaseException) -> ConfigError:
+    """One line for a checkpoint that ``torch.load(weights_only=True)`` refused or could
+    not read (:func:`checkpoint_reason`)."""
+    return ConfigError(f"{path}: {checkpoint_reason(path, exc)}")
