@@ -98,14 +98,19 @@ def sweep_args(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
-def time_sweep(args: argparse.Namespace, jobs: int, start: str) -> tuple[float, float]:
+def time_sweep(
+    args: argparse.Namespace, jobs: int, start: str, threads: int = 0
+) -> tuple[float, float]:
     """Wall seconds of one ``benchbox sweep``, and the CPU seconds of its process tree
-    (every process of it is waited for by its parent); raises if a run failed."""
+    (every process of it is waited for by its parent); raises if a run failed.
+    ``threads``: torch threads per run (0: the executor's default, cores / jobs)."""
     import resource
 
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "benchbox", "sweep", *sweep_args(args), "--jobs", str(jobs)]
         cmd += ["--executor-opt", f"start={start}", "-o", out]
+        if threads:
+            cmd += ["--executor-opt", f"threads={threads}"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", check=False)
@@ -252,6 +257,12 @@ def main() -> None:
     parser.add_argument("--skip-process", action="store_true", help="forkserver only")
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument(
+        "--threads",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[0, 1],
+        help="torch threads per run, comma-separated; 0 = the default (cores / jobs)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "sweep_speed"
     )
     args = parser.parse_args()
@@ -260,18 +271,22 @@ def main() -> None:
     starts = STARTS[:1] if args.skip_process else STARTS
     load_before = [round(v, 2) for v in os.getloadavg()]
     begin = machine_cpu()
-    walls: dict[str, dict[int, list[float]]] = {s: {1: [], 2: []} for s in starts}
-    cpus: dict[str, dict[int, list[float]]] = {s: {1: [], 2: []} for s in starts}
+    # A variant: a way of starting workers, and the torch threads per run (0: the
+    # executor's default, cores / jobs; 1: one each, so that --jobs 1 and --jobs 2 give
+    # every run the same compute and the ratio measures the executor alone).
+    variants = [(st, t) for st in starts for t in args.threads]
+    names = {v: label(*v) for v in variants}
+    walls: dict[str, dict[int, list[float]]] = {names[v]: {1: [], 2: []} for v in variants}
+    cpus: dict[str, dict[int, list[float]]] = {names[v]: {1: [], 2: []} for v in variants}
     for r in range(args.repeats):
-        order = [(s, j) for s in starts for j in (1, 2)]
-        for start, jobs in order if r % 2 == 0 else order[::-1]:
-            wall, cpu = time_sweep(args, jobs, start)
-            walls[start][jobs].append(wall)
-            cpus[start][jobs].append(cpu)
-            print(
-                f"sweep {r + 1}: {start} --jobs {jobs} {wall:.1f} s (CPU {cpu:.1f} s)", flush=True
-            )
-    speedups = {s: statistics.median(walls[s][1]) / statistics.median(walls[s][2]) for s in starts}
+        order = [(v, j) for v in variants for j in (1, 2)]
+        for (start, threads), jobs in order if r % 2 == 0 else order[::-1]:
+            wall, cpu = time_sweep(args, jobs, start, threads)
+            name = names[(start, threads)]
+            walls[name][jobs].append(wall)
+            cpus[name][jobs].append(cpu)
+            print(f"sweep {r + 1}: {name} --jobs {jobs} {wall:.1f} s (CPU {cpu:.1f} s)", flush=True)
+    speedups = {n: statistics.median(w[1]) / statistics.median(w[2]) for n, w in walls.items()}
     overhead: dict[str, list[dict[str, float]]] = {}
     for start in starts:
         overhead[start] = local_overhead(args, start)
@@ -309,6 +324,11 @@ def main() -> None:
     )
 
 
+def label(start: str, threads: int) -> str:
+    """A variant's name in the tables."""
+    return f"{start}, {'cores / jobs' if threads == 0 else f'{threads} thread'} per run"
+
+
 def _median(rows: list[dict[str, float]], key: str, skip_first: bool = False) -> float:
     values = [m[key] for m in (rows[1:] if skip_first and len(rows) > 1 else rows)]
     return statistics.median(values)
@@ -322,8 +342,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"--overhead-runs {s['overhead_runs']} --ray-runs {s['ray_runs']}"
         + (" --skip-process" if s["skip_process"] else "")
         + (" --skip-ray" if s["skip_ray"] else "")
+        + f" --threads {','.join(map(str, s['threads']))}"
     )
-    starts = list(report["sweep_wall_s"])
+    starts = list(report["sweep_wall_s"])  # the variants' names
     text = (
         f"""# Sweep speed: `--jobs 2` vs `--jobs 1`, and a run's cost beyond its own work
 
@@ -338,7 +359,10 @@ excluded): the machine was shared, and every figure below carries that noise.
 `{report["sweep_command"]} --executor-opt start=S`, each sweep a fresh process and
 output folder, in ABBA order (one session, one machine). `forkserver` (the default)
 forks each run from a server that imported torch and benchbox once per sweep;
-`process` starts a fresh Python per run (the executor before issue 26). Wall seconds,
+`process` starts a fresh Python per run (the executor before issue 26). "cores / jobs"
+is the default number of torch threads per run (`--jobs 1` gives its one run both
+cores); "1 thread" is `--executor-opt threads=1`, the same compute per run with either
+`--jobs`, so that the ratio measures the executor alone. Wall seconds,
 and in brackets the CPU seconds of the sweep's whole process tree (what the work cost,
 whatever else ran on the machine).
 
@@ -359,13 +383,17 @@ whatever else ran on the machine).
     text += "\nSpeed-up, ratio of the medians: " + ", ".join(
         f"{st} **{v:.2f}x**" for st, v in report["speedup_jobs2_over_jobs1"].items()
     )
-    if len(starts) > 1:
-        fs, pr = (statistics.median(walls[st]["jobs1"]) for st in starts)
-        fs2, pr2 = (statistics.median(walls[st]["jobs2"]) for st in starts)
-        text += (
-            f"; the forkserver sweep took {fs / pr:.2f}x the time of the fresh-process one "
-            f"with `--jobs 1` and {fs2 / pr2:.2f}x with `--jobs 2`"
-        )
+    for t in s["threads"]:
+        fs, pr = label("forkserver", t), label("process", t)
+        if fs in walls and pr in walls:
+            r1, r2 = (
+                statistics.median(walls[fs][j]) / statistics.median(walls[pr][j])
+                for j in ("jobs1", "jobs2")
+            )
+            text += (
+                f"; {fs}: the forkserver sweep took {r1:.2f}x the time of the fresh-process "
+                f"one with `--jobs 1` and {r2:.2f}x with `--jobs 2`"
+            )
     text += ".\n"
     text += f"""
 ## A local worker's cost per run (target: at most 1 s beyond the run's own work)

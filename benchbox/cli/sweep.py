@@ -83,8 +83,8 @@ def sweep(**options: Any) -> None:
     from benchbox.cli._settings import given_settings
     from benchbox.config.settings import parse_options, parse_value
     from benchbox.errors import ConfigError
-    from benchbox.sweep.driver import check_sweep_name, plan_runs, run_sweep
-    from benchbox.sweep.executor import build_executor
+    from benchbox.sweep.driver import check_sweep_name, plan_runs
+    from benchbox.sweep.executor import build_executor, prepared
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
 
     axes: dict[str, list[Any]] = {}
@@ -107,8 +107,8 @@ def sweep(**options: Any) -> None:
     config = overrides.pop("config_file", None)
     out = overrides.setdefault("out", ".")
     the_grid = merge_grids(read_grid(grid) if grid else None, axes)
-    runs = plan_runs(the_grid, preset, config, overrides)
     if dry_run:
+        runs = plan_runs(the_grid, preset, config, overrides)
         from benchbox.hooks.manager import get_registry
 
         get_registry().get("executor", executor)  # a misspelt executor fails here too
@@ -129,9 +129,62 @@ def sweep(**options: Any) -> None:
     if ray_address is not None:
         options["address"] = ray_address
     the_executor = build_executor(executor, options)
+    # Planning imports torch and checks every run (seconds on a small machine); the
+    # executor's own set-up (the local forkserver's imports) runs meanwhile.
+    with prepared(the_executor):
+        runs = plan_runs(the_grid, preset, config, overrides)
+        result = _execute(
+            runs,
+            the_executor,
+            f"sweep of {len(runs)} runs, executor {executor}",
+            out=out,
+            name=name,
+            retry_failed=retry_failed,
+            rerun=rerun,
+        )
+    in_ledger = result.skipped - result.on_leaderboard
+    if in_ledger:
+        console.print(
+            f"[dim]skipped {in_ledger} run(s) already in the ledger "
+            f"({result.skipped_failed} of them failed: --retry-failed runs those again)[/]"
+            if result.skipped_failed
+            else f"[dim]skipped {in_ledger} run(s) completed earlier in this sweep[/]"
+        )
+    if result.on_leaderboard:
+        boards = ", ".join(sorted({str(run.config.leaderboards) for run in runs}))
+        console.print(
+            f"[dim]skipped {result.on_leaderboard} run(s) whose config hash is already on "
+            f"the leaderboard ({escape(boards)}); --rerun runs them again[/]",
+            highlight=False,
+        )
+    _render_summary(result, {run.config.leaderboards for run in runs})
+    console.print(f"ledger: {escape(str(result.folder / 'ledger.csv'))}", highlight=False)
+    counts = result.ledger.counts()
+    if result.interrupted:
+        console.print("[yellow]sweep interrupted[/]: run the same command again to resume")
+        raise typer.Exit(130)
+    if counts["failed"]:
+        console.print(
+            f"[red]{counts['failed']} run(s) failed[/] (see the ledger and logs/); "
+            "--retry-failed runs them again"
+        )
+        raise typer.Exit(1)
+
+
+def _execute(
+    runs: Any,
+    the_executor: Any,
+    title: str,
+    *,
+    out: str,
+    name: Any,
+    retry_failed: bool,
+    rerun: bool,
+) -> Any:
+    """Run the planned runs under a live status table; the sweep's result."""
+    from benchbox.sweep.driver import run_sweep
 
     live: Live | None = None
-    title = f"sweep of {len(runs)} runs, executor {executor}"
 
     def on_start(state: Any) -> None:
         nonlocal live
@@ -161,33 +214,7 @@ def sweep(**options: Any) -> None:
             notify()
             live.stop()
             console.print()
-    in_ledger = result.skipped - result.on_leaderboard
-    if in_ledger:
-        console.print(
-            f"[dim]skipped {in_ledger} run(s) already in the ledger "
-            f"({result.skipped_failed} of them failed: --retry-failed runs those again)[/]"
-            if result.skipped_failed
-            else f"[dim]skipped {in_ledger} run(s) completed earlier in this sweep[/]"
-        )
-    if result.on_leaderboard:
-        boards = ", ".join(sorted({str(run.config.leaderboards) for run in runs}))
-        console.print(
-            f"[dim]skipped {result.on_leaderboard} run(s) whose config hash is already on "
-            f"the leaderboard ({escape(boards)}); --rerun runs them again[/]",
-            highlight=False,
-        )
-    _render_summary(result, {run.config.leaderboards for run in runs})
-    console.print(f"ledger: {escape(str(result.folder / 'ledger.csv'))}", highlight=False)
-    counts = result.ledger.counts()
-    if result.interrupted:
-        console.print("[yellow]sweep interrupted[/]: run the same command again to resume")
-        raise typer.Exit(130)
-    if counts["failed"]:
-        console.print(
-            f"[red]{counts['failed']} run(s) failed[/] (see the ledger and logs/); "
-            "--retry-failed runs them again"
-        )
-        raise typer.Exit(1)
+    return result
 
 
 def _render_summary(result: Any, folders: set[Path]) -> None:

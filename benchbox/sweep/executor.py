@@ -14,12 +14,18 @@ through :class:`Events`; it never blocks on one run. Executors must:
 * return when every job has ended, or when ``stop`` is set (Ctrl-C), after telling the
   running jobs to stop (SIGINT, so that they mark their run folders ``interrupted``)
   and reporting them as ``interrupted``.
+
+An executor may also have ``prepare()`` and ``close()``. ``benchbox sweep`` calls
+``prepare()`` as soon as the executor is built, before it plans the runs, so that slow
+set-up (the local executor's forkserver importing torch) overlaps the planning; and
+``close()`` when the sweep ends, or fails before ``run``. ``run`` must work without them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from benchbox.sweep.forkserver import ForkServer
@@ -42,6 +48,7 @@ __all__ = [
     "Job",
     "Outcome",
     "build_executor",
+    "prepared",
     "resolve_start",
     "run_worker",
     "thread_env",
@@ -74,3 +81,17 @@ def build_executor(name: str, options: dict[str, Any]) -> Executor:
     entry.check_params(options)
     executor: Executor = entry.build(**options)
     return executor
+
+
+@contextlib.contextmanager
+def prepared(executor: Executor) -> Iterator[Executor]:
+    """``executor`` with its optional ``prepare()`` called now and ``close()`` on leaving
+    (also when the sweep fails before its runs start)."""
+    prepare, close = getattr(executor, "prepare", None), getattr(executor, "close", None)
+    try:
+        if callable(prepare):
+            prepare()
+        yield executor
+    finally:
+        if callable(close):
+            close()

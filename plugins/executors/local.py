@@ -37,6 +37,19 @@ class LocalExecutor:
         self.slots = jobs
         self.threads = threads or max(1, cpu_count() // jobs)
         self.start = resolve_start(start, "local executor")
+        self._server: ForkServer | None = None
+
+    def prepare(self) -> None:
+        """Start the forkserver now, so that its imports overlap the sweep's planning
+        (a few seconds on a small machine); :meth:`run` uses it and :meth:`close` ends it."""
+        if self.start == "forkserver" and self._server is None:
+            self._server = ForkServer(dict(os.environ), self.threads)
+
+    def close(self) -> None:
+        """End a forkserver started by :meth:`prepare` (once its children have ended)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
 
     def run(self, jobs: Sequence[Job], events: Events, stop: threading.Event) -> None:
         # The workers run in the driver's environment and folder as they are now (a
@@ -46,7 +59,11 @@ class LocalExecutor:
             # One forkserver for the sweep, ended with it, with the workers' thread limits.
             server = None
             if self.start == "forkserver":
-                server = stack.enter_context(ForkServer(env, self.threads))
+                if self._server is None or not self._server.alive:
+                    self.close()
+                    self._server = ForkServer(env, self.threads)
+                server = self._server
+                stack.callback(self.close)
 
             # Threads only wait on worker processes here; the work is in the processes.
             def one(job: Job) -> None:

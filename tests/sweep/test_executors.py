@@ -52,6 +52,41 @@ def test_local_executor_divides_the_cores_between_its_workers():
     assert LocalExecutor(jobs=2).threads == max(1, one // 2)
 
 
+def test_a_prepared_forkserver_is_the_one_the_runs_fork_from_and_ends_with_the_sweep(
+    tmp_path, monkeypatch
+):
+    from benchbox.sweep.executor import ForkServer, prepared
+    from benchbox_plugins.executors import local
+
+    started: list[ForkServer] = []
+
+    class Counted(ForkServer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(local, "ForkServer", Counted)
+    grid = Grid(axes={"seed": [0]})
+    overrides = {**TINY, "seg": "none", "out": str(tmp_path)}
+    executor = LocalExecutor(jobs=1)
+    with prepared(executor):
+        server = executor._server
+        assert server is not None and server.alive  # started before the runs are planned
+        runs = plan_runs(grid, overrides=overrides)
+        result = run_sweep(runs, executor, tmp_path)
+        assert executor._server is None  # the sweep's end closed it
+    [row] = read_ledger(result.folder / "ledger.csv")
+    assert row.status == "completed", row.error
+    assert server.proc.poll() is not None  # the server process has exited
+    assert started == [server]  # the run was forked from the prepared server, no other
+    # planning fails after prepare: the server is closed all the same
+    executor = LocalExecutor(jobs=1)
+    with pytest.raises(ZeroDivisionError), prepared(executor):
+        server = executor._server
+        raise ZeroDivisionError
+    assert executor._server is None and server is not None and server.proc.poll() is not None
+
+
 def test_ray_executor_runs_a_sweep_on_a_local_ray(tmp_path):
     pytest.importorskip("ray")
     import ray
