@@ -44,6 +44,7 @@ __all__ = [
     "distillation_loss",
     "forward",
     "fusion_loss",
+    "image_size_in_effect",
     "input_shape",
     "joint_loss",
     "model_io",
@@ -129,6 +130,13 @@ def _loss_entry(registry: Registry, name: str, task: str, flag: str) -> Entry:
             f"({', '.join(e.name for e in registry.list('loss') if e.info.get('task') == task)})"
         )
     return entry
+
+
+def image_size_in_effect(entry: Entry, config: RunConfig) -> bool:
+    """Whether ``--image-size`` shapes this run's data: always in 2D; in 3D only for a
+    dataset that takes it and has no grid of its own to keep (the 3D phantom's in-plane
+    size). A volume reader keeps each scan's grid in 3D (``fit = "none"``, below)."""
+    return not config.is_3d or (entry.accepts("image_size") and not entry.accepts("fit"))
 
 
 def dataset_kwargs(entry: Entry, config: RunConfig) -> dict[str, Any]:

@@ -304,7 +304,8 @@ def _train_and_test(
         "selected_epoch": selection["epoch"],
         "select_metric": f"val_{selection['metric']}" if selection["metric"] else "last epoch",
         "select_value": selection["value"],
-        "image_size": c.image_size,
+        # blank where the volumes keep their own grid (a 3D run on scans)
+        "image_size": c.image_size if _image_size_applies(p) else "",
         "patch_size": format_triple(c.patch),
         "spacing": format_triple(c.target_spacing),
         "amp": p.amp.mode,
@@ -400,6 +401,12 @@ def _describe_postprocess(record: dict[str, Any]) -> str:
         return record["note"]
     values = ", ".join(f"{k} {v:.4f}" for k, v in record["val"].items())
     return f"post-processing: {record['applied']} (val {record['metric']}: {values})"
+
+
+def _image_size_applies(p: Prepared) -> bool:
+    from benchbox.engine.models import image_size_in_effect
+
+    return image_size_in_effect(p.registry.get("dataset", p.config.dataset_name), p.config)
 
 
 def _fold(dataset: Any) -> str:

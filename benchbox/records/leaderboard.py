@@ -15,6 +15,10 @@ A leaderboard row is a projection of a run record. Columns come in a fixed order
 
 Columns that need a definition:
 
+* ``image_size``: the side of the square 2D training slices (``--image-size``); in a
+  3D run, the 3D phantom's in-plane size, and empty on scans, which keep their own grid
+  (``patch_size`` and ``spacing`` describe a 3D run's input).
+
 * ``teacher``: the run folder name of the run this one was distilled from
   (``--teacher``), empty otherwise; ``distill``: its distillers, their options and
   ``--distill-weight`` unless 1 (``logits(temperature=2) x0.5``, see

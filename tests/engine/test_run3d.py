@@ -121,6 +121,7 @@ def test_tiny_3d_run_records_patches_windows_and_memory(tmp_path):
     assert metrics["throughput"]["peak_mem_mb"] > 0
     [row] = pd.read_csv(result.leaderboard).to_dict("records")
     assert row["patch_size"] == "16x32x32" and row["peak_mem_mb"] > 0
+    assert row["image_size"] == 32  # the phantom's in-plane size: in effect in 3D too
     columns = list(pd.read_csv(result.leaderboard).columns)
     assert columns.index("peak_mem_mb") == columns.index("infer_img_s") + 1
     per_case = pd.read_csv(result.files["per_case"])
@@ -149,6 +150,27 @@ def test_tiny_3d_run_records_patches_windows_and_memory(tmp_path):
     pipeline = next(g for g in report.graphs if g.graph == "pipeline")
     assert pipeline.axes == "batch+size" and pipeline.checked_shape == (3, 1, 48, 64, 64)
     assert report.max_abs_diff <= 1e-4
+
+
+@pytest.mark.parametrize(
+    ("dataset", "patch", "applies"),
+    [
+        ("synthetic", "", True),
+        ("cases:/x", "", True),  # 2D slices are resized to image_size
+        ("synthetic3d", "16,32,32", True),  # the phantom's in-plane size
+        ("cases:/x", "16,32,32", False),  # scans keep their own grid in 3D
+        ("nifti:/x", "16,32,32", False),
+    ],
+)
+def test_the_image_size_column_is_blank_where_scans_keep_their_grid(
+    tmp_path, dataset, patch, applies
+):
+    from benchbox.engine.models import image_size_in_effect
+    from benchbox.hooks.manager import get_registry
+
+    config = tiny(tmp_path, dataset=dataset, patch_size=patch)
+    entry = get_registry().get("dataset", config.dataset_name)
+    assert image_size_in_effect(entry, config) is applies
 
 
 @pytest.mark.integration
