@@ -192,6 +192,35 @@ def _read(path: str | Path, by: Sequence[str]) -> tuple[Any, Any, str]:
     return board, cases, datasets[0] if datasets else path.stem
 
 
+def _read_all(paths: str | Path | Sequence[str | Path], by: Sequence[str]) -> tuple[Any, Any, str]:
+    """One or several leaderboards of one dataset as one (rows and per-case rows)."""
+    import pandas as pd
+
+    if isinstance(paths, (str, Path)):
+        return _read(paths, by)
+    if not paths:
+        raise ConfigError("no leaderboard to compare")
+    read = [(Path(p), *_read(p, by)) for p in paths]
+    datasets = sorted({dataset for _, _, _, dataset in read})
+    if len(datasets) > 1:
+        raise DataError(
+            "the leaderboards are of different datasets ("
+            + ", ".join(f"{p}: {d}" for p, _, _, d in read)
+            + "); methods scored on different datasets cannot be paired"
+        )
+    seen: dict[str, Path] = {}
+    for path, board, _, _ in read:
+        for run_id in board["run_id"].astype(str):
+            if run_id in seen:
+                raise DataError(
+                    f"run {run_id} is in both {seen[run_id]} and {path}; give each run once"
+                )
+            seen[run_id] = path
+    boards = pd.concat([board for _, board, _, _ in read], ignore_index=True)
+    cases = pd.concat([c for _, _, c, _ in read], ignore_index=True)
+    return boards, cases, datasets[0]
+
+
 def _exclude(board: Any, cases: Any, exclude: Sequence[str]) -> tuple[Any, Any]:
     """The leaderboard and per-case rows without the runs ``exclude`` names."""
     known = list(board["run_id"].astype(str))
@@ -308,7 +337,7 @@ def _pairs(
 
 
 def compare(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     metric: str,
     by: Sequence[str] = ("fusion", "segmenter"),
     reference: str | None = None,
@@ -323,7 +352,8 @@ def compare(
     """Compare the methods of the leaderboard ``path`` on one per-case ``metric``.
 
     Args:
-        path: a leaderboard CSV with its ``.cases.csv`` companion beside it.
+        path: a leaderboard CSV with its ``.cases.csv`` companion beside it, or several
+            leaderboards of one dataset (e.g. a 2D and a 3D reference), compared as one.
         metric: a per-case column, e.g. ``dice_lesion`` or ``ssim_mean``.
         by: the leaderboard columns that define a method.
         reference: compare every method with this one only (a method label such as
@@ -351,7 +381,9 @@ def compare(
         raise ConfigError(f"--resamples must be at least 1, got {resamples}")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be in (0, 1), got {alpha}")
-    board, cases, dataset = _read(path, by)
+    board, cases, dataset = _read_all(path, by)
+    if not isinstance(path, (str, Path)):
+        path = " + ".join(map(str, path))
     board, cases = _exclude(board, cases, exclude)
     board = _one_data_seed(board, cases, by, data_seed)
     numeric = [c for c in cases.columns if c not in ("run_id", "case_id")]

@@ -14,7 +14,12 @@ FORMATS = ("rich", "md", "csv", "json")
 
 
 def compare(
-    path: str = typer.Argument(..., help="A leaderboard CSV with its .cases.csv beside it."),
+    paths: list[str] = typer.Argument(
+        ...,
+        metavar="LEADERBOARD...",
+        help="A leaderboard CSV with its .cases.csv beside it; several of one dataset "
+        "(e.g. a 2D and a 3D reference) are compared as one.",
+    ),
     metric: str = typer.Option(..., "--metric", "-m", help="Per-case metric, e.g. dice_lesion."),
     by: str = typer.Option("fusion,segmenter", "--by", help="Columns that define a method."),
     reference: str | None = typer.Option(
@@ -52,7 +57,7 @@ def compare(
     if table not in (None, "methods", "pairs"):
         raise ConfigError(f"--table {table!r} is not methods or pairs")
     result = run_compare(
-        path,
+        paths[0] if len(paths) == 1 else paths,
         metric,
         by=by.split(","),
         reference=reference,

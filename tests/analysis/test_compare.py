@@ -340,3 +340,25 @@ def test_a_run_without_the_metric_is_named_and_can_be_left_out(tmp_path, capsys)
         match="--exclude fusion-onyl: no such run in the leaderboard; did you mean fusion-only",
     ):
         compare(path, "dice_lesion", exclude=["fusion-onyl"])
+
+
+def test_several_leaderboards_of_one_dataset_are_compared_as_one(board, tmp_path, capsys):
+    # e.g. a 3D reference beside the 2D one: the methods of both, paired case by case
+    other = tmp_path / "three_d" / "synthetic.csv"
+    for seed in range(3):
+        add_run(other, "unet3d", seed, BASE + 0.2)
+    c = compare([board, other], "dice_lesion")
+    assert c.methods[0] == "unet3d / attunet" and len(c.methods) == 4
+    assert c.leaderboard == f"{board} + {other}"
+    assert c.values[0] == pytest.approx(BASE + 0.2)
+    from benchbox.cli import main
+
+    assert main(["compare", str(board), str(other), "-m", "dice_lesion", "-f", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["methods"]) == 4
+    # the same run in both, or two datasets: one clear refusal each
+    with pytest.raises(DataError, match=r"run dual-s0-synthetic is in both .* and "):
+        compare([board, board], "dice_lesion")
+    elsewhere = tmp_path / "other.csv"
+    add_run(elsewhere, "dual", 7, BASE, dataset="brats")
+    with pytest.raises(DataError, match=r"different datasets \(.*: synthetic, .*: brats\)"):
+        compare([board, elsewhere], "dice_lesion")
