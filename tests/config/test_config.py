@@ -251,3 +251,28 @@ def test_distillation_settings_hash_only_when_used(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"--teacher .*t4: no readable config.json"):
         taught(str(tmp_path / "t4"))
+
+
+@pytest.mark.parametrize(
+    ("preset", "seg"),
+    [
+        ("quick", None),
+        ("standard", None),
+        ("quick3d", None),
+        ("quick3d", "monai-segresnet"),
+        ("brats3d", None),
+        ("brats3d", "monai-dynunet"),
+    ],
+)
+def test_every_shipped_preset_passes_the_pre_flight_check(preset, seg):
+    # Every option and value a preset sets, for the models its header names (the
+    # dataset is left out: brats3d's scans are not in a clone).
+    from benchbox.engine.models import check
+    from benchbox.hooks.manager import get_registry
+
+    config = cfg.resolve(preset, None, {"seg": seg} if seg else {})
+    assert config.preset == preset
+    entries = check(config, get_registry(), data=False)
+    assert entries["segmenter"].name == (seg or config.seg)
+    if preset == "brats3d":
+        assert config.is_3d and config.patch == (32, 32, 32) and config.dataset == "cases:brats2015"
