@@ -102,6 +102,12 @@ def input_multiple(arch: str, params: Mapping[str, Any], dims: int) -> int | Non
     return None
 
 
+def _required(cls: type, name: str) -> bool:
+    """Whether ``cls(...)`` requires the argument ``name`` (it has no default)."""
+    param = inspect.signature(cls.__init__).parameters.get(name)  # type: ignore[misc]
+    return param is not None and param.default is param.empty
+
+
 class MonaiSegmenter:
     """The factory of ``monai-<arch>``: ``factory(in_channels, num_classes, spatial_dims,
     patch_size, **arch_params)`` builds the MONAI network."""
@@ -155,6 +161,11 @@ class MonaiSegmenter:
                 raise ValueError("monai-unetr needs patch_size (its fixed input size)")
             size = tuple(int(n) for n in patch_size)
             kwargs["img_size"] = size
+        if self.class_name == "SwinUNETR" and _required(cls, "img_size"):
+            # MONAI 1.4 requires img_size, and uses it only to check that a size divides
+            # by 32 (1.5 removed it): any multiple of 32 will do; the input guard below
+            # checks the real input.
+            kwargs["img_size"] = (32,) * spatial_dims
         model = cls(
             spatial_dims=spatial_dims, in_channels=in_channels, out_channels=num_classes, **kwargs
         )
