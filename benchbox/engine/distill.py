@@ -32,6 +32,7 @@ from benchbox import errors
 from benchbox.config.distill import teacher_folder
 from benchbox.config.layers import apply
 from benchbox.config.run import RunConfig
+from benchbox.engine.dims import declared_dims
 from benchbox.hooks.registry import Entry, Registry
 
 __all__ = [
@@ -166,11 +167,21 @@ def check_teacher(config: RunConfig, registry: Registry) -> dict[str, Entry]:
         raise errors.PluginError(
             f"{flag}: the teacher needs plugins that are not installed: {', '.join(missing)}"
         )
+    if teacher.is_3d != config.is_3d:
+        raise errors.ConfigError(
+            f"{flag} is a {'3D' if teacher.is_3d else '2D'} run and this one is "
+            f"{'3D' if config.is_3d else '2D'}: a teacher must see the student's inputs"
+            + (" (give --patch-size)" if teacher.is_3d else " (leave out --patch-size)")
+        )
     entries: dict[str, Entry] = {}
     for name in config.distill:
         entry = registry.get("distiller", name)
         entry.check_params(config.distill_opts.get(name) or {})
         _check_task(config, teacher, entry, flag)
+        if config.is_3d and 3 not in declared_dims(entry):
+            raise errors.ConfigError(
+                f"distiller {name!r} is 2D only; this is a 3D run (--patch-size)"
+            )
         entries[DISTILLER_PREFIX + name] = entry
     _check_checkpoint(path / "checkpoint.pt", teacher, flag)
     _check_same_data(config, teacher, flag)

@@ -29,8 +29,9 @@ class FusedDistiller(nn.Module):
         distance: ``l1`` or ``ssim``.
         weight: a factor of this distiller's term (> 0), besides ``--distill-weight``.
 
-    Shapes: ``student["fused"]`` and ``teacher["fused"]`` ``(B, 1, H, W)`` in ``[0, 1]``
-    -> scalar ``>= 0`` (0 for equal images).
+    Shapes: ``student["fused"]`` and ``teacher["fused"]`` ``(B, 1, H, W)`` in ``[0, 1]``,
+    or ``(B, 1, D, H, W)`` in a 3D run (compared slice by slice, as they were fused) ->
+    scalar ``>= 0`` (0 for equal images).
     """
 
     def __init__(self, distance: str = "l1", weight: float = 1.0) -> None:
@@ -46,11 +47,13 @@ class FusedDistiller(nn.Module):
         self, student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
         s, t = pair(student, teacher, "fused", "fused")
-        if s.shape != t.shape or s.dim() != 4:
+        if s.shape != t.shape or s.dim() not in (4, 5):
             raise DataError(
-                f"distiller 'fused' expects two (B, 1, H, W) images of one shape, got "
-                f"{tuple(s.shape)} and {tuple(t.shape)}"
+                f"distiller 'fused' expects two (B, 1, H, W) or (B, 1, D, H, W) images of one "
+                f"shape, got {tuple(s.shape)} and {tuple(t.shape)}"
             )
+        if s.dim() == 5:  # a 3D run fuses slice by slice: compare the slices
+            s, t = (v.transpose(1, 2).flatten(0, 1) for v in (s, t))
         if self.distance == "l1":
             return self.weight * (s - t).abs().mean()
         return self.weight * (1 - ssim(s, t).mean())

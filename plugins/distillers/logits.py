@@ -65,10 +65,10 @@ def _logits_pair(
     always_two_class: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     s, t = pair(student, teacher, "logits", distiller)
-    if s.dim() != 4 or t.dim() != 4:
+    if s.dim() not in (4, 5) or t.dim() != s.dim():
         raise DataError(
-            f"distiller {distiller!r} expects logits (B, K, H, W), got {tuple(s.shape)} and "
-            f"{tuple(t.shape)}"
+            f"distiller {distiller!r} expects logits (B, K, H, W) or (B, K, D, H, W), got "
+            f"{tuple(s.shape)} and {tuple(t.shape)}"
         )
     if always_two_class or {s.shape[1], t.shape[1]} == {1, 2}:
         s = _two_class(s) if s.shape[1] == 1 else s
@@ -96,8 +96,9 @@ class LogitsDistiller(nn.Module):
             more of the teacher's ranking of the wrong classes.
         weight: a factor of this distiller's term (> 0), besides ``--distill-weight``.
 
-    Shapes: ``student["logits"]`` and ``teacher["logits"]`` ``(B, K, H, W)`` -> scalar
-    ``>= 0``, 0 for equal logits.
+    Shapes: ``student["logits"]`` and ``teacher["logits"]`` ``(B, K, H, W)``, or
+    ``(B, K, D, H, W)`` in a 3D run (pixels are then voxels) -> scalar ``>= 0``, 0 for
+    equal logits.
     """
 
     def __init__(self, temperature: float = 4.0, weight: float = 1.0) -> None:
@@ -125,8 +126,10 @@ class ChannelWiseDistiller(nn.Module):
         temperature: ``T`` (> 0); Shu et al. use 4 for segmentation logits.
         weight: a factor of this distiller's term (> 0), besides ``--distill-weight``.
 
-    Shapes: ``student["logits"]`` and ``teacher["logits"]`` ``(B, K, H, W)`` -> scalar
-    ``>= 0``, 0 for equal logits (or logits that differ by a constant per class map).
+    Shapes: ``student["logits"]`` and ``teacher["logits"]`` ``(B, K, H, W)``, or
+    ``(B, K, D, H, W)`` in a 3D run (each class map softened over its ``D * H * W``
+    voxels) -> scalar ``>= 0``, 0 for equal logits (or logits that differ by a constant
+    per class map).
     """
 
     def __init__(self, temperature: float = 4.0, weight: float = 1.0) -> None:

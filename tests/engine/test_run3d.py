@@ -180,3 +180,39 @@ def test_a_2d_run_records_peak_memory_too(tmp_path):
     assert row["peak_mem_mb"] > 0 and pd.isna(row["patch_size"])
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["profile_input"] == {"per": "image", "shape": [1, 1, 32, 32]}
+
+
+@pytest.mark.integration
+def test_a_3d_run_is_distilled_from_a_3d_teacher_only(tmp_path):
+    teacher = runner.run(tiny(tmp_path / "teacher", epochs=1)).run_dir
+    # distilled: the voxels' class probabilities and the fused slices, recorded
+    result = runner.run(
+        tiny(tmp_path / "student", seg="unet", teacher=str(teacher), distill=["logits", "fused"])
+    )
+    [row] = pd.read_csv(result.leaderboard).to_dict("records")
+    assert row["teacher"] == teacher.name and row["patch_size"] == "16x32x32"
+    assert row["distill"] == "logits+fused"
+    # a 2D teacher for a 3D student, and the reverse: one line before any data
+    two_d = runner.run(cfg.resolve(None, None, tiny_run_settings(out=str(tmp_path / "2d"))))
+    with pytest.raises(errors.ConfigError, match=r"is a 2D run and this one is 3D"):
+        prepare(tiny(tmp_path, teacher=str(two_d.run_dir), distill=["logits"]))
+    with pytest.raises(errors.ConfigError, match=r"is a 3D run and this one is 2D"):
+        prepare(
+            cfg.resolve(
+                None,
+                None,
+                tiny_run_settings(out=str(tmp_path), teacher=str(teacher), distill=["logits"]),
+            )
+        )
+
+    # a distiller plugin that declares no 3D is refused in a 3D run
+    @hookimpl
+    def register_distillers(register):
+        register("flat", lambda: None, task="segmentation")
+
+    registry = create_registry([_plugin(register_distillers=register_distillers)])
+    with (
+        use_registry(registry),
+        pytest.raises(errors.ConfigError, match=r"distiller 'flat' is 2D only; this is a 3D run"),
+    ):
+        prepare(tiny(tmp_path, teacher=str(teacher), distill=["flat"]), registry)

@@ -154,3 +154,30 @@ def test_a_missing_output_or_a_shape_mismatch_is_named():
         get_distiller("logits")({"logits": z}, {"fused": torch.rand(1, 1, 4, 4)})
     with pytest.raises(DataError, match=r"student logits \(1, 2, 4, 4\) and teacher logits"):
         get_distiller("cwd")({"logits": z}, {"logits": torch.randn(1, 3, 4, 4)})
+
+
+@pytest.mark.parametrize("name", ["logits", "cwd"])
+def test_3d_logits_are_distilled_voxel_by_voxel(name):
+    # A (B, K, D, H, W) volume gives what its voxels laid out as one (B, K, D*H, W)
+    # image give: the KL is per voxel (logits) or over all voxels of a class map (cwd).
+    s, t = torch.randn(2, 2, 3, 4, 5), torch.randn(2, 2, 3, 4, 5)
+    distiller = get_distiller(name, temperature=2.0)
+    volume = distiller({"logits": s}, {"logits": t})
+    flat = distiller({"logits": s.flatten(2, 3)}, {"logits": t.flatten(2, 3)})
+    assert volume.item() == pytest.approx(flat.item(), rel=1e-6) and volume.item() > 0
+    with pytest.raises(DataError, match=r"\(B, K, H, W\) or \(B, K, D, H, W\), got"):
+        distiller({"logits": s}, {"logits": t[:, :, 0]})
+
+
+def test_3d_fused_volumes_are_compared_slice_by_slice():
+    a, b = torch.rand(2, 1, 3, 16, 16), torch.rand(2, 1, 3, 16, 16)
+    slices = (a.transpose(1, 2).flatten(0, 1), b.transpose(1, 2).flatten(0, 1))
+    for distance in ("l1", "ssim"):
+        distiller = get_distiller("fused", distance=distance)
+        expected = distiller({"fused": slices[0]}, {"fused": slices[1]}).item()
+        assert distiller({"fused": a}, {"fused": b}).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_built_in_distillers_declare_3d():
+    for entry in list_distillers():
+        assert tuple(entry.info["dims"]) == (2, 3), entry.name
