@@ -1,7 +1,7 @@
 """Does a 3D ``benchbox run`` train as fast as a bare PyTorch loop? Target: ratio >= 0.97.
 
-    python benchmarks/run_vs_loop_3d.py [--repeats 6] [--seg monai-segresnet]
-        [--patch 32,48,48] [--batch-size 2] [--epochs 2]
+    python benchmarks/run_vs_loop_3d.py [--repeats 4] [--seg monai-segresnet]
+        [--patch 32,32,32] [--batch-size 2] [--n-train 4] [--patches-per-case 4] [--epochs 2]
         [--out benchmarks/results/run_vs_loop_3d]
 
 1. benchbox: a 3D run's training (``--fusion none --seg SEG --patch-size PATCH`` on the
@@ -103,11 +103,11 @@ def loop_img_s(args: argparse.Namespace) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--seg", default="monai-segresnet")
-    parser.add_argument("--patch", default="32,48,48")
+    parser.add_argument("--patch", default="32,32,32")
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--n-train", type=int, default=8)
+    parser.add_argument("--n-train", type=int, default=4)
     parser.add_argument("--patches-per-case", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument(
