@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics_speed import cpu_name, cpu_seconds
+from session import Session, abba
 
 
 def config(args: argparse.Namespace, out: str) -> Any:
@@ -113,33 +112,21 @@ def main() -> None:
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "run_vs_loop"
     )
     args = parser.parse_args()
-    import torch
-
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    start = cpu_seconds()
-    runs, loops = [], []
-    for r in range(args.repeats):
-        # ABBA order: a steady drift of the machine's load cancels over two repeats.
-        if r % 2 == 0:
-            runs.append(run_img_s(args))
-            loops.append(loop_img_s(args))
-        else:
-            loops.append(loop_img_s(args))
-            runs.append(run_img_s(args))
-        print(f"repeat {r + 1}: run {runs[-1]:.2f} img/s, loop {loops[-1]:.2f} img/s", flush=True)
-    end = cpu_seconds()
-    others = max(0.0, (end[0] - start[0]) - (end[1] - start[1])) / (end[2] - start[2])
+    session = Session()
+    got = abba(
+        {"run": lambda: run_img_s(args), "loop": lambda: loop_img_s(args)},
+        args.repeats,
+        lambda r, got: print(
+            f"repeat {r + 1}: run {got['run'][-1]:.2f} img/s, loop {got['loop'][-1]:.2f} img/s",
+            flush=True,
+        ),
+    )
+    runs, loops = got["run"], got["loop"]
     ratio = statistics.median(runs) / statistics.median(loops)
     paired = statistics.median(r / lo for r, lo in zip(runs, loops, strict=True))
     report = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "load_before": load_before,
-        "load_after": [round(v, 2) for v in os.getloadavg()],
-        "other_processes_cores": round(others, 2),
+        **session.fields(),
         "run_img_s": runs,
         "loop_img_s": loops,
         "ratio_of_medians": ratio,

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics_speed import cpu_name
+from metrics_speed import timed
+from session import Session, abba
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,25 +109,19 @@ def main() -> None:
         return out
 
     diff = float((benchbox() - monai()).abs().max())
-    times: dict[str, list[float]] = {"benchbox": [], "monai": []}
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    for r in range(args.rounds):
-        order = ("benchbox", "monai") if r % 2 == 0 else ("monai", "benchbox")
-        for name in order:
-            t0 = time.perf_counter()
-            (benchbox if name == "benchbox" else monai)()
-            times[name].append(time.perf_counter() - t0)
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    session = Session()
+    times = abba(
+        {"benchbox": lambda: timed(benchbox)[0], "monai": lambda: timed(monai)[0]},
+        args.rounds,
+        lambda r, got: print(
+            f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in got.items())
+        ),
+    )
     ratio = statistics.median(times["monai"]) / statistics.median(times["benchbox"])
     report = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "volume": {"case": volume.case_id, "shape": list(volume.a.shape)},
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "load_before": load_before,
-        "load_after": [round(v, 2) for v in os.getloadavg()],
+        **session.fields(),
         "seconds": times,
         "max_abs_diff": diff,
         "ratio_monai_over_benchbox": ratio,

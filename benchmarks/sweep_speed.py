@@ -52,21 +52,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics_speed import cpu_name
+from metrics_speed import cpu_name, cpu_seconds
 
 STARTS = ("forkserver", "process")
-
-
-def machine_cpu() -> tuple[float, float, float]:
-    """(busy CPU seconds of the machine, of this process and its waited-for
-    descendants, monotonic wall clock) now."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    hz = os.sysconf("SC_CLK_TCK")
-    t = os.times()
-    mine = t.user + t.system + t.children_user + t.children_system
-    return (sum(ticks[:8]) - idle) / hz, mine, time.monotonic()
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -270,7 +258,7 @@ def main() -> None:
 
     starts = STARTS[:1] if args.skip_process else STARTS
     load_before = [round(v, 2) for v in os.getloadavg()]
-    begin = machine_cpu()
+    begin = cpu_seconds()
     # A variant: a way of starting workers, and the torch threads per run (0: the
     # executor's default, cores / jobs; 1: one each, so that --jobs 1 and --jobs 2 give
     # every run the same compute and the ratio measures the executor alone).
@@ -297,7 +285,7 @@ def main() -> None:
             flush=True,
         )
     ray = None if args.skip_ray else ray_overhead(args)
-    end = machine_cpu()
+    end = cpu_seconds()
     others = max(0.0, (end[0] - begin[0]) - (end[1] - begin[1])) / (end[2] - begin[2])
     report = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
