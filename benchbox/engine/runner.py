@@ -18,6 +18,7 @@ from typing import Any
 from benchbox import errors
 from benchbox.config.run import RunConfig
 from benchbox.engine import interrupts
+from benchbox.engine.models import image_size_in_effect
 from benchbox.engine.prepare import Log, Prepared, prepare
 from benchbox.engine.schedule import train_stages
 from benchbox.engine.selection import Monitor
@@ -305,7 +306,9 @@ def _train_and_test(
         "select_metric": f"val_{selection['metric']}" if selection["metric"] else "last epoch",
         "select_value": selection["value"],
         # blank where the volumes keep their own grid (a 3D run on scans)
-        "image_size": c.image_size if _image_size_applies(p) else "",
+        "image_size": c.image_size
+        if p.dataset_entry is None or image_size_in_effect(p.dataset_entry, c)
+        else "",
         "patch_size": format_triple(c.patch),
         "spacing": format_triple(c.target_spacing),
         "amp": p.amp.mode,
@@ -401,12 +404,6 @@ def _describe_postprocess(record: dict[str, Any]) -> str:
         return record["note"]
     values = ", ".join(f"{k} {v:.4f}" for k, v in record["val"].items())
     return f"post-processing: {record['applied']} (val {record['metric']}: {values})"
-
-
-def _image_size_applies(p: Prepared) -> bool:
-    from benchbox.engine.models import image_size_in_effect
-
-    return image_size_in_effect(p.registry.get("dataset", p.config.dataset_name), p.config)
 
 
 def _fold(dataset: Any) -> str:
