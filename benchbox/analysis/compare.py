@@ -192,12 +192,10 @@ def _read(path: str | Path, by: Sequence[str]) -> tuple[Any, Any, str]:
     return board, cases, datasets[0] if datasets else path.stem
 
 
-def _read_all(paths: str | Path | Sequence[str | Path], by: Sequence[str]) -> tuple[Any, Any, str]:
+def _read_all(paths: Sequence[str | Path], by: Sequence[str]) -> tuple[Any, Any, str]:
     """One or several leaderboards of one dataset as one (rows and per-case rows)."""
     import pandas as pd
 
-    if isinstance(paths, (str, Path)):
-        return _read(paths, by)
     if not paths:
         raise ConfigError("no leaderboard to compare")
     read = [(Path(p), *_read(p, by)) for p in paths]
@@ -381,9 +379,9 @@ def compare(
         raise ConfigError(f"--resamples must be at least 1, got {resamples}")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be in (0, 1), got {alpha}")
-    board, cases, dataset = _read_all(path, by)
-    if not isinstance(path, (str, Path)):
-        path = " + ".join(map(str, path))
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    board, cases, dataset = _read_all(paths, by)
+    path = " + ".join(map(str, paths))
     board, cases = _exclude(board, cases, exclude)
     board = _one_data_seed(board, cases, by, data_seed)
     numeric = [c for c in cases.columns if c not in ("run_id", "case_id")]
