@@ -83,7 +83,7 @@ def sweep(**options: Any) -> None:
     from benchbox.cli._settings import given_settings
     from benchbox.config.settings import parse_options, parse_value
     from benchbox.errors import ConfigError
-    from benchbox.sweep.driver import check_sweep_name, plan_runs
+    from benchbox.sweep.driver import check_sweep_name, plan_runs, run_sweep
     from benchbox.sweep.executor import build_executor, prepared
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
 
@@ -129,19 +129,41 @@ def sweep(**options: Any) -> None:
     if ray_address is not None:
         options["address"] = ray_address
     the_executor = build_executor(executor, options)
+    live: Live | None = None
+    holder: dict[str, Any] = {}
+    title = ""
+
+    def on_start(state: Any) -> None:
+        nonlocal live
+        live = Live(_status_table(state, title), console=console, refresh_per_second=2)
+        live.start()
+        holder["state"] = state
+
+    def notify() -> None:
+        if live is not None and "state" in holder:
+            live.update(_status_table(holder["state"], title))
+
     # Planning imports torch and checks every run (seconds on a small machine); the
     # executor's own set-up (the local forkserver's imports) runs meanwhile.
     with prepared(the_executor):
         runs = plan_runs(the_grid, preset, config, overrides)
-        result = _execute(
-            runs,
-            the_executor,
-            f"sweep of {len(runs)} runs, executor {executor}",
-            out=out,
-            name=name,
-            retry_failed=retry_failed,
-            rerun=rerun,
-        )
+        title = f"sweep of {len(runs)} runs, executor {executor}"  # read by the closures
+        try:
+            result = run_sweep(
+                runs,
+                the_executor,
+                out,
+                name,
+                retry_failed,
+                on_start=on_start,
+                notify=notify,
+                rerun=rerun,
+            )
+        finally:
+            if live is not None:
+                notify()
+                live.stop()
+                console.print()
     in_ledger = result.skipped - result.on_leaderboard
     if in_ledger:
         console.print(
@@ -169,52 +191,6 @@ def sweep(**options: Any) -> None:
             "--retry-failed runs them again"
         )
         raise typer.Exit(1)
-
-
-def _execute(
-    runs: Any,
-    the_executor: Any,
-    title: str,
-    *,
-    out: str,
-    name: Any,
-    retry_failed: bool,
-    rerun: bool,
-) -> Any:
-    """Run the planned runs under a live status table; the sweep's result."""
-    from benchbox.sweep.driver import run_sweep
-
-    live: Live | None = None
-
-    def on_start(state: Any) -> None:
-        nonlocal live
-        live = Live(_status_table(state, title), console=console, refresh_per_second=2)
-        live.start()
-        holder["state"] = state
-
-    holder: dict[str, Any] = {}
-
-    def notify() -> None:
-        if live is not None and "state" in holder:
-            live.update(_status_table(holder["state"], title))
-
-    try:
-        result = run_sweep(
-            runs,
-            the_executor,
-            out,
-            name,
-            retry_failed,
-            on_start=on_start,
-            notify=notify,
-            rerun=rerun,
-        )
-    finally:
-        if live is not None:
-            notify()
-            live.stop()
-            console.print()
-    return result
 
 
 def _render_summary(result: Any, folders: set[Path]) -> None:
