@@ -33,6 +33,7 @@ __all__ = [
     "checkpoint_reason",
     "environment",
     "load_checkpoint",
+    "native_threads",
     "new_run_id",
     "save_checkpoint",
     "write_json",
@@ -167,8 +168,23 @@ def environment(
         "device": str(device),
         "device_name": device_label,
         "torch_threads": torch.get_num_threads(),
+        "native_threads": native_threads(),
         "amp": dict(amp),
     }
+
+
+def native_threads() -> dict[str, int]:
+    """The native thread pools loaded in this process and their sizes, by kind
+    (``openmp``, ``openblas``, ``mkl``, ...; the largest where a kind is loaded twice,
+    as NumPy and SciPy each bring an OpenBLAS), as threadpoolctl finds them. They
+    decide how a BLAS call divides its sums, so they belong to a run's record."""
+    from threadpoolctl import threadpool_info
+
+    pools: dict[str, int] = {}
+    for info in threadpool_info():
+        kind = str(info.get("internal_api"))
+        pools[kind] = max(pools.get(kind, 0), int(info.get("num_threads") or 0))
+    return dict(sorted(pools.items()))
 
 
 def save_checkpoint(path: Path, modules: Mapping[str, Any]) -> Path:

@@ -34,6 +34,7 @@ MODULES = (
     "PIL.ImageDraw",
     "SimpleITK",
     "filelock",
+    "threadpoolctl",
     "benchbox.engine.prepare",
     "benchbox.engine.runner",
     "benchbox.engine.inference",

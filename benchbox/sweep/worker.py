@@ -31,6 +31,7 @@ __all__ = ["child_main", "main", "run_job", "run_logged"]
 def run_job(job: Job, log_file: TextIO | None) -> Outcome:
     """Run one job in this process and say how it ended."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     from benchbox import config as cfg
     from benchbox.engine.prepare import prepare
@@ -44,6 +45,9 @@ def run_job(job: Job, log_file: TextIO | None) -> Outcome:
             log_file.flush()
 
     torch.set_num_threads(max(1, job.threads))
+    # The BLAS and OpenMP pools too: a forkserver forked from the sweep's driver has them
+    # at the sizes the driver loaded them with, before this job's limit was known.
+    threadpool_limits(max(1, job.threads))
     t0 = time.perf_counter()
     run_id = job.run_id
     try:
