@@ -84,7 +84,7 @@ def sweep(**options: Any) -> None:
     from benchbox.config.settings import parse_options, parse_value
     from benchbox.errors import ConfigError
     from benchbox.sweep.driver import check_sweep_name, plan_runs, run_sweep
-    from benchbox.sweep.executor import build_executor, prepared
+    from benchbox.sweep.executor import prepared
     from benchbox.sweep.grid import merge_grids, read_grid, split_list
 
     axes: dict[str, list[Any]] = {}
@@ -128,7 +128,6 @@ def sweep(**options: Any) -> None:
         options["jobs"] = jobs
     if ray_address is not None:
         options["address"] = ray_address
-    the_executor = build_executor(executor, options)
     live: Live | None = None
     holder: dict[str, Any] = {}
     title = ""
@@ -143,9 +142,9 @@ def sweep(**options: Any) -> None:
         if live is not None and "state" in holder:
             live.update(_status_table(holder["state"], title))
 
-    # Planning imports torch and checks every run (seconds on a small machine); the
-    # executor's own set-up (the local forkserver's imports) runs meanwhile.
-    with prepared(the_executor):
+    # The executor's own set-up (the local forkserver's imports) runs while the runs
+    # are planned and checked.
+    with prepared(executor, options) as the_executor:
         runs = plan_runs(the_grid, preset, config, overrides)
         title = f"sweep of {len(runs)} runs, executor {executor}"  # read by the closures
         try:

@@ -17,8 +17,11 @@ through :class:`Events`; it never blocks on one run. Executors must:
 
 An executor may also have ``prepare()`` and ``close()``. ``benchbox sweep`` calls
 ``prepare()`` as soon as the executor is built, before it plans the runs, so that slow
-set-up (the local executor's forkserver importing torch) overlaps the planning; and
-``close()`` when the sweep ends, or fails before ``run``. ``run`` must work without them.
+set-up (the local executor's forkserver importing what a run uses) overlaps the
+planning; and ``close()`` when the sweep ends, or fails before ``run``. ``run`` must
+work without them. During ``prepare()`` a spare forkserver, forked from the driver
+before it imported torch, waits to be taken with ``ForkServer(inherit=True)``
+(:func:`prepared`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from benchbox.sweep.process import (
     thread_env,
     worker_command,
 )
+from benchbox.sweep.spare import discard_spare, fork_spare
 
 __all__ = [
     "RESULT_PREFIX",
@@ -84,14 +88,27 @@ def build_executor(name: str, options: dict[str, Any]) -> Executor:
 
 
 @contextlib.contextmanager
-def prepared(executor: Executor) -> Iterator[Executor]:
-    """``executor`` with its optional ``prepare()`` called now and ``close()`` on leaving
-    (also when the sweep fails before its runs start)."""
-    prepare, close = getattr(executor, "prepare", None), getattr(executor, "close", None)
+def prepared(name: str, options: dict[str, Any]) -> Iterator[Executor]:
+    """The executor plugin ``name`` built with ``options`` (:func:`build_executor`), its
+    optional ``prepare()`` called at once and ``close()`` on leaving (also when the sweep
+    fails before its runs start).
+
+    Before the plugins load (they import torch, and may run code), this process is forked
+    into a spare forkserver (:func:`benchbox.sweep.spare.fork_spare`), which starts
+    its imports beside the driver's; ``prepare()`` may take it, as the local executor
+    does, and a spare not taken is ended.
+    """
+    fork_spare()
     try:
-        if callable(prepare):
-            prepare()
-        yield executor
+        executor = build_executor(name, options)
+        prepare, close = getattr(executor, "prepare", None), getattr(executor, "close", None)
+        try:
+            if callable(prepare):
+                prepare()
+            discard_spare()
+            yield executor
+        finally:
+            if callable(close):
+                close()
     finally:
-        if callable(close):
-            close()
+        discard_spare()

@@ -1,19 +1,14 @@
-"""A server process that imported torch and benchbox once and forks a sweep's workers.
+"""The client of a forkserver: a process that imported torch and benchbox once and forks
+a sweep's workers.
 
 A run of a sweep has a process of its own, so that its crash, NaN or out-of-memory kill
 ends it alone; started fresh, that process spends seconds importing torch before any
-work. The server (``python -m benchbox.sweep.forkserver``) imports what a run uses once
+work. The server (:mod:`benchbox.sweep.server`) imports what a run uses once
 (:mod:`benchbox.sweep.preload`) and forks one child per job, which starts with all of it
 loaded. Python's ``multiprocessing`` forkserver is not used: its children re-run the
 parent's main script (a Ray worker's, or any script's), and one server per process
-would outlive the sweep.
-
-Protocol, one JSON object per line: the client writes ``{"id", "job", "env", "cwd",
-"owner"}`` on the server's standard input; the server answers ``{"id", "pid"}`` once
-the child is forked, and ``{"id", "exit", "outcome"}`` when it has ended (``exit`` as
-:func:`os.waitstatus_to_exitcode` gives it, negative for a signal; ``outcome`` None if
-the child died without one). The server has no thread: it never forks while another
-thread could hold a lock, and torch has started no thread pool in it (only imports).
+would outlive the sweep. A server is started fresh, or is the spare forked from the
+sweep's driver before it imported torch (:mod:`benchbox.sweep.spare`).
 
 The server ends when its standard input closes, which happens when its client (the
 sweep's driver, or the Ray worker) closes it or dies, once its last child has ended.
@@ -28,18 +23,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from benchbox.sweep.job import Job, Outcome, thread_vars
+from benchbox.sweep.spare import Spare, take_spare
 
-__all__ = ["Child", "ForkServer", "serve", "shared"]
+__all__ = ["Child", "ForkServer", "shared"]
 
 
 # -- the client: the driver's (or the Ray worker's) side -------------------------------
@@ -70,20 +64,34 @@ class ForkServer:
     once its children have ended.
     """
 
-    def __init__(self, env: Mapping[str, str] | None = None, threads: int = 0) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, threads: int = 0, *, inherit: bool = False
+    ) -> None:
         """Start a server with ``env`` (default: this process's environment) and, given
         ``threads``, its children's thread limits (OpenMP and BLAS read theirs when
-        torch and numpy are imported, in the server)."""
+        torch and numpy are imported, in the server; each child also sets its own).
+
+        With ``inherit``, the spare that :func:`benchbox.sweep.spare.fork_spare` forked
+        from this process, if one is there, becomes the server: its imports started
+        earlier, with no interpreter to start.
+        """
         env = {**(os.environ if env is None else env), **(thread_vars(threads) if threads else {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchbox.sweep.forkserver"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            # Its own session: a Ctrl-C at the terminal is the driver's to handle.
-            start_new_session=True,
-        )
+        spare = take_spare() if inherit else None
+        self.inherited = spare is not None
+        self.proc: subprocess.Popen[bytes] | Spare
+        if spare is not None:
+            spare.start(env)
+            self.proc = spare
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "benchbox.sweep.server"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                # Its own session: a Ctrl-C at the terminal is the driver's to handle.
+                start_new_session=True,
+            )
         self._children: dict[int, Child] = {}
         self._lock = threading.Lock()
         self._next = 0
@@ -214,127 +222,3 @@ def shared() -> ForkServer:
         if _shared is None or not _shared.alive:
             _shared = ForkServer()
         return _shared
-
-
-# -- the server ------------------------------------------------------------------------
-class _Server:
-    """The server's state: its protocol pipe and the children it runs."""
-
-    def __init__(self) -> None:
-        # Replies go to a copy of the standard output; file descriptor 1 itself is
-        # pointed at standard error, so that a library's stray print cannot corrupt the
-        # protocol.
-        self.out = os.dup(1)
-        os.dup2(2, 1)
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_w, False)
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        signal.set_wakeup_fd(self.wake_w)
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(0, selectors.EVENT_READ, "requests")
-        self.selector.register(self.wake_r, selectors.EVENT_READ, "children")
-        self.running: dict[int, tuple[int, int, bytearray]] = {}  # pid -> (id, pipe, data)
-
-    def loop(self) -> None:
-        pending = b""
-        closing = False
-        while not (closing and not self.running):
-            for key, _ in self.selector.select():
-                if key.data == "requests":
-                    chunk = os.read(0, 1 << 16)
-                    if not chunk:  # the client is gone: fork no more, end after the last child
-                        closing = True
-                        self.selector.unregister(0)
-                        continue
-                    pending += chunk
-                    while b"\n" in pending:
-                        line, pending = pending.split(b"\n", 1)
-                        self.fork(json.loads(line))
-                elif key.data == "children":
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self.wake_r, 1 << 12)
-                elif key.data in self.running:
-                    _, pipe, data = self.running[key.data]
-                    if _drain(pipe, data):
-                        self.selector.unregister(pipe)
-            self.reap()
-
-    def fork(self, request: dict[str, Any]) -> None:
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            self._child(request, read_end, write_end)
-        os.close(write_end)
-        os.set_blocking(read_end, False)
-        self.running[pid] = (int(request["id"]), read_end, bytearray())
-        self.selector.register(read_end, selectors.EVENT_READ, pid)
-        self.reply({"id": request["id"], "pid": pid})
-
-    def _child(self, request: dict[str, Any], read_end: int, write_end: int) -> None:
-        code = 1
-        try:
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            mine = (self.out, self.wake_r, self.wake_w, read_end)
-            for fd in (*mine, *(pipe for _, pipe, _ in self.running.values())):
-                os.close(fd)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.close(devnull)
-            from benchbox.sweep.worker import child_main
-
-            pid, identity = request["owner"]
-            code = child_main(
-                request["job"], write_end, (int(pid), identity), request["env"], request["cwd"]
-            )
-        finally:
-            os._exit(code)
-
-    def reap(self) -> None:
-        for pid in list(self.running):
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, status = pid, 255 << 8
-            if not done:
-                continue
-            job_id, pipe, data = self.running.pop(pid)
-            _drain(pipe, data)
-            if pipe in self.selector.get_map():
-                self.selector.unregister(pipe)
-            os.close(pipe)
-            try:
-                outcome = json.loads(data) if data else None
-            except ValueError:
-                outcome = None
-            code = os.waitstatus_to_exitcode(status)
-            self.reply({"id": job_id, "exit": code, "outcome": outcome})
-
-    def reply(self, message: dict[str, Any]) -> None:
-        with contextlib.suppress(OSError):  # the client is gone
-            os.write(self.out, (json.dumps(message) + "\n").encode())
-
-
-def _drain(pipe: int, data: bytearray) -> bool:
-    """Read what a child wrote so far; True at the end of its pipe."""
-    try:
-        while chunk := os.read(pipe, 1 << 16):
-            data += chunk
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def serve() -> None:
-    """The server's loop (see the module docstring)."""
-    import benchbox.sweep.preload  # noqa: F401  (the point of the server)
-
-    _Server().loop()
-    # Nothing to clean up, and tearing down torch's modules takes seconds.
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    serve()

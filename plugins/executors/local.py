@@ -43,7 +43,8 @@ class LocalExecutor:
         """Start the forkserver now, so that its imports overlap the sweep's planning
         (a few seconds on a small machine); :meth:`run` uses it and :meth:`close` ends it."""
         if self.start == "forkserver" and self._server is None:
-            self._server = ForkServer(dict(os.environ), self.threads)
+            # The spare forked from the driver with torch imported, if there is one.
+            self._server = ForkServer(dict(os.environ), self.threads, inherit=True)
 
     def close(self) -> None:
         """End a forkserver started by :meth:`prepare` (once its children have ended)."""

@@ -68,8 +68,7 @@ def test_a_prepared_forkserver_is_the_one_the_runs_fork_from_and_ends_with_the_s
     monkeypatch.setattr(local, "ForkServer", Counted)
     grid = Grid(axes={"seed": [0]})
     overrides = {**TINY, "seg": "none", "out": str(tmp_path)}
-    executor = LocalExecutor(jobs=1)
-    with prepared(executor):
+    with prepared("local", {"jobs": 1}) as executor:
         server = executor._server
         assert server is not None and server.alive  # started before the runs are planned
         runs = plan_runs(grid, overrides=overrides)
@@ -80,8 +79,7 @@ def test_a_prepared_forkserver_is_the_one_the_runs_fork_from_and_ends_with_the_s
     assert server.proc.poll() is not None  # the server process has exited
     assert started == [server]  # the run was forked from the prepared server, no other
     # planning fails after prepare: the server is closed all the same
-    executor = LocalExecutor(jobs=1)
-    with pytest.raises(ZeroDivisionError), prepared(executor):
+    with pytest.raises(ZeroDivisionError), prepared("local", {"jobs": 1}) as executor:
         server = executor._server
         raise ZeroDivisionError
     assert executor._server is None and server is not None and server.proc.poll() is not None

@@ -210,3 +210,116 @@ def test_a_dead_forkserver_is_a_failed_run_not_a_hang(tmp_path):
         outcome = process.run_worker(job, threading.Event(), server=dead)
     assert outcome.status == "failed" and "forkserver ended" in outcome.error, outcome.error
     assert time.monotonic() - t0 < 10
+
+
+#: Run in a fresh Python, as a sweep's driver starts: the spare forked before torch was
+#: imported becomes a server that runs a job with the job's thread limits on every
+#: native pool, although the parent loaded them at their default sizes; closing the
+#: server ends it. A second spare, never taken, ends when discarded.
+_SPARE = """
+import json, sys, threading
+from benchbox.sweep import process
+from benchbox.sweep.forkserver import ForkServer
+from benchbox.sweep.spare import fork_spare
+from benchbox.sweep.job import Job
+
+assert "torch" not in sys.modules
+forked = fork_spare()
+import torch
+from benchbox.records.rundir import native_threads
+parent = native_threads()
+job = Job.from_json(sys.argv[1])
+with ForkServer(threads=1, inherit=True) as server:
+    outcome = process.run_worker(job, threading.Event(), server=server)
+fork_spare()  # torch is imported now: no second spare
+print(json.dumps({"forked": forked, "inherited": server.inherited, "status": outcome.status,
+                  "error": outcome.error, "server_exit": server.proc.poll(), "parent": parent,
+                  "again": fork_spare()}))
+"""
+
+
+@pytest.mark.integration
+def test_a_spare_forked_from_the_driver_serves_jobs_with_their_own_thread_limits(tmp_path):
+    job = _job(tmp_path, seg="none", epochs=1)
+    job.threads = 1
+    done = subprocess.run(
+        [sys.executable, "-c", _SPARE, job.to_json()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["forked"] is True and result["inherited"] is True
+    assert result["again"] is False  # torch imported: forking now would not be safe
+    assert result["status"] == "completed", result["error"]
+    assert result["server_exit"] == 0  # its standard input closed: it ended on its own
+    record = json.loads((tmp_path / "runs" / job.run_id / "environment.json").read_text())
+    assert record["torch_threads"] == 1
+    assert record["native_threads"] and set(record["native_threads"].values()) == {1}
+    if (os.cpu_count() or 1) > 1:  # the limits were the job's, not what the fork inherited
+        assert max(result["parent"].values()) > 1
+
+
+#: A spare that is never taken ends when discarded, or with the process that forked it.
+_UNTAKEN = """
+import os, sys, time
+from benchbox.sweep import spare as spares
+
+assert spares.fork_spare()
+spare = spares._spare
+print(spare.pid, flush=True)
+if sys.argv[1] == "discard":
+    t0 = time.monotonic()
+    spares.discard_spare()  # while it imports torch: not waited for
+    print(time.monotonic() - t0, flush=True)
+os._exit(0)  # no clean-up of any kind
+"""
+
+
+def _gone(pid: int, within_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["discard", "driver exits"])
+def test_a_spare_not_taken_ends_when_discarded_or_with_its_driver(how):
+    done = subprocess.run(
+        [sys.executable, "-c", _UNTAKEN, how.split()[0]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = done.stdout.split()
+    if how == "discard":
+        assert float(lines[1]) < 2.0  # ended, not waited for until its imports are done
+    assert _gone(int(lines[0])), "the spare outlived its driver"
+
+
+def test_no_spare_is_forked_from_a_process_that_imported_torch_or_runs_threads():
+    """Its OpenMP pool may have started (a forked child would hang in its first parallel
+    loop), or another thread may hold a lock: such a process gets a fresh server."""
+    from benchbox.sweep import spare
+
+    assert "torch" in sys.modules  # this test session's
+    assert spare.fork_spare() is False and spare._spare is None
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        saved = sys.modules.pop("torch")
+        try:
+            assert spare.fork_spare() is False and spare._spare is None
+        finally:
+            sys.modules["torch"] = saved
+    finally:
+        release.set()
+        other.join()
