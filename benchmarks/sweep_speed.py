@@ -346,7 +346,8 @@ excluded): the machine was shared, and every figure below carries that noise.
 
 `{report["sweep_command"]} --executor-opt start=S`, each sweep a fresh process and
 output folder, in ABBA order (one session, one machine). `forkserver` (the default)
-forks each run from a server that imported torch and benchbox once per sweep;
+forks each run from a server that imported torch and benchbox once per sweep (on Linux
+the spare forked from the driver as its first step, `benchbox/sweep/spare.py`);
 `process` starts a fresh Python per run (the executor before issue 26). "cores / jobs"
 is the default number of torch threads per run (`--jobs 1` gives its one run both
 cores); "1 thread" is `--executor-opt threads=1`, the same compute per run with either

@@ -47,6 +47,12 @@ def test_joint_run_writes_records_and_one_leaderboard_row(tmp_path):
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
     assert env["amp"]["mode"] == "off" and env["amp"]["observed_dtype"] == "float32"
     assert "benchbox" in env["plugin_distributions"]
+    from threadpoolctl import threadpool_info
+
+    pools: dict[str, int] = {}  # the largest pool of each kind (NumPy and SciPy each bring one)
+    for info in threadpool_info():
+        pools[info["internal_api"]] = max(pools.get(info["internal_api"], 0), info["num_threads"])
+    assert env["native_threads"] == pools and pools
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert [s["name"] for s in metrics["stages"]] == ["fusion", "joint"]
