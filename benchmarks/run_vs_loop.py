@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from session import Session, abba
+from session import Session, run_vs_loop, run_vs_loop_text
 
 
 def config(args: argparse.Namespace, out: str) -> Any:
@@ -113,24 +112,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     session = Session()
-    got = abba(
-        {"run": lambda: run_img_s(args), "loop": lambda: loop_img_s(args)},
-        args.repeats,
-        lambda r, got: print(
-            f"repeat {r + 1}: run {got['run'][-1]:.2f} img/s, loop {got['loop'][-1]:.2f} img/s",
-            flush=True,
-        ),
+    result = run_vs_loop(
+        lambda: run_img_s(args), lambda: loop_img_s(args), args.repeats, "img/s", 2
     )
-    runs, loops = got["run"], got["loop"]
-    ratio = statistics.median(runs) / statistics.median(loops)
-    paired = statistics.median(r / lo for r, lo in zip(runs, loops, strict=True))
+    fields = session.fields()
     report = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        **session.fields(),
-        "run_img_s": runs,
-        "loop_img_s": loops,
-        "ratio_of_medians": ratio,
-        "median_of_paired_ratios": paired,
+        **fields,
+        "run_img_s": result["run"],
+        "loop_img_s": result["loop"],
+        "ratio_of_medians": result["ratio_of_medians"],
+        "median_of_paired_ratios": result["median_of_paired_ratios"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
@@ -144,22 +136,9 @@ def main() -> None:
 stage only (`--fusion-epochs 0`), float32. Run and loop alternate in one process
 (ABBA order).
 
-| repeat | benchbox run img/s | bare loop img/s | run / loop |
-|---|---|---|---|
-""" + "".join(
-        f"| {i + 1} | {r:.2f} | {lo:.2f} | {r / lo:.3f} |\n"
-        for i, (r, lo) in enumerate(zip(runs, loops, strict=True))
-    )
-    text += f"""
-Ratio of the medians (run / loop): **{ratio:.3f}**; median of the per-repeat ratios:
-**{paired:.3f}** (target at least 0.99).
-
-Load average (1, 5, 15 min) before: {report["load_before"]}, after: {report["load_after"]}; \
-other processes used {report["other_processes_cores"]} of the {report["cores"]} cores on \
-average during the run (this benchmark's own CPU time excluded).
-"""
+""" + run_vs_loop_text(result, fields, "img/s", 2, 0.99)
     args.out.with_suffix(".md").write_text(text)
-    print(f"ratio {ratio:.3f}; wrote {args.out.with_suffix('.md')}")
+    print(f"ratio {result['ratio_of_medians']:.3f}; wrote {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from session import Session, abba
+from session import Session, run_vs_loop, run_vs_loop_text
 
 
 def config(args: argparse.Namespace, out: str) -> Any:
@@ -114,24 +113,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     session = Session()
-    got = abba(
-        {"run": lambda: run_img_s(args), "loop": lambda: loop_img_s(args)},
-        args.repeats,
-        lambda r, got: print(
-            f"repeat {r + 1}: run {got['run'][-1]:.3f}, loop {got['loop'][-1]:.3f} patches/s",
-            flush=True,
-        ),
+    result = run_vs_loop(
+        lambda: run_img_s(args), lambda: loop_img_s(args), args.repeats, "patches/s", 3
     )
-    runs, loops = got["run"], got["loop"]
-    ratio = statistics.median(runs) / statistics.median(loops)
-    paired = statistics.median(r / lo for r, lo in zip(runs, loops, strict=True))
+    fields = session.fields()
     report = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        **session.fields(),
-        "run_patches_s": runs,
-        "loop_patches_s": loops,
-        "ratio_of_medians": ratio,
-        "median_of_paired_ratios": paired,
+        **fields,
+        "run_patches_s": result["run"],
+        "loop_patches_s": result["loop"],
+        "ratio_of_medians": result["ratio_of_medians"],
+        "median_of_paired_ratios": result["median_of_paired_ratios"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
@@ -145,22 +137,9 @@ cores, torch {report["torch"]} ({report["torch_threads"]} threads): `--fusion no
 the 3D phantom, float32, the same patches, model and loss. Run and loop alternate in one \
 process (ABBA order).
 
-| repeat | benchbox patches/s | bare loop patches/s | run / loop |
-|---|---|---|---|
-""" + "".join(
-        f"| {i + 1} | {r:.3f} | {lo:.3f} | {r / lo:.3f} |\n"
-        for i, (r, lo) in enumerate(zip(runs, loops, strict=True))
-    )
-    text += f"""
-Ratio of the medians (run / loop): **{ratio:.3f}**; median of the per-repeat ratios:
-**{paired:.3f}** (target at least 0.97).
-
-Load average (1, 5, 15 min) before: {report["load_before"]}, after: {report["load_after"]}; \
-other processes used {report["other_processes_cores"]} of the {report["cores"]} cores on \
-average during the run (this benchmark's own CPU time excluded).
-"""
+""" + run_vs_loop_text(result, fields, "patches/s", 3, 0.97)
     args.out.with_suffix(".md").write_text(text)
-    print(f"ratio {ratio:.3f}; wrote {args.out.with_suffix('.md')}")
+    print(f"ratio {result['ratio_of_medians']:.3f}; wrote {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
