@@ -9,6 +9,8 @@ Targets (issue 26): a sweep of 4 short runs (``--seg attunet --epochs 1
 --fusion-epochs 1 --data-opt n_train=64 --data-opt n_val=16 --data-opt n_test=16``) is
 at least 1.7x faster with ``--jobs 2`` than with ``--jobs 1`` on a 2-core machine; a
 local worker costs at most 1 s per run beyond the run's own work, and Ray at most 1.5 s.
+Every other setting of the runs is benchbox's default, as in that grid (the defaults
+``--image-size 64 --batch-size 16`` and a CPU in float32 are spelled out).
 
 1. **Jobs.** ``benchbox sweep --fusion dual --seg attunet --seed 0,1,2,3 ...`` as a user
    types it (a subprocess, a fresh output folder each time), with ``--jobs 1`` and
@@ -66,8 +68,6 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": 16,
         "fusion_epochs": 1,
         "epochs": args.epochs,
-        "warmup_steps": 2,
-        "examples": 1,
         "device": "cpu",
         "amp": "off",
         "data_opts": {"n_train": args.n_train, "n_val": args.n_eval, "n_test": args.n_eval},
@@ -80,8 +80,7 @@ def sweep_args(args: argparse.Namespace) -> list[str]:
     return [
         "--fusion", s["fusion"], "--seg", s["seg"], "--seed", seeds,
         "--image-size", str(s["image_size"]), "--batch-size", str(s["batch_size"]),
-        "--fusion-epochs", "1", "--epochs", str(s["epochs"]), "--warmup-steps", "2",
-        "--examples", "1", "--device", "cpu", "--amp", "off",
+        "--fusion-epochs", "1", "--epochs", str(s["epochs"]), "--device", "cpu", "--amp", "off",
         *(x for k, v in s["data_opts"].items() for x in ("--data-opt", f"{k}={v}")),
     ]  # fmt: skip
 

@@ -141,7 +141,7 @@ ALLOWED: dict[str, set[str]] = {
     "sweep": STORAGE | {"engine", "analysis"},
     "testing": STORAGE | {"engine", "analysis", "report", "bench", "deploy", "sweep"},
     "cli": STORAGE | {"engine", "analysis", "report", "bench", "deploy", "sweep", "testing"},
-    "__main__": {"cli"},
+    "__main__": {"cli", "sweep"},
     # The public facade: it imports errors, hookspecs and hooks at once, and re-exports
     # a few names of lower parts on first use (PEP 562), never the CLI.
     "benchbox": STORAGE | {"sweep"},

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console() -> NoReturn:
-    """The ``benchbox`` command (and ``python -m benchbox``): :func:`main`, then exit.
+    """The ``benchbox`` command (and ``python -m benchbox``, both through
+    :func:`benchbox.__main__.console`): :func:`main`, then exit.
 
     The objects alive at the end are frozen first (``gc.freeze``), so the interpreter's
     last garbage collections skip them: with torch loaded those take about a second of

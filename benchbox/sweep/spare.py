@@ -89,9 +89,10 @@ class Spare:
         for stream in (sys.stdout, sys.stderr):  # or the copy would write them again
             with contextlib.suppress(Exception):
                 stream.flush()
+        driver = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _wait_to_serve(ends, own)
+            _wait_to_serve(ends, own, driver)
         for fd in ends:
             os.close(fd)
         self.pid = pid
@@ -129,16 +130,23 @@ class Spare:
             os.kill(self.pid, signal.SIGKILL)
 
 
-def _wait_to_serve(ends: tuple[int, int, int], own: tuple[int, ...]) -> None:
+def _wait_to_serve(ends: tuple[int, int, int], own: tuple[int, ...], driver: int) -> None:
     """In the spare: set up as ``python -m benchbox.sweep.server`` would be (the pipes
     ``ends`` as its standard streams, a session of its own, a fresh interpreter's signal
     handling), import what a run uses, wait for the environment to serve in, then serve;
-    never returns. The end of its standard input before that (discarded, or its driver
-    gone) ends it."""
+    never returns. Until it is taken, the end of its ``driver`` process kills it, also
+    while it imports (a driver may end at once: a usage error, ``--help``)."""
     import fcntl  # here: not on Windows, where no spare is forked
+
+    from benchbox.sweep.lifeline import parent_death_signal
 
     code = 0
     try:
+        # Sent when the forking *thread* ends: a spare is forked from the driver's only
+        # thread, its main one, so when the driver ends.
+        parent_death_signal(signal.SIGKILL)
+        if os.getppid() != driver:  # it ended before the line above
+            os._exit(0)
         for fd in own:
             os.close(fd)
         os.setsid()
@@ -163,6 +171,8 @@ def _wait_to_serve(ends: tuple[int, int, int], own: tuple[int, ...]) -> None:
             line += byte
         os.environ.clear()
         os.environ.update(json.loads(line))
+        # A server now: it ends once its standard input closes and its last child ended.
+        parent_death_signal(0)
         serve()
     except BaseException:
         code = 1

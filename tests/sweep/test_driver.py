@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -282,3 +285,45 @@ def test_jobs_carry_absolute_paths_and_a_run_id_named_in_the_ledger(tmp_path, mo
             overrides={"out": str(tmp_path / "x"), "dataset": f"pairs:{tmp_path / 'data'}"},
         )[0].config_hash
     )  # the paths change no hash
+
+
+#: In a fresh Python: an executor that waits (at most 20 s) for the driver to import
+#: pandas, which the summary after the runs reads the leaderboards with.
+_WARM = """
+import json, sys, time
+from benchbox.sweep import executor as ex
+from benchbox.sweep.driver import plan_runs, run_sweep
+from benchbox.sweep.grid import Grid
+
+class Waits:
+    slots = 1
+
+    def run(self, jobs, events, stop):
+        deadline = time.monotonic() + 20
+        while "pandas" not in sys.modules and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.seen = "pandas" in sys.modules
+        for job in jobs:
+            events.started(job)
+            events.ended(job, ex.Outcome("completed", run_id="r"))
+
+runs = plan_runs(Grid(axes={"seed": [0]}), overrides={"out": sys.argv[1]})
+before = "pandas" in sys.modules
+executor = Waits()
+run_sweep(runs, executor, sys.argv[1])
+print(json.dumps({"before": before, "during": executor.seen}))
+"""
+
+
+@pytest.mark.integration
+def test_the_driver_imports_the_summarys_libraries_while_the_runs_run(tmp_path):
+    """The driver is idle while its runs run; at the end the user would wait for them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WARM, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"before": False, "during": True}
