@@ -2,7 +2,7 @@
 
     python benchmarks/sweep_speed.py [--repeats 2] [--runs 4] [--epochs 1]
         [--image-size 64] [--n-train 64] [--n-eval 16] [--overhead-runs 4]
-        [--ray-runs 3] [--skip-process] [--skip-ray]
+        [--ray-runs 3] [--fixed-repeats 5] [--skip-process] [--skip-ray]
         [--out benchmarks/results/sweep_speed]
 
 Targets (issue 26): a sweep of 4 short runs (``--seg attunet --epochs 1
@@ -18,6 +18,8 @@ Every other setting of the runs is benchbox's default, as in that grid (the defa
    the default, and ``start=process``, a fresh Python per run as before), alternating in
    ABBA order over ``--repeats`` so that a change of the machine's load hits all alike;
    the speed-up is the ratio of the median wall times.
+   A sweep's **fixed cost** (``--fixed-repeats``), which bounds that ratio: the wall
+   time of a sweep of one minimal run, less the run's job as its ledger times it.
 2. **A local worker's cost per run.** ``--overhead-runs`` runs through one
    ``LocalExecutor(jobs=1).run`` (as a sweep's driver calls it), for each start method
    in turn. Per run: ``wall_s`` from the executor saying it started to saying it ended;
@@ -170,6 +172,36 @@ def local_overhead(args: argparse.Namespace, start: str) -> list[dict[str, float
         ]
 
 
+#: The smallest run a sweep can hold: what is left of a sweep's wall time beyond it is
+#: the sweep's fixed cost (start, imports before the first run can start, summary, exit).
+MINIMAL = [
+    "--fusion", "dual", "--seg", "attunet", "--seed", "0", "--epochs", "1",
+    "--fusion-epochs", "0", "--image-size", "32", "--examples", "0", "--device", "cpu",
+    "--data-opt", "n_train=2", "--data-opt", "n_val=2", "--data-opt", "n_test=2",
+]  # fmt: skip
+
+
+def fixed_cost(repeats: int) -> list[dict[str, float]]:
+    """``benchbox sweep`` of one minimal run, ``repeats`` times: its wall seconds, the
+    run's job as the ledger times it, and the difference (paid once per sweep, whatever
+    ``--jobs``)."""
+    from benchbox.sweep.ledger import read_ledger
+
+    rows = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            cmd = [sys.executable, "-m", "benchbox", "sweep", *MINIMAL, "--jobs", "1", "-o", out]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise SystemExit(f"minimal sweep failed:\n{proc.stdout[-2000:]}{proc.stderr}")
+            (ledger,) = Path(out).glob("sweeps/*/ledger.csv")
+            job = float(read_ledger(ledger)[0].wall_s or 0.0)
+        rows.append({"wall_s": wall, "job_s": job, "fixed_s": wall - job})
+    return rows
+
+
 def ray_overhead(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
@@ -241,6 +273,9 @@ def main() -> None:
     parser.add_argument("--n-eval", type=int, default=16, help="n_val and n_test")
     parser.add_argument("--overhead-runs", type=int, default=4)
     parser.add_argument("--ray-runs", type=int, default=3)
+    parser.add_argument(
+        "--fixed-repeats", type=int, default=5, help="sweeps of one minimal run (0: skip)"
+    )
     parser.add_argument("--skip-process", action="store_true", help="forkserver only")
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument(
@@ -274,6 +309,9 @@ def main() -> None:
             cpus[name][jobs].append(cpu)
             print(f"sweep {r + 1}: {name} --jobs {jobs} {wall:.1f} s (CPU {cpu:.1f} s)", flush=True)
     speedups = {n: statistics.median(w[1]) / statistics.median(w[2]) for n, w in walls.items()}
+    fixed = fixed_cost(args.fixed_repeats)
+    if fixed:
+        print(f"fixed cost {_median(fixed, 'fixed_s'):.2f} s per sweep", flush=True)
     overhead: dict[str, list[dict[str, float]]] = {}
     for start in starts:
         overhead[start] = local_overhead(args, start)
@@ -298,6 +336,8 @@ def main() -> None:
         "sweep_wall_s": {s: {f"jobs{k}": v for k, v in w.items()} for s, w in walls.items()},
         "sweep_cpu_s": {s: {f"jobs{k}": v for k, v in w.items()} for s, w in cpus.items()},
         "speedup_jobs2_over_jobs1": speedups,
+        "fixed": fixed,
+        "minimal_sweep": "benchbox sweep " + " ".join(MINIMAL) + " --jobs 1",
         "local_per_run": overhead,
         "ray": ray,
     }
@@ -327,6 +367,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"--repeats {s['repeats']} --runs {s['runs']} --epochs {s['epochs']} "
         f"--image-size {s['image_size']} --n-train {s['n_train']} --n-eval {s['n_eval']} "
         f"--overhead-runs {s['overhead_runs']} --ray-runs {s['ray_runs']}"
+        + f" --fixed-repeats {s.get('fixed_repeats', 0)}"
         + (" --skip-process" if s["skip_process"] else "")
         + (" --skip-ray" if s["skip_ray"] else "")
         + f" --threads {','.join(map(str, s['threads']))}"
@@ -383,6 +424,26 @@ whatever else ran on the machine).
                 f"one with `--jobs 1` and {r2:.2f}x with `--jobs 2`"
             )
     text += ".\n"
+    for st in starts:
+        ratios = [a / b for a, b in zip(walls[st]["jobs1"], walls[st]["jobs2"], strict=True)]
+        if len(ratios) > 1:
+            text += (
+                f"Per repeat (its `--jobs 1` and `--jobs 2` sweeps close in time), {st}: "
+                + ", ".join(f"{r:.2f}x" for r in ratios)
+                + ".\n"
+            )
+    fixed = report.get("fixed") or []
+    if fixed:
+        text += f"""
+## A sweep's fixed cost
+
+`{report["minimal_sweep"]}`, {len(fixed)} times: the sweep's wall seconds, the run's
+job as its ledger line times it (0.1 s steps), and the difference, which every sweep
+pays once whatever `--jobs` (the command's start, the imports before the first run can
+fork, the summary and the exit): median **{_median(fixed, "fixed_s"):.2f} s** (each:
+{", ".join(f"{m['fixed_s']:.2f}" for m in fixed)}; the sweeps took
+{", ".join(f"{m['wall_s']:.2f}" for m in fixed)} s).
+"""
     text += f"""
 ## A local worker's cost per run (target: at most 1 s beyond the run's own work)
 
