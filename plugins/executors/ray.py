@@ -19,6 +19,7 @@ or similar); the driver sends absolute paths. The ledger is written by the drive
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -26,6 +27,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchbox import ConfigError, Events, Job, Outcome, resolve_start, run_worker
+
+
+class _NoThreadNote(logging.Filter):
+    """Drops Ray's warning that ``ray.init`` set no SIGTERM handler because it was not
+    called from the main thread: it is called from a helper thread on purpose (so that
+    the wait for it can time out, and Ctrl-C ends it), and SIGTERM is the sweep
+    driver's to handle. No setting of Ray's turns that one warning off alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
 
 
 def _import_ray() -> Any:
@@ -101,7 +112,16 @@ class RayExecutor:
         ray = self.ray
         if ray.is_initialized():
             return True
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        # Ray's own notes (a local instance started, a cluster joined) stay out of the
+        # sweep's live table; its warnings still show.
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
+        worker_log = logging.getLogger("ray._private.worker")  # where Ray logs that note
+        if not any(isinstance(f, _NoThreadNote) for f in worker_log.filters):
+            worker_log.addFilter(_NoThreadNote())
         where = self.address or "a local instance"
         if self.address:
             kwargs["address"] = self.address
