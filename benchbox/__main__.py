@@ -9,23 +9,37 @@ options: a sweep that turns out not to want the spare (``--dry-run``, another ex
 a usage error) ends it, and it dies with this process in any case.
 """
 
+import gc
 import sys
+from typing import NoReturn
 
 __all__ = ["console"]
 
 
-def console() -> None:
-    """Run the ``benchbox`` command and exit (:func:`benchbox.cli.console`)."""
+def console() -> NoReturn:
+    """Run the ``benchbox`` command (:func:`benchbox.cli.main`) and exit.
+
+    The objects alive at the end are frozen first (``gc.freeze``), so the interpreter's
+    last garbage collections skip them: with torch loaded those take about a second of
+    every command and free nothing that the end of the process would not. ``atexit``
+    handlers, and the finalizers of objects freed when their modules are cleared, run as
+    usual. (In-process callers, such as the tests, call :func:`benchbox.cli.main` and
+    keep their collector.)
+    """
     if early_spare(sys.argv[1:]):
         from benchbox.sweep.spare import fork_spare
 
         fork_spare()
     try:
-        from benchbox.cli import console as command
+        from benchbox.cli import main
     except KeyboardInterrupt:  # Ctrl-C before the command line can say it
         sys.stderr.write("interrupted\n")
         sys.exit(130)
-    command()
+    try:
+        code = main()
+    finally:
+        gc.freeze()
+    sys.exit(code)
 
 
 def early_spare(args: list[str]) -> bool:

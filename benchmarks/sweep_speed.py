@@ -90,23 +90,30 @@ def sweep_args(args: argparse.Namespace) -> list[str]:
 def time_sweep(
     args: argparse.Namespace, jobs: int, start: str, threads: int = 0
 ) -> tuple[float, float]:
-    """Wall seconds of one ``benchbox sweep``, and the CPU seconds of its process tree
-    (every process of it is waited for by its parent); raises if a run failed.
-    ``threads``: torch threads per run (0: the executor's default, cores / jobs)."""
+    """Wall seconds of one ``benchbox sweep``, and the CPU seconds of its process tree;
+    raises if a run failed. ``threads``: torch threads per run (0: the executor's
+    default, cores / jobs)."""
+    options = ["--jobs", str(jobs), "--executor-opt", f"start={start}"]
+    if threads:
+        options += ["--executor-opt", f"threads={threads}"]
+    with tempfile.TemporaryDirectory() as out:
+        return run_sweep_command([*sweep_args(args), *options], out)
+
+
+def run_sweep_command(options: list[str], out: str) -> tuple[float, float]:
+    """Run ``benchbox sweep OPTIONS -o OUT`` as a user types it: its wall seconds, and
+    the CPU seconds of its process tree (every process of it is waited for by its
+    parent); raises if it failed."""
     import resource
 
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "benchbox", "sweep", *sweep_args(args), "--jobs", str(jobs)]
-        cmd += ["--executor-opt", f"start={start}", "-o", out]
-        if threads:
-            cmd += ["--executor-opt", f"threads={threads}"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", check=False)
-        wall = time.perf_counter() - t0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            raise SystemExit(f"sweep --jobs {jobs} failed:\n{proc.stdout[-2000:]}{proc.stderr}")
+    cmd = [sys.executable, "-m", "benchbox", "sweep", *options, "-o", out]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
 
@@ -190,12 +197,7 @@ def fixed_cost(repeats: int) -> list[dict[str, float]]:
     rows = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "benchbox", "sweep", *MINIMAL, "--jobs", "1", "-o", out]
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise SystemExit(f"minimal sweep failed:\n{proc.stdout[-2000:]}{proc.stderr}")
+            wall, _ = run_sweep_command([*MINIMAL, "--jobs", "1"], out)
             (ledger,) = Path(out).glob("sweeps/*/ledger.csv")
             job = float(read_ledger(ledger)[0].wall_s or 0.0)
         rows.append({"wall_s": wall, "job_s": job, "fixed_s": wall - job})

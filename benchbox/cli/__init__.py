@@ -6,11 +6,9 @@ library inside their function bodies.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import traceback
-from typing import NoReturn
 
 import typer
 
@@ -31,7 +29,7 @@ from benchbox.cli import (
 from benchbox.cli._common import console_err, fail, print_traceback, show_plugin_warnings
 from benchbox.hooks.manager import DEBUG_ENV, DISABLE_ENV
 
-__all__ = ["app", "console", "main"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="benchbox",
@@ -128,24 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
-
-
-def console() -> NoReturn:
-    """The ``benchbox`` command (and ``python -m benchbox``, both through
-    :func:`benchbox.__main__.console`): :func:`main`, then exit.
-
-    The objects alive at the end are frozen first (``gc.freeze``), so the interpreter's
-    last garbage collections skip them: with torch loaded those take about a second of
-    every command and free nothing that the end of the process would not. ``atexit``
-    handlers, and the finalizers of objects freed when their modules are cleared, run as
-    usual. (In-process callers, such as the tests, call :func:`main` and keep their
-    collector.)
-    """
-    try:
-        code = main()
-    finally:
-        gc.freeze()
-    sys.exit(code)
 
 
 def _joined_group() -> bool:
